@@ -1,0 +1,162 @@
+// Package workerapp is the cutover worker: it connects to Temporal and PostgreSQL, registers
+// every workflow and activity, serves Prometheus metrics and stops gracefully. worker/main.go
+// runs it as a process; tests run it in-process.
+package workerapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cutover/cutover/activities/health"
+	"github.com/cutover/cutover/activities/store"
+	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/internal/metrics"
+	healthwf "github.com/cutover/cutover/workflows/health"
+)
+
+// DefaultTaskQueue is where cutover's workflows and activities run.
+const DefaultTaskQueue = "cutover"
+
+// Config is the worker's configuration; ConfigFromEnv documents each variable.
+type Config struct {
+	TemporalAddress string
+	Namespace       string
+	TaskQueue       string
+	DatabaseURL     string
+	MetricsAddr     string        // "" disables the endpoint
+	ShutdownGrace   time.Duration // how long in-flight activities get to finish on SIGTERM
+	MaxActivities   int           // concurrent activity executions; 0 = SDK default
+	Logger          *slog.Logger
+}
+
+// ConfigFromEnv reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, CUTOVER_TASK_QUEUE, DATABASE_URL,
+// CUTOVER_METRICS_ADDR, CUTOVER_SHUTDOWN_GRACE and CUTOVER_MAX_ACTIVITIES.
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{
+		TemporalAddress: env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		Namespace:       env("TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:       env("CUTOVER_TASK_QUEUE", DefaultTaskQueue),
+		DatabaseURL:     store.URLFromEnv(),
+		MetricsAddr:     env("CUTOVER_METRICS_ADDR", "127.0.0.1:9464"),
+		ShutdownGrace:   30 * time.Second,
+	}
+	if v := os.Getenv("CUTOVER_SHUTDOWN_GRACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return cfg, fmt.Errorf("CUTOVER_SHUTDOWN_GRACE=%q: want a duration such as 30s", v)
+		}
+		cfg.ShutdownGrace = d
+	}
+	if v := os.Getenv("CUTOVER_MAX_ACTIVITIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("CUTOVER_MAX_ACTIVITIES=%q: want a non-negative integer", v)
+		}
+		cfg.MaxActivities = n
+	}
+	return cfg, nil
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Deps are what activities need from the process.
+type Deps struct {
+	DB      *store.DB
+	Vault   *vault.Vault // nil when no key is configured: activities that need it fail clearly
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// Register adds every workflow and activity to r. Workflow types carry explicit names (the
+// ones clients start); activity method names are unique across structs so they register flat.
+func Register(r worker.Registry, d Deps) {
+	r.RegisterWorkflowWithOptions(healthwf.Workflow, workflow.RegisterOptions{Name: healthwf.Name})
+	r.RegisterActivityWithOptions(&health.Activities{DB: d.DB}, activity.RegisterOptions{})
+}
+
+// Info describes a running worker.
+type Info struct {
+	MetricsAddr string
+	TaskQueue   string
+}
+
+// Run starts the worker and blocks until ctx is cancelled (SIGTERM in main) or it fails.
+// ready, if set, is called once the worker polls.
+func Run(ctx context.Context, cfg Config, ready func(Info)) error {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	db, err := store.OpenAndMigrate(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("worker: control database: %w", err)
+	}
+	defer db.Close()
+
+	v, err := vault.FromEnv(db.Store)
+	if err != nil {
+		if !errors.Is(err, vault.ErrNoKey) {
+			return fmt.Errorf("worker: %w", err)
+		}
+		logger.Warn("vault has no key; activities that need credentials will fail", "env", vault.EnvKeys)
+	}
+
+	m, err := metrics.New()
+	if err != nil {
+		return err
+	}
+	mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMetrics()
+	metricsAddr := ""
+	if cfg.MetricsAddr != "" {
+		if metricsAddr, _, err = m.Serve(mctx, cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
+
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.Namespace,
+		Logger:         log.NewStructuredLogger(logger),
+		MetricsHandler: m.SDKHandler(),
+	})
+	if err != nil {
+		return fmt.Errorf("worker: connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	defer c.Close()
+
+	w := worker.New(c, cfg.TaskQueue, worker.Options{
+		WorkerStopTimeout:                  cfg.ShutdownGrace,
+		MaxConcurrentActivityExecutionSize: cfg.MaxActivities,
+	})
+	Register(w, Deps{DB: db, Vault: v, Metrics: m, Logger: logger})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	logger.Info("worker started", "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
+		"task_queue", cfg.TaskQueue, "metrics", metricsAddr)
+	if ready != nil {
+		ready(Info{MetricsAddr: metricsAddr, TaskQueue: cfg.TaskQueue})
+	}
+	<-ctx.Done()
+	logger.Info("worker stopping; in-flight activities get the grace period", "grace", cfg.ShutdownGrace)
+	w.Stop()
+	logger.Info("worker stopped")
+	return nil
+}
