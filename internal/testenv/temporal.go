@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/devstack"
 
 	"go.temporal.io/sdk/client"
@@ -249,10 +250,17 @@ func (s *Temporal) Client(t testing.TB) client.Client {
 	t.Helper()
 	w := &testLogWriter{t: t}
 	t.Cleanup(w.detach) // registered first, so it runs after Close
+	// The same payload codec as the worker under test (CUTOVER_PAYLOAD_KEYS), so the whole
+	// suite can run with payload encryption on.
+	pc, err := codec.FromEnv(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := client.Dial(client.Options{
-		HostPort:  s.Address(),
-		Namespace: s.namespace,
-		Logger:    log.NewStructuredLogger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		HostPort:      s.Address(),
+		Namespace:     s.namespace,
+		Logger:        log.NewStructuredLogger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		DataConverter: codec.DataConverter(pc),
 	})
 	if err != nil {
 		t.Fatalf("dial temporal at %s: %v", s.Address(), err)

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/log"
 
 	"github.com/cutover/cutover/activities/health"
+	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/worker/workerapp"
 	healthwf "github.com/cutover/cutover/workflows/health"
 )
@@ -21,11 +22,13 @@ func init() {
 // temporalFlags are shared by every command that talks to Temporal.
 type temporalFlags struct {
 	address, namespace, taskQueue string
+	getenv                        func(string) string
 }
 
 func (t *temporalFlags) bind(e *Env, fs interface {
 	StringVar(*string, string, string, string)
 }) {
+	t.getenv = e.Getenv
 	fs.StringVar(&t.address, "address", orDefault(e.Getenv("TEMPORAL_ADDRESS"), "127.0.0.1:7233"), "Temporal frontend host:port (TEMPORAL_ADDRESS)")
 	fs.StringVar(&t.namespace, "namespace", orDefault(e.Getenv("TEMPORAL_NAMESPACE"), "default"), "Temporal namespace (TEMPORAL_NAMESPACE)")
 	fs.StringVar(&t.taskQueue, "task-queue", orDefault(e.Getenv("CUTOVER_TASK_QUEUE"), workerapp.DefaultTaskQueue), "task queue the workers poll (CUTOVER_TASK_QUEUE)")
@@ -34,8 +37,12 @@ func (t *temporalFlags) bind(e *Env, fs interface {
 func (t *temporalFlags) dial(ctx context.Context) (client.Client, error) {
 	// The SDK logs at info on connect; an operator's terminal only wants warnings.
 	logger := slog.New(slog.DiscardHandler)
+	pc, err := codec.FromEnv(t.getenv)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
 	c, err := client.DialContext(ctx, client.Options{HostPort: t.address, Namespace: t.namespace,
-		Logger: log.NewStructuredLogger(logger)})
+		Logger: log.NewStructuredLogger(logger), DataConverter: codec.DataConverter(pc)})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (is it running? try 'make dev'): %w", t.address, err)
 	}

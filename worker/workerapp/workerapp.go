@@ -21,6 +21,7 @@ import (
 	"github.com/cutover/cutover/activities/health"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/metrics"
 	healthwf "github.com/cutover/cutover/workflows/health"
 )
@@ -37,11 +38,12 @@ type Config struct {
 	MetricsAddr     string        // "" disables the endpoint
 	ShutdownGrace   time.Duration // how long in-flight activities get to finish on SIGTERM
 	MaxActivities   int           // concurrent activity executions; 0 = SDK default
+	PayloadCodec    *codec.Codec  // nil = from CUTOVER_PAYLOAD_KEYS when set, else payloads in clear
 	Logger          *slog.Logger
 }
 
 // ConfigFromEnv reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, CUTOVER_TASK_QUEUE, DATABASE_URL,
-// CUTOVER_METRICS_ADDR, CUTOVER_SHUTDOWN_GRACE and CUTOVER_MAX_ACTIVITIES.
+// CUTOVER_METRICS_ADDR, CUTOVER_SHUTDOWN_GRACE, CUTOVER_MAX_ACTIVITIES and CUTOVER_PAYLOAD_KEYS.
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
 		TemporalAddress: env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
@@ -117,6 +119,13 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		logger.Warn("vault has no key; activities that need credentials will fail", "env", vault.EnvKeys)
 	}
 
+	if cfg.PayloadCodec == nil {
+		// Every process of a deployment (workers, CLI, tests' clients) reads the same variable.
+		if cfg.PayloadCodec, err = codec.FromEnv(os.Getenv); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
+
 	m, err := metrics.New()
 	if err != nil {
 		return err
@@ -135,6 +144,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		Namespace:      cfg.Namespace,
 		Logger:         log.NewStructuredLogger(logger),
 		MetricsHandler: m.SDKHandler(),
+		DataConverter:  codec.DataConverter(cfg.PayloadCodec),
 	})
 	if err != nil {
 		return fmt.Errorf("worker: connect to Temporal at %s: %w", cfg.TemporalAddress, err)
@@ -150,7 +160,7 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		return fmt.Errorf("worker: start: %w", err)
 	}
 	logger.Info("worker started", "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
-		"task_queue", cfg.TaskQueue, "metrics", metricsAddr)
+		"task_queue", cfg.TaskQueue, "metrics", metricsAddr, "payload_encryption", cfg.PayloadCodec != nil)
 	if ready != nil {
 		ready(Info{MetricsAddr: metricsAddr, TaskQueue: cfg.TaskQueue})
 	}

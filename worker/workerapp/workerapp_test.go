@@ -14,10 +14,14 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cutover/cutover/activities/health"
+	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/testenv"
 	"github.com/cutover/cutover/schema"
 	"github.com/cutover/cutover/worker/workerapp"
@@ -161,4 +165,88 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPayloadCodecKeepsHistoryEncrypted runs a workflow with payload encryption on and reads the
+// raw history without the codec: every payload must be ciphertext, and the codec client must
+// still read the result.
+func TestPayloadCodecKeepsHistoryEncrypted(t *testing.T) {
+	srv := testenv.SharedTemporal(t)
+	key, err := codec.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := codec.ParseKeys(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := fmt.Sprintf("codec-%d", time.Now().UnixNano())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan workerapp.Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- workerapp.Run(ctx, workerapp.Config{
+			TemporalAddress: srv.Address(), Namespace: srv.Namespace(), TaskQueue: queue,
+			DatabaseURL: testenv.NewDatabase(t), PayloadCodec: pc, ShutdownGrace: time.Second,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}, func(i workerapp.Info) { ready <- i })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("worker exited: %v", err)
+	}
+
+	enc, err := client.Dial(client.Options{HostPort: srv.Address(), DataConverter: codec.DataConverter(pc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	run, err := enc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "codec-" + queue, TaskQueue: queue}, healthwf.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res health.PingResult
+	if err := run.Get(ctx, &res); err != nil || res.Worker == "" {
+		t.Fatalf("result through codec: %+v, %v", res, err)
+	}
+
+	plain := srv.Client(t) // no codec unless the environment sets one
+	it := plain.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, 0)
+	payloads := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := protojson.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw), res.Worker) {
+			t.Fatalf("event %d %s carries the result in clear", ev.EventId, ev.EventType)
+		}
+		for _, p := range eventPayloads(ev) {
+			payloads++
+			if string(p.GetMetadata()["encoding"]) != "binary/encrypted" {
+				t.Fatalf("event %d %s has a %q payload", ev.EventId, ev.EventType, p.GetMetadata()["encoding"])
+			}
+		}
+	}
+	if payloads == 0 {
+		t.Fatal("history carried no payloads: the check above proved nothing")
+	}
+}
+
+// eventPayloads returns the payloads of the events the health workflow produces.
+func eventPayloads(ev *historypb.HistoryEvent) []*commonpb.Payload {
+	var ps []*commonpb.Payload
+	if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+		ps = append(ps, a.GetResult().GetPayloads()...)
+	}
+	if a := ev.GetWorkflowExecutionCompletedEventAttributes(); a != nil {
+		ps = append(ps, a.GetResult().GetPayloads()...)
+	}
+	return ps
 }
