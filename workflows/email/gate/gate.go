@@ -1,0 +1,402 @@
+// Package gate is the go/no-go decision before anyone touches DNS/MX (seed 000): six checks,
+// each pass/warn/fail, folded into the job's migration_gate. It is pure (no I/O, no time, no
+// map iteration) so workflow code can call it and tests can enumerate it.
+//
+// The per-mailbox checks are assessed one mailbox at a time and accumulated into a Summary,
+// which merges: a wave of 10,000 mailboxes hands the job workflow one small Summary, never
+// 10,000 results.
+package gate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cutover/cutover/internal/model"
+)
+
+// Thresholds are the per-job limits of the checks; zero values take the defaults.
+type Thresholds struct {
+	// CountRatioPass: destination/source message ratio (quarantined messages excluded from the
+	// source side) at or above which count_ratio passes. Default 1.0: every message accounted for.
+	CountRatioPass float64 `json:"count_ratio_pass,omitempty" yaml:"count_ratio_pass,omitempty"`
+	// CountRatioWarn: at or above this (and below pass) count_ratio warns; below it fails. Default 0.98.
+	CountRatioWarn float64 `json:"count_ratio_warn,omitempty" yaml:"count_ratio_warn,omitempty"`
+	// QuarantineFailRatio: quarantined/source above this fails pst_quarantine; any quarantine
+	// at or below it warns (a human looks at what the destination refused). Default 0.01.
+	QuarantineFailRatio float64 `json:"quarantine_fail_ratio,omitempty" yaml:"quarantine_fail_ratio,omitempty"`
+	// DeltaPendingFail: messages still pending on a mailbox after its last pass at or above
+	// which delta_pending fails; fewer (but some) warn. Default 100.
+	DeltaPendingFail int64 `json:"delta_pending_fail,omitempty" yaml:"delta_pending_fail,omitempty"`
+}
+
+// Defaults of Thresholds.
+const (
+	DefaultCountRatioPass      = 1.0
+	DefaultCountRatioWarn      = 0.98
+	DefaultQuarantineFailRatio = 0.01
+	DefaultDeltaPendingFail    = 100
+)
+
+// WithDefaults fills zero fields.
+func (t Thresholds) WithDefaults() Thresholds {
+	if t.CountRatioPass == 0 {
+		t.CountRatioPass = DefaultCountRatioPass
+	}
+	if t.CountRatioWarn == 0 {
+		t.CountRatioWarn = min(DefaultCountRatioWarn, t.CountRatioPass)
+	}
+	if t.QuarantineFailRatio == 0 {
+		t.QuarantineFailRatio = DefaultQuarantineFailRatio
+	}
+	if t.DeltaPendingFail == 0 {
+		t.DeltaPendingFail = DefaultDeltaPendingFail
+	}
+	return t
+}
+
+// Validate reports thresholds that cannot make sense.
+func (t Thresholds) Validate() error {
+	t = t.WithDefaults()
+	switch {
+	case t.CountRatioPass <= 0 || t.CountRatioPass > 1:
+		return fmt.Errorf("count_ratio_pass %v: want 0 < x <= 1", t.CountRatioPass)
+	case t.CountRatioWarn <= 0 || t.CountRatioWarn > t.CountRatioPass:
+		return fmt.Errorf("count_ratio_warn %v: want 0 < x <= count_ratio_pass (%v)", t.CountRatioWarn, t.CountRatioPass)
+	case t.QuarantineFailRatio < 0 || t.QuarantineFailRatio > 1:
+		return fmt.Errorf("quarantine_fail_ratio %v: want 0 <= x <= 1", t.QuarantineFailRatio)
+	case t.DeltaPendingFail < 1:
+		return fmt.Errorf("delta_pending_fail %d: want >= 1", t.DeltaPendingFail)
+	}
+	return nil
+}
+
+// MailboxFacts is what the latest pass (or verify) says about one mailbox.
+type MailboxFacts struct {
+	Email  string `json:"email"`
+	Synced bool   `json:"synced"` // a pass completed; false = never synced or the last pass failed
+	// Whole mailbox, after the pass.
+	SourceMessages int64 `json:"source_messages"`
+	DestMessages   int64 `json:"dest_messages"`
+	Quarantined    int64 `json:"quarantined"`
+	Pending        int64 `json:"pending"` // seen on the source, not on the destination when the pass ended
+	// Special folders; Has* false when the source has no such folder.
+	HasInbox         bool  `json:"has_inbox"`
+	InboxSource      int64 `json:"inbox_source"`
+	InboxDest        int64 `json:"inbox_dest"`
+	InboxQuarantined int64 `json:"inbox_quarantined"`
+	HasSent          bool  `json:"has_sent"`
+	SentSource       int64 `json:"sent_source"`
+	SentDest         int64 `json:"sent_dest"`
+	SentQuarantined  int64 `json:"sent_quarantined"`
+}
+
+// mailboxChecks are the checks assessed per mailbox, in CheckIDs order.
+var mailboxChecks = []model.CheckID{
+	model.CheckCountRatio, model.CheckInboxComplete, model.CheckSentComplete, model.CheckPSTQuarantine,
+	model.CheckDeltaPending,
+}
+
+// Finding is one check's verdict on one mailbox.
+type Finding struct {
+	Status  model.CheckStatus
+	Message string // empty on pass
+}
+
+// Assess applies the per-mailbox checks to one mailbox.
+func Assess(f MailboxFacts, t Thresholds) map[model.CheckID]Finding {
+	t = t.WithDefaults()
+	out := make(map[model.CheckID]Finding, len(mailboxChecks))
+	if !f.Synced {
+		for _, id := range mailboxChecks {
+			out[id] = Finding{model.CheckFail, f.Email + ": no completed pass"}
+		}
+		return out
+	}
+	out[model.CheckCountRatio] = countRatio(f, t)
+	out[model.CheckInboxComplete] = folderComplete(f.Email, "INBOX", f.HasInbox, f.InboxSource, f.InboxDest, f.InboxQuarantined, f.Pending)
+	out[model.CheckSentComplete] = folderComplete(f.Email, "Sent", f.HasSent, f.SentSource, f.SentDest, f.SentQuarantined, f.Pending)
+	out[model.CheckPSTQuarantine] = quarantine(f, t)
+	out[model.CheckDeltaPending] = deltaPending(f, t)
+	return out
+}
+
+// Ratio is destination over source, quarantined messages excluded from the source side (they
+// are reported by pst_quarantine, not counted as missing); 1 when nothing is expected.
+func Ratio(source, dest, quarantined int64) float64 {
+	expected := source - quarantined
+	if expected <= 0 {
+		return 1
+	}
+	return float64(dest) / float64(expected)
+}
+
+func countRatio(f MailboxFacts, t Thresholds) Finding {
+	r := Ratio(f.SourceMessages, f.DestMessages, f.Quarantined)
+	msg := fmt.Sprintf("%s: %d/%d messages (ratio %.4f)", f.Email, f.DestMessages, f.SourceMessages-f.Quarantined, r)
+	switch {
+	case r >= t.CountRatioPass:
+		return Finding{Status: model.CheckPass}
+	case r >= t.CountRatioWarn:
+		return Finding{model.CheckWarn, msg}
+	default:
+		return Finding{model.CheckFail, msg}
+	}
+}
+
+// folderComplete checks a special folder. A shortfall no larger than the messages that
+// arrived during the pass only warns: the next pass copies them.
+func folderComplete(email, name string, has bool, source, dest, quarantined, pending int64) Finding {
+	if !has {
+		return Finding{model.CheckWarn, fmt.Sprintf("%s: no %s folder detected on the source (check the folder map)", email, name)}
+	}
+	short := source - quarantined - dest
+	switch {
+	case short <= 0:
+		return Finding{Status: model.CheckPass}
+	case short <= pending:
+		return Finding{model.CheckWarn, fmt.Sprintf("%s: %s %d/%d, %d arrived during the pass", email, name, dest, source-quarantined, short)}
+	default:
+		return Finding{model.CheckFail, fmt.Sprintf("%s: %s %d/%d, %d missing", email, name, dest, source-quarantined, short)}
+	}
+}
+
+func quarantine(f MailboxFacts, t Thresholds) Finding {
+	if f.Quarantined == 0 {
+		return Finding{Status: model.CheckPass}
+	}
+	msg := fmt.Sprintf("%s: %d message(s) quarantined (refused by the destination)", f.Email, f.Quarantined)
+	if f.SourceMessages > 0 && float64(f.Quarantined)/float64(f.SourceMessages) > t.QuarantineFailRatio {
+		return Finding{model.CheckFail, msg}
+	}
+	return Finding{model.CheckWarn, msg}
+}
+
+func deltaPending(f MailboxFacts, t Thresholds) Finding {
+	switch {
+	case f.Pending <= 0:
+		return Finding{Status: model.CheckPass}
+	case f.Pending < t.DeltaPendingFail:
+		return Finding{model.CheckWarn, fmt.Sprintf("%s: %d message(s) pending after the last pass", f.Email, f.Pending)}
+	default:
+		return Finding{model.CheckFail, fmt.Sprintf("%s: %d message(s) pending after the last pass", f.Email, f.Pending)}
+	}
+}
+
+// MaxExamples bounds the messages a Tally keeps, so a Summary stays small at any job size.
+const MaxExamples = 5
+
+// Tally counts one check's verdicts over many mailboxes and keeps a few examples of the worst.
+type Tally struct {
+	Pass     int64    `json:"pass"`
+	Warn     int64    `json:"warn"`
+	Fail     int64    `json:"fail"`
+	Examples []string `json:"examples,omitempty"` // messages of the worst status seen, up to MaxExamples
+}
+
+func (t *Tally) worst() model.CheckStatus {
+	switch {
+	case t.Fail > 0:
+		return model.CheckFail
+	case t.Warn > 0:
+		return model.CheckWarn
+	default:
+		return model.CheckPass
+	}
+}
+
+func (t *Tally) add(s model.CheckStatus, msgs ...string) {
+	before := t.worst()
+	switch s {
+	case model.CheckFail:
+		t.Fail++
+	case model.CheckWarn:
+		t.Warn++
+	default:
+		t.Pass++
+	}
+	t.keep(before, s, msgs)
+}
+
+// keep maintains Examples as messages of the worst status: a worse status replaces them.
+func (t *Tally) keep(before, s model.CheckStatus, msgs []string) {
+	if s == model.CheckPass {
+		return
+	}
+	if severity(s) > severity(before) {
+		t.Examples = nil
+	}
+	if s != t.worst() {
+		return
+	}
+	for _, m := range msgs {
+		if len(t.Examples) < MaxExamples && m != "" {
+			t.Examples = append(t.Examples, m)
+		}
+	}
+}
+
+func severity(s model.CheckStatus) int {
+	switch s {
+	case model.CheckFail:
+		return 2
+	case model.CheckWarn:
+		return 1
+	}
+	return 0
+}
+
+// Summary accumulates the per-mailbox checks of a job.
+type Summary struct {
+	Mailboxes int64                   `json:"mailboxes"`
+	Checks    map[model.CheckID]Tally `json:"checks"`
+}
+
+// Add folds one mailbox into the summary.
+func (s *Summary) Add(f MailboxFacts, t Thresholds) {
+	if s.Checks == nil {
+		s.Checks = map[model.CheckID]Tally{}
+	}
+	s.Mailboxes++
+	found := Assess(f, t)
+	for _, id := range mailboxChecks { // fixed order: deterministic examples
+		tl := s.Checks[id]
+		tl.add(found[id].Status, found[id].Message)
+		s.Checks[id] = tl
+	}
+}
+
+// Merge folds another summary in (o's examples after s's).
+func (s *Summary) Merge(o Summary) {
+	if s.Checks == nil {
+		s.Checks = map[model.CheckID]Tally{}
+	}
+	s.Mailboxes += o.Mailboxes
+	for _, id := range mailboxChecks {
+		ot, ok := o.Checks[id]
+		if !ok {
+			continue
+		}
+		tl := s.Checks[id]
+		before := tl.worst()
+		tl.Pass += ot.Pass
+		tl.Warn += ot.Warn
+		tl.Fail += ot.Fail
+		tl.keep(before, ot.worst(), ot.Examples)
+		s.Checks[id] = tl
+	}
+}
+
+// Approval is the ops lead's sign-off.
+type Approval struct {
+	By   string `json:"by"`
+	At   string `json:"at"` // RFC 3339, for the message only
+	Note string `json:"note,omitempty"`
+}
+
+// Check is one evaluated check, as written to migration_gate_checks.
+type Check struct {
+	ID      model.CheckID     `json:"check_id"`
+	Status  model.CheckStatus `json:"status"`
+	Message string            `json:"message"`
+}
+
+// Result is one evaluation of the gate.
+type Result struct {
+	Checks []Check    `json:"checks"`
+	Gate   model.Gate `json:"gate"`
+	// VoidApproval: an approval was given but critical checks now fail; the approval no longer
+	// stands and the job must be approved again once they pass.
+	VoidApproval bool `json:"void_approval,omitempty"`
+}
+
+// Evaluate turns the accumulated checks and the approval (nil = none) into the six checks and
+// the gate.
+func Evaluate(s Summary, approval *Approval) Result {
+	var res Result
+	for _, id := range mailboxChecks {
+		res.Checks = append(res.Checks, summarize(id, s))
+	}
+	otherFail := false
+	for _, c := range res.Checks {
+		otherFail = otherFail || c.Status == model.CheckFail
+	}
+	manual := Check{ID: model.CheckManualApproval}
+	switch {
+	case approval == nil:
+		manual.Status, manual.Message = model.CheckWarn, "awaiting ops-lead approval"
+	case otherFail:
+		manual.Status = model.CheckFail
+		manual.Message = fmt.Sprintf("approval by %s at %s voided: critical checks fail; approve again once they pass", approval.By, approval.At)
+		res.VoidApproval = true
+	default:
+		manual.Status, manual.Message = model.CheckPass, fmt.Sprintf("approved by %s at %s", approval.By, approval.At)
+	}
+	res.Checks = append(res.Checks, manual)
+	statuses := make([]model.CheckStatus, len(res.Checks))
+	for i, c := range res.Checks {
+		statuses[i] = c.Status
+	}
+	res.Gate = Decide(statuses)
+	return res
+}
+
+func summarize(id model.CheckID, s Summary) Check {
+	tl := s.Checks[id]
+	c := Check{ID: id, Status: tl.worst()}
+	if s.Mailboxes == 0 {
+		return Check{ID: id, Status: model.CheckFail, Message: "no mailbox results"}
+	}
+	switch c.Status {
+	case model.CheckPass:
+		c.Message = fmt.Sprintf("%d/%d mailboxes pass", tl.Pass, s.Mailboxes)
+	case model.CheckWarn:
+		c.Message = fmt.Sprintf("%d/%d mailboxes warn: %s", tl.Warn, s.Mailboxes, examples(tl))
+	case model.CheckFail:
+		c.Message = fmt.Sprintf("%d/%d mailboxes fail: %s", tl.Fail, s.Mailboxes, examples(tl))
+	}
+	return c
+}
+
+func examples(tl Tally) string {
+	s := strings.Join(tl.Examples, "; ")
+	n := tl.Warn
+	if tl.worst() == model.CheckFail {
+		n = tl.Fail
+	}
+	if int64(len(tl.Examples)) < n {
+		s += fmt.Sprintf("; and %d more", n-int64(len(tl.Examples)))
+	}
+	return s
+}
+
+// Decide is the gate rule of seed 000: any failing check blocks; otherwise any warning needs
+// human review; only all checks passing (manual_approval included) allows DNS.
+func Decide(statuses []model.CheckStatus) model.Gate {
+	g := model.GateReadyForDNS
+	for _, s := range statuses {
+		switch s {
+		case model.CheckFail:
+			return model.GateBlocked
+		case model.CheckWarn:
+			g = model.GateWarning
+		case model.CheckPass:
+		default:
+			return model.GateBlocked // unknown status: never let it open the gate
+		}
+	}
+	if len(statuses) == 0 {
+		return model.GateBlocked
+	}
+	return g
+}
+
+// Failing lists the checks that did not pass, for refusals ("count_ratio fail: ...").
+func (r Result) Failing() []string {
+	var out []string
+	for _, c := range r.Checks {
+		if c.Status != model.CheckPass {
+			out = append(out, fmt.Sprintf("%s %s: %s", c.ID, c.Status, c.Message))
+		}
+	}
+	return out
+}
