@@ -7,7 +7,7 @@ GO             ?= go
 BIN            := $(CURDIR)/bin
 TEMPORAL_VER   := v1.5.1
 TEMPORAL       := $(BIN)/temporal
-DEBS           := dovecot-imapd dovecot-core pst-utils
+DEBS           := dovecot-imapd dovecot-core pst-utils chromium pgloader
 PG_HOST        ?= 127.0.0.1
 PG_PORT        ?= 5432
 TEST_TIMEOUT   ?= 22m
@@ -22,7 +22,8 @@ build:
 	$(GO) build -o $(BIN)/cutover ./starter
 	$(GO) build -o $(BIN)/cutover-worker ./worker
 
-## tools: the temporal CLI (dev server + UI) into ./bin, Debian packages for Dovecot and readpst
+## tools: the temporal CLI (dev server + UI) into ./bin; Debian packages: Dovecot, readpst, Chromium
+## (UI tests), pgloader (benchmark baseline)
 tools: $(TEMPORAL) debs
 
 $(TEMPORAL):
@@ -49,7 +50,8 @@ postgres:
 ## test: every test, integration included (real PostgreSQL, Temporal dev server, Dovecot)
 test: tools postgres
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	mkdir -p $(CURDIR)/.artifacts
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -artifacts -outputdir $(CURDIR)/.artifacts ./...
 
 ## test-unit: the tests that need no external service
 test-unit:
