@@ -60,12 +60,12 @@ type Target struct {
 
 // Entity is one table's migration (seed 001 LegacyEntityMapping).
 type Entity struct {
-	Name        string `json:"name" yaml:"name"`
-	Source      string `json:"source,omitempty" yaml:"source"` // key of Spec.Sources; default the only one
-	SourceTable string `json:"source_table" yaml:"source_table"`
-	TargetTable string `json:"target_table" yaml:"target_table"`
-	EntityType  string `json:"entity_type,omitempty" yaml:"entity_type"` // migration_mappings.entity_type; default Name
-	Key         Key    `json:"key" yaml:"key"`
+	Name        string   `json:"name" yaml:"name"`
+	Source      string   `json:"source,omitempty" yaml:"source"` // key of Spec.Sources; default the only one
+	SourceTable string   `json:"source_table" yaml:"source_table"`
+	TargetTable string   `json:"target_table" yaml:"target_table"`
+	EntityType  string   `json:"entity_type,omitempty" yaml:"entity_type"` // migration_mappings.entity_type; default Name
+	Key         Key      `json:"key" yaml:"key"`
 	Columns     []Column `json:"columns" yaml:"columns"`
 	DependsOn   []string `json:"depends_on,omitempty" yaml:"depends_on"`
 	Validation  []Rule   `json:"validation,omitempty" yaml:"validation"`
@@ -125,7 +125,7 @@ type Partition struct {
 }
 
 // Index is created after the load. FullText builds a GIN index on
-// to_tsvector(Config, coalesce(col1,'') || ' ' || ...).
+// to_tsvector(Config, coalesce(col1,”) || ' ' || ...).
 type Index struct {
 	Name     string    `json:"name,omitempty" yaml:"name"`
 	Columns  []string  `json:"columns,omitempty" yaml:"columns"`
@@ -151,13 +151,13 @@ type Rule struct {
 
 // SchemaOp is a schema change operation on the target (seed 001 SchemaChangeOperation).
 type SchemaOp struct {
-	Name      string `json:"name" yaml:"name"`
-	Type      string `json:"type" yaml:"type"` // add_column drop_column modify_column create_backup
-	Table     string `json:"table" yaml:"table"`
-	Column    string `json:"column,omitempty" yaml:"column"`
-	ColType   string `json:"column_type,omitempty" yaml:"column_type"` // add/modify
-	Default   *string `json:"default,omitempty" yaml:"default"`        // add_column
-	Risk      string `json:"risk,omitempty" yaml:"risk"`               // raises the assessed level
+	Name    string  `json:"name" yaml:"name"`
+	Type    string  `json:"type" yaml:"type"` // add_column drop_column modify_column create_backup
+	Table   string  `json:"table" yaml:"table"`
+	Column  string  `json:"column,omitempty" yaml:"column"`
+	ColType string  `json:"column_type,omitempty" yaml:"column_type"` // add/modify
+	Default *string `json:"default,omitempty" yaml:"default"`         // add_column
+	Risk    string  `json:"risk,omitempty" yaml:"risk"`               // raises the assessed level
 	// After names the entity the operation runs after (its place in the plan); empty = after
 	// all entities are loaded.
 	After string `json:"after,omitempty" yaml:"after"`

@@ -19,8 +19,8 @@ var typeAliases = map[string]string{
 	"jsonb": "jsonb", "json": "json",
 	"timestamptz": "timestamptz", "timestamp with time zone": "timestamptz",
 	"timestamp": "timestamp", "timestamp without time zone": "timestamp",
-	"date": "date",
-	"uuid": "uuid",
+	"date":  "date",
+	"uuid":  "uuid",
 	"bytea": "bytea", "blob": "bytea",
 }
 
