@@ -1,0 +1,235 @@
+package jobspec
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/activities/mail"
+	"github.com/cutover/cutover/internal/model"
+)
+
+const (
+	refA = "0b7f6a52-5d0c-4b0e-9a57-6f1b7f0f3c11"
+	refB = "5c1f2e3d-9a8b-4c7d-8e6f-123456789abc"
+)
+
+const goodYAML = `
+job_id: 42
+tenant_id: 7
+ticket_id: 1234
+domain: Example.COM
+source:
+  label: cPanel HostGator
+  host: imap.old.example
+destination:
+  host: mail.example.com:1993
+  security: starttls
+  auth_user: master
+  credentials_ref: ` + refB + `
+mailboxes:
+  - email: Alice@Example.com
+    credentials_ref: ` + refA + `
+    folder_map: {"Sent Items": "Sent"}
+    exclude: ["^Junk$"]
+  - email: bob@example.com
+    user: bob
+    source_host: other.old.example:143
+    credentials_ref: ` + refA + `
+    dest_credentials_ref: ` + refA + `
+schedule:
+  presync_at: "02:30"
+  timezone: Europe/Lisbon
+  cutover_at: 2026-06-01T22:00:00Z
+  final_sync_delay: 1m
+concurrency: {mailboxes: 8}
+gate: {count_ratio_pass: 0.999}
+`
+
+func TestParseYAMLFillsDefaults(t *testing.T) {
+	s, err := Parse([]byte(goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.JobID != 42 || s.TenantID != 7 || s.TicketID != 1234 || s.Domain != "example.com" {
+		t.Errorf("ids/domain = %+v", s)
+	}
+	if s.Source.Host != "imap.old.example:993" || s.Source.Security != "tls" || s.Source.Auth != "login" {
+		t.Errorf("source = %+v", s.Source)
+	}
+	if s.Mailboxes[0].Email != "alice@example.com" || s.Mailboxes[0].SourceType != model.SourceIMAP {
+		t.Errorf("mailbox 0 = %+v", s.Mailboxes[0])
+	}
+	sc := s.Schedule
+	if sc.PresyncInterval != 0 || sc.PresyncAt != "02:30" || sc.PresyncMode != mail.ModeMirror ||
+		sc.FinalSyncDelay.D() != time.Minute || sc.Soak.D() != DefaultSoak || sc.CutoverAt == nil ||
+		!sc.CutoverAt.Equal(time.Date(2026, 6, 1, 22, 0, 0, 0, time.UTC)) {
+		t.Errorf("schedule = %+v", sc)
+	}
+	if s.Concurrency.Mailboxes != 8 || s.Gate.CountRatioPass != 0.999 || s.Gate.CountRatioWarn != 0.98 || s.Retry.MaxAttempts != DefaultRetryMaxAttempts {
+		t.Errorf("limits = %+v %+v %+v", s.Concurrency, s.Gate, s.Retry)
+	}
+
+	// JSON round trip (the workflow input) gives the same spec, and JSON parses like YAML.
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"final_sync_delay":"1m0s"`) {
+		t.Errorf("durations not written as strings: %s", b)
+	}
+	s2, err := Parse(b)
+	if err != nil {
+		t.Fatalf("parse own JSON: %v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(s, s2) {
+		t.Errorf("JSON round trip differs:\n%+v\n%+v", s, s2)
+	}
+}
+
+func TestMailboxSpec(t *testing.T) {
+	s, err := Parse([]byte(goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.MailboxSpec(42, 1, s.Mailboxes[0])
+	want := mail.MailboxSpec{JobID: 42, MailboxID: 1, Email: "alice@example.com", SourceType: model.SourceIMAP,
+		Source:    mail.Endpoint{Addr: "imap.old.example:993", Security: "tls", User: "alice@example.com", Auth: "login", CredentialsRef: refA},
+		Dest:      mail.Endpoint{Addr: "mail.example.com:1993", Security: "starttls", User: "alice@example.com", AuthUser: "master", Auth: "login", CredentialsRef: refB},
+		FolderMap: map[string]string{"Sent Items": "Sent"}, Exclude: []string{"^Junk$"}}
+	if !reflect.DeepEqual(a, want) {
+		t.Errorf("alice =\n%+v\nwant\n%+v", a, want)
+	}
+	b := s.MailboxSpec(42, 2, s.Mailboxes[1])
+	if b.Source.Addr != "other.old.example:143" || b.Source.User != "bob" || b.Dest.CredentialsRef != refA || b.Dest.AuthUser != "" {
+		t.Errorf("bob = %+v", b)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	base := func(extra string) string {
+		return "tenant_id: 1\ndomain: example.com\nsource: {host: a.example}\ndestination: {host: b.example, credentials_ref: " + refB + "}\n" + extra
+	}
+	tests := []struct {
+		name, spec string
+		want       []string
+	}{
+		{"empty", "  ", []string{"empty spec"}},
+		{"garbage", "{{{", []string{"not YAML or JSON"}},
+		{"password in spec", base("mailboxes: [{email: a@example.com, password: hunter2}]"),
+			[]string{"mailboxes[0].password: secrets do not belong in a job spec"}},
+		{"token in JSON", `{"tenant_id":1,"source":{"oauth_token":"x"}}`, []string{"source.oauth_token: secrets do not belong"}},
+		{"unknown field", base("mailboxes: [{email: a@example.com, credentials_ref: " + refA + ", colour: red}]"),
+			[]string{"field colour not found"}},
+		{"unknown JSON field", `{"tenant_id":1,"domian":"x"}`, []string{`unknown field "domian"`}},
+		{"bad duration", base("schedule: {presync_interval: soon}\nmailboxes: [{email: a@example.com, credentials_ref: " + refA + "}]"),
+			[]string{`duration "soon"`}},
+		{"missing basics", "mailboxes: []", []string{"tenant_id: required", `domain: "" is not a domain name`,
+			"source.host: required" /* absent: no mailbox needs it */, "destination.host: required", "mailboxes: at least one mailbox"}},
+		{"mailbox problems", base(`mailboxes:
+  - {email: not-an-email, credentials_ref: nope}
+  - {email: b@example.com, source_type: fax}
+  - {email: c@example.com, source_type: pst}
+  - {email: B@example.com, credentials_ref: ` + refA + `, include: ["(unclosed"], since: 2026-02-01T00:00:00Z, before: 2026-01-01T00:00:00Z}
+  - {email: e@example.com, source_host: "x:99999", credentials_ref: ` + refA + `, folder_map: {"": Sent}}`),
+			[]string{
+				`mailboxes[0].email: "not-an-email" is not an email address`,
+				`mailboxes[0].credentials_ref: "nope" is not a vault reference`,
+				`mailboxes[1].source_type: "fax": want one of imap, imap_oauth, pst`,
+				"mailboxes[2].source_path: required for source_type pst",
+				"mailboxes[3].email: b@example.com is listed twice (also mailboxes[1])",
+				`mailboxes[3].include[0]: "(unclosed" is not a regular expression`,
+				"mailboxes[3].since: must be before before",
+				`mailboxes[4].source_host: "x:99999": port must be 1..65535`,
+				`mailboxes[4].folder_map: "": "Sent": folder names must not be empty`,
+			}},
+		{"no credentials anywhere", "tenant_id: 1\ndomain: example.com\nsource: {host: a.example}\ndestination: {host: b.example}\nmailboxes: [{email: a@example.com}]",
+			[]string{"mailboxes[0].credentials_ref: required (or a job-wide source.credentials_ref)",
+				"mailboxes[0].dest_credentials_ref: required (or a job-wide destination.credentials_ref)"}},
+		{"endpoint values", "tenant_id: 1\ndomain: example.com\nsource: {host: a.example, security: ssl, auth: ntlm, auth_user: admin}\ndestination: {host: ':143', credentials_ref: " + refB + "}\nmailboxes: [{email: a@example.com, credentials_ref: " + refA + "}]",
+			[]string{`source.security: "ssl": want tls, starttls or plain`, `source.auth: "ntlm"`,
+				"source.credentials_ref: auth_user logs in with job-wide credentials", `destination.host: ":143": want host or host:port`}},
+		{"schedule and limits", base(`mailboxes: [{email: a@example.com, credentials_ref: ` + refA + `}]
+schedule: {presync_interval: 1h, presync_at: "25:00", presync_mode: delete, final_sync_delay: -1m}
+concurrency: {mailboxes: 5000, folders: -1}
+retry: {max_attempts: -2}
+gate: {count_ratio_pass: 2}`),
+			[]string{"schedule: set presync_interval or presync_at, not both", `schedule.presync_at: "25:00"`,
+				`schedule.presync_mode: "delete": want mirror or copy`, "schedule.final_sync_delay: must not be negative",
+				"concurrency.mailboxes: 5000: want 1..1000", "concurrency.folders: -1", "retry.max_attempts: must be at least 1",
+				"gate: count_ratio_pass 2"}},
+		{"registered count without job id", base("mailbox_count: 3"), []string{"mailbox_count: registered mailboxes need the job_id"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.spec))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !IsProblems(err) {
+				t.Fatalf("error %T is not a *ProblemsError", err)
+			}
+			for _, w := range tc.want {
+				if strings.HasPrefix(w, "source.host: required") && tc.name == "missing basics" {
+					if strings.Contains(err.Error(), w) {
+						t.Errorf("source.host demanded though no mailbox needs it:\n%v", err)
+					}
+					continue
+				}
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Error("error echoes the secret")
+			}
+		})
+	}
+}
+
+func TestValidateIsDeterministic(t *testing.T) {
+	m := Mailbox{Email: "a@example.com", CredentialsRef: refA, FolderMap: map[string]string{}, Include: []string{"(", "["}, Exclude: []string{")"}}
+	for i := range 20 {
+		m.FolderMap[strings.Repeat("x", i)] = ""
+	}
+	s := Spec{TenantID: 1, Domain: "example.com", Source: Endpoint{Host: "a.example"}, Destination: Endpoint{Host: "b.example", CredentialsRef: refB},
+		Mailboxes: []Mailbox{m}, Schedule: Schedule{FinalSyncDelay: -1, Soak: -1, PostSyncInterval: -1}}.WithDefaults()
+	first := s.Validate().Error()
+	for range 50 {
+		if got := s.Validate().Error(); got != first {
+			t.Fatalf("Validate output changes between calls:\n%s\n---\n%s", first, got)
+		}
+	}
+}
+
+func TestWithDefaultsDoesNotModifyReceiver(t *testing.T) {
+	s := Spec{Mailboxes: []Mailbox{{Email: " A@X.Y "}}}
+	_ = s.WithDefaults()
+	if s.Mailboxes[0].Email != " A@X.Y " || s.Mailboxes[0].SourceType != "" {
+		t.Fatalf("receiver modified: %+v", s.Mailboxes[0])
+	}
+}
+
+func TestNextPresync(t *testing.T) {
+	lisbon := time.FixedZone("WEST", 3600)
+	tests := []struct {
+		sc   Schedule
+		last time.Time
+		loc  *time.Location
+		want time.Time
+	}{
+		{Schedule{PresyncInterval: Duration(6 * time.Hour)}, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.UTC, time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)},
+		{Schedule{PresyncAt: "02:30"}, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.UTC, time.Date(2026, 3, 2, 2, 30, 0, 0, time.UTC)},
+		{Schedule{PresyncAt: "02:30"}, time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC), time.UTC, time.Date(2026, 3, 1, 2, 30, 0, 0, time.UTC)},
+		{Schedule{PresyncAt: "02:30"}, time.Date(2026, 3, 1, 2, 30, 0, 0, time.UTC), time.UTC, time.Date(2026, 3, 2, 2, 30, 0, 0, time.UTC)},
+		// 01:00 UTC is 02:00 in UTC+1: the 02:30 local run is 30 minutes away.
+		{Schedule{PresyncAt: "02:30"}, time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC), lisbon, time.Date(2026, 3, 1, 1, 30, 0, 0, time.UTC)},
+	}
+	for _, tc := range tests {
+		if got := tc.sc.NextPresync(tc.last, tc.loc); !got.Equal(tc.want) {
+			t.Errorf("NextPresync(%+v, %s) = %s, want %s", tc.sc, tc.last, got.UTC(), tc.want)
+		}
+	}
+}
