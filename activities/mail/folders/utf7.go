@@ -1,0 +1,94 @@
+package folders
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// IMAP's modified UTF-7 (RFC 3501 section 5.1.3): printable ASCII stands for itself except '&',
+// written "&-"; anything else is UTF-16BE in modified base64 (',' instead of '/', no padding)
+// between '&' and '-'.
+var b64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
+
+// ErrBadUTF7 means a name is not valid modified UTF-7.
+var ErrBadUTF7 = errors.New("invalid modified UTF-7 mailbox name")
+
+// EncodeUTF7 encodes a UTF-8 mailbox name for the wire of a server without UTF8=ACCEPT.
+func EncodeUTF7(s string) string {
+	var b strings.Builder
+	var pending []rune
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		u := utf16.Encode(pending)
+		raw := make([]byte, 2*len(u))
+		for i, c := range u {
+			raw[2*i], raw[2*i+1] = byte(c>>8), byte(c)
+		}
+		b.WriteByte('&')
+		b.WriteString(b64.EncodeToString(raw))
+		b.WriteByte('-')
+		pending = pending[:0]
+	}
+	for _, r := range s {
+		switch {
+		case r == '&':
+			flush()
+			b.WriteString("&-")
+		case r >= 0x20 && r <= 0x7e:
+			flush()
+			b.WriteRune(r)
+		default:
+			pending = append(pending, r)
+		}
+	}
+	flush()
+	return b.String()
+}
+
+// DecodeUTF7 decodes a modified UTF-7 mailbox name into UTF-8.
+func DecodeUTF7(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return "", ErrBadUTF7
+		}
+		if c != '&' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		end := strings.IndexByte(s[i+1:], '-')
+		if end < 0 {
+			return "", ErrBadUTF7
+		}
+		enc := s[i+1 : i+1+end]
+		i += end + 2
+		if enc == "" {
+			b.WriteByte('&')
+			continue
+		}
+		raw, err := b64.DecodeString(enc)
+		if err != nil || len(raw)%2 != 0 {
+			return "", ErrBadUTF7
+		}
+		u := make([]uint16, len(raw)/2)
+		for j := range u {
+			u[j] = uint16(raw[2*j])<<8 | uint16(raw[2*j+1])
+		}
+		runes := utf16.Decode(u)
+		for _, r := range runes {
+			// A shifted run must not hide printable ASCII, and surrogates must pair up.
+			if (r >= 0x20 && r <= 0x7e) || r == utf8.RuneError {
+				return "", ErrBadUTF7
+			}
+			b.WriteRune(r)
+		}
+	}
+	return b.String(), nil
+}
