@@ -118,7 +118,7 @@ func TestMapper(t *testing.T) {
 		{"INBOX", "INBOX", Inbox, "special-use", true},
 		{"Sent Items", "INBOX.Sent", Sent, "special-use", true},
 		{"Gesendete Elemente", "INBOX.Archive.Sent 2019", Sent, "map", false}, // the explicit map wins over automap
-		{"Entwürfe", "INBOX.Drafts", Drafts, "special-use", false},           // created under the canonical name
+		{"Entwürfe", "INBOX.Drafts", Drafts, "special-use", false},            // created under the canonical name
 		{"Trash", "INBOX.Deleted Items", Trash, "special-use", true},
 		{"Junk E-Mail", "INBOX.Spam", Junk, "special-use", true},
 		{"Archive", "INBOX.Archive", Archive, "special-use", false},
