@@ -1,0 +1,368 @@
+package dbcopy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cutover/cutover/activities/dbcopy/source"
+	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/internal/model"
+)
+
+// entityPlan is an entity compiled against the live schemas: which source columns to read and
+// how to build each target value.
+type entityPlan struct {
+	ent      *spec.Entity
+	src      source.Source
+	statusID uuid.UUID
+	readCols []string // source columns read; [0] is the key
+	keyInt   bool     // the key compares as an integer
+	markIdx  int      // index of the incremental column in readCols, -1 for none
+	markInt  bool     // the incremental column compares as an integer
+	target   string   // quoted schema.table
+	cols     []string // target columns; [0] is the key
+	types    []string // canonical target type per column
+	build    []builder
+	partIdx  int // index in cols of the partition column, -1 for none
+	notNull  map[string]bool
+}
+
+// builder computes one target column from a source row.
+type builder struct {
+	column string
+	srcIdx int        // >= 0: read this source column
+	expr   *spec.Expr // or evaluate this
+	konst  *string    // or this constant
+	def    *string    // value when the result is NULL
+	typ    string
+	opts   castOpts
+	parent *spec.Entity // references: remap through the parent's key
+}
+
+// planError lists every misfit between an entity and the live schemas.
+type planError struct{ problems []string }
+
+func (p *planError) Error() string { return strings.Join(p.problems, "; ") }
+
+// targetColumn is a live column of the target table.
+type targetColumn struct {
+	typ     string // canonical, or the raw format_type when unsupported
+	notNull bool
+	hasDef  bool
+}
+
+func (e *Engine) targetColumns(ctx context.Context, table string) (map[string]targetColumn, error) {
+	rows, err := e.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull, a.atthasdef
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped`, e.spec.Target.Schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("introspect target %s: %w", table, err)
+	}
+	defer rows.Close()
+	out := map[string]targetColumn{}
+	for rows.Next() {
+		var name, typ string
+		var c targetColumn
+		if err := rows.Scan(&name, &typ, &c.notNull, &c.hasDef); err != nil {
+			return nil, fmt.Errorf("introspect target %s: %w", table, err)
+		}
+		c.typ = spec.NormalizeType(typ)
+		out[name] = c
+	}
+	return out, rows.Err()
+}
+
+// plan returns the compiled entity, compiling it on first use.
+func (e *Engine) plan(ctx context.Context, entity string) (*entityPlan, error) {
+	e.mu.Lock()
+	p, ok := e.plans[entity]
+	e.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	ent, ok := e.spec.Entity(entity)
+	if !ok {
+		return nil, fmt.Errorf("%w: no entity %q in spec %s", ErrSpec, entity, e.spec.Name)
+	}
+	p, err := e.compile(ctx, ent)
+	if err != nil {
+		var pe *planError
+		if asPlanError(err, &pe) {
+			return nil, fmt.Errorf("%w: entity %s: %w", ErrSpec, entity, err)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func asPlanError(err error, pe **planError) bool {
+	p, ok := err.(*planError)
+	if ok {
+		*pe = p
+	}
+	return ok
+}
+
+func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, error) {
+	src := e.sources[ent.Source]
+	var problems []string
+	bad := func(format string, a ...any) {
+		problems = append(problems, fmt.Sprintf("entity %s: ", ent.Name)+fmt.Sprintf(format, a...))
+	}
+	scols, err := src.Columns(ctx, ent.SourceTable)
+	if err != nil {
+		return nil, &planError{[]string{fmt.Sprintf("entity %s: %v", ent.Name, err)}}
+	}
+	sdecl := map[string]string{}
+	for _, c := range scols {
+		sdecl[c.Name] = c.DeclType
+	}
+	tcols, err := e.targetColumns(ctx, ent.TargetTable)
+	if err != nil {
+		return nil, err
+	}
+	if len(tcols) == 0 {
+		return nil, &planError{[]string{fmt.Sprintf("entity %s: target table %s.%s does not exist (set target.create_tables or create it)",
+			ent.Name, e.spec.Target.Schema, ent.TargetTable)}}
+	}
+	p := &entityPlan{ent: ent, src: src, statusID: e.EntityStatusID(ent.Name), markIdx: -1, partIdx: -1,
+		target: spec.QuoteQualified(e.spec.Target.Schema, ent.TargetTable), notNull: map[string]bool{}}
+	readIdx := map[string]int{}
+	read := func(col, why string) int {
+		if i, ok := readIdx[col]; ok {
+			return i
+		}
+		if _, ok := sdecl[col]; !ok {
+			bad("%s: source column %q does not exist in %s", why, col, ent.SourceTable)
+			return -1
+		}
+		readIdx[col] = len(p.readCols)
+		p.readCols = append(p.readCols, col)
+		return readIdx[col]
+	}
+	read(ent.Key.Source, "key")
+	p.keyInt = source.IsIntegerType(sdecl[ent.Key.Source])
+	keyType := "uuid"
+	if ent.Key.Mode == spec.KeyModeKeep {
+		keyType = ent.Key.Type
+	}
+	if tc, ok := tcols[ent.Key.Target]; !ok {
+		bad("key: target column %q does not exist in %s", ent.Key.Target, ent.TargetTable)
+	} else if tc.typ != keyType {
+		bad("key: target column %q is %s, the spec needs %s", ent.Key.Target, tc.typ, keyType)
+	}
+	p.cols = append(p.cols, ent.Key.Target)
+	p.types = append(p.types, keyType)
+	p.build = append(p.build, builder{})
+	written := map[string]bool{ent.Key.Target: true}
+	for _, c := range ent.Columns {
+		if c.Drop {
+			read(c.Source, "drop")
+			continue
+		}
+		b := builder{column: c.Target, srcIdx: -1, konst: c.Constant, def: c.Default,
+			opts: castOpts{emptyAsNull: c.EmptyAsNull, allowNaN: c.AllowNaN}}
+		switch {
+		case c.Source != "":
+			b.srcIdx = read(c.Source, "column "+c.Target)
+		case c.Expr != "":
+			b.expr, _ = spec.ParseExpr(c.Expr) // validated with the spec
+			for _, col := range b.expr.Columns() {
+				read(col, "expr of "+c.Target)
+			}
+		}
+		if c.References != "" {
+			b.parent, _ = e.spec.Entity(c.References)
+		}
+		tc, ok := tcols[c.Target]
+		switch {
+		case !ok:
+			bad("column %q does not exist in target table %s", c.Target, ent.TargetTable)
+		case !spec.KnownType(tc.typ):
+			bad("target column %q has type %s, which the engine cannot cast to", c.Target, tc.typ)
+		case c.Type != "" && c.Type != tc.typ:
+			bad("column %q: the spec casts to %s but the target column is %s", c.Target, c.Type, tc.typ)
+		}
+		b.typ = c.Type
+		if b.typ == "" {
+			b.typ = tc.typ
+		}
+		if c.Default != nil {
+			if _, rerr := convert(*c.Default, b.typ, castOpts{}); rerr != nil {
+				bad("column %q: default %q: %v", c.Target, *c.Default, rerr)
+			}
+		}
+		if c.Constant != nil {
+			if _, rerr := convert(*c.Constant, b.typ, castOpts{}); rerr != nil {
+				bad("column %q: constant %q: %v", c.Target, *c.Constant, rerr)
+			}
+		}
+		if tc.notNull {
+			p.notNull[c.Target] = true
+		}
+		written[c.Target] = true
+		p.cols = append(p.cols, c.Target)
+		p.types = append(p.types, b.typ)
+		p.build = append(p.build, b)
+	}
+	for name, tc := range tcols {
+		if tc.notNull && !tc.hasDef && !written[name] {
+			bad("target column %q is NOT NULL without a default and the spec does not write it", name)
+		}
+	}
+	if ent.Incremental != nil {
+		p.markIdx = read(ent.Incremental.Column, "incremental")
+		p.markInt = source.IsIntegerType(sdecl[ent.Incremental.Column])
+	}
+	if ent.Partition != nil {
+		for i, c := range p.cols {
+			if c == ent.Partition.Column {
+				p.partIdx = i
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &planError{problems}
+	}
+	e.mu.Lock()
+	e.plans[ent.Name] = p
+	e.mu.Unlock()
+	return p, nil
+}
+
+// prepared is one source row transformed for the target.
+type prepared struct {
+	src    []any  // source values (for errors)
+	key    string // legacy key as text
+	values []any  // target values, aligned with plan.cols
+	fks    []fkValue
+}
+
+type fkValue struct {
+	parent *spec.Entity
+	value  any // the parent's target key
+}
+
+// keyText renders a legacy key as the text recorded in mappings, checkpoints and errors.
+func keyText(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case float64:
+		if x == float64(int64(x)) {
+			return strconv.FormatInt(int64(x), 10), true
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64), true
+	case string:
+		return strings.TrimSpace(x), true
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano), true
+	default:
+		return source.FormatKey(v), true
+	}
+}
+
+// asText renders a value for expressions.
+func asText(v any) *string {
+	if v == nil {
+		return nil
+	}
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	case time.Time:
+		s = x.UTC().Format(time.RFC3339Nano)
+	default:
+		s = fmt.Sprint(x)
+	}
+	return &s
+}
+
+// transform builds the target row, or the reason it cannot be built.
+func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
+	out := prepared{src: row, values: make([]any, len(p.cols))}
+	k, ok := keyText(row[0])
+	if !ok || k == "" {
+		return out, &rowError{Type: model.ErrDataValidation, Code: "null_key", Column: p.ent.Key.Source, Message: "the key is NULL or empty"}
+	}
+	out.key = k
+	if p.ent.Key.Mode == spec.KeyModeUUID {
+		out.values[0] = [16]byte(spec.RowUUID(e.ns, p.ent.SourceTable, k))
+	} else {
+		v, rerr := convert(row[0], p.types[0], castOpts{})
+		if rerr != nil {
+			rerr.Column = p.ent.Key.Source
+			return out, rerr
+		}
+		out.values[0] = v
+	}
+	var get func(string) *string
+	for i := 1; i < len(p.cols); i++ {
+		b := &p.build[i]
+		var raw any
+		switch {
+		case b.srcIdx >= 0:
+			raw = row[b.srcIdx]
+		case b.expr != nil:
+			if get == nil {
+				get = func(col string) *string {
+					for j, c := range p.readCols {
+						if c == col {
+							return asText(row[j])
+						}
+					}
+					return nil
+				}
+			}
+			if s := b.expr.Eval(get); s != nil {
+				raw = *s
+			}
+		case b.konst != nil:
+			raw = *b.konst
+		}
+		if raw == nil && b.def != nil {
+			raw = *b.def
+		}
+		if b.parent != nil {
+			if raw == nil {
+				continue
+			}
+			pk, _ := keyText(raw)
+			var v any
+			if b.parent.Key.Mode == spec.KeyModeUUID {
+				v = [16]byte(spec.RowUUID(e.ns, b.parent.SourceTable, pk))
+			} else {
+				cv, rerr := convert(raw, b.parent.Key.Type, castOpts{})
+				if rerr != nil {
+					rerr.Column = b.column
+					return out, rerr
+				}
+				v = cv
+			}
+			out.values[i] = v
+			out.fks = append(out.fks, fkValue{parent: b.parent, value: v})
+			continue
+		}
+		v, rerr := convert(raw, b.typ, b.opts)
+		if rerr != nil {
+			rerr.Column = b.column
+			return out, rerr
+		}
+		out.values[i] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,133 @@
+package source
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers "sqlite"
+
+	"github.com/cutover/cutover/activities/dbcopy/spec"
+)
+
+// SQLite reads a SQLite file, read-only.
+type SQLite struct {
+	db       *sql.DB
+	path     string
+	declType map[string]map[string]string // table → column → declared type
+}
+
+// OpenSQLite opens path read-only. A busy timeout rides out the legacy application's writes
+// (the seed's SQLITE_BUSY under concurrent writers).
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlite source %s: %w", path, err)
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return &SQLite{db: db, path: path, declType: map[string]map[string]string{}}, nil
+}
+
+// Driver implements Source.
+func (s *SQLite) Driver() string { return "sqlite" }
+
+// Close implements Source.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// Columns implements Source.
+func (s *SQLite) Columns(ctx context.Context, table string) ([]Column, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, type FROM pragma_table_info(?) ORDER BY cid`, table)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: columns of %s: %w", s.path, table, err)
+	}
+	defer rows.Close()
+	var out []Column
+	types := map[string]string{}
+	for rows.Next() {
+		var c Column
+		if err := rows.Scan(&c.Name, &c.DeclType); err != nil {
+			return nil, fmt.Errorf("sqlite %s: columns of %s: %w", s.path, table, err)
+		}
+		c.DeclType = strings.ToLower(c.DeclType)
+		types[c.Name] = c.DeclType
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: columns of %s: %w", s.path, table, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("sqlite %s: table %q does not exist", s.path, table)
+	}
+	s.declType[table] = types
+	return out, nil
+}
+
+// Count implements Source.
+func (s *SQLite) Count(ctx context.Context, table string) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+spec.QuoteIdent(table)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite %s: count %s: %w", s.path, table, err)
+	}
+	return n, nil
+}
+
+// Max implements Source.
+func (s *SQLite) Max(ctx context.Context, table, column string) (any, error) {
+	var v any
+	q := fmt.Sprintf(`SELECT max(%s) FROM %s`, spec.QuoteIdent(column), spec.QuoteIdent(table))
+	if err := s.db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+		return nil, fmt.Errorf("sqlite %s: max(%s.%s): %w", s.path, table, column, err)
+	}
+	return v, nil
+}
+
+// Read implements Source.
+func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
+	types := s.declType[q.Table]
+	// The driver turns text in DATE/DATETIME/TIMESTAMP columns into time.Time by its own rules;
+	// unary + (a no-op in SQLite) hides the declared type so the engine sees the raw value.
+	sel := func(c string) string {
+		switch strings.ToUpper(types[c]) {
+		case "DATE", "DATETIME", "TIMESTAMP":
+			return "+" + spec.QuoteIdent(c)
+		}
+		return spec.QuoteIdent(c)
+	}
+	query, args := buildSelect(q, sel, func(int) string { return "?" })
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
+	}
+	defer rows.Close()
+	n := len(q.Columns)
+	var out [][]any
+	if q.Limit > 0 {
+		out = make([][]any, 0, q.Limit)
+	}
+	ptrs := make([]any, n)
+	for rows.Next() {
+		vals := make([]any, n)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
+		}
+		out = append(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
+	}
+	return out, nil
+}
