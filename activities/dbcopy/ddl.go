@@ -34,7 +34,9 @@ func quoteLiteral(s string) string {
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
 }
 
-func (e *Engine) qualified(table string) string { return spec.QuoteQualified(e.spec.Target.Schema, table) }
+func (e *Engine) qualified(table string) string {
+	return spec.QuoteQualified(e.spec.Target.Schema, table)
+}
 
 // CreateTables creates each entity's target table from the spec when it does not exist: key
 // (and partition column) as primary key, column types and NOT NULL/UNIQUE from the spec,
@@ -158,7 +160,9 @@ $fn$`, fn, comp, q(col), key, quoteLiteral(col)),
 	}
 }
 
-func uniqueTableName(ent *spec.Entity, col string) string { return ident63(ent.TargetTable, col, "uniq") }
+func uniqueTableName(ent *spec.Entity, col string) string {
+	return ident63(ent.TargetTable, col, "uniq")
+}
 
 // ensurePartitions creates the monthly partitions the rows fall into (before the batch's
 // transaction, under an advisory lock, so concurrent batches do not race).
