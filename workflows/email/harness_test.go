@@ -1,0 +1,303 @@
+package email
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/cutover/cutover/activities/emailjob"
+	"github.com/cutover/cutover/activities/mail"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/jobspec"
+)
+
+const (
+	testRef  = "0b7f6a52-5d0c-4b0e-9a57-6f1b7f0f3c11"
+	testRef2 = "5c1f2e3d-9a8b-4c7d-8e6f-123456789abc"
+	testJob  = 42
+)
+
+var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+
+func testSpec(n int) jobspec.Spec {
+	s := jobspec.Spec{JobID: testJob, TenantID: 7, Domain: "example.com",
+		Source:      jobspec.Endpoint{Host: "old.example:143", Security: "plain"},
+		Destination: jobspec.Endpoint{Host: "new.example:143", Security: "plain", AuthUser: "master", CredentialsRef: testRef2},
+		Schedule: jobspec.Schedule{PresyncInterval: jobspec.Duration(6 * time.Hour), Soak: jobspec.Duration(3 * time.Hour),
+			FinalSyncDelay: jobspec.Duration(5 * time.Minute)},
+	}
+	for i := range n {
+		s.Mailboxes = append(s.Mailboxes, jobspec.Mailbox{Email: fmt.Sprintf("u%d@example.com", i), CredentialsRef: testRef})
+	}
+	return s
+}
+
+type syncCall struct {
+	Req mail.PassRequest
+	At  time.Time
+}
+
+// harness is a testsuite environment with every activity mocked by an in-memory fake that
+// records what the workflows asked.
+type harness struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+
+	mu        sync.Mutex
+	mailboxes []mail.MailboxSpec
+	existing  *emailjob.Registration // returned by RegisterEmailJob when set
+	mirrors   []emailjob.Mirror
+	marks     []emailjob.MailboxMark
+	syncs     []syncCall
+	preflight map[string]int // attempts per email
+	verifies  int
+	updateSeq int
+
+	// Behaviour, changeable by callbacks; all under mu.
+	preflightErr map[string]error
+	syncStats    func(req mail.PassRequest) (mail.PassStats, error)
+	verifyReport func(spec mail.MailboxSpec) (mail.VerifyReport, error)
+}
+
+type syncDelays struct{ initial, delta, final time.Duration }
+
+func newHarness(t *testing.T, delays syncDelays) *harness {
+	h := &harness{t: t, preflight: map[string]int{}, preflightErr: map[string]error{}}
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartTime(t0)
+	env.SetTestTimeout(60 * time.Second)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: WorkflowID(testJob)})
+	RegisterWorkflows(env)
+	env.RegisterActivity(&mail.Activities{})
+	env.RegisterActivity(&emailjob.Activities{})
+	h.env = env
+
+	env.OnActivity("RegisterEmailJob", mock.Anything, mock.Anything).Return(h.register)
+	env.OnActivity("LoadEmailMailboxes", mock.Anything, mock.Anything).Return(h.load)
+	env.OnActivity("MirrorEmailJob", mock.Anything, mock.Anything).Return(h.mirror)
+	env.OnActivity("MarkEmailMailbox", mock.Anything, mock.Anything).Return(h.mark)
+	env.OnActivity("PreflightMailbox", mock.Anything, mock.Anything).Return(h.preflightFn)
+	env.OnActivity("VerifyMailbox", mock.Anything, mock.Anything).Return(h.verify)
+	// One mock per run type so each can take its own (simulated) time.
+	for rt, d := range map[model.RunType]time.Duration{model.RunInitial: delays.initial, model.RunDelta: delays.delta, model.RunFinal: delays.final} {
+		c := env.OnActivity("SyncMailbox", mock.Anything, mock.MatchedBy(func(r mail.PassRequest) bool { return r.RunType == rt })).Return(h.sync)
+		if d > 0 {
+			c.After(d)
+		}
+	}
+	return h
+}
+
+func (h *harness) register(_ context.Context, spec jobspec.Spec) (emailjob.Registration, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	spec = spec.WithDefaults()
+	if len(h.mailboxes) == 0 {
+		for i, m := range spec.Mailboxes {
+			h.mailboxes = append(h.mailboxes, spec.MailboxSpec(spec.JobID, int64(10+i), m))
+		}
+	}
+	if h.existing != nil {
+		r := *h.existing
+		r.Mailboxes = len(h.mailboxes)
+		return r, nil
+	}
+	return emailjob.Registration{JobID: spec.JobID, Mailboxes: len(h.mailboxes), Created: true}, nil
+}
+
+func (h *harness) load(_ context.Context, req emailjob.LoadRequest) ([]mail.MailboxSpec, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []mail.MailboxSpec
+	for _, m := range h.mailboxes {
+		if m.MailboxID > req.AfterID && len(out) < req.Limit {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (h *harness) mirror(_ context.Context, m emailjob.Mirror) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mirrors = append(h.mirrors, m)
+	return nil
+}
+
+func (h *harness) mark(_ context.Context, m emailjob.MailboxMark) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.marks = append(h.marks, m)
+	return nil
+}
+
+// folders is a clean mailbox: INBOX 10 and Sent 5 messages, all on the destination.
+func folders() []mail.FolderStats {
+	return []mail.FolderStats{
+		{Source: "INBOX", Dest: "INBOX", SpecialUse: `\Inbox`, SourceMessages: 10, DestMessages: 10, SourceBytes: 10000, DestBytes: 10000},
+		{Source: "Sent", Dest: "Sent", SpecialUse: `\Sent`, SourceMessages: 5, DestMessages: 5, SourceBytes: 5000, DestBytes: 5000},
+	}
+}
+
+func (h *harness) preflightFn(_ context.Context, spec mail.MailboxSpec) (mail.PreflightReport, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.preflight[spec.Email]++
+	if err := h.preflightErr[spec.Email]; err != nil {
+		return mail.PreflightReport{}, err
+	}
+	fs := folders()
+	for i := range fs {
+		fs[i].DestMessages, fs[i].DestBytes = 0, 0
+	}
+	return mail.PreflightReport{Folders: fs}, nil
+}
+
+func (h *harness) sync(_ context.Context, req mail.PassRequest) (mail.PassStats, error) {
+	h.mu.Lock()
+	h.syncs = append(h.syncs, syncCall{Req: req, At: h.env.Now()})
+	fn := h.syncStats
+	h.mu.Unlock()
+	if fn != nil {
+		return fn(req)
+	}
+	return mail.PassStats{Mode: req.Mode, Folders: folders(), Found: 15}, nil
+}
+
+func (h *harness) verify(_ context.Context, spec mail.MailboxSpec) (mail.VerifyReport, error) {
+	h.mu.Lock()
+	h.verifies++
+	fn := h.verifyReport
+	h.mu.Unlock()
+	if fn != nil {
+		return fn(spec)
+	}
+	return mail.VerifyReport{OK: true, Folders: []mail.FolderDiff{{Source: "INBOX", Dest: "INBOX", SourceMessages: 10, DestMessages: 10}}}, nil
+}
+
+// testLogger sends warnings and errors to the test log (set EMAIL_TEST_DEBUG=1 for everything).
+func testLogger(t *testing.T) log.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("EMAIL_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level})))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// at schedules fn at d after the start (simulated time).
+func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+func (h *harness) signal(name, by string) {
+	h.env.SignalWorkflow(name, Request{By: by})
+}
+
+type updateOutcome struct {
+	Name     string
+	Rejected error // by the validator
+	Err      error // by the handler
+	Ack      Ack
+	Done     bool
+}
+
+// update sends an update; its outcome is collected in the returned record (filled as the
+// workflow runs, so read it after ExecuteWorkflow).
+func (h *harness) update(name string, r Request) *updateOutcome {
+	o := &updateOutcome{Name: name}
+	h.updateSeq++
+	h.env.UpdateWorkflow(name, fmt.Sprintf("%s-%d", name, h.updateSeq), &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { o.Rejected, o.Done = err, true },
+		OnComplete: func(v any, err error) {
+			o.Err, o.Done = err, true
+			if a, ok := v.(Ack); ok {
+				o.Ack = a
+			}
+		},
+	}, r)
+	return o
+}
+
+func (h *harness) status() Status {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryStatus)
+	if err != nil {
+		h.t.Fatalf("query status: %v", err)
+	}
+	var s Status
+	if err := v.Get(&s); err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+// mirroredPhases lists the phases written to PostgreSQL, consecutive repeats folded.
+func (h *harness) mirroredPhases() []model.Phase {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []model.Phase
+	for _, m := range h.mirrors {
+		if len(out) == 0 || out[len(out)-1] != m.State.Phase {
+			out = append(out, m.State.Phase)
+		}
+	}
+	return out
+}
+
+func (h *harness) lastMirror() emailjob.Mirror {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.mirrors) == 0 {
+		h.t.Fatal("nothing mirrored")
+	}
+	return h.mirrors[len(h.mirrors)-1]
+}
+
+func (h *harness) syncCalls() []syncCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]syncCall(nil), h.syncs...)
+}
+
+func (h *harness) notes() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var all []string
+	for _, m := range h.mirrors {
+		all = append(all, m.Notes...)
+	}
+	return strings.Join(all, "\n")
+}
+
+func (h *harness) result() (Status, error) {
+	h.t.Helper()
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	var s Status
+	err := h.env.GetWorkflowError()
+	if err == nil {
+		if gerr := h.env.GetWorkflowResult(&s); gerr != nil {
+			h.t.Fatal(gerr)
+		}
+	}
+	return s, err
+}

@@ -1,0 +1,307 @@
+package email
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cutover/cutover/activities/emailjob"
+	"github.com/cutover/cutover/activities/mail"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/gate"
+)
+
+// TaskKind is what a pass does to a mailbox.
+type TaskKind string
+
+const (
+	TaskPreflight TaskKind = "preflight"
+	TaskSync      TaskKind = "sync"
+	TaskVerify    TaskKind = "verify"
+)
+
+// ErrTypeMirrorAfterCutover is the error type of a refused mirror pass (the engine's spelling).
+const ErrTypeMirrorAfterCutover = mail.ErrTypeMirrorAfterCutover
+
+// nonRetryable are the engine's permanent failures: retrying cannot help.
+var nonRetryable = []string{mail.ErrTypeAuthFailed, mail.ErrTypeBadSpec, mail.ErrTypeMirrorAfterCutover,
+	mail.ErrTypeCredentialsUnavailable}
+
+// Task is the part of a mailbox pass shared by every mailbox of a wave.
+type Task struct {
+	Kind    TaskKind      `json:"kind"`
+	Mode    mail.Mode     `json:"mode,omitempty"`     // sync only
+	RunType model.RunType `json:"run_type,omitempty"` // sync only: initial | delta | final
+	Phase   model.Phase   `json:"phase"`
+	// CutOver: DNS already points at the destination (users write there). With it, or with a
+	// Phase at or after dns_cutover, a mirror pass is refused before any activity runs.
+	CutOver     bool          `json:"cut_over,omitempty"`
+	Include     []string      `json:"include,omitempty"` // replaces the mailbox's include list (INBOX post-syncs)
+	Parallelism int           `json:"parallelism,omitempty"`
+	TriggeredBy string        `json:"triggered_by,omitempty"`
+	MaxAttempts int           `json:"max_attempts,omitempty"`
+	MaxInterval time.Duration `json:"max_interval,omitempty"`
+}
+
+// MailboxInput is MailboxSyncWorkflow's input.
+type MailboxInput struct {
+	Task Task             `json:"task"`
+	Spec mail.MailboxSpec `json:"spec"`
+}
+
+// MailboxResult is one mailbox's outcome of a pass, small enough for thousands to fold into a
+// wave result.
+type MailboxResult struct {
+	MailboxID int64  `json:"mailbox_id"`
+	Email     string `json:"email"`
+	OK        bool   `json:"ok"`
+	Error     string `json:"error,omitempty"`
+	ErrorType string `json:"error_type,omitempty"`
+	RunID     int64  `json:"run_id,omitempty"`
+
+	Facts       gate.MailboxFacts `json:"facts"` // sync: the gate's inputs
+	SourceBytes int64             `json:"source_bytes,omitempty"`
+	DestBytes   int64             `json:"dest_bytes,omitempty"`
+	Transferred int64             `json:"transferred,omitempty"`
+	Deleted     int64             `json:"deleted,omitempty"`
+	Duration    time.Duration     `json:"duration,omitempty"`
+
+	Missing  int64    `json:"missing,omitempty"`  // verify
+	Extra    int64    `json:"extra,omitempty"`    // verify
+	Samples  []string `json:"samples,omitempty"`  // verify: a few differing messages
+	Warnings []string `json:"warnings,omitempty"` // preflight
+}
+
+// MirrorRefused reports whether a pass may not run because it would delete on a destination
+// users may already write to. It is the workflow-side rule of "no mirror after DNS cutover".
+func MirrorRefused(t Task) bool {
+	return t.Mode == mail.ModeMirror && (t.CutOver || t.Phase.AfterDNSCutover() ||
+		t.Phase == model.PhaseFailed) // a failed job runs nothing, and never a mirror
+}
+
+func errMirrorRefused(email string, t Task) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("mirror pass of %s refused: DNS cutover (phase %s, cut over %v) means users write to the destination; only copy passes run now",
+			email, t.Phase, t.CutOver), ErrTypeMirrorAfterCutover, nil)
+}
+
+// MailboxSyncWorkflow runs one pass (preflight, sync or verify) of one mailbox and reports it.
+// A mailbox that fails is a result with OK false (recorded on its row), not a workflow failure,
+// so one bad mailbox never hides the others' outcome; only a refused mirror fails the workflow.
+func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
+	res := MailboxResult{MailboxID: in.Spec.MailboxID, Email: in.Spec.Email}
+	t := in.Task
+	if t.Kind == TaskSync && MirrorRefused(t) {
+		return res, errMirrorRefused(in.Spec.Email, t)
+	}
+	if len(t.Include) > 0 {
+		in.Spec.Include = t.Include
+	}
+	actx := workflow.WithActivityOptions(ctx, mailboxActivityOptions(t))
+	start := workflow.Now(ctx)
+	var a *mail.Activities
+	var err error
+	switch t.Kind {
+	case TaskPreflight:
+		var rep mail.PreflightReport
+		if err = workflow.ExecuteActivity(actx, a.PreflightMailbox, in.Spec).Get(ctx, &rep); err == nil {
+			res = preflightResult(res, rep)
+		}
+	case TaskSync:
+		req := mail.PassRequest{Spec: in.Spec, Mode: t.Mode, RunType: t.RunType, Phase: t.Phase,
+			Parallelism: t.Parallelism, TriggeredBy: t.TriggeredBy}
+		var ps mail.PassStats
+		if err = workflow.ExecuteActivity(actx, a.SyncMailbox, req).Get(ctx, &ps); err == nil {
+			res = passResult(res, ps)
+		}
+	case TaskVerify:
+		var rep mail.VerifyReport
+		if err = workflow.ExecuteActivity(actx, a.VerifyMailbox, in.Spec).Get(ctx, &rep); err == nil {
+			res = verifyResult(res, rep)
+		}
+	default:
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind), mail.ErrTypeBadSpec, nil)
+	}
+	res.Duration = workflow.Now(ctx).Sub(start)
+	if err == nil && !res.OK {
+		err = temporal.NewNonRetryableApplicationError(res.Error, res.ErrorType, nil)
+	}
+	if err != nil {
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			return res, err
+		}
+		res.OK, res.Error, res.ErrorType = false, errorText(err), errorType(err)
+		res.Facts = gate.MailboxFacts{Email: in.Spec.Email, Error: res.Error}
+		// The engine records what it can; a failure before it could (no credentials, no
+		// connection) must still show on the mailbox row.
+		mctx := workflow.WithActivityOptions(ctx, bookkeepingOptions(time.Minute))
+		var b *emailjob.Activities
+		mark := emailjob.MailboxMark{MailboxID: in.Spec.MailboxID, Status: model.MailboxError,
+			LastError: fmt.Sprintf("%s %s: %s", t.Kind, t.RunType, res.Error)}
+		if merr := workflow.ExecuteActivity(mctx, b.MarkEmailMailbox, mark).Get(ctx, nil); merr != nil {
+			workflow.GetLogger(ctx).Warn("could not record mailbox failure", "mailbox", in.Spec.Email, "error", merr)
+		}
+		return res, nil
+	}
+	return res, nil
+}
+
+// mailboxActivityOptions: the engine heartbeats during a sync, so a stuck pass is noticed in
+// minutes while a large mailbox may take many hours.
+func mailboxActivityOptions(t Task) workflow.ActivityOptions {
+	maxAttempts := int32(t.MaxAttempts)
+	if maxAttempts <= 0 {
+		maxAttempts = 10
+	}
+	maxInterval := t.MaxInterval
+	if maxInterval <= 0 {
+		maxInterval = 5 * time.Minute
+	}
+	o := workflow.ActivityOptions{
+		StartToCloseTimeout: time.Hour,
+		WaitForCancellation: true, // a cancelled mirror pass is known to have stopped before DNS work goes on
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: maxInterval, MaximumAttempts: maxAttempts, NonRetryableErrorTypes: nonRetryable},
+	}
+	switch t.Kind {
+	case TaskSync:
+		o.StartToCloseTimeout = 48 * time.Hour
+		o.HeartbeatTimeout = 5 * time.Minute
+	case TaskVerify:
+		o.StartToCloseTimeout = 12 * time.Hour
+	}
+	return o
+}
+
+// bookkeepingOptions retry PostgreSQL writes until they land; only a missing row or a bad spec
+// stops them.
+func bookkeepingOptions(timeout time.Duration) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: []string{emailjob.ErrTypeBadSpec, "JobNotFound", "MailboxNotFound"}},
+	}
+}
+
+func errorText(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		msg := ae.Error()
+		if ae.Type() != "" {
+			msg = ae.Type() + ": " + msg
+		}
+		return truncate(msg, 500)
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return truncate("timeout ("+te.TimeoutType().String()+"): "+err.Error(), 500)
+	}
+	return truncate(err.Error(), 500)
+}
+
+func errorType(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Type()
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return "Timeout"
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func isInbox(special, name string) bool {
+	return special == `\Inbox` || strings.EqualFold(name, "INBOX")
+}
+
+func passResult(res MailboxResult, ps mail.PassStats) MailboxResult {
+	f := gate.MailboxFacts{Email: res.Email, Synced: true, Quarantined: ps.Quarantined, Pending: ps.Pending}
+	for _, fs := range ps.Folders {
+		f.SourceMessages += fs.SourceMessages
+		f.DestMessages += fs.DestMessages
+		res.SourceBytes += fs.SourceBytes
+		res.DestBytes += fs.DestBytes
+		switch {
+		case isInbox(fs.SpecialUse, fs.Source):
+			f.HasInbox = true
+			f.InboxSource += fs.SourceMessages
+			f.InboxDest += fs.DestMessages
+			f.InboxQuarantined += fs.Quarantined
+		case fs.SpecialUse == `\Sent`:
+			f.HasSent = true
+			f.SentSource += fs.SourceMessages
+			f.SentDest += fs.DestMessages
+			f.SentQuarantined += fs.Quarantined
+		}
+	}
+	res.Facts, res.RunID = f, ps.RunID
+	res.Transferred, res.Deleted = ps.Transferred, ps.Deleted
+	res.OK = true
+	return res
+}
+
+// preflightResult sums the folders and turns what would make the sync fail into a failure
+// (quota) and what needs a human look into warnings.
+func preflightResult(res MailboxResult, rep mail.PreflightReport) MailboxResult {
+	res.RunID = rep.RunID
+	hasInbox, hasSent := false, false
+	for _, fs := range rep.Folders {
+		res.Facts.SourceMessages += fs.SourceMessages
+		res.Facts.DestMessages += fs.DestMessages
+		res.SourceBytes += fs.SourceBytes
+		res.DestBytes += fs.DestBytes
+		hasInbox = hasInbox || isInbox(fs.SpecialUse, fs.Source)
+		hasSent = hasSent || fs.SpecialUse == `\Sent`
+	}
+	res.Facts.Email, res.Facts.HasInbox, res.Facts.HasSent = res.Email, hasInbox, hasSent
+	for _, w := range rep.Warnings {
+		res.Warnings = append(res.Warnings, res.Email+": "+w)
+	}
+	if !hasInbox {
+		res.Warnings = append(res.Warnings, res.Email+": no INBOX on the source")
+	}
+	if !hasSent {
+		res.Warnings = append(res.Warnings, res.Email+`: no \Sent folder detected on the source (check the folder map)`)
+	}
+	if rep.DestQuotaLimit > 0 {
+		need := max(0, res.SourceBytes-res.DestBytes)
+		free := rep.DestQuotaLimit - rep.DestQuotaUsed
+		if need > free {
+			res.OK = false
+			res.ErrorType = "QuotaTooSmall"
+			res.Error = fmt.Sprintf("destination quota too small: %d bytes to copy, %d free of %d", need, free, rep.DestQuotaLimit)
+			return res
+		}
+	}
+	res.OK = true
+	return res
+}
+
+func verifyResult(res MailboxResult, rep mail.VerifyReport) MailboxResult {
+	res.RunID = rep.RunID
+	res.Missing, res.Extra = rep.Missing, rep.Extra
+	res.Facts.Email, res.Facts.Synced, res.Facts.Quarantined = res.Email, true, rep.Quarantined
+	for _, fd := range rep.Folders {
+		res.Facts.SourceMessages += fd.SourceMessages
+		res.Facts.DestMessages += fd.DestMessages
+		for _, s := range fd.Samples {
+			if len(res.Samples) < 5 {
+				res.Samples = append(res.Samples, res.Email+" "+fd.Source+": "+s)
+			}
+		}
+	}
+	res.OK = true
+	return res
+}

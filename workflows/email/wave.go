@@ -1,0 +1,265 @@
+package email
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cutover/cutover/activities/emailjob"
+	"github.com/cutover/cutover/activities/mail"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/searchattr"
+	"github.com/cutover/cutover/workflows/email/gate"
+	"github.com/cutover/cutover/workflows/email/jobspec"
+)
+
+// Wave defaults. A wave run starts at most ContinueAfter mailbox workflows (about six events
+// each in its history) before it continues as new, so no history grows with the job's size.
+const (
+	DefaultPageSize      = 100
+	DefaultContinueAfter = 200
+	DefaultKeepResults   = 100
+	maxListed            = 10
+)
+
+// WaveInput is MailboxWaveWorkflow's input; the Cursor fields carry a wave across
+// continue-as-new.
+type WaveInput struct {
+	Spec        jobspec.Spec `json:"spec"` // job-level settings; Mailboxes unused (read page by page)
+	Task        Task         `json:"task"`
+	Concurrency int          `json:"concurrency"`
+	// Tuning, defaulted when zero.
+	PageSize      int `json:"page_size,omitempty"`
+	ContinueAfter int `json:"continue_after,omitempty"`
+	KeepResults   int `json:"keep_results,omitempty"`
+
+	AfterID int64      `json:"after_id,omitempty"` // last mailbox id handled by earlier runs
+	Acc     WaveResult `json:"acc"`                // what earlier runs found
+}
+
+// WaveResult is a whole pass over a job's mailboxes, summed.
+type WaveResult struct {
+	Task      Task      `json:"task"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+	Runs      int       `json:"runs"` // executions of the wave (1 + continue-as-new count)
+	Mailboxes int64     `json:"mailboxes"`
+	OK        int64     `json:"ok"`
+	// QuarantinedMailboxes: mailboxes that passed with messages the destination refused.
+	QuarantinedMailboxes int64    `json:"quarantined_mailboxes"`
+	Failed               int64    `json:"failed"`
+	Failures             []string `json:"failures,omitempty"` // first few "email: error"
+	Warnings             []string `json:"warnings,omitempty"` // first few preflight warnings
+	Samples              []string `json:"samples,omitempty"`  // first few differing messages (verify)
+
+	Summary gate.Summary `json:"summary"` // sync: the gate's accumulated checks
+
+	SourceMessages int64 `json:"source_messages"`
+	DestMessages   int64 `json:"dest_messages"`
+	SourceBytes    int64 `json:"source_bytes"`
+	DestBytes      int64 `json:"dest_bytes"`
+	Transferred    int64 `json:"transferred"`
+	Deleted        int64 `json:"deleted"`
+	Quarantined    int64 `json:"quarantined"`
+	Pending        int64 `json:"pending"`
+	Missing        int64 `json:"missing"`
+	Extra          int64 `json:"extra"`
+
+	// Results: every mailbox's result while there are at most KeepResults, then only failures.
+	Results []MailboxResult `json:"results,omitempty"`
+}
+
+// Duration is how long the whole wave took, continue-as-new included.
+func (r WaveResult) Duration() time.Duration { return r.Finished.Sub(r.Started) }
+
+func (r *WaveResult) add(res MailboxResult, th gate.Thresholds, keep int) {
+	r.Mailboxes++
+	if res.OK {
+		r.OK++
+		if res.Facts.Quarantined > 0 {
+			r.QuarantinedMailboxes++
+		}
+	} else {
+		r.Failed++
+		if len(r.Failures) < maxListed {
+			r.Failures = append(r.Failures, res.Email+": "+res.Error)
+		}
+	}
+	for _, w := range res.Warnings {
+		if len(r.Warnings) < maxListed {
+			r.Warnings = append(r.Warnings, w)
+		}
+	}
+	for _, s := range res.Samples {
+		if len(r.Samples) < maxListed {
+			r.Samples = append(r.Samples, s)
+		}
+	}
+	if r.Task.Kind == TaskSync {
+		r.Summary.Add(res.Facts, th)
+	}
+	f := res.Facts
+	r.SourceMessages += f.SourceMessages
+	r.DestMessages += f.DestMessages
+	r.SourceBytes += res.SourceBytes
+	r.DestBytes += res.DestBytes
+	r.Transferred += res.Transferred
+	r.Deleted += res.Deleted
+	r.Quarantined += f.Quarantined
+	r.Pending += f.Pending
+	r.Missing += res.Missing
+	r.Extra += res.Extra
+	if r.Mailboxes <= int64(keep) || (!res.OK && len(r.Results) < keep) {
+		res.Samples, res.Warnings = nil, nil // summed above; keep the result small
+		r.Results = append(r.Results, res)
+	}
+}
+
+// WaveProgress is the wave's `status` query answer.
+type WaveProgress struct {
+	Task     Task     `json:"task"`
+	Done     int64    `json:"done"`
+	Failed   int64    `json:"failed"`
+	InFlight []string `json:"in_flight"`
+	Runs     int      `json:"runs"`
+}
+
+// MailboxWaveWorkflow runs one task over every mailbox of a job, at most Concurrency at a time,
+// each as a MailboxSyncWorkflow child, reading the mailboxes from PostgreSQL page by page and
+// continuing as new every ContinueAfter mailboxes. Cancelling it cancels the running children
+// and waits for them to stop.
+func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error) {
+	if in.PageSize <= 0 {
+		in.PageSize = DefaultPageSize
+	}
+	if in.ContinueAfter <= 0 {
+		in.ContinueAfter = DefaultContinueAfter
+	}
+	if in.KeepResults <= 0 {
+		in.KeepResults = DefaultKeepResults
+	}
+	in.Concurrency = max(1, in.Concurrency)
+	spec := in.Spec.WithDefaults()
+	acc := in.Acc
+	if acc.Runs == 0 {
+		acc.Task, acc.Started = in.Task, workflow.Now(ctx)
+	}
+	acc.Runs++
+	if in.Task.Kind == TaskSync && MirrorRefused(in.Task) {
+		return acc, errMirrorRefused("every mailbox", in.Task)
+	}
+
+	inFlight := map[string]bool{} // read only by the query; workflow logic never ranges over it
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WaveProgress, error) {
+		p := WaveProgress{Task: in.Task, Done: acc.Mailboxes, Failed: acc.Failed, Runs: acc.Runs}
+		for _, e := range workflow.DeterministicKeys(inFlight) {
+			p.InFlight = append(p.InFlight, e)
+		}
+		return p, nil
+	}); err != nil {
+		return acc, err
+	}
+
+	lctx := workflow.WithActivityOptions(ctx, bookkeepingOptions(time.Minute))
+	var jobActs *emailjob.Activities
+	jobOnly := spec
+	jobOnly.Mailboxes = nil
+
+	sel := workflow.NewSelector(ctx)
+	running := 0
+	var firstErr error
+	collect := func(email string) func(workflow.Future) {
+		return func(f workflow.Future) {
+			running--
+			delete(inFlight, email)
+			var res MailboxResult
+			if err := f.Get(ctx, &res); err != nil {
+				if temporal.IsCanceledError(err) {
+					if firstErr == nil {
+						firstErr = err
+					}
+					return
+				}
+				res = MailboxResult{Email: email, Error: errorText(err), ErrorType: errorType(err)}
+				res.Facts = gate.MailboxFacts{Email: email, Error: res.Error}
+			}
+			acc.add(res, spec.Gate, in.KeepResults)
+		}
+	}
+
+	started := 0
+	exhausted := false
+	var queue []mail.MailboxSpec
+	for {
+		if ctx.Err() != nil || firstErr != nil {
+			break // cancelled: start nothing more, wait for the running ones below
+		}
+		if len(queue) == 0 && !exhausted {
+			// Continue-as-new only between pages, so the cursor is simply the last mailbox started.
+			if started >= in.ContinueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				break
+			}
+			var page []mail.MailboxSpec
+			err := workflow.ExecuteActivity(lctx, jobActs.LoadEmailMailboxes,
+				emailjob.LoadRequest{Spec: jobOnly, AfterID: in.AfterID, Limit: in.PageSize}).Get(ctx, &page)
+			if err != nil {
+				if temporal.IsCanceledError(err) {
+					break
+				}
+				for running > 0 {
+					sel.Select(ctx)
+				}
+				return acc, fmt.Errorf("load mailboxes after %d: %w", in.AfterID, err)
+			}
+			queue = page
+			exhausted = len(page) < in.PageSize
+			continue
+		}
+		if len(queue) == 0 {
+			break // every mailbox started
+		}
+		if running >= in.Concurrency {
+			sel.Select(ctx)
+			continue
+		}
+		m := queue[0]
+		queue = queue[1:]
+		in.AfterID = m.MailboxID
+		started++
+		running++
+		inFlight[m.Email] = true
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:            MailboxWorkflowID(m.JobID, m.Email),
+			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WaitForCancellation:   true,
+			ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+			TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Domain.ValueSet(spec.Domain)),
+			StaticSummary:         fmt.Sprintf("%s %s of %s", in.Task.Kind, in.Task.RunType, m.Email),
+		})
+		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, MailboxInput{Task: in.Task, Spec: m}), collect(m.Email))
+	}
+	for running > 0 {
+		sel.Select(ctx)
+	}
+	if ctx.Err() != nil || firstErr != nil {
+		acc.Finished = workflow.Now(ctx)
+		return acc, temporal.NewCanceledError(fmt.Sprintf("%s wave cancelled after %d mailboxes", in.Task.Kind, acc.Mailboxes))
+	}
+	if !exhausted {
+		// in.AfterID is the last mailbox started: the next run reads on from there.
+		in.Acc = acc
+		return acc, workflow.NewContinueAsNewError(ctx, WaveWorkflowName, in)
+	}
+	acc.Finished = workflow.Now(ctx)
+	return acc, nil
+}
+
+// waveTask fills a Task from the job's spec.
+func waveTask(spec jobspec.Spec, kind TaskKind, runType model.RunType, mode mail.Mode, phase model.Phase, cutOver bool) Task {
+	return Task{Kind: kind, RunType: runType, Mode: mode, Phase: phase, CutOver: cutOver,
+		Parallelism: spec.Concurrency.Folders, TriggeredBy: "worker",
+		MaxAttempts: spec.Retry.MaxAttempts, MaxInterval: spec.Retry.MaxInterval.D()}
+}
