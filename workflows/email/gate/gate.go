@@ -73,7 +73,8 @@ func (t Thresholds) Validate() error {
 // MailboxFacts is what the latest pass (or verify) says about one mailbox.
 type MailboxFacts struct {
 	Email  string `json:"email"`
-	Synced bool   `json:"synced"` // a pass completed; false = never synced or the last pass failed
+	Synced bool   `json:"synced"`          // a pass completed; false = never synced or the last pass failed
+	Error  string `json:"error,omitempty"` // why the last pass failed
 	// Whole mailbox, after the pass.
 	SourceMessages int64 `json:"source_messages"`
 	DestMessages   int64 `json:"dest_messages"`
@@ -107,8 +108,12 @@ func Assess(f MailboxFacts, t Thresholds) map[model.CheckID]Finding {
 	t = t.WithDefaults()
 	out := make(map[model.CheckID]Finding, len(mailboxChecks))
 	if !f.Synced {
+		msg := f.Email + ": no completed pass"
+		if f.Error != "" {
+			msg = f.Email + ": last pass failed: " + f.Error
+		}
 		for _, id := range mailboxChecks {
-			out[id] = Finding{model.CheckFail, f.Email + ": no completed pass"}
+			out[id] = Finding{model.CheckFail, msg}
 		}
 		return out
 	}
