@@ -18,11 +18,13 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/health"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/metrics"
+	emailwf "github.com/cutover/cutover/workflows/email"
 	healthwf "github.com/cutover/cutover/workflows/health"
 )
 
@@ -90,6 +92,8 @@ type Deps struct {
 func Register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(healthwf.Workflow, workflow.RegisterOptions{Name: healthwf.Name})
 	r.RegisterActivityWithOptions(&health.Activities{DB: d.DB}, activity.RegisterOptions{})
+	emailwf.RegisterWorkflows(r)
+	r.RegisterActivityWithOptions(&emailjob.Activities{DB: d.DB, Logger: d.Logger}, activity.RegisterOptions{})
 }
 
 // Info describes a running worker.
