@@ -245,7 +245,7 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 	if err := e.writeMappings(ctx, tx, p, loaded, req.Sync); err != nil {
 		return res, fmt.Errorf("batch %s/%d: mappings: %w", p.ent.Name, req.BatchNumber, err)
 	}
-	if err := e.writeErrors(ctx, tx, p, batchID, req.BatchNumber, bad); err != nil {
+	if err := e.writeErrors(ctx, tx, p, &batchID, req.BatchNumber, bad); err != nil {
 		return res, fmt.Errorf("batch %s/%d: errors: %w", p.ent.Name, req.BatchNumber, err)
 	}
 
@@ -497,7 +497,7 @@ func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 }
 
 // writeErrors records the batch's bad rows (one row per record and code while unresolved).
-func (e *Engine) writeErrors(ctx context.Context, tx pgx.Tx, p *entityPlan, batchID uuid.UUID, n int64, bad []failure) error {
+func (e *Engine) writeErrors(ctx context.Context, tx pgx.Tx, p *entityPlan, batchID *uuid.UUID, n int64, bad []failure) error {
 	if len(bad) == 0 {
 		return nil
 	}
@@ -509,7 +509,12 @@ func (e *Engine) writeErrors(ctx context.Context, tx pgx.Tx, p *entityPlan, batc
 				data[c] = snapshotValue(f.row.src[i])
 			}
 		}
-		ctxJSON := map[string]any{"entity": p.ent.Name, "batch_number": n, "source_table": p.ent.SourceTable}
+		ctxJSON := map[string]any{"entity": p.ent.Name, "source_table": p.ent.SourceTable}
+		if n >= 0 {
+			ctxJSON["batch_number"] = n
+		} else {
+			ctxJSON["retry"] = true
+		}
 		if f.err.Column != "" {
 			ctxJSON["column"] = f.err.Column
 		}

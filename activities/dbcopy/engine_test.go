@@ -42,8 +42,8 @@ func openClinic(t *testing.T, driver string, scale, batch int) (*Engine, *dbcopy
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := testenv.NewDatabase(t)
-	e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target})
+	target := newTarget(t)
+	e, err := Open(ctx, sp, Options{MigrationID: newID(), TargetURL: target})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +53,10 @@ func openClinic(t *testing.T, driver string, scale, batch int) (*Engine, *dbcopy
 	}
 	return e, clinic, target
 }
+
+func newTarget(t *testing.T) string { return testenv.NewDatabase(t) }
+
+func newID() uuid.UUID { return uuid.New() }
 
 func copyAll(t *testing.T, e *Engine) {
 	t.Helper()
@@ -84,7 +88,7 @@ func count(t *testing.T, e *Engine, q string, args ...any) int {
 func errorCodes(t *testing.T, e *Engine, entity string) map[string]int {
 	t.Helper()
 	rows, err := e.Pool().Query(context.Background(), `SELECT error_code, count(*) FROM migration_errors
-		WHERE entity_status_id = $1 GROUP BY error_code`, e.EntityStatusID(entity))
+		WHERE entity_status_id = $1 AND NOT is_resolved GROUP BY error_code`, e.EntityStatusID(entity))
 	if err != nil {
 		t.Fatal(err)
 	}

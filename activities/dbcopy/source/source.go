@@ -29,6 +29,8 @@ type Query struct {
 	After any
 	// Equal selects every row whose key equals it (extends a page whose last key repeats).
 	Equal any
+	// In selects the rows whose key is one of these (re-driving recorded errors).
+	In    []any
 	Limit int
 	// Mark switches to watermark order (Mark, Key): rows after (AfterMark, After). Rows with a
 	// NULL mark are not selected.
@@ -100,6 +102,14 @@ func buildSelect(q Query, selectExpr func(col string) string, ph func(int) strin
 	key := spec.QuoteIdent(q.Key)
 	var args []any
 	switch {
+	case len(q.In) > 0:
+		phs := make([]string, len(q.In))
+		for i, v := range q.In {
+			args = append(args, v)
+			phs[i] = ph(i + 1)
+		}
+		fmt.Fprintf(&b, " WHERE %s IN (%s) ORDER BY %s", key, strings.Join(phs, ", "), key)
+		return b.String(), args
 	case q.Equal != nil:
 		args = append(args, q.Equal)
 		fmt.Fprintf(&b, " WHERE %s = %s", key, ph(1))

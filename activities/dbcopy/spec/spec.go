@@ -147,6 +147,8 @@ type Rule struct {
 	Op     string   `json:"op" yaml:"op"` // not_null eq ne gt ge lt le in matches max_length
 	Value  *string  `json:"value,omitempty" yaml:"value"`
 	Values []string `json:"values,omitempty" yaml:"values"`
+	// Severity warning reports violations as a validation warning instead of a failure.
+	Severity string `json:"severity,omitempty" yaml:"severity"`
 }
 
 // SchemaOp is a schema change operation on the target (seed 001 SchemaChangeOperation).
@@ -740,6 +742,9 @@ func findCycle(names []string, deps map[string][]string, done map[string]bool) [
 var ruleOps = []string{"not_null", "eq", "ne", "gt", "ge", "lt", "le", "in", "matches", "max_length"}
 
 func (r Rule) check(cols map[string]string) error {
+	if r.Severity != "" && r.Severity != "error" && r.Severity != "warning" {
+		return fmt.Errorf("severity %q: want error or warning", r.Severity)
+	}
 	if _, ok := cols[r.Column]; !ok {
 		return fmt.Errorf("column %q is not a target column", r.Column)
 	}
