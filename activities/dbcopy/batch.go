@@ -455,10 +455,18 @@ func (e *Engine) upsertRows(ctx context.Context, tx pgx.Tx, p *entityPlan, rows 
 		action = "DO UPDATE SET " + strings.Join(sets, ", ")
 	}
 	list := strings.Join(cols, ", ")
-	q := fmt.Sprintf(`WITH up AS (INSERT INTO %s (%s) SELECT %s FROM pg_temp.%s ON CONFLICT (%s) %s RETURNING (xmax = 0) AS inserted)
-		SELECT count(*) FILTER (WHERE inserted) FROM up`, p.target, list, list, stage, strings.Join(conflict, ", "), action)
+	// New rows are counted before the upsert: RETURNING xmax is not allowed on partitioned tables.
+	match := make([]string, len(conflict))
+	for i, c := range conflict {
+		match[i] = "t." + c + " = s." + c
+	}
 	var n int
-	if err := tx.QueryRow(ctx, q).Scan(&n); err != nil {
+	if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM pg_temp.%s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s)`,
+		stage, p.target, strings.Join(match, " AND "))).Scan(&n); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM pg_temp.%s ON CONFLICT (%s) %s`,
+		p.target, list, list, stage, strings.Join(conflict, ", "), action)); err != nil {
 		return 0, err
 	}
 	return n, nil

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -175,7 +176,8 @@ const (
 	KeyModeKeep         = "keep"
 )
 
-// Load reads a spec file (YAML or JSON) and validates it.
+// Load reads a spec file (YAML or JSON) and validates it; relative SQLite paths are resolved
+// against the file's directory.
 func Load(path string) (*Spec, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -184,6 +186,16 @@ func Load(path string) (*Spec, error) {
 	s, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s: %w", path, err)
+	}
+	// A relative SQLite path is relative to the spec file, wherever the command runs.
+	for name, src := range s.Sources {
+		if src.Driver == "sqlite" && src.Path != "" && !filepath.IsAbs(src.Path) {
+			src.Path = filepath.Join(filepath.Dir(path), src.Path)
+			if abs, err := filepath.Abs(src.Path); err == nil {
+				src.Path = abs
+			}
+			s.Sources[name] = src
+		}
 	}
 	return s, nil
 }
