@@ -138,6 +138,7 @@ type PassInfo struct {
 	Deleted     int64         `json:"deleted,omitempty"`
 	Pending     int64         `json:"pending,omitempty"`
 	Canceled    bool          `json:"canceled,omitempty"`
+	Runs        int           `json:"runs,omitempty"` // wave executions (continue-as-new keeps each history small)
 }
 
 // PreflightInfo sums the preflight of every mailbox.

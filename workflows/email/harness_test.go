@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
@@ -64,9 +66,11 @@ type harness struct {
 	updateSeq int
 
 	// Behaviour, changeable by callbacks; all under mu.
-	preflightErr map[string]error
-	syncStats    func(req mail.PassRequest) (mail.PassStats, error)
-	verifyReport func(spec mail.MailboxSpec) (mail.VerifyReport, error)
+	preflightErr    map[string]error
+	preflightReport func(spec mail.MailboxSpec) (mail.PreflightReport, error)
+	registerErr     error
+	syncStats       func(req mail.PassRequest) (mail.PassStats, error)
+	verifyReport    func(spec mail.MailboxSpec) (mail.VerifyReport, error)
 }
 
 type syncDelays struct{ initial, delta, final time.Duration }
@@ -83,6 +87,19 @@ func newHarness(t *testing.T, delays syncDelays) *harness {
 	env.RegisterActivity(&mail.Activities{})
 	env.RegisterActivity(&emailjob.Activities{})
 	h.env = env
+	// Passes are recorded when they start (a mock with a delay runs its function at the end).
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		if info.ActivityType.Name != "SyncMailbox" {
+			return
+		}
+		var req mail.PassRequest
+		if err := args.Get(&req); err != nil {
+			t.Errorf("decode SyncMailbox input: %v", err)
+		}
+		h.mu.Lock()
+		h.syncs = append(h.syncs, syncCall{Req: req, At: env.Now()})
+		h.mu.Unlock()
+	})
 
 	env.OnActivity("RegisterEmailJob", mock.Anything, mock.Anything).Return(h.register)
 	env.OnActivity("LoadEmailMailboxes", mock.Anything, mock.Anything).Return(h.load)
@@ -103,6 +120,9 @@ func newHarness(t *testing.T, delays syncDelays) *harness {
 func (h *harness) register(_ context.Context, spec jobspec.Spec) (emailjob.Registration, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.registerErr != nil {
+		return emailjob.Registration{}, h.registerErr
+	}
 	spec = spec.WithDefaults()
 	if len(h.mailboxes) == 0 {
 		for i, m := range spec.Mailboxes {
@@ -158,6 +178,9 @@ func (h *harness) preflightFn(_ context.Context, spec mail.MailboxSpec) (mail.Pr
 	if err := h.preflightErr[spec.Email]; err != nil {
 		return mail.PreflightReport{}, err
 	}
+	if h.preflightReport != nil {
+		return h.preflightReport(spec)
+	}
 	fs := folders()
 	for i := range fs {
 		fs[i].DestMessages, fs[i].DestBytes = 0, 0
@@ -167,7 +190,6 @@ func (h *harness) preflightFn(_ context.Context, spec mail.MailboxSpec) (mail.Pr
 
 func (h *harness) sync(_ context.Context, req mail.PassRequest) (mail.PassStats, error) {
 	h.mu.Lock()
-	h.syncs = append(h.syncs, syncCall{Req: req, At: h.env.Now()})
 	fn := h.syncStats
 	h.mu.Unlock()
 	if fn != nil {
@@ -216,6 +238,7 @@ type updateOutcome struct {
 	Err      error // by the handler
 	Ack      Ack
 	Done     bool
+	At       time.Time // workflow time of the answer
 }
 
 // update sends an update; its outcome is collected in the returned record (filled as the
@@ -225,9 +248,9 @@ func (h *harness) update(name string, r Request) *updateOutcome {
 	h.updateSeq++
 	h.env.UpdateWorkflow(name, fmt.Sprintf("%s-%d", name, h.updateSeq), &testsuite.TestUpdateCallback{
 		OnAccept: func() {},
-		OnReject: func(err error) { o.Rejected, o.Done = err, true },
+		OnReject: func(err error) { o.Rejected, o.Done, o.At = err, true, h.env.Now() },
 		OnComplete: func(v any, err error) {
-			o.Err, o.Done = err, true
+			o.Err, o.Done, o.At = err, true, h.env.Now()
 			if a, ok := v.(Ack); ok {
 				o.Ack = a
 			}

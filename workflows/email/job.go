@@ -119,9 +119,8 @@ type jobRun struct {
 	dirty, persisted int64 // state versions: changed, written to PostgreSQL
 	wake             int64 // bumped by every accepted command, so waits re-check
 
-	cancelWork    workflow.CancelFunc // abort
-	cancelMirror  workflow.CancelFunc // set while a mirror presync runs
-	mirrorRunning bool
+	cancelWork   workflow.CancelFunc // abort
+	cancelMirror workflow.CancelFunc // set while a presync runs
 
 	lastVisibility string
 }
@@ -182,11 +181,17 @@ func (w *jobRun) install(ctx workflow.Context) error {
 		})
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name, func(uctx workflow.Context, r Request) (Ack, error) {
 			msg := w.apply(uctx, name, r)
+			if name == DNSCutoverConfirmed {
+				// Answer once the job is past the cutover, i.e. any presync has stopped.
+				if err := workflow.Await(uctx, func() bool {
+					return w.st.Phase.AfterDNSCutover() || w.st.Phase == model.PhaseFailed || w.st.Aborted != nil
+				}); err != nil {
+					return Ack{}, err
+				}
+			}
+			// ... and once PostgreSQL says the same.
 			v := w.dirty
-			// Answer once PostgreSQL says the same, and for a DNS cutover once no mirror runs.
-			if err := workflow.Await(uctx, func() bool {
-				return (w.persisted >= v || !w.st.Registered) && (name != DNSCutoverConfirmed || !w.mirrorRunning)
-			}); err != nil {
+			if err := workflow.Await(uctx, func() bool { return w.persisted >= v || !w.st.Registered }); err != nil {
 				return Ack{}, err
 			}
 			return Ack{Phase: w.st.Phase, Gate: w.st.Gate, Message: msg}, nil
@@ -284,6 +289,8 @@ func (w *jobRun) enter(ctx workflow.Context, p model.Phase) {
 		}
 	}
 	w.mark(ctx)
+	// Every phase reaches PostgreSQL before the next begins: a ticket desk sees each one.
+	w.flush(ctx)
 }
 
 func (w *jobRun) fail(ctx workflow.Context, err error) {
@@ -500,8 +507,8 @@ func (w *jobRun) wave(ctx workflow.Context, t Task) (WaveResult, error) {
 		w.mark(ctx)
 		return res, err
 	}
-	pass.Mailboxes, pass.Failed, pass.Transferred, pass.Deleted, pass.Pending =
-		res.Mailboxes, res.Failed, res.Transferred, res.Deleted, res.Pending
+	pass.Mailboxes, pass.Failed, pass.Transferred, pass.Deleted, pass.Pending, pass.Runs =
+		res.Mailboxes, res.Failed, res.Transferred, res.Deleted, res.Pending, res.Runs
 	st.LastPass = &pass
 	return res, nil
 }
@@ -580,9 +587,9 @@ func (w *jobRun) presync(ctx workflow.Context) error {
 	st.PresyncRequested, st.NextPresyncAt = false, nil
 	t := w.task(TaskSync, model.RunDelta, w.spec.Schedule.PresyncMode)
 	mctx, cancel := workflow.WithCancel(ctx)
-	w.cancelMirror, w.mirrorRunning = cancel, t.Mode == mail.ModeMirror
+	w.cancelMirror = cancel
 	res, err := w.wave(mctx, t)
-	w.cancelMirror, w.mirrorRunning = nil, false
+	w.cancelMirror = nil
 	if err != nil {
 		if temporal.IsCanceledError(err) && st.DNSCutoverAt != nil && ctx.Err() == nil {
 			w.note(ctx, "presync stopped: DNS cutover confirmed")

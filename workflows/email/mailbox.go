@@ -127,15 +127,17 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind), mail.ErrTypeBadSpec, nil)
 	}
 	res.Duration = workflow.Now(ctx).Sub(start)
-	if err == nil && !res.OK {
-		err = temporal.NewNonRetryableApplicationError(res.Error, res.ErrorType, nil)
-	}
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
 			return res, err
 		}
 		res.OK, res.Error, res.ErrorType = false, errorText(err), errorType(err)
 		res.Facts = gate.MailboxFacts{Email: in.Spec.Email, Error: res.Error}
+	} else if !res.OK { // the activity worked; what it found fails the mailbox (e.g. quota)
+		res.Error = res.ErrorType + ": " + res.Error
+		res.Facts.Error = res.Error
+	}
+	if !res.OK {
 		// The engine records what it can; a failure before it could (no credentials, no
 		// connection) must still show on the mailbox row.
 		mctx := workflow.WithActivityOptions(ctx, bookkeepingOptions(time.Minute))
@@ -187,12 +189,17 @@ func bookkeepingOptions(timeout time.Duration) workflow.ActivityOptions {
 	}
 }
 
+// errorText is an error for people: the engine's error type (AuthFailed, Connect, ...) and
+// the message, without the SDK's "(type: ..., retryable: ...)" decoration.
 func errorText(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
-		msg := ae.Error()
-		if ae.Type() != "" {
-			msg = ae.Type() + ": " + msg
+		msg := ae.Message()
+		if c := errors.Unwrap(ae); c != nil {
+			msg += ": " + c.Error()
+		}
+		if t := ae.Type(); t != "" && !strings.ContainsAny(t, "*.") && !ownErrorTypes[t] {
+			msg = t + ": " + msg
 		}
 		return truncate(msg, 500)
 	}
@@ -202,6 +209,9 @@ func errorText(err error) string {
 	}
 	return truncate(err.Error(), 500)
 }
+
+// ownErrorTypes are this package's phase failures, whose messages say it all.
+var ownErrorTypes = map[string]bool{"MailboxesFailed": true, "VerifyMissing": true}
 
 func errorType(err error) string {
 	var ae *temporal.ApplicationError
