@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -575,6 +576,25 @@ func (p *problems) err() error {
 func IsProblems(err error) bool {
 	var pe *ProblemsError
 	return errors.As(err, &pe)
+}
+
+// CheckFiles checks what Validate cannot without I/O: the time zone exists and the CA files
+// are readable. For the CLI, before starting a job; never in workflow code.
+func (s Spec) CheckFiles() error {
+	var p problems
+	if _, err := time.LoadLocation(s.Schedule.Timezone); err != nil {
+		p.add("schedule.timezone", fmt.Sprintf("%q: %v", s.Schedule.Timezone, err))
+	}
+	for path, e := range map[string]Endpoint{"source": s.Source, "destination": s.Destination} {
+		if e.CAFile == "" {
+			continue
+		}
+		if _, err := os.ReadFile(e.CAFile); err != nil {
+			p.addMap(path+".ca_file", err.Error())
+		}
+	}
+	p.sortMapProblems()
+	return p.err()
 }
 
 // Presyncs are daily at PresyncAt or every PresyncInterval; NextPresync computes the next start.

@@ -233,3 +233,19 @@ func TestNextPresync(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckFiles(t *testing.T) {
+	s, err := Parse([]byte(goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckFiles(); err != nil {
+		t.Fatalf("Europe/Lisbon: %v", err)
+	}
+	s.Schedule.Timezone = "Mars/Olympus_Mons"
+	s.Source.CAFile = "/nonexistent/ca.pem"
+	err = s.CheckFiles()
+	if err == nil || !strings.Contains(err.Error(), `schedule.timezone: "Mars/Olympus_Mons"`) || !strings.Contains(err.Error(), "source.ca_file:") {
+		t.Fatalf("CheckFiles = %v", err)
+	}
+}
