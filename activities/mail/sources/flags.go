@@ -67,3 +67,71 @@ func ReadDovecotKeywords(dir string) (map[int]string, error) {
 	}
 	return out, sc.Err()
 }
+
+// DovecotUIDList is a folder's dovecot-uidlist: Dovecot's UIDVALIDITY and the UID of each
+// message by its Maildir base name.
+type DovecotUIDList struct {
+	UIDValidity uint32
+	NextUID     uint32
+	UIDs        map[string]uint32
+}
+
+// ReadDovecotUIDList reads dir's dovecot-uidlist (versions 1 and 3); nil when there is none.
+func ReadDovecotUIDList(dir string) (*DovecotUIDList, error) {
+	f, err := os.Open(filepath.Join(dir, "dovecot-uidlist"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	if !sc.Scan() {
+		return nil, sc.Err()
+	}
+	l := &DovecotUIDList{UIDs: map[string]uint32{}}
+	hdr := strings.Fields(sc.Text())
+	version := ""
+	for i, fld := range hdr {
+		switch {
+		case i == 0:
+			version = fld
+		case version == "1" && i == 1:
+			n, _ := strconv.ParseUint(fld, 10, 32)
+			l.UIDValidity = uint32(n)
+		case version == "1" && i == 2:
+			n, _ := strconv.ParseUint(fld, 10, 32)
+			l.NextUID = uint32(n)
+		case strings.HasPrefix(fld, "V"):
+			n, _ := strconv.ParseUint(fld[1:], 10, 32)
+			l.UIDValidity = uint32(n)
+		case strings.HasPrefix(fld, "N"):
+			n, _ := strconv.ParseUint(fld[1:], 10, 32)
+			l.NextUID = uint32(n)
+		}
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		uidStr, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		uid, err := strconv.ParseUint(uidStr, 10, 32)
+		if err != nil || uid == 0 {
+			continue
+		}
+		name := ""
+		if i := strings.Index(rest, ":"); i >= 0 && version != "1" {
+			name = rest[i+1:]
+		} else if fs := strings.Fields(rest); len(fs) > 0 {
+			name = fs[len(fs)-1]
+		}
+		base, _ := SplitMaildirName(name, nil)
+		if base != "" {
+			l.UIDs[base] = uint32(uid)
+		}
+	}
+	return l, sc.Err()
+}

@@ -27,12 +27,17 @@ type Message struct {
 	Size  int64     // exact length of what Open yields
 	// Open streams the message's bytes; a 50 MB message never sits whole in memory.
 	Open func() (io.ReadCloser, error)
+	// UID is the message's UID on the server that wrote the source (Dovecot's dovecot-uidlist),
+	// 0 when the source has none; it is used only when every message of the folder has one.
+	UID uint32
 }
 
 // Folder is one folder of a source with its messages in a stable order.
 type Folder struct {
 	Name     string // UTF-8, "/" between hierarchy levels; "INBOX" is the inbox
 	Messages []Message
+	// UIDValidity goes with the messages' UIDs (Dovecot's), 0 when they have none.
+	UIDValidity uint32
 }
 
 // Bytes is the folder's total size.
@@ -84,7 +89,7 @@ func (s *Snapshot) Messages() int {
 	return n
 }
 
-// add appends m to the named folder, creating the folder on first use. Folder order is the
+// Add appends m to the named folder, creating the folder on first use. Folder order is the
 // order of first appearance; Sort fixes a canonical order afterwards.
 func (s *Snapshot) Add(folder string, m Message) {
 	if f := s.Folder(folder); f != nil {

@@ -150,7 +150,12 @@ func readFolder(snap *sources.Snapshot, dir, name string) error {
 	if err != nil {
 		return fmt.Errorf("maildir %s keywords: %w", dir, err)
 	}
+	uids, err := sources.ReadDovecotUIDList(dir)
+	if err != nil {
+		return fmt.Errorf("maildir %s uid list: %w", dir, err)
+	}
 	snap.EnsureFolder(name)
+	allUIDs := uids != nil && uids.UIDValidity != 0
 	for _, sub := range []string{"cur", "new"} {
 		entries, err := os.ReadDir(filepath.Join(dir, sub))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -186,9 +191,18 @@ func readFolder(snap *sources.Snapshot, dir, name string) error {
 				continue
 			}
 			slices.Sort(flags)
+			var uid uint32
+			if allUIDs {
+				if uid = uids.UIDs[base]; uid == 0 {
+					allUIDs = false // delivered after Dovecot last listed the folder
+				}
+			}
 			snap.Add(name, sources.Message{Key: base, Flags: flags, Date: info.ModTime(), Size: info.Size(),
-				Open: opener(dir, base, path)})
+				Open: opener(dir, base, path), UID: uid})
 		}
+	}
+	if allUIDs {
+		snap.Folder(name).UIDValidity = uids.UIDValidity
 	}
 	return nil
 }
