@@ -1,0 +1,149 @@
+package faultproxy
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// echoServer answers every byte it receives.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func proxy(t *testing.T, target string) *Proxy {
+	t.Helper()
+	p, err := New(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// roundTrip sends msg and reads back what the echo returns before the connection ends.
+func roundTrip(t *testing.T, addr string, msg []byte) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		c.Write(msg)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	got, _ := io.ReadAll(c)
+	return got
+}
+
+func TestForwardsFaithfully(t *testing.T) {
+	p := proxy(t, echoServer(t))
+	msg := bytes.Repeat([]byte("0123456789"), 100000)
+	if got := roundTrip(t, p.Addr(), msg); !bytes.Equal(got, msg) {
+		t.Fatalf("got %d bytes back, want %d", len(got), len(msg))
+	}
+}
+
+func TestCutAfter(t *testing.T) {
+	p := proxy(t, echoServer(t))
+	p.Set(Fault{Dir: ServerToClient, CutAfter: 1000, Times: 1})
+	msg := bytes.Repeat([]byte("x"), 100000)
+	if got := roundTrip(t, p.Addr(), msg); len(got) != 1000 {
+		t.Errorf("first connection got %d bytes, want exactly 1000", len(got))
+	}
+	if p.Cuts() != 1 {
+		t.Errorf("cuts = %d", p.Cuts())
+	}
+	// Times: 1 — the next connection is untouched.
+	if got := roundTrip(t, p.Addr(), msg); len(got) != len(msg) {
+		t.Errorf("second connection got %d bytes, want %d", len(got), len(msg))
+	}
+}
+
+func TestCutAtPatternAcrossChunks(t *testing.T) {
+	target := echoServer(t)
+	p := proxy(t, target)
+	p.Set(Fault{Dir: ClientToServer, CutAt: []byte("MARK")})
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	// The pattern is split over two writes.
+	c.Write([]byte("hello MA"))
+	time.Sleep(50 * time.Millisecond)
+	c.Write([]byte("RK world"))
+	got, _ := io.ReadAll(c)
+	if string(got) != "hello " {
+		t.Errorf("echoed %q, want the bytes before the pattern only", got)
+	}
+}
+
+func TestRefuseAndCutAll(t *testing.T) {
+	p := proxy(t, echoServer(t))
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	p.CutAll()
+	if _, err := c.Read(buf); err == nil {
+		t.Error("connection still open after CutAll")
+	}
+	p.Refuse(true)
+	if got := roundTrip(t, p.Addr(), []byte("x")); len(got) != 0 {
+		t.Errorf("refused connection echoed %q", got)
+	}
+	p.Refuse(false)
+	if got := roundTrip(t, p.Addr(), []byte("back")); string(got) != "back" {
+		t.Errorf("after Refuse(false) got %q", got)
+	}
+}
+
+func TestStallAndSlow(t *testing.T) {
+	p := proxy(t, echoServer(t))
+	p.Set(Fault{Dir: ServerToClient, CutAfter: 10, Stall: 300 * time.Millisecond})
+	start := time.Now()
+	msg := bytes.Repeat([]byte("s"), 100)
+	if got := roundTrip(t, p.Addr(), msg); len(got) != len(msg) {
+		t.Fatalf("stalled connection lost data: %d of %d", len(got), len(msg))
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("no stall: %v", d)
+	}
+	p.Set(Fault{Dir: ServerToClient, BytesPerSec: 5000})
+	start = time.Now()
+	msg = bytes.Repeat([]byte("z"), 2000)
+	if got := roundTrip(t, p.Addr(), msg); len(got) != len(msg) {
+		t.Fatalf("slowed connection lost data: %d", len(got))
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("2000 bytes at 5000 B/s took only %v", d)
+	}
+}
