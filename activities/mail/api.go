@@ -42,6 +42,9 @@ type MailboxSpec struct {
 	Exclude    []string
 	Since      *time.Time // age window on INTERNALDATE, optional
 	Before     *time.Time
+	// MaxMessageSize quarantines larger messages without trying them (bytes; 0 = only the
+	// destination's advertised APPENDLIMIT applies). An addition to the contract.
+	MaxMessageSize int64
 }
 
 // Mode selects what a pass may change.

@@ -1,0 +1,209 @@
+package mail
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/cutover/cutover/activities/mail/folders"
+	"github.com/cutover/cutover/activities/mail/imapx"
+)
+
+// dest is the destination account as one folder worker sees it: a go-imap control connection
+// (LIST, CREATE, SELECT, FETCH headers, STORE, EXPUNGE) and, opened on first use, an Appender.
+type dest struct {
+	c    *imapx.Client
+	ap   *imapx.Appender
+	cfg  imapx.Config
+	cred imapx.Credentials
+	ns   folders.Namespace
+
+	selected  string
+	sel       destState
+	permFlags []string
+	anyKW     bool // PERMANENTFLAGS has \*: any keyword may be stored
+}
+
+type destState struct {
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    uint32
+}
+
+func newDest(ctx context.Context, c *imapx.Client, cred imapx.Credentials) (*dest, error) {
+	ns, err := namespaceOf(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &dest{c: c, cfg: c.Config, cred: cred, ns: ns}, nil
+}
+
+func (d *dest) Close() {
+	if d.ap != nil {
+		d.ap.Close()
+	}
+	d.c.Logout()
+}
+
+// appender opens the append connection on first use.
+func (d *dest) appender(ctx context.Context) (*imapx.Appender, error) {
+	if d.ap != nil && d.ap.Err() == nil {
+		return d.ap, nil
+	}
+	ap, err := imapx.DialAppender(ctx, d.cfg, d.cred)
+	if err != nil {
+		return nil, err
+	}
+	d.ap = ap
+	return ap, nil
+}
+
+// appendLimit is the destination's advertised APPENDLIMIT, 0 if none.
+func (d *dest) appendLimit() int64 { return d.c.AppendLimit() }
+
+// ensure creates a destination folder (and subscribes it) unless it exists.
+func (d *dest) ensure(ctx context.Context, name string, exists, subscribe bool) error {
+	if !exists && !strings.EqualFold(name, "INBOX") {
+		if err := d.c.Create(name, nil).Wait(); err != nil {
+			var ie *imap.Error
+			// ALREADYEXISTS, or a server that says NO because another worker won the race.
+			if !(isIMAPError(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists"))) {
+				return imapx.Classify("create "+name, err, imapx.ClassProtocol)
+			}
+		}
+	}
+	if subscribe {
+		if err := d.c.Subscribe(name).Wait(); err != nil {
+			return imapx.Classify("subscribe "+name, err, imapx.ClassProtocol)
+		}
+	}
+	return nil
+}
+
+// selectFolder SELECTs (read-write) a destination folder.
+func (d *dest) selectFolder(ctx context.Context, name string) (destState, error) {
+	data, err := d.c.Select(name, nil).Wait()
+	if err != nil {
+		d.selected = ""
+		return destState{}, imapx.Classify("select "+name, err, imapx.ClassNoFolder)
+	}
+	d.selected = name
+	d.sel = destState{UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}
+	d.permFlags = d.permFlags[:0]
+	d.anyKW = false
+	for _, f := range data.PermanentFlags {
+		if f == imap.FlagWildcard {
+			d.anyKW = true
+			continue
+		}
+		d.permFlags = append(d.permFlags, strings.ToLower(string(f)))
+	}
+	if data.PermanentFlags == nil {
+		d.anyKW = true // no PERMANENTFLAGS: assume everything is storable
+	}
+	return d.sel, nil
+}
+
+// filterFlags keeps the flags the selected destination folder can store (PERMANENTFLAGS).
+func (d *dest) filterFlags(fs []string) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		if d.anyKW && !strings.HasPrefix(f, `\`) || slices.Contains(d.permFlags, strings.ToLower(f)) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// uids lists every UID of the selected folder.
+func (d *dest) uids(ctx context.Context) ([]uint32, error) {
+	if d.sel.Messages == 0 {
+		return nil, nil
+	}
+	var opts *imap.SearchOptions
+	if d.c.Has(imap.CapESearch) || d.c.Has(imap.CapIMAP4rev2) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := d.c.UIDSearch(&imap.SearchCriteria{}, opts).Wait()
+	if err != nil {
+		return nil, imapx.Classify("search "+d.selected, err, imapx.ClassProtocol)
+	}
+	var out []uint32
+	if set, ok := data.All.(imap.UIDSet); ok {
+		nums, _ := set.Nums()
+		for _, u := range nums {
+			out = append(out, uint32(u))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// metas fetches identity headers of UIDs in the selected folder.
+func (d *dest) metas(ctx context.Context, uids []uint32) ([]Meta, error) {
+	return fetchMetas(ctx, d.c, d.selected, uids)
+}
+
+// metasAbove fetches identity headers of every message with UID > above.
+func (d *dest) metasAbove(ctx context.Context, above uint32) ([]Meta, error) {
+	all, err := d.uids(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearch(all, above+1)
+	return d.metas(ctx, all[i:])
+}
+
+// store changes flags of destination UIDs.
+func (d *dest) store(ctx context.Context, uids []uint32, op imap.StoreFlagsOp, flags []string) error {
+	if len(uids) == 0 || len(flags) == 0 {
+		return nil
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	fl := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		fl[i] = imap.Flag(f)
+	}
+	if err := d.c.Store(set, &imap.StoreFlags{Op: op, Silent: true, Flags: fl}, nil).Close(); err != nil {
+		return imapx.Classify("store "+d.selected, err, imapx.ClassProtocol)
+	}
+	return nil
+}
+
+// expunge deletes destination UIDs: \Deleted then UID EXPUNGE. Without UIDPLUS the messages are
+// only flagged, because a plain EXPUNGE would also remove what a user flagged \Deleted.
+func (d *dest) expunge(ctx context.Context, uids []uint32) (bool, error) {
+	if len(uids) == 0 {
+		return true, nil
+	}
+	if err := d.store(ctx, uids, imap.StoreFlagsAdd, []string{`\Deleted`}); err != nil {
+		return false, err
+	}
+	if !d.c.Has(imap.CapUIDPlus) {
+		return false, nil
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	if err := d.c.UIDExpunge(set).Close(); err != nil {
+		return false, imapx.Classify("expunge "+d.selected, err, imapx.ClassProtocol)
+	}
+	return true, nil
+}
+
+func isIMAPError(err error, target **imap.Error) bool {
+	e, ok := err.(*imap.Error)
+	if ok {
+		*target = e
+	}
+	return ok
+}

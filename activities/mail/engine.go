@@ -1,0 +1,373 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cutover/cutover/activities/mail/folders"
+	"github.com/cutover/cutover/activities/mail/imapx"
+	"github.com/cutover/cutover/activities/store"
+	"github.com/cutover/cutover/internal/model"
+)
+
+// Engine defaults.
+const (
+	DefaultParallelism   = 4
+	DefaultBatchMessages = 64
+	DefaultBatchBytes    = 16 << 20
+	defaultReconnects    = 4
+)
+
+// CredentialsFunc resolves a credentials_ref into the secret half of a login.
+type CredentialsFunc func(ctx context.Context, ref string) (imapx.Credentials, error)
+
+// Engine runs sync passes, verifications and preflights. It knows nothing of Temporal: the
+// activities wrap it, turning its progress into heartbeats and its errors into application
+// errors.
+type Engine struct {
+	Store       *store.Store
+	Credentials CredentialsFunc
+	Logger      *slog.Logger
+
+	// Tunables; zero values take the defaults.
+	BatchMessages  int           // messages per MULTIAPPEND
+	BatchBytes     int64         // bytes per MULTIAPPEND
+	Reconnects     int           // reconnect attempts per folder after a dropped connection
+	ReconnectDelay time.Duration // first backoff; doubles per attempt
+	ProgressEvery  time.Duration // how often OnProgress fires during a pass (default 2s)
+}
+
+// SpecError is an invalid spec: permanent until the spec is fixed.
+type SpecError struct{ Err error }
+
+func (e *SpecError) Error() string { return "bad mailbox spec: " + e.Err.Error() }
+func (e *SpecError) Unwrap() error { return e.Err }
+
+// CredentialsError means the vault could not produce a secret.
+type CredentialsError struct {
+	Ref string
+	Err error
+}
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("credentials %s unavailable: %v", e.Ref, e.Err)
+}
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// ErrMirrorAfterCutover refuses mirror deletes once users may write to the destination.
+var ErrMirrorAfterCutover = errors.New("mirror mode refused: the job is past DNS cutover, nothing may be deleted on the destination")
+
+// Progress is a pass's running state: what the activity heartbeats, and what a retried attempt
+// resumes from.
+type Progress struct {
+	RunID    int64
+	Folder   string // a folder being worked on
+	LastUID  uint32 // the last source UID handled in it
+	Counters Counters
+	Done     []FolderStats // folders finished (in this or an earlier attempt of the pass)
+}
+
+// SyncOptions are the per-call parts of Sync beside the request.
+type SyncOptions struct {
+	RunID      int64          // migration_runs.id recorded on quarantine rows and in the stats
+	Resume     *Progress      // an earlier attempt's progress (heartbeat details)
+	OnProgress func(Progress) // called every ProgressEvery and at the end
+}
+
+// Counters are a pass's running totals.
+type Counters struct {
+	Found, Transferred, Skipped, Quarantined, Deleted, FlagsUpdated, BytesTransferred int64
+	ErrorsByClass                                                                     map[string]int64
+}
+
+type counters struct {
+	found, transferred, skipped, quarantined, deleted, flags, bytes atomic.Int64
+	mu                                                              sync.Mutex
+	errors                                                          map[string]int64
+}
+
+func (c *counters) addError(class string, n int64) {
+	c.mu.Lock()
+	if c.errors == nil {
+		c.errors = map[string]int64{}
+	}
+	c.errors[class] += n
+	c.mu.Unlock()
+}
+
+func (c *counters) snapshot() Counters {
+	c.mu.Lock()
+	errs := make(map[string]int64, len(c.errors))
+	for k, v := range c.errors {
+		errs[k] = v
+	}
+	c.mu.Unlock()
+	return Counters{Found: c.found.Load(), Transferred: c.transferred.Load(), Skipped: c.skipped.Load(),
+		Quarantined: c.quarantined.Load(), Deleted: c.deleted.Load(), FlagsUpdated: c.flags.Load(),
+		BytesTransferred: c.bytes.Load(), ErrorsByClass: errs}
+}
+
+func (c *counters) restore(s Counters) {
+	c.transferred.Store(s.Transferred)
+	c.quarantined.Store(s.Quarantined)
+	c.deleted.Store(s.Deleted)
+	c.flags.Store(s.FlagsUpdated)
+	c.bytes.Store(s.BytesTransferred)
+	for k, v := range s.ErrorsByClass {
+		c.addError(k, v)
+	}
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger == nil {
+		return slog.Default()
+	}
+	return e.Logger
+}
+
+func (e *Engine) batchMessages() int {
+	if e.BatchMessages > 0 {
+		return e.BatchMessages
+	}
+	return DefaultBatchMessages
+}
+
+func (e *Engine) batchBytes() int64 {
+	if e.BatchBytes > 0 {
+		return e.BatchBytes
+	}
+	return DefaultBatchBytes
+}
+
+// endpointConfig turns a contract Endpoint into a connection configuration.
+func endpointConfig(ep Endpoint) imapx.Config {
+	return imapx.Config{Addr: ep.Addr, Security: ep.Security, CAFile: ep.CAFile, InsecureSkipVerify: ep.InsecureSkipVerify,
+		User: ep.User, AuthUser: ep.AuthUser, Auth: ep.Auth}
+}
+
+// validate checks a spec before anything is dialled.
+func validateSpec(spec MailboxSpec) (*folders.Filter, error) {
+	switch spec.SourceType {
+	case "", model.SourceIMAP, model.SourceIMAPOAuth:
+	default:
+		return nil, &SpecError{fmt.Errorf("source type %q is not supported by the IMAP engine yet", spec.SourceType)}
+	}
+	if spec.MailboxID <= 0 {
+		return nil, &SpecError{errors.New("mailbox id is missing")}
+	}
+	for side, ep := range map[string]Endpoint{"source": spec.Source, "destination": spec.Dest} {
+		if err := endpointConfig(ep).Validate(); err != nil {
+			return nil, &SpecError{fmt.Errorf("%s endpoint: %w", side, err)}
+		}
+	}
+	if spec.Since != nil && spec.Before != nil && !spec.Since.Before(*spec.Before) {
+		return nil, &SpecError{errors.New("age window: since must be before before")}
+	}
+	f, err := folders.NewFilter(spec.Include, spec.Exclude)
+	if err != nil {
+		return nil, &SpecError{err}
+	}
+	return f, nil
+}
+
+func windowOf(spec MailboxSpec) Window {
+	var w Window
+	if spec.Since != nil {
+		w.Since = *spec.Since
+	}
+	if spec.Before != nil {
+		w.Before = *spec.Before
+	}
+	return w
+}
+
+// session is a dialled pair of accounts.
+type session struct {
+	src    Source
+	srcC   *imapx.Client
+	dst    *dest
+	closed bool
+}
+
+func (s *session) close() {
+	if s == nil || s.closed {
+		return
+	}
+	s.closed = true
+	if s.src != nil {
+		s.src.Close()
+	}
+	if s.dst != nil {
+		s.dst.Close()
+	}
+}
+
+// creds holds both sides' resolved secrets for one pass; never logged.
+type creds struct{ src, dst imapx.Credentials }
+
+func (e *Engine) resolve(ctx context.Context, spec MailboxSpec) (creds, error) {
+	var c creds
+	if e.Credentials == nil {
+		return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: errors.New("no credentials resolver")}
+	}
+	var err error
+	if c.src, err = e.Credentials(ctx, spec.Source.CredentialsRef); err != nil {
+		return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: err}
+	}
+	if c.dst, err = e.Credentials(ctx, spec.Dest.CredentialsRef); err != nil {
+		return c, &CredentialsError{Ref: spec.Dest.CredentialsRef, Err: err}
+	}
+	return c, nil
+}
+
+// dial opens a source and a destination connection.
+func (e *Engine) dial(ctx context.Context, spec MailboxSpec, cr creds) (*session, error) {
+	sc, err := imapx.Dial(ctx, endpointConfig(spec.Source), cr.src)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	src, err := newIMAPSource(ctx, sc)
+	if err != nil {
+		sc.Logout()
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	dc, err := imapx.Dial(ctx, endpointConfig(spec.Dest), cr.dst)
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	dst, err := newDest(ctx, dc, cr.dst)
+	if err != nil {
+		src.Close()
+		dc.Logout()
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	return &session{src: src, srcC: sc, dst: dst}, nil
+}
+
+// plan is the folder mapping of a pass.
+type plan struct {
+	mappings []folders.Mapping
+	status   map[string]SourceFolder // by source name
+	destList []folders.Folder
+}
+
+func (e *Engine) plan(ctx context.Context, s *session, spec MailboxSpec, filter *folders.Filter) (*plan, error) {
+	sf, err := s.src.Folders(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	df, err := listFolders(ctx, s.dst.c, false)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	p := &plan{status: map[string]SourceFolder{}}
+	src := make([]folders.Folder, len(sf))
+	for i, f := range sf {
+		src[i] = f.Folder
+		p.status[f.Name] = f
+	}
+	for _, f := range df {
+		p.destList = append(p.destList, f.Folder)
+	}
+	m := folders.NewMapper(s.src.Namespace(), s.dst.ns, spec.FolderMap, filter, p.destList)
+	p.mappings = m.Map(src)
+	return p, nil
+}
+
+// group is every source folder landing in one destination folder; one worker handles a group
+// so appends and mirror deletes in a destination folder never race.
+type group struct {
+	dest     string
+	mappings []folders.Mapping
+	size     int64
+}
+
+func groupByDest(p *plan) []*group {
+	by := map[string]*group{}
+	var out []*group
+	for _, m := range p.mappings {
+		k := m.Dest
+		if strings.EqualFold(k, "INBOX") {
+			k = "INBOX"
+		}
+		g := by[k]
+		if g == nil {
+			g = &group{dest: m.Dest}
+			by[k] = g
+			out = append(out, g)
+		}
+		g.mappings = append(g.mappings, m)
+		g.size += p.status[m.Source.Name].Messages
+	}
+	// Biggest first, so the last worker does not start the largest folder at the end.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].size > out[j].size })
+	return out
+}
+
+// errorClass names an error for ErrorsByClass.
+func errorClass(err error) string {
+	if c := imapx.ClassOf(err); c != "" {
+		return string(c)
+	}
+	var se *SpecError
+	if errors.As(err, &se) {
+		return "bad_spec"
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "cancelled"
+	}
+	return "internal"
+}
+
+// int64s converts UIDs for the store.
+func int64s(u []uint32) []int64 {
+	out := make([]int64, len(u))
+	for i, v := range u {
+		out[i] = int64(v)
+	}
+	return out
+}
+
+// minus returns the sorted a without the members of b.
+func minus(a []uint32, b map[uint32]bool) []uint32 {
+	out := a[:0:0]
+	for _, v := range a {
+		if !b[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sortedFlags(fs []string) []string {
+	out := slices.Clone(fs)
+	slices.SortFunc(out, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return slices.CompactFunc(out, strings.EqualFold)
+}
+
+// flagDiff returns what to add and remove to go from old to new (case-insensitive).
+func flagDiff(old, new []string) (add, del []string) {
+	has := func(set []string, f string) bool {
+		return slices.ContainsFunc(set, func(x string) bool { return strings.EqualFold(x, f) })
+	}
+	for _, f := range new {
+		if !has(old, f) {
+			add = append(add, f)
+		}
+	}
+	for _, f := range old {
+		if !has(new, f) {
+			del = append(del, f)
+		}
+	}
+	return sortedFlags(add), sortedFlags(del)
+}

@@ -1,0 +1,427 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/cutover/cutover/activities/mail/folders"
+	"github.com/cutover/cutover/activities/mail/identity"
+	"github.com/cutover/cutover/activities/mail/imapx"
+)
+
+// fetchChunk bounds the UIDs of one FETCH command: sparse sets make long command lines.
+const fetchChunk = 2000
+
+// imapSource reads a source IMAP account.
+type imapSource struct {
+	c      *imapx.Client
+	ns     folders.Namespace
+	folder string
+	state  FolderState
+}
+
+func newIMAPSource(ctx context.Context, c *imapx.Client) (*imapSource, error) {
+	ns, err := namespaceOf(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &imapSource{c: c, ns: ns}, nil
+}
+
+func (s *imapSource) Namespace() folders.Namespace { return s.ns }
+func (s *imapSource) Close() error                 { s.c.Logout(); return nil }
+
+// namespaceOf asks NAMESPACE for the personal prefix and separator, falling back to the
+// separator LIST reports.
+func namespaceOf(ctx context.Context, c *imapx.Client) (folders.Namespace, error) {
+	var ns folders.Namespace
+	if c.Has(imap.CapNamespace) {
+		data, err := c.Namespace().Wait()
+		if err == nil && len(data.Personal) > 0 {
+			ns.Prefix = data.Personal[0].Prefix
+			if d := data.Personal[0].Delim; d != 0 {
+				ns.Delim = string(d)
+			}
+			return ns, nil
+		}
+	}
+	ls, err := c.List("", "", nil).Collect()
+	if err != nil {
+		return ns, imapx.Classify("list "+c.Config.User, err, imapx.ClassProtocol)
+	}
+	if len(ls) > 0 && ls[0].Delim != 0 {
+		ns.Delim = string(ls[0].Delim)
+	}
+	return ns, nil
+}
+
+// listFolders lists every folder with special use, subscription and (when asked) status,
+// using LIST-STATUS in one round trip where the server has it.
+func listFolders(ctx context.Context, c *imapx.Client, withStatus bool) ([]SourceFolder, error) {
+	op := "list " + c.Config.User + "@" + c.Config.Addr
+	opts := &imap.ListOptions{}
+	ext := c.Has(imap.CapListExtended) || c.Has(imap.CapIMAP4rev2)
+	if ext {
+		opts.ReturnSubscribed = true
+		if c.Has(imap.CapSpecialUse) || c.Has(imap.CapIMAP4rev2) {
+			opts.ReturnSpecialUse = true
+		}
+	}
+	var statusOpts *imap.StatusOptions
+	if withStatus {
+		statusOpts = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}
+		if c.Has(imap.CapCondStore) {
+			statusOpts.HighestModSeq = true
+		}
+		if c.Has(imap.CapStatusSize) || c.Has(imap.CapIMAP4rev2) {
+			statusOpts.Size = true
+		}
+		if c.Has(imap.CapListStatus) || c.Has(imap.CapIMAP4rev2) {
+			opts.ReturnStatus = statusOpts
+		}
+	}
+	ls, err := c.List("", "*", opts).Collect()
+	if err != nil {
+		return nil, imapx.Classify(op, err, imapx.ClassProtocol)
+	}
+	subscribed := map[string]bool{}
+	if !ext {
+		subs, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+		if err == nil {
+			for _, l := range subs {
+				subscribed[l.Mailbox] = true
+			}
+		}
+	}
+	out := make([]SourceFolder, 0, len(ls))
+	for _, l := range ls {
+		f := SourceFolder{Bytes: -1}
+		f.Name = l.Mailbox
+		if l.Delim != 0 {
+			f.Delim = string(l.Delim)
+		}
+		f.Subscribed = subscribed[l.Mailbox]
+		for _, a := range l.Attrs {
+			switch strings.ToLower(string(a)) {
+			case `\noselect`, `\nonexistent`:
+				f.NoSelect = true
+			case `\subscribed`:
+				f.Subscribed = true
+			case `\sent`:
+				f.SpecialUse = folders.Sent
+			case `\drafts`:
+				f.SpecialUse = folders.Drafts
+			case `\trash`:
+				f.SpecialUse = folders.Trash
+			case `\junk`:
+				f.SpecialUse = folders.Junk
+			case `\archive`:
+				f.SpecialUse = folders.Archive
+			}
+		}
+		st := l.Status
+		if withStatus && st == nil && !f.NoSelect {
+			if st, err = c.Status(l.Mailbox, statusOpts).Wait(); err != nil {
+				return nil, imapx.Classify("status "+l.Mailbox, err, imapx.ClassProtocol)
+			}
+		}
+		if st != nil {
+			if st.NumMessages != nil {
+				f.Messages = int64(*st.NumMessages)
+			}
+			if st.Size != nil {
+				f.Bytes = *st.Size
+			}
+			f.UIDNext = uint32(st.UIDNext)
+			f.UIDValidity = st.UIDValidity
+			f.ModSeq = st.HighestModSeq
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (s *imapSource) Folders(ctx context.Context) ([]SourceFolder, error) {
+	return listFolders(ctx, s.c, true)
+}
+
+func (s *imapSource) Open(ctx context.Context, name string) (FolderState, error) {
+	opts := &imap.SelectOptions{ReadOnly: true, CondStore: s.c.Has(imap.CapCondStore)}
+	data, err := s.c.Select(name, opts).Wait()
+	if err != nil {
+		return FolderState{}, imapx.Classify("examine "+name, err, imapx.ClassFetch)
+	}
+	s.folder = name
+	s.state = FolderState{UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages,
+		HighestModSeq: data.HighestModSeq}
+	return s.state, nil
+}
+
+func (s *imapSource) Keys(ctx context.Context, above uint32, w Window) ([]uint32, error) {
+	if s.state.Messages == 0 {
+		return nil, nil
+	}
+	crit := &imap.SearchCriteria{}
+	var set imap.UIDSet
+	set.AddRange(imap.UID(above+1), 0)
+	crit.UID = []imap.UIDSet{set}
+	// SEARCH SINCE/BEFORE compare dates in the server's zone: widen by a day, then filter exactly.
+	if !w.Since.IsZero() {
+		crit.Since = w.Since.AddDate(0, 0, -1)
+	}
+	if !w.Before.IsZero() {
+		crit.Before = w.Before.AddDate(0, 0, 2)
+	}
+	var opts *imap.SearchOptions
+	if s.c.Has(imap.CapESearch) || s.c.Has(imap.CapIMAP4rev2) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := s.c.UIDSearch(crit, opts).Wait()
+	if err != nil {
+		return nil, imapx.Classify("search "+s.folder, err, imapx.ClassFetch)
+	}
+	var keys []uint32
+	if uids, ok := data.All.(imap.UIDSet); ok {
+		nums, _ := uids.Nums()
+		for _, u := range nums {
+			// "n:*" includes the highest UID even when it is below n.
+			if uint32(u) > above {
+				keys = append(keys, uint32(u))
+			}
+		}
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if w.Empty() || len(keys) == 0 {
+		return keys, nil
+	}
+	var in []uint32
+	err = s.fetch(ctx, keys, &imap.FetchOptions{UID: true, InternalDate: true}, func(m *imapclient.FetchMessageBuffer) error {
+		if w.Contains(m.InternalDate) {
+			in = append(in, uint32(m.UID))
+		}
+		return nil
+	})
+	slices.Sort(in)
+	return in, err
+}
+
+var identityFields = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: identity.Fields, Peek: true}
+
+func (s *imapSource) Metas(ctx context.Context, keys []uint32) ([]Meta, error) {
+	return fetchMetas(ctx, s.c, s.folder, keys)
+}
+
+// fetchMetas fetches size, flags, date and identity headers of the given UIDs.
+func fetchMetas(ctx context.Context, c *imapx.Client, folder string, keys []uint32) ([]Meta, error) {
+	var out []Meta
+	err := fetchUIDs(ctx, c, folder, keys, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{identityFields}}, func(m *imapclient.FetchMessageBuffer) error {
+		h := identity.Parse(m.FindBodySection(identityFields))
+		out = append(out, Meta{UID: uint32(m.UID), Size: m.RFC822Size, Flags: flagStrings(m.Flags), Date: m.InternalDate,
+			Identity: identity.Of(h, m.InternalDate), Describe: h.Describe()})
+		return nil
+	})
+	slices.SortFunc(out, func(a, b Meta) int { return int(a.UID) - int(b.UID) })
+	return out, err
+}
+
+func (s *imapSource) FlagChanges(ctx context.Context, upTo uint32, modseq uint64) ([]Meta, error) {
+	if upTo == 0 || s.state.Messages == 0 {
+		return nil, nil
+	}
+	var set imap.UIDSet
+	set.AddRange(1, imap.UID(upTo))
+	opts := &imap.FetchOptions{UID: true, Flags: true}
+	if modseq > 0 && s.state.HighestModSeq > 0 {
+		opts.ChangedSince = modseq
+	}
+	var out []Meta
+	cmd := s.c.Fetch(set, opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, imapx.Classify("fetch flags "+s.folder, err, imapx.ClassFetch)
+		}
+		if uint32(buf.UID) <= upTo && buf.UID != 0 {
+			out = append(out, Meta{UID: uint32(buf.UID), Flags: flagStrings(buf.Flags)})
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, imapx.Classify("fetch flags "+s.folder, err, imapx.ClassFetch)
+	}
+	return out, nil
+}
+
+func (s *imapSource) fetch(ctx context.Context, keys []uint32, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer) error) error {
+	return fetchUIDs(ctx, s.c, s.folder, keys, opts, fn)
+}
+
+// fetchUIDs runs buffered FETCHes over keys in chunks (small items only: headers, flags).
+func fetchUIDs(ctx context.Context, c *imapx.Client, folder string, keys []uint32, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer) error) error {
+	for len(keys) > 0 {
+		n := min(len(keys), fetchChunk)
+		chunk := keys[:n]
+		keys = keys[n:]
+		var set imap.UIDSet
+		for _, k := range chunk {
+			set.AddNum(imap.UID(k))
+		}
+		cmd := c.Fetch(set, opts)
+		for {
+			if err := ctx.Err(); err != nil {
+				c.Close()
+				cmd.Close()
+				return err
+			}
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			buf, err := msg.Collect()
+			if err != nil {
+				cmd.Close()
+				return imapx.Classify("fetch "+folder, err, imapx.ClassFetch)
+			}
+			if buf.UID == 0 {
+				continue
+			}
+			if err := fn(buf); err != nil {
+				c.Close() // the rest of the answer is not wanted: drop the connection
+				cmd.Close()
+				return err
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return imapx.Classify("fetch "+folder, err, imapx.ClassFetch)
+		}
+	}
+	return nil
+}
+
+var wholeBody = &imap.FetchItemBodySection{Peek: true}
+
+func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, body io.Reader) error) error {
+	for len(keys) > 0 {
+		n := min(len(keys), fetchChunk)
+		chunk := keys[:n]
+		keys = keys[n:]
+		var set imap.UIDSet
+		for _, k := range chunk {
+			set.AddNum(imap.UID(k))
+		}
+		cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+			BodySection: []*imap.FetchItemBodySection{wholeBody}})
+		for {
+			if err := ctx.Err(); err != nil {
+				s.c.Close()
+				cmd.Close()
+				return err
+			}
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			if err := s.streamOne(msg, fn); err != nil {
+				s.c.Close()
+				cmd.Close()
+				return err
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return imapx.Classify("fetch "+s.folder, err, imapx.ClassFetch)
+		}
+	}
+	return nil
+}
+
+// streamOne hands one FETCH response to fn, streaming the body literal. Servers send FLAGS and
+// INTERNALDATE before BODY[] (Dovecot, Exchange, Gmail do); if one does not, the body is
+// spooled to a temporary file until they arrive.
+func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, fn func(Meta, io.Reader) error) error {
+	var m Meta
+	var haveFlags, haveDate, called bool
+	var spool *os.File
+	defer func() {
+		if spool != nil {
+			spool.Close()
+			os.Remove(spool.Name())
+		}
+	}()
+	for {
+		item := msg.Next()
+		if item == nil {
+			break
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			m.UID = uint32(it.UID)
+		case imapclient.FetchItemDataFlags:
+			m.Flags, haveFlags = flagStrings(it.Flags), true
+		case imapclient.FetchItemDataInternalDate:
+			m.Date, haveDate = it.Time, true
+		case imapclient.FetchItemDataRFC822Size:
+			if m.Size == 0 {
+				m.Size = it.Size
+			}
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				return &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "server returned NIL for BODY[]"}
+			}
+			m.Size = it.Literal.Size()
+			if m.UID != 0 && haveFlags && haveDate {
+				called = true
+				if err := fn(m, it.Literal); err != nil {
+					return err
+				}
+				continue
+			}
+			f, err := os.CreateTemp("", "cutover-spool-*")
+			if err != nil {
+				return err
+			}
+			spool = f
+			if _, err := io.Copy(f, it.Literal); err != nil {
+				return imapx.Classify(fmt.Sprintf("fetch %s/%d", s.folder, m.UID), err, imapx.ClassFetch)
+			}
+		}
+	}
+	if called || m.UID == 0 {
+		return nil
+	}
+	if spool == nil {
+		return &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "no body in FETCH response"}
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return fn(m, spool)
+}
+
+// flagStrings drops \Recent (a session flag no APPEND may set) and renders flags as strings.
+func flagStrings(fs []imap.Flag) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if strings.EqualFold(string(f), `\Recent`) {
+			continue
+		}
+		out = append(out, string(f))
+	}
+	return out
+}
+
+// since is a helper for tests and logs.
+func since(t time.Time) time.Duration { return time.Since(t) }
