@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cutover/cutover/activities/mail/imapx"
+	"github.com/cutover/cutover/activities/mail/sources"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
@@ -75,6 +76,8 @@ func appError(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSpec, err)
 	case errors.As(err, &ce):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCredentialsUnavailable, err)
+	case isSourceError(err): // sourceopen.go: a malformed pst/mbox/eml/tgz/zimbra file
+		return temporal.NewNonRetryableApplicationError(err.Error(), sources.ErrTypeBadSource, err)
 	case errors.Is(err, ErrMirrorAfterCutover):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMirrorAfterCutover, err)
 	}
@@ -195,7 +198,8 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 	if by == "" {
 		by = "worker"
 	}
-	runID, err := a.startRun(ctx, req.Spec, req.RunType, model.ToolIMAPSync, by, "sync")
+	rt, tool := passRunKind(req.Spec, req.RunType) // sourceopen.go: pst_upload, tgz_import, imap-upload, doveadm...
+	runID, err := a.startRun(ctx, req.Spec, rt, tool, by, "sync")
 	if err != nil {
 		return PassStats{}, appError(err)
 	}

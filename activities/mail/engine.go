@@ -15,7 +15,6 @@ import (
 	"github.com/cutover/cutover/activities/mail/folders"
 	"github.com/cutover/cutover/activities/mail/imapx"
 	"github.com/cutover/cutover/activities/store"
-	"github.com/cutover/cutover/internal/model"
 )
 
 // Engine defaults.
@@ -155,18 +154,14 @@ func endpointConfig(ep Endpoint) imapx.Config {
 
 // validate checks a spec before anything is dialled.
 func validateSpec(spec MailboxSpec) (*folders.Filter, error) {
-	switch spec.SourceType {
-	case "", model.SourceIMAP, model.SourceIMAPOAuth:
-	default:
-		return nil, &SpecError{fmt.Errorf("source type %q is not supported by the IMAP engine yet", spec.SourceType)}
+	if err := validateSource(spec); err != nil { // sourceopen.go: IMAP and file source types
+		return nil, &SpecError{err}
 	}
 	if spec.MailboxID <= 0 {
 		return nil, &SpecError{errors.New("mailbox id is missing")}
 	}
-	for side, ep := range map[string]Endpoint{"source": spec.Source, "destination": spec.Dest} {
-		if err := endpointConfig(ep).Validate(); err != nil {
-			return nil, &SpecError{fmt.Errorf("%s endpoint: %w", side, err)}
-		}
+	if err := endpointConfig(spec.Dest).Validate(); err != nil {
+		return nil, &SpecError{fmt.Errorf("destination endpoint: %w", err)}
 	}
 	if spec.Since != nil && spec.Before != nil && !spec.Since.Before(*spec.Before) {
 		return nil, &SpecError{errors.New("age window: since must be before before")}
@@ -219,8 +214,10 @@ func (e *Engine) resolve(ctx context.Context, spec MailboxSpec) (creds, error) {
 		return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: errors.New("no credentials resolver")}
 	}
 	var err error
-	if c.src, err = e.Credentials(ctx, spec.Source.CredentialsRef); err != nil {
-		return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: err}
+	if needsSourceCredentials(spec) || spec.Source.CredentialsRef != "" {
+		if c.src, err = e.Credentials(ctx, spec.Source.CredentialsRef); err != nil {
+			return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: err}
+		}
 	}
 	if c.dst, err = e.Credentials(ctx, spec.Dest.CredentialsRef); err != nil {
 		return c, &CredentialsError{Ref: spec.Dest.CredentialsRef, Err: err}
@@ -230,13 +227,8 @@ func (e *Engine) resolve(ctx context.Context, spec MailboxSpec) (creds, error) {
 
 // dial opens a source and a destination connection.
 func (e *Engine) dial(ctx context.Context, spec MailboxSpec, cr creds) (*session, error) {
-	sc, err := imapx.Dial(ctx, endpointConfig(spec.Source), cr.src)
+	src, sc, err := e.dialSource(ctx, spec, cr.src) // sourceopen.go: IMAP or a file source
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	src, err := newIMAPSource(ctx, sc)
-	if err != nil {
-		sc.Logout()
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	dc, err := imapx.Dial(ctx, endpointConfig(spec.Dest), cr.dst)

@@ -69,6 +69,14 @@ func (e *Engine) Preflight(ctx context.Context, spec MailboxSpec, runID int64) (
 			if _, err := s.src.Open(ctx, m.Source.Name); err != nil {
 				return rep, err
 			}
+			if s.srcC == nil { // a file source: sizes are in its listing
+				if n, err := largerThan(ctx, s.src, limit); err != nil {
+					return rep, err
+				} else if n > 0 {
+					rep.Warnings = append(rep.Warnings, fmt.Sprintf("folder %q: %d message(s) larger than the destination's limit of %d bytes will be quarantined", m.Source.Name, n, limit))
+				}
+				continue
+			}
 			big, err := s.srcC.UIDSearch(&imap.SearchCriteria{Larger: limit}, nil).Wait()
 			if err != nil {
 				return rep, imapx.Classify("search "+m.Source.Name, err, imapx.ClassFetch)
@@ -86,7 +94,8 @@ func (e *Engine) Preflight(ctx context.Context, spec MailboxSpec, runID int64) (
 	if !s.dst.c.Has(imap.CapUIDPlus) {
 		rep.Warnings = append(rep.Warnings, "destination lacks UIDPLUS: flag changes and mirror deletes cannot be applied to copied messages")
 	}
-	if !s.srcC.Has(imap.CapCondStore) {
+	rep.Warnings = append(rep.Warnings, sourceWarnings(s.src)...) // sourceopen.go: what a file source left out
+	if s.srcC != nil && !s.srcC.Has(imap.CapCondStore) {
 		rep.Warnings = append(rep.Warnings, "source lacks CONDSTORE: every delta pass re-reads all flags")
 	}
 	seen := map[string]string{}
