@@ -49,13 +49,14 @@ func (a *Activities) credentials(ctx context.Context, ref string) (imapx.Credent
 		return imapx.Credentials{}, vault.ErrNoKey
 	}
 	sec, err := a.Vault.Get(ctx, ref)
-	if errors.Is(err, vault.ErrTokenExpired) {
-		// No refresh flow yet: try the token; the server has the last word.
-		a.logger().Warn("OAuth access token expired; trying it anyway", "credentials_ref", ref)
-	} else if err != nil {
+	if err != nil && !errors.Is(err, vault.ErrTokenExpired) { // an expired token is refreshed at login
 		return imapx.Credentials{}, err
 	}
-	return imapx.Credentials{Password: sec.Password, Token: sec.OAuthToken}, nil
+	cred := imapx.Credentials{Password: sec.Password, Token: sec.OAuthToken}
+	if sec.OAuthToken != "" || sec.RefreshToken != "" {
+		cred.Tokens = a.oauthTokens(ref) // oauthcreds.go: refreshed before expiry and when refused
+	}
+	return cred, nil
 }
 
 // appError classifies an engine error for Temporal: the contract's non-retryable types for

@@ -79,6 +79,9 @@ type BatchResult struct {
 // DialAppender opens the appender's connection and logs in. The connection is closed when ctx
 // ends or Close is called.
 func DialAppender(ctx context.Context, cfg Config, cred Credentials) (*Appender, error) {
+	if cred.Tokens != nil && cfg.oauth() {
+		return withTokens(ctx, cfg, cred, DialAppender)
+	}
 	op := "connect " + cfg.describe() + " (append)"
 	if err := cfg.Validate(); err != nil {
 		return nil, errorf(ClassProtocol, op, "%v", err)

@@ -32,6 +32,9 @@ type Config struct {
 type Credentials struct {
 	Password string // for login/plain
 	Token    string // OAuth access token for xoauth2/oauthbearer
+	// Tokens, when set, supplies the OAuth token at each xoauth2/oauthbearer login instead of
+	// Token, and a fresh one when the server refuses it (tokens.go).
+	Tokens TokenSource
 }
 
 func (Credentials) String() string   { return "imapx.Credentials{REDACTED}" }
@@ -114,6 +117,9 @@ type Client struct {
 // Dial connects, secures and logs in. Failures are *Error with ClassConnect, ClassTLS,
 // ClassAuth or ClassThrottled.
 func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
+	if cred.Tokens != nil && cfg.oauth() {
+		return withTokens(ctx, cfg, cred, Dial)
+	}
 	op := "connect " + cfg.describe()
 	if err := cfg.Validate(); err != nil {
 		return nil, errorf(ClassProtocol, op, "%v", err)

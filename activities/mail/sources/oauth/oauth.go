@@ -87,13 +87,17 @@ func ProviderFromEnv(name string) (Provider, error) {
 		p.TokenURL = u
 	}
 	if p.TokenURL == "" {
-		return p, fmt.Errorf("oauth provider %s: no token endpoint (set CUTOVER_OAUTH_%s_TOKEN_URL)", name, strings.ToUpper(name))
+		return p, fmt.Errorf("%w: %s has no token endpoint (set CUTOVER_OAUTH_%s_TOKEN_URL)", ErrProvider, name, strings.ToUpper(name))
 	}
 	if p.ClientID == "" {
-		return p, fmt.Errorf("oauth provider %s: no client id (set CUTOVER_OAUTH_%s_CLIENT_ID)", name, strings.ToUpper(name))
+		return p, fmt.Errorf("%w: %s has no client id (set CUTOVER_OAUTH_%s_CLIENT_ID)", ErrProvider, name, strings.ToUpper(name))
 	}
 	return p, nil
 }
+
+// ErrProvider means the worker has no usable OAuth client for the provider (environment not
+// set): permanent until an operator configures it.
+var ErrProvider = errors.New("oauth provider not configured")
 
 // ErrRefresh is a refresh the provider refused for good (revoked or unknown refresh token, bad
 // client): the mailbox's owner must authorise again. Other refresh failures are transient.
