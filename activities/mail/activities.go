@@ -91,7 +91,7 @@ func appError(err error) error {
 		return temporal.NewApplicationError(err.Error(), ErrTypeConnect, err)
 	case imapx.ClassThrottled:
 		return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeThrottled,
-			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: throttleDelay})
+			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: retryDelay(err)}) // throttle.go: the server's hint
 	}
 	return temporal.NewApplicationError(err.Error(), ErrTypeInternal, err)
 }

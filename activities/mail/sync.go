@@ -359,7 +359,8 @@ func (p *pass) folderWithRetries(ctx context.Context, s *session, fr *folderRun)
 			}
 		}
 		class := imapx.ClassOf(err)
-		again := class == imapx.ClassConnect || class == imapx.ClassThrottled || class == imapx.ClassNoFolder
+		// A long throttling hint ends the activity: Temporal waits on a durable timer (throttle.go).
+		again := class == imapx.ClassConnect || class == imapx.ClassThrottled && retryInPass(err) || class == imapx.ClassNoFolder
 		if !again || attempt >= tries || ctx.Err() != nil {
 			return s, err
 		}
