@@ -3,12 +3,16 @@ package mail
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -456,4 +460,81 @@ func TestDovecotSources(t *testing.T) {
 		}
 		e.verify(spec, 0)
 	})
+}
+
+// TestZimbraFetchedOverHTTPS: the export is fetched from Zimbra's REST interface with the
+// vault's credentials (an admin exporting the user's mailbox), imported and verified; a wrong
+// password is AuthFailed.
+func TestZimbraFetchedOverHTTPS(t *testing.T) {
+	e := newFileEnv(t, 2)
+	ctx := context.Background()
+	corpus := sourcetest.Corpus()
+	export := filepath.Join(t.TempDir(), "export.tgz")
+	if err := sourcetest.WriteZimbra(export, corpus, sourcetest.ZimbraOptions{Batch: 4, Tags: true}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetches atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if r.URL.Path != "/home/alice@example.org/" || r.URL.Query().Get("fmt") != "tgz" {
+			http.NotFound(w, r)
+			return
+		}
+		if !ok || u != "admin@example.org" || p != "zimbra-admin-pw" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/x-compressed-tar")
+		_, _ = w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL, "https://")
+
+	good, err := e.vault.Put(ctx, vault.Secret{Password: "zimbra-admin-pw"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := e.mailbox(model.SourceZimbra, "")
+	spec.Source = Endpoint{Addr: addr, Security: "tls", CAFile: ca, User: "alice@example.org", AuthUser: "admin@example.org", CredentialsRef: good}
+	st := e.sync(spec, model.RunInitial)
+	if st.Transferred != int64(len(corpus)) || st.Quarantined != 0 {
+		t.Fatalf("transferred %d quarantined %d", st.Transferred, st.Quarantined)
+	}
+	e.verify(spec, 0)
+	e.requireCorpus("user0", corpus, raw)
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("%d fetches for one pass and its verify, want 1 (the export is shared)", n)
+	}
+	runs, err := e.db.ListRuns(ctx, e.job.ID, spec.MailboxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range runs {
+		kinds = append(kinds, string(r.RunType)+"/"+string(r.Tool))
+	}
+	if !slices.Contains(kinds, "tgz_export/zmmailbox") || !slices.Contains(kinds, "tgz_import/zmmailbox") {
+		t.Errorf("runs %v, want tgz_export and tgz_import by zmmailbox", kinds)
+	}
+
+	bad, err := e.vault.Put(ctx, vault.Secret{Password: "wrong"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec2 := e.mailbox(model.SourceZimbra, "")
+	spec2.Source = Endpoint{Addr: addr, Security: "tls", CAFile: ca, User: "alice@example.org", AuthUser: "admin@example.org", CredentialsRef: bad}
+	_, err = e.acts.SyncMailbox(ctx, PassRequest{Spec: spec2, Mode: ModeCopy, RunType: model.RunInitial})
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != ErrTypeAuthFailed || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("wrong password: %v, want AuthFailed without the password", err)
+	}
 }
