@@ -100,8 +100,9 @@ func (a *Activities) password(ctx context.Context, ref string) (string, error) {
 	return s.Password, nil
 }
 
-// Close releases every cached engine.
-func (a *Activities) Close() {
+// Shutdown releases every cached engine of a (a function, not a method: every exported method
+// of Activities is registered as an activity).
+func Shutdown(a *Activities) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for k, e := range a.engines {

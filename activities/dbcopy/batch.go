@@ -2,6 +2,7 @@ package dbcopy
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func (e *Engine) CopyBatch(ctx context.Context, req BatchRequest) (BatchResult, 
 	if err != nil {
 		return BatchResult{}, err
 	}
-	return e.writeBatch(ctx, p, req, pg)
+	return e.writeBatch(ctx, p, req, pg, nil)
 }
 
 // page is a batch read from the source.
@@ -162,7 +163,10 @@ func rowBytes(r []any) int64 {
 	return n
 }
 
-func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest, pg page) (BatchResult, error) {
+// writeBatch writes one page in one transaction. turn, when set, is called after the rows and
+// mappings are written and before the counters and checkpoint: it returns once every earlier
+// batch committed, so concurrent writers still commit (and checkpoint) in batch order.
+func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest, pg page, turn func() error) (BatchResult, error) {
 	start := time.Now()
 	res := BatchResult{Entity: p.ent.Name, BatchNumber: req.BatchNumber, Rows: len(pg.rows), Done: !pg.full,
 		Bytes: pg.bytes, MarkStart: pg.markStart, LastKey: req.After, LastMark: req.Mark}
@@ -200,6 +204,13 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 		return res, fmt.Errorf("batch %s/%d: begin: %w", p.ent.Name, req.BatchNumber, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if turn != nil {
+		// Two writers can wait on each other's uncommitted rows (a duplicate unique value in
+		// batches k and k+1) while k+1 waits for k's commit: a lock timeout breaks the tie.
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+			return res, fmt.Errorf("batch %s/%d: %w", p.ent.Name, req.BatchNumber, err)
+		}
+	}
 
 	batchID := uuid.NewSHA1(p.statusID, fmt.Appendf(nil, "batch/%d", req.BatchNumber))
 	tag, err := tx.Exec(ctx, `INSERT INTO batch_processing_status
@@ -254,6 +265,11 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 	res.DurationMS = elapsed.Milliseconds()
 	res.RowsPerSec = float64(len(pg.rows)) / max(elapsed.Seconds(), 1e-6)
 
+	if turn != nil {
+		if err := turn(); err != nil {
+			return res, err
+		}
+	}
 	var processed int64
 	if err := tx.QueryRow(ctx, `UPDATE entity_migration_status SET
 		status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
@@ -480,23 +496,32 @@ func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 	}
 	mid := e.opt.MigrationID
 	table, dest, typ := p.ent.SourceTable, p.ent.TargetTable, p.ent.EntityType
+	// Mapping ids only need to be unique (re-runs are caught by the batch claim or by the
+	// (migration, table, source id) key): a time-ordered UUIDv7 per batch with the row index in
+	// its last bytes keeps the primary key's inserts at the index's right edge. Raw [16]byte
+	// values take pgx's binary path (uuid.UUID would go through driver.Valuer and text).
+	base, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
 	row := func(i int) []any {
 		k := rows[i].key
-		return []any{uuid.NewSHA1(mid, []byte("map/"+table+"/"+k)), mid, table, k, dest,
-			spec.RowUUID(e.ns, table, k), typ}
+		id := base
+		binary.BigEndian.PutUint32(id[12:], uint32(i))
+		return []any{[16]byte(id), [16]byte(mid), table, k, dest, [16]byte(spec.RowUUID(e.ns, table, k)), typ}
 	}
 	cols := []string{"id", "migration_id", "source_table", "source_id", "destination_table", "destination_id", "entity_type"}
 	if !upsert {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{e.spec.Target.LedgerSchema, "migration_mappings"}, cols,
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{e.spec.Target.LedgerSchema, "migration_mappings"}, cols,
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return row(i), nil }))
 		return err
 	}
 	ids, keys, dests := make([]uuid.UUID, len(rows)), make([]string, len(rows)), make([]uuid.UUID, len(rows))
 	for i := range rows {
 		r := row(i)
-		ids[i], keys[i], dests[i] = r[0].(uuid.UUID), r[3].(string), r[5].(uuid.UUID)
+		ids[i], keys[i], dests[i] = uuid.UUID(r[0].([16]byte)), r[3].(string), uuid.UUID(r[5].([16]byte))
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO migration_mappings
+	_, err = tx.Exec(ctx, `INSERT INTO migration_mappings
 		(id, migration_id, source_table, source_id, destination_table, destination_id, entity_type)
 		SELECT u.id, $1, $2, u.k, $3, u.d, $4 FROM unnest($5::uuid[], $6::text[], $7::uuid[]) AS u(id, k, d)
 		ON CONFLICT (migration_id, source_table, source_id) DO NOTHING`,

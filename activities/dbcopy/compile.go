@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +31,8 @@ type entityPlan struct {
 	build    []builder
 	partIdx  int // index in cols of the partition column, -1 for none
 	notNull  map[string]bool
+	// sequential is set after concurrent writers collided on a unique value.
+	sequential atomic.Bool
 }
 
 // builder computes one target column from a source row.
@@ -166,7 +169,7 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 			continue
 		}
 		b := builder{column: c.Target, srcIdx: -1, konst: c.Constant, def: c.Default,
-			opts: castOpts{emptyAsNull: c.EmptyAsNull, allowNaN: c.AllowNaN}}
+			opts: castOpts{emptyAsNull: c.EmptyAsNull, allowNaN: c.AllowNaN, layout: new(atomic.Int32)}}
 		switch {
 		case c.Source != "":
 			b.srcIdx = read(c.Source, "column "+c.Target)

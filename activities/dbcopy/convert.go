@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -43,6 +44,9 @@ func badValue(code, format string, a ...any) *rowError {
 type castOpts struct {
 	emptyAsNull bool
 	allowNaN    bool
+	// layout remembers the timestamp layout that parsed this column last (one column mostly
+	// uses one form): tried first, it saves the misses of the layouts before it.
+	layout *atomic.Int32
 }
 
 // convert casts a source value (int64, float64, string, []byte, bool, time.Time or nil) to the
@@ -168,7 +172,7 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 			return strconv.FormatFloat(x, 'g', -1, 64), nil
 		}
 	case "timestamptz", "timestamp", "date":
-		t, err := toTime(v)
+		t, err := toTime(v, o.layout)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +270,7 @@ var timeLayouts = []string{
 
 // toTime parses timestamps: the layouts above, or Unix epoch seconds (milliseconds when the
 // number is too large to be seconds: beyond year 5138).
-func toTime(v any) (time.Time, *rowError) {
+func toTime(v any, hint *atomic.Int32) (time.Time, *rowError) {
 	var t time.Time
 	switch x := v.(type) {
 	case time.Time:
@@ -288,10 +292,17 @@ func toTime(v any) (time.Time, *rowError) {
 			break
 		}
 		ok := false
-		for _, l := range timeLayouts {
-			if p, err := time.Parse(l, s); err == nil {
+		if hint != nil {
+			if p, err := time.Parse(timeLayouts[hint.Load()], s); err == nil {
 				t, ok = p, true
-				break
+			}
+		}
+		for i := 0; !ok && i < len(timeLayouts); i++ {
+			if p, err := time.Parse(timeLayouts[i], s); err == nil {
+				t, ok = p, true
+				if hint != nil {
+					hint.Store(int32(i))
+				}
 			}
 		}
 		if !ok {

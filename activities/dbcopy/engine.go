@@ -40,6 +40,9 @@ type Options struct {
 	// nil refuses specs that carry references.
 	Password func(ctx context.Context, ref string) (string, error)
 	Logger   *slog.Logger
+	// Writers is how many batches are written concurrently (each on its own connection,
+	// committed in batch order); default 2.
+	Writers int
 }
 
 // Engine runs one migration's copy work. It is safe for concurrent use by several entities.

@@ -2,7 +2,10 @@ package dbcopy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // RunResult sums up consecutive batches.
@@ -32,73 +35,155 @@ func (r *RunResult) add(b BatchResult) {
 	}
 }
 
-// CopyBatches runs up to maxBatches batches from req (0 = until the entity is done), reading
-// the next page while the current one is written. onBatch (may be nil) sees each committed
-// batch; an error from it stops the run after that batch.
+// errStopped tells a writer an earlier batch failed or ended the run.
+var errStopped = errors.New("an earlier batch of this run did not commit")
+
+// job is one page on its way through a writer.
+type job struct {
+	req      BatchRequest
+	pg       page
+	readLast string
+	done     chan struct{}
+	res      BatchResult
+	err      error
+	stop     bool // later batches must not commit (failure, or a replay that ended elsewhere)
+}
+
+// CopyBatches runs up to maxBatches batches from req (0 = until the entity is done): one
+// goroutine reads ahead, Writers goroutines (default 2) write pages concurrently on their own
+// connections and commit in batch order. onBatch (may be nil) sees each committed batch in
+// order; an error from it stops the run after that batch.
 func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches int, onBatch func(BatchResult) error) (RunResult, error) {
 	p, err := e.plan(ctx, req.Entity)
 	if err != nil {
 		return RunResult{}, err
 	}
+	writers := e.opt.Writers
+	if writers <= 0 {
+		writers = 2
+	}
+	if p.sequential.Load() {
+		writers = 1
+	}
 	out := RunResult{Entity: req.Entity, Next: req}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := make(chan page, 1)
-	go func() {
+
+	pages := make(chan *job, 1)
+	go func() { // reader
 		defer close(pages)
 		r := req
 		for i := 0; maxBatches <= 0 || i < maxBatches; i++ {
 			pg, err := e.readPage(rctx, p, r)
 			pg.err = err
+			j := &job{req: r, pg: pg, done: make(chan struct{})}
+			if len(pg.rows) > 0 {
+				j.readLast, _ = keyText(pg.rows[len(pg.rows)-1][0])
+			}
 			select {
-			case pages <- pg:
+			case pages <- j:
 			case <-rctx.Done():
 				return
 			}
 			if err != nil || !pg.full || len(pg.rows) == 0 {
 				return
 			}
-			last := pg.rows[len(pg.rows)-1]
-			r.After, _ = keyText(last[0])
+			r.After = j.readLast
 			if r.Sync && p.markIdx >= 0 {
-				r.Mark, _ = keyText(last[p.markIdx])
+				r.Mark, _ = keyText(pg.rows[len(pg.rows)-1][p.markIdx])
 			}
 			r.BatchNumber++
 		}
 	}()
-	cur := req
-	for pg := range pages {
-		if pg.err != nil {
-			return out, pg.err
+
+	jobs := make(chan *job, writers)
+	go func() { // dispatcher: one writer goroutine per page, at most `writers` at once
+		defer close(jobs)
+		sem := make(chan struct{}, writers)
+		var prev *job
+		for j := range pages {
+			select {
+			case sem <- struct{}{}:
+			case <-rctx.Done():
+				return
+			}
+			before := prev
+			turn := func() error {
+				if before == nil {
+					return nil
+				}
+				select {
+				case <-before.done:
+				case <-rctx.Done():
+					return rctx.Err()
+				}
+				if before.err != nil || before.stop {
+					return errStopped
+				}
+				return nil
+			}
+			go func(j *job) {
+				defer func() { <-sem }()
+				defer close(j.done)
+				if j.pg.err != nil {
+					j.err, j.stop = j.pg.err, true
+					return
+				}
+				if err := turn(); err != nil && before != nil && (before.err != nil || before.stop) {
+					// An earlier batch failed before this one started: do not write at all.
+					j.err, j.stop = errStopped, true
+					return
+				}
+				j.res, j.err = e.writeBatch(rctx, p, j.req, j.pg, turn)
+				if j.err != nil {
+					j.stop = true
+					var pgErr *pgconn.PgError
+					if errors.As(j.err, &pgErr) && pgErr.Code == "55P03" {
+						p.sequential.Store(true) // writers collided on a unique value: one at a time from now on
+					}
+					return
+				}
+				if j.res.Replayed && j.res.LastKey != j.readLast {
+					j.stop = true // the read-ahead followed the wrong key; the caller continues from Next
+				}
+			}(j)
+			select {
+			case jobs <- j:
+			case <-rctx.Done():
+				return
+			}
+			prev = j
 		}
-		var readLast string
-		if len(pg.rows) > 0 {
-			readLast, _ = keyText(pg.rows[len(pg.rows)-1][0])
+	}()
+
+	for j := range jobs { // results, in batch order
+		<-j.done
+		if j.err != nil {
+			if errors.Is(j.err, errStopped) {
+				break
+			}
+			cancel()
+			return out, j.err
 		}
-		res, err := e.writeBatch(ctx, p, cur, pg)
-		if err != nil {
-			return out, err
-		}
+		res := j.res
 		if res.Empty {
 			out.Done = true
 			break
 		}
 		out.add(res)
-		cur.After, cur.Mark, cur.BatchNumber = res.LastKey, res.LastMark, cur.BatchNumber+1
-		out.Next = cur
+		out.Next = BatchRequest{Entity: req.Entity, Sync: req.Sync, After: res.LastKey, Mark: res.LastMark, BatchNumber: j.req.BatchNumber + 1}
 		out.Done = res.Done
 		if onBatch != nil {
 			if err := onBatch(res); err != nil {
+				cancel()
 				return out, err
 			}
 		}
-		if res.Done {
+		if res.Done || j.stop {
 			break
 		}
-		if res.Replayed && res.LastKey != readLast {
-			return out, nil // the read-ahead followed the wrong key; the caller continues from Next
-		}
 	}
+	cancel()
 	if err := ctx.Err(); err != nil {
 		return out, fmt.Errorf("copy %s: %w", req.Entity, err)
 	}

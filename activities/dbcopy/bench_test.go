@@ -1,0 +1,256 @@
+package dbcopy
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/internal/testenv"
+)
+
+// benchRows is 1M; CUTOVER_BENCH_ROWS overrides it for quick profiling.
+var benchRows = func() int {
+	if n, err := strconv.Atoi(os.Getenv("CUTOVER_BENCH_ROWS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}()
+
+// benchDB writes the benchmark's legacy table: 1M rows, 8 columns (~150 bytes a row).
+func benchDB(b *testing.B, dir string) string {
+	b.Helper()
+	path := filepath.Join(dir, "bench.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(off)&_pragma=synchronous(off)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT, visits INTEGER,
+		score REAL, created_at TEXT, bio TEXT, active INTEGER)`); err != nil {
+		b.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := tx.Prepare(`INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 1; i <= benchRows; i++ {
+		if _, err := st.Exec(i, fmt.Sprintf("User %d", i), fmt.Sprintf("user%d@example.com", i), i%1000, float64(i)/7,
+			base.Add(time.Duration(i)*time.Minute).Format("2006-01-02 15:04:05"),
+			"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "+strconv.Itoa(i), i%2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+const benchSpec = `name: bench
+batch_size: %d
+sources:
+  legacy: {driver: sqlite, path: %q}
+target:
+  create_tables: true
+entities:
+  - name: users
+    source_table: users
+    target_table: users
+    key: {source: id}
+    columns:
+      - {source: id, target: legacy_id, type: bigint}
+      - {source: name, type: text}
+      - {source: email, type: text}
+      - {source: visits, type: bigint}
+      - {source: score, type: double precision}
+      - {source: created_at, type: timestamptz}
+      - {source: bio, type: text}
+      - {source: active, type: boolean}
+`
+
+// peakRSS returns the process's peak resident set (VmHWM) in bytes; resetPeakRSS restarts it.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkSQLiteToPostgres1M copies a generated 1M-row SQLite table into PostgreSQL with the
+// engine (UUID mapping rows, checkpoints and batch records included), with pgloader and with a
+// raw psql \copy of the same rows as CSV, three runs each, and reports the medians. Figures
+// are printed, never asserted.
+func BenchmarkSQLiteToPostgres1M(b *testing.B) {
+	dir := b.TempDir()
+	path := benchDB(b, dir)
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb := float64(st.Size()) / (1 << 20)
+	runs := 3
+	if v, err := strconv.Atoi(os.Getenv("CUTOVER_BENCH_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	batch := 20000
+	if v := os.Getenv("CUTOVER_BENCH_BATCH"); v != "" {
+		batch, _ = strconv.Atoi(v)
+	}
+	ctx := context.Background()
+
+	var ours, rss []float64
+	for range runs {
+		target := testenv.NewDatabase(b)
+		sp, err := spec.Parse(fmt.Appendf(nil, benchSpec, batch, path))
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		resetPeakRSS()
+		start := time.Now()
+		writers, _ := strconv.Atoi(os.Getenv("CUTOVER_BENCH_WRITERS"))
+		e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Prepare(ctx); err != nil {
+			b.Fatal(err)
+		}
+		res, err := e.CopyBatches(ctx, BatchRequest{Entity: "users"}, 0, nil)
+		if err != nil || !res.Done || res.Loaded != int64(benchRows) {
+			b.Fatalf("copy: %+v %v", res, err)
+		}
+		d := time.Since(start)
+		var maps int
+		_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
+		e.Close()
+		if maps != benchRows {
+			b.Fatalf("%d mappings", maps)
+		}
+		ours = append(ours, float64(benchRows)/d.Seconds())
+		rss = append(rss, float64(peakRSS())/(1<<20))
+		b.Logf("cutover run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB", d.Round(time.Millisecond), ours[len(ours)-1], res.Batches, rss[len(rss)-1])
+	}
+	b.ReportMetric(median(ours), "cutover_rows/s")
+	b.ReportMetric(median(ours)/float64(benchRows)*mb, "cutover_MB/s")
+	b.ReportMetric(median(rss), "cutover_peak_RSS_MB")
+
+	if os.Getenv("CUTOVER_BENCH_ONLY_CUTOVER") != "" {
+		return
+	}
+	if bin, err := exec.LookPath("pgloader"); err == nil {
+		var pgl []float64
+		for range runs {
+			target := testenv.NewDatabase(b)
+			start := time.Now()
+			out, err := exec.Command(bin, "--on-error-stop", "sqlite://"+path, strings.Replace(target, "postgres://", "pgsql://", 1)).CombinedOutput()
+			d := time.Since(start)
+			if err != nil {
+				b.Fatalf("pgloader: %v\n%s", err, out)
+			}
+			pgl = append(pgl, float64(benchRows)/d.Seconds())
+			b.Logf("pgloader run: %v, %.0f rows/s", d.Round(time.Millisecond), pgl[len(pgl)-1])
+		}
+		b.ReportMetric(median(pgl), "pgloader_rows/s")
+		b.ReportMetric(median(pgl)/float64(benchRows)*mb, "pgloader_MB/s")
+		b.ReportMetric(median(ours)/median(pgl), "cutover_vs_pgloader")
+	} else {
+		b.Logf("pgloader not installed: no comparison (Debian package pgloader)")
+	}
+
+	if bin, err := exec.LookPath("psql"); err == nil {
+		csvPath := filepath.Join(dir, "users.csv")
+		writeCSV(b, path, csvPath)
+		var raw []float64
+		for range runs {
+			target := testenv.NewDatabase(b)
+			if out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", `CREATE TABLE users (id bigint PRIMARY KEY, name text,
+				email text, visits bigint, score double precision, created_at timestamptz, bio text, active boolean)`).CombinedOutput(); err != nil {
+				b.Fatalf("psql: %v\n%s", err, out)
+			}
+			start := time.Now()
+			out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", fmt.Sprintf(`\copy users FROM '%s' CSV`, csvPath)).CombinedOutput()
+			d := time.Since(start)
+			if err != nil {
+				b.Fatalf("psql \\copy: %v\n%s", err, out)
+			}
+			raw = append(raw, float64(benchRows)/d.Seconds())
+			b.Logf("psql \\copy run: %v, %.0f rows/s", d.Round(time.Millisecond), raw[len(raw)-1])
+		}
+		b.ReportMetric(median(raw), "copy_rows/s")
+		b.ReportMetric(median(raw)/float64(benchRows)*mb, "copy_MB/s")
+		b.ReportMetric(median(ours)/median(raw), "cutover_vs_copy")
+	}
+}
+
+// writeCSV exports the legacy table with the values the engine would load (booleans as t/f,
+// timestamps as UTC) so \copy does the same inserts minus the transformation and the ledger.
+func writeCSV(b *testing.B, dbPath, csvPath string) {
+	b.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	f, err := os.Create(csvPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	w := csv.NewWriter(f)
+	rows, err := db.Query(`SELECT id, name, email, visits, score, created_at || '+00', bio, CASE active WHEN 1 THEN 't' ELSE 'f' END FROM users ORDER BY id`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	rec := make([]string, 8)
+	ptrs := make([]any, 8)
+	for i := range rec {
+		ptrs[i] = &rec[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Write(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		b.Fatal(err)
+	}
+}

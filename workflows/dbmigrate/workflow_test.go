@@ -1,0 +1,485 @@
+package dbmigrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cutover/cutover/activities/dbcopy"
+	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/internal/model"
+)
+
+const testSpec = `name: t
+sources:
+  legacy: {driver: sqlite, path: /nonexistent/legacy.db}
+entities:
+  - {name: offices, source_table: office, target_table: offices, key: {source: id}, columns: [{source: name, type: text}]}
+  - {name: profiles, source_table: users, target_table: profiles, key: {source: id}, columns: [{source: email, type: text}]}
+  - name: doctors
+    source_table: doctor
+    target_table: doctors
+    key: {source: id}
+    columns: [{source: office_id, references: offices}, {source: profile_id, references: profiles}]
+  - {name: projects, source_table: project, target_table: projects, key: {source: id}, columns: [{source: name, type: text}]}
+`
+
+var testOrder = []string{"offices", "profiles", "doctors", "projects"}
+
+func testInput(t *testing.T, typ model.MigrationType, cfg Config, ops ...spec.SchemaOp) Input {
+	t.Helper()
+	sp, err := spec.Parse([]byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.SchemaOps = ops
+	return Input{MigrationID: "3f1c2a1e-1111-4a4a-8a8a-000000000001", MigrationType: typ, CreatedBy: "test", Spec: sp, Config: cfg}
+}
+
+// recorder is the fake world the mocked activities write to.
+type recorder struct {
+	mu           sync.Mutex
+	transitions  []model.OrchestrationStatus
+	events       []string // "start X", "done X", "rollback X", "op-exec X", ...
+	chunks       map[string]int
+	chunkCalls   []dbcopy.ChunkRequest
+	approvedBy   map[string]string
+	failed       map[string]int64 // records_failed reported per entity
+	chunksToDo   int              // chunks before an entity is done
+	copyHook     func(entity string)
+	prepareDelay time.Duration
+	copyDelay    time.Duration
+}
+
+func (r *recorder) log(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, s)
+}
+
+func (r *recorder) index(s string) int { return slices.Index(r.events, s) }
+
+func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	RegisterWorkflows(env)
+	env.RegisterActivity(&dbcopy.Activities{})
+	if rec.chunks == nil {
+		rec.chunks = map[string]int{}
+	}
+	if rec.approvedBy == nil {
+		rec.approvedBy = map[string]string{}
+	}
+	if rec.chunksToDo == 0 {
+		rec.chunksToDo = 2
+	}
+	var a *dbcopy.Activities
+	env.OnActivity(a.DBPrepare, mock.Anything, mock.Anything).After(rec.prepareDelay).Return(func(_ context.Context, m dbcopy.Migration) (dbcopy.PrepareResult, error) {
+		tot := map[string]int64{}
+		for _, n := range testOrder {
+			tot[n] = 100
+		}
+		return dbcopy.PrepareResult{Order: testOrder, Totals: tot}, nil
+	})
+	env.OnActivity(a.DBSetStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.StatusRequest) error {
+		if r.To != "" {
+			rec.mu.Lock()
+			rec.transitions = append(rec.transitions, r.To)
+			rec.mu.Unlock()
+		}
+		if r.Completed > r.Total {
+			return errors.New("completed_entities exceeds total_entities")
+		}
+		return nil
+	})
+	env.OnActivity(a.DBSetEntityStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EntityRequest) error {
+		switch r.Status {
+		case model.EntityRunning:
+			rec.log("start " + r.Entity)
+		case model.EntityCompleted:
+			rec.log("done " + r.Entity)
+		case model.EntityFailed:
+			rec.log("failed " + r.Entity)
+		}
+		return nil
+	})
+	env.OnActivity(a.DBCopyChunk, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.ChunkRequest) (dbcopy.ChunkResult, error) {
+		e := r.Cursor.Entity
+		if rec.copyHook != nil && !r.Cursor.Sync {
+			rec.copyHook(e)
+		}
+		rec.mu.Lock()
+		rec.chunks[e]++
+		n := rec.chunks[e]
+		rec.chunkCalls = append(rec.chunkCalls, r)
+		failed := rec.failed[e]
+		rec.mu.Unlock()
+		if r.Cursor.Sync {
+			rec.log("sync " + e)
+			return dbcopy.ChunkResult{Run: dbcopy.RunResult{Entity: e, Done: true, Next: r.Cursor}, RecordsTotal: 100, RecordsProcessed: 100}, nil
+		}
+		done := n >= rec.chunksToDo
+		next := dbcopy.BatchRequest{Entity: e, BatchNumber: int64(n * 10), After: fmt.Sprint(n * 50)}
+		processed := min(int64(n*50), 100)
+		return dbcopy.ChunkResult{Run: dbcopy.RunResult{Entity: e, Batches: 10, Rows: 50, Loaded: 50, Done: done, Next: next, MarkStart: "m0"},
+			RecordsTotal: 100, RecordsProcessed: processed - failed, RecordsFailed: failed, Throughput: 1000}, nil
+	}).After(rec.copyDelay)
+	env.OnActivity(a.DBFinalize, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.DBValidate, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.ValidateRequest) (dbcopy.ValidationSummary, error) {
+		rec.log("validate " + r.Entity)
+		return dbcopy.ValidationSummary{Entity: r.Entity, Passed: true, Status: model.ValidationPassed}, nil
+	})
+	env.OnActivity(a.DBEmitEvent, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.DBPlanSchemaOp, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.SchemaOpRequest) (dbcopy.SchemaOpResult, error) {
+		risk := model.RiskLow
+		if strings.HasPrefix(r.Name, "drop") {
+			risk = model.RiskCritical
+		}
+		return dbcopy.SchemaOpResult{Name: r.Name, Risk: risk, Status: model.OpPending}, nil
+	})
+	env.OnActivity(a.DBExecuteSchemaOp, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.SchemaOpRequest) (dbcopy.SchemaOpResult, error) {
+		rec.log("op-exec " + r.Name)
+		rec.mu.Lock()
+		rec.approvedBy[r.Name] = r.ApprovedBy
+		rec.mu.Unlock()
+		return dbcopy.SchemaOpResult{Name: r.Name, Status: model.OpCompleted}, nil
+	})
+	env.OnActivity(a.DBRollbackSchemaOp, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.SchemaOpRequest) (dbcopy.SchemaOpResult, error) {
+		rec.log("op-rollback " + r.Name)
+		return dbcopy.SchemaOpResult{Name: r.Name, Status: model.OpRolledBack}, nil
+	})
+	env.OnActivity(a.DBRollbackEntity, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EntityRequest) (int64, error) {
+		rec.log("rollback " + r.Entity)
+		return 100, nil
+	})
+	env.OnActivity(a.DBRetryFailed, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EntityRequest) (dbcopy.RetryResult, error) {
+		rec.log("retry " + r.Entity)
+		return dbcopy.RetryResult{Entity: r.Entity, Retried: 1, Loaded: 1}, nil
+	})
+	return env
+}
+
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) State {
+	t.Helper()
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var st State
+	if err := env.GetWorkflowError(); err != nil {
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) && ae.HasDetails() {
+			if derr := ae.Details(&st); derr != nil {
+				t.Fatalf("details: %v", derr)
+			}
+			return st
+		}
+		t.Fatalf("workflow error without state: %v", err)
+	}
+	if err := env.GetWorkflowResult(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestFullMigrationStateMachine(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationFull, Config{}))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rec.transitions) != "[running completed]" || fmt.Sprint(st.Transitions) != "[pending running completed]" {
+		t.Fatalf("transitions ledger=%v workflow=%v", rec.transitions, st.Transitions)
+	}
+	if st.Status != model.OrchCompleted || st.CompletedEntities != 4 || st.TotalEntities != 4 || st.ProgressPercent != 100 || st.ErrorCount != 0 {
+		t.Fatalf("counters: %+v", st)
+	}
+	for _, n := range testOrder {
+		if rec.index("validate "+n) < rec.index("done "+testOrder[len(testOrder)-1]) && rec.index("validate "+n) < rec.index("done doctors") {
+			t.Errorf("validated %s before the load finished: %v", n, rec.events)
+		}
+	}
+	if len(st.Validation) != 4 {
+		t.Fatalf("validation results: %+v", st.Validation)
+	}
+}
+
+func TestDAGOrderAndParallelism(t *testing.T) {
+	rec := &recorder{}
+	// The first two entities to start wait for each other: the test fails unless the workflow
+	// runs two at once.
+	var mu sync.Mutex
+	started := map[string]bool{}
+	both := make(chan struct{})
+	rec.copyHook = func(e string) {
+		mu.Lock()
+		if !started[e] {
+			started[e] = true
+			if len(started) == 2 {
+				close(both)
+			}
+		}
+		first := len(started) <= 2
+		mu.Unlock()
+		if first {
+			select {
+			case <-both:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationFull, Config{Parallelism: 2}))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-both:
+	default:
+		t.Fatal("two entities never ran at the same time")
+	}
+	// doctors starts only after both its parents are done.
+	for _, parent := range []string{"offices", "profiles"} {
+		if rec.index("start doctors") < rec.index("done "+parent) {
+			t.Fatalf("doctors started before %s was done: %v", parent, rec.events)
+		}
+	}
+	// Never more than two entities between start and done.
+	running, peak := 0, 0
+	for _, ev := range rec.events {
+		switch {
+		case strings.HasPrefix(ev, "start "):
+			running++
+		case strings.HasPrefix(ev, "done "):
+			running--
+		}
+		peak = max(peak, running)
+	}
+	if peak != 2 {
+		t.Fatalf("peak parallelism %d, want 2: %v", peak, rec.events)
+	}
+}
+
+func TestErrorThresholdStopsEntityAndMigration(t *testing.T) {
+	rec := &recorder{failed: map[string]int64{"profiles": 30}}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationFull, Config{MaxErrors: 10, Parallelism: 1}))
+	st := result(t, env)
+	err := env.GetWorkflowError()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != errTypeThreshold {
+		t.Fatalf("error = %v", err)
+	}
+	if st.Status != model.OrchFailed || fmt.Sprint(rec.transitions) != "[running failed]" {
+		t.Fatalf("status %s transitions %v", st.Status, rec.transitions)
+	}
+	if rec.index("failed profiles") < 0 || rec.index("start doctors") >= 0 {
+		t.Fatalf("events: %v", rec.events)
+	}
+	if !strings.Contains(st.Error, "30 failed records exceed the limit of 10") || st.ErrorCount != 30 {
+		t.Fatalf("state: %+v", st)
+	}
+}
+
+func TestCriticalSchemaOpWaitsForApproval(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	ops := []spec.SchemaOp{{Name: "drop-name", Type: "drop_column", Table: "offices", Column: "name", After: "offices"},
+		{Name: "add-flag", Type: "add_column", Table: "projects", Column: "flag", ColType: "boolean"}}
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryStatus)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var st State
+		_ = v.Get(&st)
+		if op := st.Ops[0]; !op.AwaitingApproval || op.Risk != model.RiskCritical {
+			t.Errorf("op not awaiting approval: %+v", op)
+		}
+		if rec.index("op-exec drop-name") >= 0 {
+			t.Error("critical op executed without approval")
+		}
+		// The update's validator refuses an unknown operation.
+		env.UpdateWorkflow(UpdateApprove, "u1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) {},
+			OnAccept: func() { t.Error("unknown op accepted") },
+		}, Approval{Operation: "nope", ApprovedBy: "x"})
+		env.SignalWorkflow(SignalApprove, Approval{Operation: "drop-name", ApprovedBy: "ops-lead"})
+	}, time.Hour)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationFull, Config{}, ops...))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.approvedBy["drop-name"] != "ops-lead" || rec.index("op-exec add-flag") < 0 {
+		t.Fatalf("approvals %v events %v", rec.approvedBy, rec.events)
+	}
+	if st.Ops[0].Status != model.OpCompleted || st.Status != model.OrchCompleted {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+func TestIncrementalPassesCutoverAndRollbackRefusedWhilePending(t *testing.T) {
+	// Prepare takes a while: a rollback asked for while pending is refused.
+	rec := &recorder{prepareDelay: time.Minute}
+	env := newEnv(t, rec)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRollback, RollbackRequest{Reason: "too early"}) }, 10*time.Second)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCutover, CutoverRequest{RequestedBy: "ops"}) }, 3*time.Hour+30*time.Minute)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationIncremental, Config{SyncInterval: time.Hour}))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Refused) != 1 || !strings.Contains(st.Refused[0], "rollback refused: status is pending") {
+		t.Fatalf("refused = %v", st.Refused)
+	}
+	// Three timed passes (1h, 2h, 3h) plus the final pass after cutover.
+	if st.Passes != 4 || st.Status != model.OrchCompleted || st.Phase != PhaseDone {
+		t.Fatalf("passes %d status %s phase %s", st.Passes, st.Status, st.Phase)
+	}
+	// Catch-up cursors continue after the full load: watermark entities from their mark.
+	for _, c := range rec.chunkCalls {
+		if c.Cursor.Sync && (c.Cursor.Mark != "m0" || c.Cursor.BatchNumber != 20) {
+			t.Fatalf("catch-up cursor %+v", c.Cursor)
+		}
+	}
+	if rec.index("validate offices") < rec.index("sync projects") {
+		t.Fatal("validated before the final pass")
+	}
+}
+
+func TestFinalPassIsTimed(t *testing.T) {
+	rec := &recorder{copyDelay: 90 * time.Second}
+	env := newEnv(t, rec)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCutover, CutoverRequest{}) }, 30*time.Minute)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationIncremental, Config{SyncInterval: time.Hour}))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	syncCalls := 0
+	for _, c := range rec.chunkCalls {
+		if c.Cursor.Sync {
+			syncCalls++
+		}
+	}
+	// Cutover came before the first timed pass: the final pass is the only one, four entities
+	// at 90 s each.
+	if st.FinalPassSeconds != 360 || syncCalls != 4 || st.Passes != 1 {
+		t.Fatalf("final pass %v s over %d calls, %d passes", st.FinalPassSeconds, syncCalls, st.Passes)
+	}
+}
+
+func TestRollbackCompensatesInReverseOrder(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	ops := []spec.SchemaOp{{Name: "add-a", Type: "add_column", Table: "offices", Column: "a", ColType: "text", After: "offices"},
+		{Name: "add-b", Type: "add_column", Table: "projects", Column: "b", ColType: "text"}}
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRollback, RollbackRequest{Reason: "bad data", RequestedBy: "ops"}) }, 90*time.Minute)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationIncremental, Config{SyncInterval: time.Hour}, ops...))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rec.transitions) != "[running rolling_back pending]" || st.Status != model.OrchPending || !st.RolledBack {
+		t.Fatalf("transitions %v state %+v", rec.transitions, st)
+	}
+	var comp []string
+	for _, e := range rec.events {
+		if strings.HasPrefix(e, "rollback ") || strings.HasPrefix(e, "op-rollback ") {
+			comp = append(comp, e)
+		}
+	}
+	want := "[op-rollback add-b op-rollback add-a rollback projects rollback doctors rollback profiles rollback offices]"
+	if fmt.Sprint(comp) != want {
+		t.Fatalf("compensations %v, want %s", comp, want)
+	}
+}
+
+func TestRetryFailedSignal(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRetry, RetryRequest{Entity: "profiles"}) }, 30*time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCutover, CutoverRequest{}) }, 40*time.Minute)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationIncremental, Config{SyncInterval: time.Hour}))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.index("retry profiles") < 0 || rec.index("retry offices") >= 0 {
+		t.Fatalf("events %v", rec.events)
+	}
+}
+
+func TestInvalidSpecFailsBeforeAnyActivity(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	in := testInput(t, model.MigrationFull, Config{})
+	off, _ := in.Spec.Entity("offices")
+	off.DependsOn = []string{"doctors"}
+	env.ExecuteWorkflow(WorkflowName, in)
+	err := env.GetWorkflowError()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != errTypeInvalid || !strings.Contains(err.Error(), "dependency cycle") {
+		t.Fatalf("error = %v", err)
+	}
+	if len(rec.transitions) != 0 || len(rec.events) != 0 {
+		t.Fatalf("something ran: %v %v", rec.transitions, rec.events)
+	}
+}
+
+func TestEntityContinuesAsNew(t *testing.T) {
+	rec := &recorder{chunksToDo: 5}
+	env := newEnv(t, rec)
+	in := EntityInput{Migration: testInput(t, model.MigrationFull, Config{}).migration(), Entity: "offices",
+		Config: Config{ActivitiesPerRun: 2}, Cursor: dbcopy.BatchRequest{Entity: "offices"}}
+	env.ExecuteWorkflow(EntityWorkflowName, in)
+	err := env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	if !errors.As(err, &can) {
+		t.Fatalf("error = %v, want continue-as-new", err)
+	}
+	var next EntityInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if !next.Continued || next.Cursor.After != "100" || next.Cursor.BatchNumber != 20 || next.MarkStart != "m0" {
+		t.Fatalf("continued with %+v", next)
+	}
+}
+
+func TestOrchestrationContinuesAsNewAfterPasses(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(WorkflowName, testInput(t, model.MigrationIncremental, Config{SyncInterval: time.Minute, PassesPerRun: 3}))
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error = %v", err)
+	}
+	var next Input
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.Resume == nil || next.Resume.Passes != 3 || next.Resume.Phase != PhaseCatchingUp || next.Resume.Status != model.OrchRunning {
+		t.Fatalf("resume state %+v", next.Resume)
+	}
+}
+
+func (in Input) migration() dbcopy.Migration {
+	return dbcopy.Migration{ID: in.MigrationID, Type: in.MigrationType, Spec: in.Spec}
+}
