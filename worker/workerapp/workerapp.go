@@ -19,7 +19,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cutover/cutover/activities/dbcopy"
-	"github.com/cutover/cutover/activities/dbcopy"
 	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/health"
 	"github.com/cutover/cutover/activities/mail"
@@ -27,7 +26,6 @@ import (
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/metrics"
-	"github.com/cutover/cutover/workflows/dbmigrate"
 	"github.com/cutover/cutover/workflows/dbmigrate"
 	emailwf "github.com/cutover/cutover/workflows/email"
 	healthwf "github.com/cutover/cutover/workflows/health"
@@ -101,17 +99,7 @@ func Register(r worker.Registry, d Deps) {
 	r.RegisterActivityWithOptions(&emailjob.Activities{DB: d.DB, Logger: d.Logger}, activity.RegisterOptions{})
 	dbmigrate.RegisterWorkflows(r)
 	r.RegisterActivityWithOptions(&dbcopy.Activities{TargetURL: dbURL(d.DB), Vault: d.Vault, Logger: d.Logger}, activity.RegisterOptions{})
-	dbmigrate.RegisterWorkflows(r)
-	r.RegisterActivityWithOptions(&dbcopy.Activities{TargetURL: dbURL(d.DB), Vault: d.Vault, Logger: d.Logger}, activity.RegisterOptions{})
 	r.RegisterActivityWithOptions(&mail.Activities{DB: d.DB, Vault: d.Vault, Logger: d.Logger}, activity.RegisterOptions{})
-}
-
-// dbURL is the control database's URL: database migrations whose spec names no target write there.
-func dbURL(db *store.DB) string {
-	if db == nil {
-		return ""
-	}
-	return db.Pool.Config().ConnString()
 }
 
 // dbURL is the control database's URL: database migrations whose spec names no target write there.
