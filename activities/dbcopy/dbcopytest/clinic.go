@@ -161,7 +161,7 @@ func NewClinic(scale int, forPostgres bool) *Clinic {
 		if i%5 == 0 {
 			prof = nil // optional reference
 		}
-		birth := unix(base - int64(i)*86400*97).Format("2006-01-02")
+		birth := unix(base - int64(i%20000)*86400).Format("2006-01-02")
 		switch i {
 		case 5:
 			doc = 888888
