@@ -57,9 +57,10 @@ test: tools postgres
 test-unit:
 	$(GO) test -short -count=1 ./...
 
-## bench: throughput benchmarks against real servers (figures are printed, never asserted)
+## bench: throughput benchmarks against real servers (figures are printed, never asserted); -p 1
+## keeps packages from competing for the CPU while they measure
 bench: tools postgres
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./...
 
 ## dev: a local stack in the background: Temporal dev server (UI on :8233), schema, worker
 dev: build tools postgres
