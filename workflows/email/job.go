@@ -118,6 +118,7 @@ type jobRun struct {
 
 	dirty, persisted int64 // state versions: changed, written to PostgreSQL
 	wake             int64 // bumped by every accepted command, so waits re-check
+	progressWaiters  int   // update handlers waiting for the main loop to move on
 
 	cancelWork   workflow.CancelFunc // abort
 	cancelMirror workflow.CancelFunc // set while a presync runs
@@ -182,10 +183,14 @@ func (w *jobRun) install(ctx workflow.Context) error {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name, func(uctx workflow.Context, r Request) (Ack, error) {
 			msg := w.apply(uctx, name, r)
 			if name == DNSCutoverConfirmed {
-				// Answer once the job is past the cutover, i.e. any presync has stopped.
-				if err := workflow.Await(uctx, func() bool {
+				// Answer once the job is past the cutover, i.e. any presync has stopped. The
+				// job must not continue as new meanwhile (progressWaiters holds it back).
+				w.progressWaiters++
+				err := workflow.Await(uctx, func() bool {
 					return w.st.Phase.AfterDNSCutover() || w.st.Phase == model.PhaseFailed || w.st.Aborted != nil
-				}); err != nil {
+				})
+				w.progressWaiters--
+				if err != nil {
 					return Ack{}, err
 				}
 			}
@@ -270,7 +275,9 @@ func (w *jobRun) run(ctx workflow.Context) (Status, error) {
 			w.fail(ctx, err)
 		}
 		if w.shouldContinueAsNew(ctx) {
-			return w.continueAsNew(ctx)
+			if st, done, err := w.continueAsNew(ctx); done {
+				return st, err
+			}
 		}
 	}
 }
@@ -804,23 +811,29 @@ func (w *jobRun) shouldContinueAsNew(ctx workflow.Context) bool {
 }
 
 // continueAsNew hands the state to a fresh run once handlers are done, the state is written
-// and every signal already delivered has been applied.
-func (w *jobRun) continueAsNew(ctx workflow.Context) (Status, error) {
+// and every signal already delivered has been applied. It gives up (done false) while an
+// update waits for this run to make progress: the job goes on and tries again later.
+func (w *jobRun) continueAsNew(ctx workflow.Context) (st Status, done bool, err error) {
 	for {
 		if err := workflow.Await(ctx, func() bool {
-			return workflow.AllHandlersFinished(ctx) && (!w.st.Registered || w.persisted >= w.dirty)
+			return (workflow.AllHandlersFinished(ctx) || w.progressWaiters > 0) && (!w.st.Registered || w.persisted >= w.dirty)
 		}); err != nil {
-			return w.finishAborted(ctx)
+			st, err := w.finishAborted(ctx)
+			return st, true, err
+		}
+		if w.progressWaiters > 0 {
+			return Status{}, false, nil
 		}
 		if !w.drainSignals(ctx) {
 			break
 		}
 	}
 	if w.st.Aborted != nil {
-		return w.finishAborted(ctx)
+		st, err := w.finishAborted(ctx)
+		return st, true, err
 	}
 	workflow.GetLogger(ctx).Info("email job continues as new", "job_id", w.st.JobID, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return Status{}, workflow.NewContinueAsNewError(ctx, WorkflowName, w.spec, &Resume{State: w.st, Tuning: w.tuning})
+	return Status{}, true, workflow.NewContinueAsNewError(ctx, WorkflowName, w.spec, &Resume{State: w.st, Tuning: w.tuning})
 }
 
 // drainSignals applies signals delivered but not yet received; it reports whether any was.

@@ -653,3 +653,35 @@ func TestPreflightQuotaTooSmallFails(t *testing.T) {
 		t.Errorf("status = %+v", failed)
 	}
 }
+
+// TestContinueAsNewWaitsForAnUpdateThatNeedsProgress: the DNS update answers once the job is
+// past the cutover; a continue-as-new due meanwhile waits for it instead of deadlocking.
+func TestContinueAsNewWaitsForAnUpdateThatNeedsProgress(t *testing.T) {
+	h := newHarness(t, syncDelays{})
+	h.at(7*time.Hour, func() { h.signal(Approve, "lead") })
+	h.at(8*time.Hour, func() {
+		now := h.env.Now()
+		h.env.SignalWorkflow(SetCutoverTime, Request{By: "ops", At: &now})
+	})
+	var dns *updateOutcome
+	h.at(9*time.Hour, func() {
+		h.env.SetCurrentHistoryLength(DefaultHistoryLimit + 1) // due while waiting in cutover_ready
+		dns = h.update(DNSCutoverConfirmed, Request{By: "lead"})
+	})
+	h.env.ExecuteWorkflow(WorkflowName, testSpec(1), nil)
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	if dns == nil || !dns.Done || dns.Err != nil || dns.Rejected != nil || dns.Ack.Phase != model.PhaseDNSCutover {
+		t.Fatalf("DNS update = %+v", dns)
+	}
+	var spec jobspec.Spec
+	var resume *Resume
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &spec, &resume); err != nil {
+		t.Fatal(err)
+	}
+	if resume.State.Phase != model.PhaseDNSCutover || resume.State.DNSCutoverAt == nil {
+		t.Errorf("carried state: phase %s dns %v", resume.State.Phase, resume.State.DNSCutoverAt)
+	}
+}

@@ -191,17 +191,13 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 	}
 
 	started := 0
-	exhausted := false
+	exhausted, more := false, false
 	var queue []mail.MailboxSpec
 	for {
 		if ctx.Err() != nil || firstErr != nil {
 			break // cancelled: start nothing more, wait for the running ones below
 		}
 		if len(queue) == 0 && !exhausted {
-			// Continue-as-new only between pages, so the cursor is simply the last mailbox started.
-			if started >= in.ContinueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-				break
-			}
 			var page []mail.MailboxSpec
 			err := workflow.ExecuteActivity(lctx, jobActs.LoadEmailMailboxes,
 				emailjob.LoadRequest{Spec: jobOnly, AfterID: in.AfterID, Limit: in.PageSize}).Get(ctx, &page)
@@ -213,6 +209,16 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 					sel.Select(ctx)
 				}
 				return acc, fmt.Errorf("load mailboxes after %d: %w", in.AfterID, err)
+			}
+			if len(page) == 0 {
+				exhausted = true
+				continue
+			}
+			// Continue-as-new only between pages, so the cursor is simply the last mailbox
+			// started; the page just read is read again by the next run.
+			if started >= in.ContinueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				more = true
+				break
 			}
 			queue = page
 			exhausted = len(page) < in.PageSize
@@ -248,8 +254,7 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		acc.Finished = workflow.Now(ctx)
 		return acc, temporal.NewCanceledError(fmt.Sprintf("%s wave cancelled after %d mailboxes", in.Task.Kind, acc.Mailboxes))
 	}
-	if !exhausted {
-		// in.AfterID is the last mailbox started: the next run reads on from there.
+	if more {
 		in.Acc = acc
 		return acc, workflow.NewContinueAsNewError(ctx, WaveWorkflowName, in)
 	}
