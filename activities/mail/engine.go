@@ -41,6 +41,10 @@ type Engine struct {
 	BatchBytes     int64         // bytes per MULTIAPPEND
 	Reconnects     int           // reconnect attempts per folder after a dropped connection
 	ReconnectDelay time.Duration // first backoff; doubles per attempt
+	// SettleDelay is how long to wait after a dropped connection before checking the
+	// destination for appends whose answer was lost: the server may still be storing commands
+	// it had received before the drop (default 3s).
+	SettleDelay time.Duration
 	ProgressEvery  time.Duration // how often OnProgress fires during a pass (default 2s)
 }
 

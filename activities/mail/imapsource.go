@@ -283,8 +283,7 @@ func fetchUIDs(ctx context.Context, c *imapx.Client, folder string, keys []uint3
 		cmd := c.Fetch(set, opts)
 		for {
 			if err := ctx.Err(); err != nil {
-				c.Close()
-				cmd.Close()
+				abortFetch(c, cmd)
 				return err
 			}
 			msg := cmd.Next()
@@ -300,8 +299,7 @@ func fetchUIDs(ctx context.Context, c *imapx.Client, folder string, keys []uint3
 				continue
 			}
 			if err := fn(buf); err != nil {
-				c.Close() // the rest of the answer is not wanted: drop the connection
-				cmd.Close()
+				abortFetch(c, cmd) // the rest of the answer is not wanted: drop the connection
 				return err
 			}
 		}
@@ -310,6 +308,19 @@ func fetchUIDs(ctx context.Context, c *imapx.Client, folder string, keys []uint3
 		}
 	}
 	return nil
+}
+
+// abortFetch drops the connection under an unfinished FETCH. go-imap's Close waits for its
+// reader, which may be blocked handing the current item to us: close in the background, then
+// drain, which lets the reader hit the closed connection and stop.
+func abortFetch(c *imapx.Client, cmd *imapclient.FetchCommand) {
+	done := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		close(done)
+	}()
+	_ = cmd.Close()
+	<-done
 }
 
 var wholeBody = &imap.FetchItemBodySection{Peek: true}
@@ -327,8 +338,7 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 			BodySection: []*imap.FetchItemBodySection{wholeBody}})
 		for {
 			if err := ctx.Err(); err != nil {
-				s.c.Close()
-				cmd.Close()
+				abortFetch(s.c, cmd)
 				return err
 			}
 			msg := cmd.Next()
@@ -336,8 +346,7 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 				break
 			}
 			if err := s.streamOne(msg, fn); err != nil {
-				s.c.Close()
-				cmd.Close()
+				abortFetch(s.c, cmd)
 				return err
 			}
 		}

@@ -56,6 +56,7 @@ type folderRun struct {
 	m       folders.Mapping
 	lf      store.MailFolder
 	lastUID atomic.Uint32
+	failed  time.Time // when the last attempt at this folder lost its connection
 
 	srcMessages, srcBytes                               int64
 	transferred, quarantined, deleted, flags, unhandled int64
@@ -365,6 +366,7 @@ func (p *pass) folderWithRetries(ctx context.Context, s *session, fr *folderRun)
 			return s, err
 		}
 		p.log.Warn("connection lost, resuming folder", "folder", fr.m.Source.Name, "attempt", attempt+1, "err", err)
+		fr.failed = time.Now()
 		p.c.addError("reconnect", 1)
 		s.close()
 		s = nil
@@ -675,6 +677,21 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 	if len(pend) == 0 {
 		return nil
 	}
+	// The old session's server process may still be storing the batches it had received.
+	settle := p.e.SettleDelay
+	if settle <= 0 {
+		settle = 3 * time.Second
+	}
+	if wait := settle - time.Since(fr.failed); !fr.failed.IsZero() && wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if _, err := s.dst.selectFolder(ctx, fr.m.Dest); err != nil {
+			return err
+		}
+	}
 	claimed, err := p.st.MailDestUIDs(ctx, lf.MailboxID, fr.m.Dest)
 	if err != nil {
 		return err
@@ -707,6 +724,16 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 	if err := p.st.ConfirmMailMessages(ctx, lf.ID, store.MailCopied, foundSrc, foundDest); err != nil {
 		return err
 	}
+	// They did arrive: count them as this pass's transfers.
+	var bytes int64
+	for _, r := range pend {
+		if slices.Contains(foundSrc, r.SourceUID) {
+			bytes += r.Size
+		}
+	}
+	fr.transferred += int64(len(foundSrc))
+	p.c.transferred.Add(int64(len(foundSrc)))
+	p.c.bytes.Add(bytes)
 	if err := p.st.DeleteMailMessages(ctx, lf.ID, lost); err != nil {
 		return err
 	}
