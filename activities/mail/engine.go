@@ -44,8 +44,8 @@ type Engine struct {
 	// SettleDelay is how long to wait after a dropped connection before checking the
 	// destination for appends whose answer was lost: the server may still be storing commands
 	// it had received before the drop (default 3s).
-	SettleDelay time.Duration
-	ProgressEvery  time.Duration // how often OnProgress fires during a pass (default 2s)
+	SettleDelay   time.Duration
+	ProgressEvery time.Duration // how often OnProgress fires during a pass (default 2s)
 }
 
 // SpecError is an invalid spec: permanent until the spec is fixed.
