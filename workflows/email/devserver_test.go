@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -280,6 +281,8 @@ func measureJob(t *testing.T, c client.Client, jobID int64, n, perRun int) jobHi
 	return m
 }
 
+var identityRE = regexp.MustCompile(`"identity": "[^"]*"`)
+
 // record writes a run's history to testdata when EMAIL_RECORD_HISTORIES is set, for the
 // replay test (a checked-in history proves later code still replays it).
 func record(t *testing.T, c client.Client, name, id, runID string) {
@@ -292,7 +295,10 @@ func record(t *testing.T, c client.Client, name, id, runID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", name+".json")
+	// Worker identities name the recording machine; replay does not read them.
+	b = identityRE.ReplaceAll(b, []byte(`"identity": "recorded"`))
+	// The file name carries the workflow id: the job workflow checks its id against the spec.
+	path := filepath.Join("testdata", name+"__"+id+".json")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
