@@ -367,6 +367,14 @@ func fileSource(t model.SourceType) bool {
 	return false
 }
 
+// readsFiles reports whether a mailbox is read from files on the worker: the file source types,
+// and a zimbra export or dovecot Maildir given by source_path instead of a server to fetch from
+// (activities/mail/sourceopen.go).
+func readsFiles(m Mailbox) bool {
+	return fileSource(m.SourceType) ||
+		m.SourcePath != "" && (m.SourceType == model.SourceZimbra || m.SourceType == model.SourceDovecot)
+}
+
 // Validate checks a spec (defaults filled, see WithDefaults) and returns a *ProblemsError
 // listing every problem, or nil.
 func (s Spec) Validate() error {
@@ -385,7 +393,7 @@ func (s Spec) Validate() error {
 	}
 	needSourceHost := false
 	for _, m := range s.Mailboxes {
-		needSourceHost = needSourceHost || (!fileSource(m.SourceType) && m.SourceHost == "")
+		needSourceHost = needSourceHost || (!readsFiles(m) && m.SourceHost == "")
 	}
 	s.Source.validate(&p, "source", needSourceHost)
 	s.Destination.validate(&p, "destination", true)
@@ -497,7 +505,7 @@ func (m Mailbox) validate(p *problems, path string, s Spec) {
 			names[i] = string(t)
 		}
 		p.add(path+".source_type", fmt.Sprintf("%q: want one of %s", m.SourceType, strings.Join(names, ", ")))
-	} else if fileSource(m.SourceType) {
+	} else if readsFiles(m) {
 		if m.SourcePath == "" {
 			p.add(path+".source_path", fmt.Sprintf("required for source_type %s", m.SourceType))
 		}
