@@ -40,7 +40,11 @@ func (a *Activities) engine() *Engine {
 	if a.DB != nil {
 		st = a.DB.Store
 	}
-	return &Engine{Store: st, Credentials: a.credentials, Logger: a.logger()}
+	e := &Engine{Store: st, Credentials: a.credentials, Logger: a.logger()}
+	if a.Tune != nil {
+		a.Tune(e)
+	}
+	return e
 }
 
 // credentials resolves a credentials_ref with the vault at the moment of login.
@@ -229,7 +233,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 		return stats, appError(err)
 	}
 	status := model.RunSuccess
-	if stats.Pending > 0 || len(stats.folderErrors()) > 0 {
+	if stats.Pending > 0 {
 		status = model.RunPartial
 	}
 	a.finishRun(ctx, runID, status, stats.json(nil))
@@ -261,7 +265,8 @@ func (s PassStats) folderErrors() []string {
 	var out []string
 	for class, n := range s.ErrorsByClass {
 		switch class {
-		case "too_big", "quota", "append_rejected", "unreadable", "reconnect", "uidvalidity_reset", "dest_uidvalidity_reset":
+		case "too_big", "quota", "append_rejected", "unreadable", "reconnect", "uidvalidity_reset", "dest_uidvalidity_reset",
+			"connect", "cancelled":
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s: %d", class, n))

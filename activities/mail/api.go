@@ -119,6 +119,9 @@ type Activities struct {
 	DB     *store.DB
 	Vault  *vault.Vault
 	Logger *slog.Logger
+	// Tune, when set, adjusts the engine before each call (batch sizes, reconnect and settle
+	// delays, progress interval): for operators and tests. An addition to the contract.
+	Tune func(*Engine)
 }
 
 // PreflightMailbox records a migration_runs row (run_type preflight, tool imapsync) and updates

@@ -76,6 +76,7 @@ type Progress struct {
 	LastUID  uint32 // the last source UID handled in it
 	Counters Counters
 	Done     []FolderStats // folders finished (in this or an earlier attempt of the pass)
+	Elapsed  time.Duration // time spent by this and earlier attempts
 }
 
 // SyncOptions are the per-call parts of Sync beside the request.

@@ -32,6 +32,7 @@ type pass struct {
 	log    *slog.Logger
 	st     *store.Store
 	plan   *plan
+	start  time.Time
 	runIDv int64
 	limit  int64 // bytes; larger messages are quarantined untried (0 = none)
 
@@ -94,8 +95,10 @@ func (e *Engine) Sync(ctx context.Context, req PassRequest, opts SyncOptions) (P
 	defer cancel()
 	p := &pass{e: e, req: req, spec: spec, dry: req.Mode == ModeDryRun, mirror: req.Mode == ModeMirror,
 		window: windowOf(spec), cr: cr, st: e.Store, runs: map[string]*folderRun{}, done: map[string]FolderStats{},
-		cancel: cancel, runIDv: opts.RunID, log: e.logger().With("mailbox_id", spec.MailboxID, "email", spec.Email, "mode", req.Mode)}
+		cancel: cancel, runIDv: opts.RunID, start: start, log: e.logger().With("mailbox_id", spec.MailboxID, "email", spec.Email, "mode", req.Mode)}
 	if resume != nil {
+		start = start.Add(-resume.Elapsed) // rates cover the whole pass, not this attempt
+		p.start = start
 		p.c.restore(resume.Counters)
 		for _, f := range resume.Done {
 			p.done[f.Source] = f
@@ -268,7 +271,7 @@ func (p *pass) progressLoop(ctx context.Context, onProgress func(Progress)) func
 }
 
 func (p *pass) progress() Progress {
-	pr := Progress{RunID: p.runIDv, Counters: p.c.snapshot()}
+	pr := Progress{RunID: p.runIDv, Counters: p.c.snapshot(), Elapsed: time.Since(p.start)}
 	if fr := p.current.Load(); fr != nil {
 		pr.Folder, pr.LastUID = fr.m.Source.Name, fr.lastUID.Load()
 	}
@@ -306,6 +309,9 @@ func (p *pass) worker(ctx context.Context, s *session, work <-chan *group) {
 			p.mu.Unlock()
 			if err != nil {
 				groupOK = false
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					return // another worker aborted the pass; its error is the one reported
+				}
 				p.c.addError(errorClass(err), 1)
 				if imapx.Retryable(err) || errors.Is(err, context.Canceled) {
 					p.abort(err)
@@ -678,11 +684,17 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 		return nil
 	}
 	// The old session's server process may still be storing the batches it had received.
+	// When the failure happened in another attempt (a process crash, an activity retry) its
+	// time is unknown: wait the whole delay.
 	settle := p.e.SettleDelay
 	if settle <= 0 {
 		settle = 3 * time.Second
 	}
-	if wait := settle - time.Since(fr.failed); !fr.failed.IsZero() && wait > 0 {
+	wait := settle
+	if !fr.failed.IsZero() {
+		wait = settle - time.Since(fr.failed)
+	}
+	if wait > 0 {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
