@@ -144,3 +144,18 @@ func TestFolderTree(t *testing.T) {
 		t.Errorf("folders\n got %q\nwant %q", got, want)
 	}
 }
+
+// readpst must never run with its attachment-dropping options, and must keep Deleted Items.
+func TestArgsKeepAttachments(t *testing.T) {
+	args := Args("/out", "/in.pst")
+	for _, bad := range []string{"-a", "-b", "-t", "-q"} {
+		if slices.Contains(args, bad) {
+			t.Errorf("readpst %v: %s drops data or the progress lines the quarantine relies on", args, bad)
+		}
+	}
+	for _, need := range []string{"-e", "-D", "-j"} {
+		if !slices.Contains(args, need) {
+			t.Errorf("readpst %v lacks %s", args, need)
+		}
+	}
+}
