@@ -33,7 +33,7 @@ import (
 
 // fileEnv is a control database, one destination Dovecot with a user per case, and an engine.
 type fileEnv struct {
-	t     *testing.T
+	t     testing.TB
 	db    *store.DB
 	vault *vault.Vault
 	dst   *testenv.Dovecot
@@ -45,7 +45,7 @@ type fileEnv struct {
 
 const fileDestPassword = "dest-pw"
 
-func newFileEnv(t *testing.T, users int) *fileEnv {
+func newFileEnv(t testing.TB, users int) *fileEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs PostgreSQL, Dovecot and readpst")
