@@ -41,8 +41,18 @@ type Activities struct {
 	HTTPClient *http.Client
 
 	mu      sync.Mutex
-	engines map[string]*Engine
+	engines map[string]*cachedEngine
 }
+
+// cachedEngine is an open engine and its use, so idle ones can be closed.
+type cachedEngine struct {
+	*Engine
+	inUse    int
+	lastUsed time.Time
+}
+
+// engineIdle is how long an unused engine (connections to a migration's databases) is kept.
+const engineIdle = 30 * time.Minute
 
 // Migration identifies a run and carries its spec (never a secret: only credentials_refs).
 type Migration struct {
@@ -59,34 +69,50 @@ func (a *Activities) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// engine returns the cached engine of a migration, opening it on first use.
-func (a *Activities) engine(ctx context.Context, m Migration) (*Engine, error) {
+// engine returns the cached engine of a migration, opening it on first use; release must be
+// called when the activity is done with it. Engines idle for engineIdle are closed.
+func (a *Activities) engine(ctx context.Context, m Migration) (*Engine, func(), error) {
 	id, err := uuid.Parse(m.ID)
 	if err != nil {
-		return nil, nonRetryable(fmt.Errorf("%w: migration id %q is not a UUID", ErrSpec, m.ID))
+		return nil, nil, nonRetryable(fmt.Errorf("%w: migration id %q is not a UUID", ErrSpec, m.ID))
 	}
 	if m.Spec == nil {
-		return nil, nonRetryable(fmt.Errorf("%w: no spec", ErrSpec))
+		return nil, nil, nonRetryable(fmt.Errorf("%w: no spec", ErrSpec))
 	}
 	b, _ := json.Marshal(m.Spec)
 	sum := sha256.Sum256(b)
 	key := m.ID + "/" + hex.EncodeToString(sum[:8])
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if e, ok := a.engines[key]; ok {
-		return e, nil
+	now := time.Now()
+	for k, ce := range a.engines {
+		if ce.inUse == 0 && now.Sub(ce.lastUsed) > engineIdle {
+			ce.Close()
+			delete(a.engines, k)
+		}
 	}
-	sp := *m.Spec
-	e, err := Open(ctx, &sp, Options{MigrationID: id, MigrationType: m.Type, CreatedBy: m.CreatedBy,
-		TargetURL: a.TargetURL, Logger: a.logger(), Password: a.password})
-	if err != nil {
-		return nil, classify(err)
+	ce, ok := a.engines[key]
+	if !ok {
+		sp := *m.Spec
+		e, err := Open(ctx, &sp, Options{MigrationID: id, MigrationType: m.Type, CreatedBy: m.CreatedBy,
+			TargetURL: a.TargetURL, Logger: a.logger(), Password: a.password})
+		if err != nil {
+			return nil, nil, classify(err)
+		}
+		if a.engines == nil {
+			a.engines = map[string]*cachedEngine{}
+		}
+		ce = &cachedEngine{Engine: e}
+		a.engines[key] = ce
 	}
-	if a.engines == nil {
-		a.engines = map[string]*Engine{}
-	}
-	a.engines[key] = e
-	return e, nil
+	ce.inUse++
+	ce.lastUsed = now
+	return ce.Engine, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		ce.inUse--
+		ce.lastUsed = time.Now()
+	}, nil
 }
 
 func (a *Activities) password(ctx context.Context, ref string) (string, error) {
@@ -105,8 +131,8 @@ func (a *Activities) password(ctx context.Context, ref string) (string, error) {
 func Shutdown(a *Activities) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k, e := range a.engines {
-		e.Close()
+	for k, ce := range a.engines {
+		ce.Close()
 		delete(a.engines, k)
 	}
 }
@@ -144,10 +170,11 @@ type PrepareResult struct {
 // DBPrepare registers the orchestration and its entities, creates target tables when asked
 // and checks the spec against the live schemas.
 func (a *Activities) DBPrepare(ctx context.Context, m Migration) (PrepareResult, error) {
-	e, err := a.engine(ctx, m)
+	e, release, err := a.engine(ctx, m)
 	if err != nil {
 		return PrepareResult{}, err
 	}
+	defer release()
 	if err := e.Prepare(ctx); err != nil {
 		return PrepareResult{}, classify(err)
 	}
@@ -175,10 +202,11 @@ type StatusRequest struct {
 
 // DBSetStatus applies a status transition (refused ones fail non-retryably) and the counters.
 func (a *Activities) DBSetStatus(ctx context.Context, r StatusRequest) error {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
 	}
+	defer release()
 	id := e.opt.MigrationID
 	if r.To != "" {
 		if err := e.ledger.TransitionOrchestration(ctx, id, r.To); err != nil {
@@ -208,10 +236,11 @@ type ChunkResult struct {
 // DBCopyChunk copies batches, heartbeating the cursor after each commit so a retry after a
 // worker crash continues from the last committed batch (a replayed batch is a no-op anyway).
 func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResult, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return ChunkResult{}, err
 	}
+	defer release()
 	cursor := r.Cursor
 	done := 0
 	if activity.HasHeartbeatDetails(ctx) {
@@ -270,19 +299,21 @@ type EntityRequest struct {
 
 // DBSetEntityStatus records an entity's status.
 func (a *Activities) DBSetEntityStatus(ctx context.Context, r EntityRequest) error {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
 	}
+	defer release()
 	return e.ledger.SetEntityStatus(ctx, e.EntityStatusID(r.Entity), r.Status)
 }
 
 // DBFinalize builds an entity's indexes and foreign keys after its load.
 func (a *Activities) DBFinalize(ctx context.Context, r EntityRequest) error {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
 	}
+	defer release()
 	return classify(e.Finalize(ctx, r.Entity))
 }
 
@@ -313,10 +344,11 @@ type ValidateRequest struct {
 
 // DBValidate runs the engine's checks into data_validation_results.
 func (a *Activities) DBValidate(ctx context.Context, r ValidateRequest) (ValidationSummary, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return ValidationSummary{}, err
 	}
+	defer release()
 	vs, err := e.Validate(ctx, r.Entity)
 	if err != nil {
 		return ValidationSummary{}, classify(err)
@@ -363,50 +395,55 @@ func opResult(name string, op store.SchemaOp) SchemaOpResult {
 
 // DBPlanSchemaOp records an operation with its SQL, rollback SQL and risk.
 func (a *Activities) DBPlanSchemaOp(ctx context.Context, r SchemaOpRequest) (SchemaOpResult, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return SchemaOpResult{}, err
 	}
+	defer release()
 	op, err := e.PlanSchemaOp(ctx, r.Name)
 	return opResult(r.Name, op), classify(err)
 }
 
 // DBExecuteSchemaOp executes a planned operation (critical ones need ApprovedBy).
 func (a *Activities) DBExecuteSchemaOp(ctx context.Context, r SchemaOpRequest) (SchemaOpResult, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return SchemaOpResult{}, err
 	}
+	defer release()
 	op, err := e.ExecuteSchemaOp(ctx, r.Name, r.ApprovedBy)
 	return opResult(r.Name, op), classify(err)
 }
 
 // DBRollbackSchemaOp reverts a completed operation from its backup.
 func (a *Activities) DBRollbackSchemaOp(ctx context.Context, r SchemaOpRequest) (SchemaOpResult, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return SchemaOpResult{}, err
 	}
+	defer release()
 	op, err := e.RollbackSchemaOp(ctx, r.Name)
 	return opResult(r.Name, op), classify(err)
 }
 
 // DBRollbackEntity deletes what the migration wrote for an entity and resets its ledger.
 func (a *Activities) DBRollbackEntity(ctx context.Context, r EntityRequest) (int64, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	n, err := e.RollbackEntity(ctx, r.Entity)
 	return n, classify(err)
 }
 
 // DBRetryFailed re-drives an entity's recorded errors with the current spec.
 func (a *Activities) DBRetryFailed(ctx context.Context, r EntityRequest) (RetryResult, error) {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return RetryResult{}, err
 	}
+	defer release()
 	res, err := e.RetryFailed(ctx, r.Entity)
 	return res, classify(err)
 }
@@ -441,10 +478,11 @@ type EmitRequest struct {
 
 // DBEmitEvent publishes a workflow milestone (started, completed, threshold breached…).
 func (a *Activities) DBEmitEvent(ctx context.Context, r EmitRequest) error {
-	e, err := a.engine(ctx, r.Migration)
+	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if r.Event.Timestamp == "" {
 		r.Event.Timestamp = time.Now().UTC().Format(time.RFC3339Nano)
 	}

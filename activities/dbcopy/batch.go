@@ -508,7 +508,7 @@ func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 		k := rows[i].key
 		id := base
 		binary.BigEndian.PutUint32(id[12:], uint32(i))
-		return []any{[16]byte(id), [16]byte(mid), table, k, dest, [16]byte(spec.RowUUID(e.ns, table, k)), typ}
+		return []any{[16]byte(id), [16]byte(mid), table, k, dest, rows[i].uuid, typ}
 	}
 	cols := []string{"id", "migration_id", "source_table", "source_id", "destination_table", "destination_id", "entity_type"}
 	if !upsert {

@@ -74,7 +74,7 @@ entities:
   - name: users
     source_table: users
     target_table: users
-    key: {source: id}
+    key: {source: id, uuid: %s}
     columns:
       - {source: id, target: legacy_id, type: bigint}
       - {source: name, type: text}
@@ -110,9 +110,9 @@ func median(xs []float64) float64 {
 }
 
 // BenchmarkSQLiteToPostgres1M copies a generated 1M-row SQLite table into PostgreSQL with the
-// engine (UUID mapping rows, checkpoints and batch records included), with pgloader and with a
-// raw psql \copy of the same rows as CSV, three runs each, and reports the medians. Figures
-// are printed, never asserted.
+// engine (UUID mapping rows, checkpoints and batch records included; once with the default
+// UUIDv5 keys, once with ordered keys), with pgloader and with a raw psql \copy of the same rows
+// as CSV, three runs each, and reports the medians. Figures are printed, never asserted.
 func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 	dir := b.TempDir()
 	path := benchDB(b, dir)
@@ -131,42 +131,56 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 	}
 	ctx := context.Background()
 
-	var ours, rss []float64
-	for range runs {
-		target := testenv.NewDatabase(b)
-		sp, err := spec.Parse(fmt.Appendf(nil, benchSpec, batch, path))
-		if err != nil {
-			b.Fatal(err)
+	medians := map[string]float64{}
+	for _, mode := range []string{spec.UUIDv5, spec.UUIDOrdered} {
+		var ours, rss []float64
+		for range runs {
+			target := testenv.NewDatabase(b)
+			sp, err := spec.Parse(fmt.Appendf(nil, benchSpec, batch, path, mode))
+			if err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			resetPeakRSS()
+			start := time.Now()
+			writers, _ := strconv.Atoi(os.Getenv("CUTOVER_BENCH_WRITERS"))
+			e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Prepare(ctx); err != nil {
+				b.Fatal(err)
+			}
+			res, err := e.CopyBatches(ctx, BatchRequest{Entity: "users"}, 0, nil)
+			if err != nil || !res.Done || res.Loaded != int64(benchRows) {
+				b.Fatalf("copy: %+v %v", res, err)
+			}
+			d := time.Since(start)
+			var maps int
+			_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
+			e.Close()
+			if maps != benchRows {
+				b.Fatalf("%d mappings", maps)
+			}
+			ours = append(ours, float64(benchRows)/d.Seconds())
+			rss = append(rss, float64(peakRSS())/(1<<20))
+			b.Logf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB", mode, d.Round(time.Millisecond),
+				ours[len(ours)-1], res.Batches, rss[len(rss)-1])
 		}
-		runtime.GC()
-		resetPeakRSS()
-		start := time.Now()
-		writers, _ := strconv.Atoi(os.Getenv("CUTOVER_BENCH_WRITERS"))
-		e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
-		if err != nil {
-			b.Fatal(err)
+		name := "cutover"
+		if mode == spec.UUIDOrdered {
+			name = "cutover_ordered"
 		}
-		if err := e.Prepare(ctx); err != nil {
-			b.Fatal(err)
-		}
-		res, err := e.CopyBatches(ctx, BatchRequest{Entity: "users"}, 0, nil)
-		if err != nil || !res.Done || res.Loaded != int64(benchRows) {
-			b.Fatalf("copy: %+v %v", res, err)
-		}
-		d := time.Since(start)
-		var maps int
-		_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
-		e.Close()
-		if maps != benchRows {
-			b.Fatalf("%d mappings", maps)
-		}
-		ours = append(ours, float64(benchRows)/d.Seconds())
-		rss = append(rss, float64(peakRSS())/(1<<20))
-		b.Logf("cutover run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB", d.Round(time.Millisecond), ours[len(ours)-1], res.Batches, rss[len(rss)-1])
+		medians[name] = median(ours)
+		b.ReportMetric(median(ours), name+"_rows/s")
+		b.ReportMetric(median(ours)/float64(benchRows)*mb, name+"_MB/s")
+		b.ReportMetric(median(rss), name+"_peak_RSS_MB")
 	}
-	b.ReportMetric(median(ours), "cutover_rows/s")
-	b.ReportMetric(median(ours)/float64(benchRows)*mb, "cutover_MB/s")
-	b.ReportMetric(median(rss), "cutover_peak_RSS_MB")
+	ratios := func(base, suffix string) {
+		for _, name := range []string{"cutover", "cutover_ordered"} {
+			b.ReportMetric(medians[name]/medians[base], name+"_vs_"+suffix)
+		}
+	}
 
 	if os.Getenv("CUTOVER_BENCH_ONLY_CUTOVER") != "" {
 		return
@@ -184,9 +198,10 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 			pgl = append(pgl, float64(benchRows)/d.Seconds())
 			b.Logf("pgloader run: %v, %.0f rows/s", d.Round(time.Millisecond), pgl[len(pgl)-1])
 		}
+		medians["pgloader"] = median(pgl)
 		b.ReportMetric(median(pgl), "pgloader_rows/s")
 		b.ReportMetric(median(pgl)/float64(benchRows)*mb, "pgloader_MB/s")
-		b.ReportMetric(median(ours)/median(pgl), "cutover_vs_pgloader")
+		ratios("pgloader", "pgloader")
 	} else {
 		b.Logf("pgloader not installed: no comparison (Debian package pgloader)")
 	}
@@ -210,9 +225,10 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 			raw = append(raw, float64(benchRows)/d.Seconds())
 			b.Logf("psql \\copy run: %v, %.0f rows/s", d.Round(time.Millisecond), raw[len(raw)-1])
 		}
+		medians["copy"] = median(raw)
 		b.ReportMetric(median(raw), "copy_rows/s")
 		b.ReportMetric(median(raw)/float64(benchRows)*mb, "copy_MB/s")
-		b.ReportMetric(median(ours)/median(raw), "cutover_vs_copy")
+		ratios("copy", "copy")
 	}
 }
 

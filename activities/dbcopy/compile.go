@@ -240,9 +240,10 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 
 // prepared is one source row transformed for the target.
 type prepared struct {
-	src    []any  // source values (for errors)
-	key    string // legacy key as text
-	values []any  // target values, aligned with plan.cols
+	src    []any    // source values (for errors)
+	key    string   // legacy key as text
+	uuid   [16]byte // the UUID the legacy key maps to (migration_mappings.destination_id)
+	values []any    // target values, aligned with plan.cols
 	fks    []fkValue
 }
 
@@ -303,8 +304,9 @@ func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
 		return out, &rowError{Type: model.ErrDataValidation, Code: "null_key", Column: p.ent.Key.Source, Message: "the key is NULL or empty"}
 	}
 	out.key = k
+	out.uuid = [16]byte(p.ent.KeyUUID(e.ns, k))
 	if p.ent.Key.Mode == spec.KeyModeUUID {
-		out.values[0] = [16]byte(spec.RowUUID(e.ns, p.ent.SourceTable, k))
+		out.values[0] = out.uuid
 	} else {
 		v, rerr := convert(row[0], p.types[0], castOpts{})
 		if rerr != nil {
@@ -347,7 +349,7 @@ func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
 			pk, _ := keyText(raw)
 			var v any
 			if b.parent.Key.Mode == spec.KeyModeUUID {
-				v = [16]byte(spec.RowUUID(e.ns, b.parent.SourceTable, pk))
+				v = [16]byte(b.parent.KeyUUID(e.ns, pk))
 			} else {
 				cv, rerr := convert(raw, b.parent.Key.Type, castOpts{})
 				if rerr != nil {

@@ -9,6 +9,7 @@ package spec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -91,6 +93,12 @@ type Key struct {
 	Mode string `json:"mode,omitempty" yaml:"mode"`
 	// Type is the target column type in keep mode (default bigint).
 	Type string `json:"type,omitempty" yaml:"type"`
+	// UUID chooses how a legacy id becomes a UUID: "v5" (default) is UUIDv5(namespace,
+	// table/id), uniformly spread; "ordered" is a version 8 UUID of a per-table prefix and the
+	// integer legacy id, so rows arrive in index order (far cheaper B-tree inserts on large
+	// tables) at the price of revealing the legacy id. Non-integer ids fall back to v5. Both are
+	// deterministic: no lookup, and re-runs map the same row to the same UUID.
+	UUID string `json:"uuid,omitempty" yaml:"uuid"`
 }
 
 // Column is one transformation rule. Exactly one of Source, Constant, Expr gives the value.
@@ -174,6 +182,8 @@ const (
 	DefaultLedgerSchema = "cutover"
 	KeyModeUUID         = "uuid"
 	KeyModeKeep         = "keep"
+	UUIDv5              = "v5"
+	UUIDOrdered         = "ordered"
 )
 
 // Load reads a spec file (YAML or JSON) and validates it; relative SQLite paths are resolved
@@ -255,6 +265,9 @@ func (s *Spec) ApplyDefaults() {
 		if e.Key.Mode == "" {
 			e.Key.Mode = KeyModeUUID
 		}
+		if e.Key.UUID == "" {
+			e.Key.UUID = UUIDv5
+		}
 		if e.Key.Mode == KeyModeKeep && e.Key.Type == "" {
 			e.Key.Type = "bigint"
 		}
@@ -308,9 +321,31 @@ func (s *Spec) NamespaceUUID() uuid.UUID {
 	return ns
 }
 
-// RowUUID is the UUID a legacy row becomes: UUIDv5(namespace, table + "/" + id).
+// RowUUID is the UUIDv5 a legacy row becomes: UUIDv5(namespace, table + "/" + id).
 func RowUUID(ns uuid.UUID, sourceTable, id string) uuid.UUID {
 	return uuid.NewSHA1(ns, []byte(sourceTable+"/"+id))
+}
+
+// KeyUUID is the UUID a legacy id of this entity becomes (see Key.UUID).
+func (e *Entity) KeyUUID(ns uuid.UUID, id string) uuid.UUID {
+	if e.Key.UUID == UUIDOrdered {
+		if n, err := strconv.ParseUint(id, 10, 64); err == nil && n < 1<<62 {
+			return OrderedUUID(ns, e.SourceTable, n)
+		}
+	}
+	return RowUUID(ns, e.SourceTable, id)
+}
+
+// OrderedUUID is a version 8 UUID: 6 bytes of UUIDv5(namespace, table) then the id in the
+// last 62 bits, so one table's UUIDs sort like its ids.
+func OrderedUUID(ns uuid.UUID, sourceTable string, id uint64) uuid.UUID {
+	prefix := uuid.NewSHA1(ns, []byte(sourceTable))
+	var u uuid.UUID
+	copy(u[:6], prefix[:6])
+	u[6] = 0x80 // version 8
+	binary.BigEndian.PutUint64(u[8:], id)
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant; ids are below 2^62
+	return u
 }
 
 // Error collects every problem of a spec, so an operator fixes them in one go.
@@ -431,6 +466,9 @@ func (s *Spec) Validate() error {
 		}
 		ident(where+" key.source", e.Key.Source)
 		ident(where+" key.target", e.Key.Target)
+		if e.Key.UUID != UUIDv5 && e.Key.UUID != UUIDOrdered {
+			add("%s: key.uuid %q: want v5 or ordered", where, e.Key.UUID)
+		}
 		switch e.Key.Mode {
 		case KeyModeUUID:
 			if e.Key.Type != "" && e.Key.Type != "uuid" {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 const chain = `
@@ -151,5 +153,28 @@ func TestExpr(t *testing.T) {
 		if _, err := ParseExpr(bad); err == nil {
 			t.Errorf("ParseExpr(%q) accepted", bad)
 		}
+	}
+}
+
+func TestKeyUUIDModes(t *testing.T) {
+	s, err := Parse([]byte(strings.Replace(chain, "    target_table: offices\n    key: {source: id}", "    target_table: offices\n    key: {source: id, uuid: ordered}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, _ := s.Entity("offices")
+	prof, _ := s.Entity("profiles")
+	ns := s.NamespaceUUID()
+	a, b := off.KeyUUID(ns, "9"), off.KeyUUID(ns, "10")
+	if a.Version() != 8 || a.Variant() != uuid.RFC4122 || a.String() >= b.String() || a == off.KeyUUID(ns, "10") {
+		t.Fatalf("ordered: %s %s (version %d)", a, b, a.Version())
+	}
+	if off.KeyUUID(ns, "9") != a {
+		t.Fatal("ordered UUID not deterministic")
+	}
+	if got := off.KeyUUID(ns, "abc"); got != RowUUID(ns, "office", "abc") {
+		t.Fatal("a non-integer id must fall back to v5")
+	}
+	if got := prof.KeyUUID(ns, "9"); got.Version() != 5 || got != RowUUID(ns, "dispatch_user", "9") {
+		t.Fatalf("v5 default: %s", got)
 	}
 }
