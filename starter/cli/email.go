@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -65,10 +66,11 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	wait := fs.Bool("wait", false, "follow the job, printing each phase and gate change, until it ends")
 	poll := fs.Duration("poll", 2*time.Second, "with --wait: how often to ask the job for its status")
 	jobID := fs.Int64("job-id", 0, "job id to use when the spec has none (default: the next free id)")
-	if err := parse(fs, args, 1); err != nil {
+	pos, err := parseAnyOrder(fs, args, 1)
+	if err != nil {
 		return err
 	}
-	raw, err := readSpec(e, fs.Arg(0))
+	raw, err := readSpec(e, pos[0])
 	if err != nil {
 		return err
 	}
@@ -201,7 +203,8 @@ func followJob(ctx context.Context, e *Env, c client.Client, run client.Workflow
 			if err != nil {
 				continue // not answering yet (no worker?): keep waiting
 			}
-			line := fmt.Sprintf("%s  phase %s  gate %s  %.1f%% synced", time.Now().UTC().Format(time.TimeOnly), st.Phase, st.Gate, st.SyncPercent)
+			line := fmt.Sprintf("%s  phase %s  gate %s  %.1f%% synced  %d presync(s)", time.Now().UTC().Format(time.TimeOnly),
+				st.Phase, st.Gate, st.SyncPercent, st.Presyncs)
 			if hint := nextStep(st); hint != "" {
 				line += "  — " + hint
 			}
@@ -231,6 +234,30 @@ func nextStep(st emailwf.Status) string {
 	return ""
 }
 
+// parseAnyOrder parses flags given before or after the positional arguments
+// ("email approve 42 --by lead" as well as "email approve --by lead 42").
+func parseAnyOrder(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != positional {
+		return nil, usagef("want %d argument(s), got %d: %s", positional, len(pos), strings.Join(pos, " "))
+	}
+	return pos, nil
+}
+
 func parseJobID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
@@ -258,10 +285,11 @@ func emailCommand(name, extra string) func(ctx context.Context, e *Env, args []s
 			fs.StringVar(&at, "cutover-at", "", "the migration hour, RFC 3339")
 			fs.BoolVar(&clearAt, "clear", false, "clear the migration hour")
 		}
-		if err := parse(fs, args, 1); err != nil {
+		pos, err := parseAnyOrder(fs, args, 1)
+		if err != nil {
 			return err
 		}
-		id, err := parseJobID(fs.Arg(0))
+		id, err := parseJobID(pos[0])
 		if err != nil {
 			return err
 		}
@@ -324,10 +352,11 @@ func runEmailStatus(ctx context.Context, e *Env, args []string) error {
 	var tf temporalFlags
 	tf.bind(e, fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON (the ticket payload first)")
-	if err := parse(fs, args, 1); err != nil {
+	pos, err := parseAnyOrder(fs, args, 1)
+	if err != nil {
 		return err
 	}
-	id, err := parseJobID(fs.Arg(0))
+	id, err := parseJobID(pos[0])
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,8 @@ func (w *jobRun) notPassing(failOnly bool) string {
 // apply carries out an accepted command and returns what happened, for the update's answer.
 func (w *jobRun) apply(ctx workflow.Context, name string, r Request) string {
 	st := w.st
-	now := workflow.Now(ctx)
+	// Microseconds, as PostgreSQL keeps them: the status and the job row show the same times.
+	now := workflow.Now(ctx).UTC().Truncate(time.Microsecond)
 	var msg string
 	switch name {
 	case Approve:
@@ -140,7 +141,7 @@ func (w *jobRun) apply(ctx workflow.Context, name string, r Request) string {
 	case DNSCutoverConfirmed:
 		at := now
 		if r.At != nil {
-			at = *r.At
+			at = r.At.UTC().Truncate(time.Microsecond)
 		}
 		st.DNSCutoverAt, st.DNSCutoverBy = &at, r.By
 		w.note(ctx, fmt.Sprintf("DNS cutover confirmed by %s (switched at %s)", r.By, at.UTC().Format(time.RFC3339)))
@@ -166,7 +167,7 @@ func (w *jobRun) apply(ctx workflow.Context, name string, r Request) string {
 			w.note(ctx, fmt.Sprintf("cutover time cleared by %s", r.By))
 			msg = "cutover time cleared: presyncs go on until one is set"
 		} else {
-			at := *r.At
+			at := r.At.UTC().Truncate(time.Microsecond)
 			st.CutoverAt = &at
 			w.note(ctx, fmt.Sprintf("cutover time set to %s by %s", at.UTC().Format(time.RFC3339), r.By))
 			msg = "cutover time set to " + at.UTC().Format(time.RFC3339)

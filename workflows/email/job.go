@@ -286,7 +286,10 @@ func (w *jobRun) run(ctx workflow.Context) (Status, error) {
 func (w *jobRun) enter(ctx workflow.Context, p model.Phase) {
 	workflow.GetLogger(ctx).Info("email job phase", "job_id", w.st.JobID, "from", w.st.Phase, "to", p)
 	w.st.Phase = p
-	now := workflow.Now(ctx)
+	now := workflow.Now(ctx).UTC().Truncate(time.Microsecond)
+	if p != model.PhaseDeltaSync {
+		w.st.NextPresyncAt = nil
+	}
 	switch p {
 	case model.PhaseVerified:
 		w.st.VerifiedAt = &now
