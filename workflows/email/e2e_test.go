@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
@@ -314,6 +315,22 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("status:\n%s", out)
 	}
 	s.checkVisibility(t, id)
+
+	// A job PostgreSQL knows but Temporal does not (its history deleted, or registered only):
+	// status falls back to the control tables; an unknown job is exit 3.
+	other := jobspec.Spec{JobID: 5000, TenantID: 7, Domain: "example.net",
+		Source:      jobspec.Endpoint{Host: s.src.Addr(), Security: "plain"},
+		Destination: jobspec.Endpoint{Host: s.dst.Addr(), Security: "plain"},
+		Mailboxes:   []jobspec.Mailbox{{Email: "dora@example.net", CredentialsRef: s.srcRefs["alice"], DestCredentialsRef: s.dstRefs["alice"]}}}
+	if _, err := emailjob.Register(context.Background(), s.db, other.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.mustCutover(t, "email", "status", "5000"); !strings.Contains(out, "from PostgreSQL") || !strings.Contains(out, "dora@example.net") {
+		t.Errorf("status from PostgreSQL:\n%s", out)
+	}
+	if code, _, errs := s.cutover(t, "email", "status", "5001"); code != cli.ExitNotFound {
+		t.Errorf("status of an unknown job: exit %d %s", code, errs)
+	}
 	if os.Getenv("EMAIL_RECORD_HISTORIES") != "" {
 		for i, r := range runsOf(t, s.c, id) {
 			record(t, s.c, fmt.Sprintf("e2e-job-run%d", i+1), id, r)

@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -247,5 +248,28 @@ func TestCheckFiles(t *testing.T) {
 	err = s.CheckFiles()
 	if err == nil || !strings.Contains(err.Error(), `schedule.timezone: "Mars/Olympus_Mons"`) || !strings.Contains(err.Error(), "source.ca_file:") {
 		t.Fatalf("CheckFiles = %v", err)
+	}
+}
+
+// The documented example parses as it says.
+func TestExampleSpec(t *testing.T) {
+	b, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Mailboxes) != 3 || s.Mailboxes[2].SourceType != model.SourcePST || s.Schedule.PresyncAt != "02:00" ||
+		s.Destination.AuthUser != "migration-admin" || s.Concurrency.Mailboxes != 8 {
+		t.Errorf("example = %+v", s)
+	}
+	bob := s.MailboxSpec(42, 2, s.Mailboxes[1])
+	if bob.Dest.AuthUser != "migration-admin" || bob.Dest.User != "bob@example.com" || bob.Source.Addr != "imap.old-host.example:993" || bob.Since == nil {
+		t.Errorf("bob = %+v", bob)
 	}
 }
