@@ -466,7 +466,8 @@ func (s *Spec) Validate() error {
 		}
 		ident(where+" key.source", e.Key.Source)
 		ident(where+" key.target", e.Key.Target)
-		if e.Key.UUID != UUIDv5 && e.Key.UUID != UUIDOrdered {
+		// "" is v5 too: specs recorded in running workflows' inputs predate the field.
+		if e.Key.UUID != "" && e.Key.UUID != UUIDv5 && e.Key.UUID != UUIDOrdered {
 			add("%s: key.uuid %q: want v5 or ordered", where, e.Key.UUID)
 		}
 		switch e.Key.Mode {
