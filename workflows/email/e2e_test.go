@@ -389,6 +389,9 @@ func (s *stack) checkOutcome(t *testing.T, jobID int64, res email.Status, destOn
 		count := map[model.RunType]int{}
 		for _, r := range runs {
 			count[r.RunType]++
+			if r.RunType == model.RunDelta && len(r.Stats) <= len("{}") {
+				t.Errorf("%s presync run %d has no stats_json: %s", m.Email, r.ID, r.Stats)
+			}
 			if r.FinishedAt == nil || (r.Status != model.RunSuccess && r.Status != model.RunPartial) {
 				t.Errorf("%s run %d (%s): status %s finished %v", m.Email, r.ID, r.RunType, r.Status, r.FinishedAt)
 			}
