@@ -20,7 +20,7 @@ import (
 // Engine defaults.
 const (
 	DefaultParallelism   = 4
-	DefaultBatchMessages = 64
+	DefaultBatchMessages = 256
 	DefaultBatchBytes    = 16 << 20
 	defaultReconnects    = 4
 )
@@ -232,20 +232,33 @@ func (e *Engine) resolve(ctx context.Context, spec MailboxSpec) (creds, error) {
 
 // dial opens a source and a destination connection.
 func (e *Engine) dial(ctx context.Context, spec MailboxSpec, cr creds) (*session, error) {
+	// Both logins at once: each costs a round trip or three and an authentication.
+	var dst *dest
+	var dstErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dc, err := imapx.Dial(ctx, endpointConfig(spec.Dest), cr.dst)
+		if err != nil {
+			dstErr = fmt.Errorf("destination: %w", err)
+			return
+		}
+		if dst, err = newDest(ctx, dc, cr.dst); err != nil {
+			dc.Logout()
+			dstErr = fmt.Errorf("destination: %w", err)
+		}
+	}()
 	src, sc, err := e.dialSource(ctx, spec, cr.src) // sourceopen.go: IMAP or a file source
+	<-done
 	if err != nil {
+		if dst != nil {
+			dst.Close()
+		}
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	dc, err := imapx.Dial(ctx, endpointConfig(spec.Dest), cr.dst)
-	if err != nil {
+	if dstErr != nil {
 		src.Close()
-		return nil, fmt.Errorf("destination: %w", err)
-	}
-	dst, err := newDest(ctx, dc, cr.dst)
-	if err != nil {
-		src.Close()
-		dc.Logout()
-		return nil, fmt.Errorf("destination: %w", err)
+		return nil, dstErr
 	}
 	return &session{src: src, srcC: sc, dst: dst}, nil
 }

@@ -48,6 +48,7 @@ type pass struct {
 	runs    map[string]*folderRun
 	done    map[string]FolderStats // finished in an earlier attempt
 	current atomic.Pointer[folderRun]
+	worked  atomic.Bool // some folder was opened: the ledger counts changed
 	fatal   error
 	cancel  context.CancelFunc
 }
@@ -105,18 +106,22 @@ func (e *Engine) Sync(ctx context.Context, req PassRequest, opts SyncOptions) (P
 		}
 	}
 
+	t0 := time.Now()
 	s, err := e.dial(ctx, spec, cr)
 	if err != nil {
 		return PassStats{}, err
 	}
+	t1 := time.Now()
 	if p.plan, err = e.plan(ctx, s, spec, filter); err != nil {
 		s.close()
 		return PassStats{}, err
 	}
+	t2 := time.Now()
 	if err := p.prepare(ctx, s); err != nil {
 		s.close()
 		return PassStats{}, err
 	}
+	p.log.Debug("pass prepared", "dial", t1.Sub(t0), "plan", t2.Sub(t1), "prepare", time.Since(t2), "folders", len(p.plan.mappings))
 
 	stopProgress := p.progressLoop(ctx, onProgress)
 	groups := groupByDest(p.plan)
@@ -147,6 +152,7 @@ func (e *Engine) Sync(ctx context.Context, req PassRequest, opts SyncOptions) (P
 	close(work)
 	wg.Wait()
 	stopProgress()
+	p.log.Debug("pass workers done", "elapsed", time.Since(start))
 
 	stats, err := p.stats(context.WithoutCancel(ctx), time.Since(start))
 	if onProgress != nil {
@@ -212,27 +218,29 @@ func (p *pass) prepare(ctx context.Context, s *session) error {
 		}
 	}
 	// Destination folders, parents first where the server wants them.
-	exists := map[string]bool{}
+	exists, subscribed := map[string]bool{}, map[string]bool{}
 	for _, f := range p.plan.destList {
 		exists[f.Name] = true
+		subscribed[f.Name] = f.Subscribed
 	}
 	for _, m := range p.plan.mappings {
 		if !p.dry {
-			if !exists[m.Dest] || m.Source.Subscribed {
-				if err := s.dst.ensure(ctx, m.Dest, exists[m.Dest], m.Source.Subscribed); err != nil {
+			subscribe := m.Source.Subscribed && !subscribed[m.Dest]
+			if !exists[m.Dest] || subscribe {
+				if err := s.dst.ensure(ctx, m.Dest, exists[m.Dest], subscribe); err != nil {
 					if imapx.Retryable(err) {
 						return err
 					}
 					p.log.Warn("cannot prepare destination folder", "folder", m.Dest, "err", err)
 					p.c.addError(errorClass(err), 1)
 				}
-				exists[m.Dest] = true
-			}
-			lf, err := p.st.EnsureMailFolder(ctx, id, m.Source.Name, m.Dest, m.SpecialUse)
-			if err != nil {
-				return err
+				exists[m.Dest], subscribed[m.Dest] = true, subscribed[m.Dest] || subscribe
 			}
 			if _, ok := p.ledger[m.Source.Name]; !ok {
+				lf, err := p.st.EnsureMailFolder(ctx, id, m.Source.Name, m.Dest, m.SpecialUse)
+				if err != nil {
+					return err
+				}
 				p.ledger[m.Source.Name] = lf
 			}
 		}
@@ -354,6 +362,12 @@ func (p *pass) folderWithRetries(ctx context.Context, s *session, fr *folderRun)
 		delay = time.Second
 	}
 	var err error
+	if p.canSkip(fr) {
+		// Unchanged since the last full sync: no connection needed.
+		st := p.plan.status[fr.m.Source.Name]
+		fr.srcMessages, fr.srcBytes = st.Messages, max(0, st.Bytes)
+		return s, nil
+	}
 	for attempt := 0; ; attempt++ {
 		if s == nil {
 			s, err = p.e.dial(ctx, p.spec, p.cr)
@@ -420,6 +434,7 @@ func (p *pass) syncFolder(ctx context.Context, s *session, fr *folderRun) error 
 	if p.canSkip(fr) {
 		return nil
 	}
+	p.worked.Store(true)
 	log := p.log.With("folder", m.Source.Name, "dest", m.Dest)
 	st, err := s.src.Open(ctx, m.Source.Name)
 	if err != nil {
@@ -469,7 +484,8 @@ func (p *pass) syncFolder(ctx context.Context, s *session, fr *folderRun) error 
 		}
 	}
 
-	if !p.dry {
+	// Pending rows exist only after an interrupted attempt (this one or an earlier one).
+	if !p.dry && (p.counts[lf.ID].Pending > 0 || !fr.failed.IsZero()) {
 		if err := p.reconcile(ctx, s, fr); err != nil {
 			return err
 		}
@@ -1094,8 +1110,10 @@ func (p *pass) settle(ctx context.Context, fr *folderRun, fl *inflight, r imapx.
 		if err := p.st.ConfirmMailMessages(ctx, lf.ID, store.MailCopied, src, dst); err != nil {
 			return err
 		}
-		if err := p.st.ResolveMailQuarantine(ctx, lf.ID, src); err != nil {
-			return err
+		if len(p.retryQ[lf.ID]) > 0 { // only quarantined messages tried again can be resolved
+			if err := p.st.ResolveMailQuarantine(ctx, lf.ID, src); err != nil {
+				return err
+			}
 		}
 		var bytes int64
 		for _, row := range fl.rows {
@@ -1328,9 +1346,12 @@ func (p *pass) mirrorExtras(ctx context.Context, s *session, g *group) error {
 
 // stats assembles the closing block from the folder runs and the ledger.
 func (p *pass) stats(ctx context.Context, d time.Duration) (PassStats, error) {
-	counts, err := p.st.MailFolderCounts(ctx, p.spec.MailboxID)
-	if err != nil {
-		return PassStats{}, err
+	counts := p.counts
+	if p.worked.Load() || len(p.done) > 0 {
+		var err error
+		if counts, err = p.st.MailFolderCounts(ctx, p.spec.MailboxID); err != nil {
+			return PassStats{}, err
+		}
 	}
 	ps := PassStats{Mode: p.req.Mode, Duration: d, RunID: p.runIDv}
 	names := make([]string, 0, len(p.runs))

@@ -255,14 +255,19 @@ type MailFolderCount struct {
 	Quarantined int64 `db:"quarantined"` // unresolved
 }
 
-// MailFolderCounts summarises the ledger of every folder of a mailbox.
+// MailFolderCounts summarises the ledger of every folder of a mailbox in one scan.
 func (s *Store) MailFolderCounts(ctx context.Context, mailboxID int64) (map[int64]MailFolderCount, error) {
-	rows, err := s.q.Query(ctx, `SELECT f.id AS folder_id,
-			coalesce((SELECT count(*) FILTER (WHERE state <> 'pending') FROM mail_messages WHERE folder_id = f.id), 0) AS messages,
-			coalesce((SELECT sum(size) FILTER (WHERE state <> 'pending') FROM mail_messages WHERE folder_id = f.id), 0)::bigint AS bytes,
-			coalesce((SELECT count(*) FILTER (WHERE state = 'pending') FROM mail_messages WHERE folder_id = f.id), 0) AS pending,
-			(SELECT count(*) FROM mail_quarantine q WHERE q.folder_id = f.id AND q.resolved_at IS NULL) AS quarantined
-		FROM mail_folders f WHERE f.mailbox_id = $1`, mailboxID)
+	rows, err := s.q.Query(ctx, `SELECT f.id AS folder_id, coalesce(m.messages, 0) AS messages,
+			coalesce(m.bytes, 0)::bigint AS bytes, coalesce(m.pending, 0) AS pending,
+			coalesce(q.quarantined, 0) AS quarantined
+		FROM mail_folders f
+		LEFT JOIN (SELECT folder_id, count(*) FILTER (WHERE state <> 'pending') AS messages,
+				sum(size) FILTER (WHERE state <> 'pending') AS bytes, count(*) FILTER (WHERE state = 'pending') AS pending
+			FROM mail_messages WHERE folder_id IN (SELECT id FROM mail_folders WHERE mailbox_id = $1)
+			GROUP BY folder_id) m ON m.folder_id = f.id
+		LEFT JOIN (SELECT folder_id, count(*) AS quarantined FROM mail_quarantine
+			WHERE mailbox_id = $1 AND resolved_at IS NULL GROUP BY folder_id) q ON q.folder_id = f.id
+		WHERE f.mailbox_id = $1`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("mail folder counts of mailbox %d: %w", mailboxID, err)
 	}

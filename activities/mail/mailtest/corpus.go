@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"iter"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -153,6 +154,24 @@ func Bulk(o BulkOptions) []Message {
 		msgs = append(msgs, BulkMessage(r, o.Folders[i%len(o.Folders)], fmt.Sprintf("%s-%d@bench.example", o.Prefix, i), i))
 	}
 	return msgs
+}
+
+// BulkSeq generates the same messages as Bulk one at a time.
+func BulkSeq(o BulkOptions) iter.Seq[Message] {
+	if len(o.Folders) == 0 {
+		o.Folders = []string{"INBOX"}
+	}
+	if o.Prefix == "" {
+		o.Prefix = "bulk"
+	}
+	return func(yield func(Message) bool) {
+		r := rand.New(rand.NewPCG(o.Seed, 99))
+		for i := range o.Messages {
+			if !yield(BulkMessage(r, o.Folders[i%len(o.Folders)], fmt.Sprintf("%s-%d@bench.example", o.Prefix, i), i)) {
+				return
+			}
+		}
+	}
 }
 
 // BulkMessage is one message of Bulk.

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,6 +91,21 @@ func SeedMaildir(t testing.TB, d *testenv.Dovecot, user string, msgs []Message) 
 
 // WriteMaildir is SeedMaildir without the test plumbing.
 func WriteMaildir(maildir string, msgs []Message) error {
+	return WriteMaildirSeq(maildir, slices.Values(msgs))
+}
+
+// SeedMaildirSeq is SeedMaildir for a generated sequence: messages are written as they are
+// produced, so a large corpus never sits in memory.
+func SeedMaildirSeq(t testing.TB, d *testenv.Dovecot, user string, msgs iter.Seq[Message]) {
+	t.Helper()
+	if err := WriteMaildirSeq(d.Maildir(user), msgs); err != nil {
+		t.Fatalf("seed maildir of %s: %v", user, err)
+	}
+	d.FixOwnership(t)
+}
+
+// WriteMaildirSeq writes a sequence of messages into a Maildir.
+func WriteMaildirSeq(maildir string, msgs iter.Seq[Message]) error {
 	type folderState struct {
 		dir      string
 		keywords []string
@@ -97,7 +113,7 @@ func WriteMaildir(maildir string, msgs []Message) error {
 	state := map[string]*folderState{}
 	var subscribed []string
 	seq := 0
-	for _, m := range msgs {
+	for m := range msgs {
 		name := m.Folder
 		if name == "" || strings.EqualFold(name, "INBOX") {
 			name = "INBOX"
