@@ -19,6 +19,12 @@ type proc struct {
 
 // startProc starts name with args, appending its stdout and stderr to logPath.
 func startProc(logPath, name string, args ...string) (*proc, error) {
+	return startProcAttr(logPath, sysProcAttr(), name, args...)
+}
+
+// startProcAttr is startProc with the caller's process attributes (e.g. sysProcAttr() plus a
+// Credential to run as another user).
+func startProcAttr(logPath string, attr *syscall.SysProcAttr, name string, args ...string) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log file: %w", err)
@@ -29,7 +35,7 @@ func startProc(logPath, name string, args ...string) (*proc, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
