@@ -1,4 +1,4 @@
-package mailtest
+package corpus
 
 import (
 	"bytes"
