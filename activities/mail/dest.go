@@ -107,14 +107,27 @@ func (d *dest) selectFolder(ctx context.Context, name string) (destState, error)
 }
 
 // filterFlags keeps the flags the selected destination folder can store (PERMANENTFLAGS).
-func (d *dest) filterFlags(fs []string) []string {
+func (d *dest) filterFlags(fs []string) []string { return d.flagFilter().apply(fs) }
+
+// flagFilter captures the selected folder's PERMANENTFLAGS for use on other connections.
+func (d *dest) flagFilter() flagFilter {
+	return flagFilter{perm: slices.Clone(d.permFlags), anyKW: d.anyKW}
+}
+
+// flagFilter keeps the flags a destination folder can store.
+type flagFilter struct {
+	perm  []string // lower-cased PERMANENTFLAGS
+	anyKW bool     // \* : any keyword
+}
+
+func (f flagFilter) apply(fs []string) []string {
 	out := make([]string, 0, len(fs))
-	for _, f := range fs {
-		if strings.EqualFold(f, `\Recent`) {
+	for _, fl := range fs {
+		if strings.EqualFold(fl, `\Recent`) {
 			continue
 		}
-		if d.anyKW && !strings.HasPrefix(f, `\`) || slices.Contains(d.permFlags, strings.ToLower(f)) {
-			out = append(out, f)
+		if f.anyKW && !strings.HasPrefix(fl, `\`) || slices.Contains(f.perm, strings.ToLower(fl)) {
+			out = append(out, fl)
 		}
 	}
 	return out

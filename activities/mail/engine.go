@@ -22,6 +22,7 @@ const (
 	DefaultParallelism   = 4
 	DefaultBatchMessages = 256
 	DefaultBatchBytes    = 16 << 20
+	DefaultChunkMessages = 1024
 	defaultReconnects    = 4
 )
 
@@ -37,8 +38,12 @@ type Engine struct {
 	Logger      *slog.Logger
 
 	// Tunables; zero values take the defaults.
-	BatchMessages  int           // messages per MULTIAPPEND
-	BatchBytes     int64         // bytes per MULTIAPPEND
+	BatchMessages int   // messages per MULTIAPPEND
+	BatchBytes    int64 // bytes per MULTIAPPEND
+	// ChunkMessages splits a folder's copy into chunks that run on several connections at
+	// once. Batches keep their order but chunks interleave, so destination UIDs follow the
+	// source's only within a chunk; a value above a folder's size keeps it in order.
+	ChunkMessages  int
 	Reconnects     int           // reconnect attempts per folder after a dropped connection
 	ReconnectDelay time.Duration // first backoff; doubles per attempt
 	// SettleDelay is how long to wait after a dropped connection before checking the
@@ -191,10 +196,12 @@ func windowOf(spec MailboxSpec) Window {
 
 // session is a dialled pair of accounts.
 type session struct {
-	src    Source
-	srcC   *imapx.Client
-	dst    *dest
-	closed bool
+	src       Source
+	srcC      *imapx.Client
+	dst       *dest
+	closed    bool
+	srcFolder string      // the source folder open on src, "" if none
+	srcState  FolderState // its state when opened
 }
 
 func (s *session) close() {
@@ -299,6 +306,7 @@ type group struct {
 	dest     string
 	mappings []folders.Mapping
 	size     int64
+	ok       bool // every folder succeeded so far (mirror deletes extras only then)
 }
 
 func groupByDest(p *plan) []*group {

@@ -345,8 +345,14 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 			if msg == nil {
 				break
 			}
-			if err := s.streamOne(msg, fn); err != nil {
-				abortFetch(s.c, cmd)
+			if broken, err := s.streamOne(msg, fn); err != nil {
+				if broken {
+					// The literal failed: go-imap's reader has moved on and will stop at the
+					// closed connection; draining would read the literal again, racing it.
+					_ = s.c.Close()
+				} else {
+					abortFetch(s.c, cmd)
+				}
 				return err
 			}
 		}
@@ -360,7 +366,7 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 // streamOne hands one FETCH response to fn, streaming the body literal. Servers send FLAGS and
 // INTERNALDATE before BODY[] (Dovecot, Exchange, Gmail do); if one does not, the body is
 // spooled to a temporary file until they arrive.
-func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, fn func(Meta, io.Reader) error) error {
+func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, fn func(Meta, io.Reader) error) (literalBroken bool, err error) {
 	var m Meta
 	var haveFlags, haveDate, called bool
 	var spool *os.File
@@ -388,36 +394,61 @@ func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, fn func(Meta, i
 			}
 		case imapclient.FetchItemDataBodySection:
 			if it.Literal == nil {
-				return &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "server returned NIL for BODY[]"}
+				return false, &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "server returned NIL for BODY[]"}
 			}
 			m.Size = it.Literal.Size()
+			lit := &errRecorder{r: it.Literal, size: m.Size}
 			if m.UID != 0 && haveFlags && haveDate {
 				called = true
-				if err := fn(m, it.Literal); err != nil {
-					return err
+				if err := fn(m, lit); err != nil {
+					return lit.err != nil, err
 				}
 				continue
 			}
 			f, err := os.CreateTemp("", "cutover-spool-*")
 			if err != nil {
-				return err
+				return false, err
 			}
 			spool = f
-			if _, err := io.Copy(f, it.Literal); err != nil {
-				return imapx.Classify(fmt.Sprintf("fetch %s/%d", s.folder, m.UID), err, imapx.ClassFetch)
+			if _, err := io.Copy(f, lit); err != nil {
+				return lit.err != nil, imapx.Classify(fmt.Sprintf("fetch %s/%d", s.folder, m.UID), err, imapx.ClassFetch)
 			}
 		}
 	}
 	if called || m.UID == 0 {
-		return nil
+		return false, nil
 	}
 	if spool == nil {
-		return &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "no body in FETCH response"}
+		return false, &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "no body in FETCH response"}
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return err
+		return false, err
 	}
-	return fn(m, spool)
+	return false, fn(m, spool)
+}
+
+// errRecorder remembers whether reading a literal ended early (an error, or io.EOF before its
+// size): go-imap then resumes its reader, and the literal must not be read again.
+type errRecorder struct {
+	r    io.Reader
+	size int64
+	n    int64
+	err  error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.r.Read(p)
+	e.n += int64(n)
+	if err != nil && (err != io.EOF || e.n < e.size) {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		e.err = err
+	}
+	return n, err
 }
 
 // flagStrings drops \Recent (a session flag no APPEND may set) and renders flags as strings.

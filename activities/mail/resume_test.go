@@ -41,7 +41,7 @@ func TestResumeAfterConnectionCut(t *testing.T) {
 		dest  bool
 		fault faultproxy.Fault
 	}{
-		{"append literal cut", true, faultproxy.Fault{Dir: faultproxy.ClientToServer, CutAfter: 3 << 20, Times: 1}},
+		{"append literal cut", true, faultproxy.Fault{Dir: faultproxy.ClientToServer, CutAfter: 1 << 20, Times: 1}},
 		{"fetch answer cut", false, faultproxy.Fault{Dir: faultproxy.ServerToClient, CutAfter: 1 << 20, Times: 1}},
 		{"append OK lost", true, faultproxy.Fault{Dir: faultproxy.ServerToClient, CutAt: []byte("OK [APPENDUID"), Times: 1}},
 		{"reset twice", true, faultproxy.Fault{Dir: faultproxy.ClientToServer, CutAfter: 1 << 20, Reset: true, Times: 2}},
@@ -49,6 +49,9 @@ func TestResumeAfterConnectionCut(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, nil, nil)
+			// Small chunks and batches: several workers append into one folder at once when
+			// the fault hits, and the lost chunk is copied again only after the others.
+			e.eng.ChunkMessages, e.eng.BatchMessages = 60, 20
 			corpus := bulk(600)
 			mailtest.SeedMaildir(t, e.src, "alice", corpus)
 			p := proxied(t, e, c.dest)

@@ -48,22 +48,48 @@ type pass struct {
 	runs    map[string]*folderRun
 	done    map[string]FolderStats // finished in an earlier attempt
 	current atomic.Pointer[folderRun]
+	sched   *scheduler
 	worked  atomic.Bool // some folder was opened: the ledger counts changed
 	fatal   error
 	cancel  context.CancelFunc
 }
 
-// folderRun is one source folder's work in this pass.
+// folderRun is one source folder's work in this pass. Its copy chunks run on several workers
+// at once: the fields they share are atomic or guarded by mu.
 type folderRun struct {
 	m       folders.Mapping
+	g       *group
+	index   int // position in g.mappings
 	lf      store.MailFolder
 	lastUID atomic.Uint32
 	failed  time.Time // when the last attempt at this folder lost its connection
 
-	srcMessages, srcBytes                               int64
-	transferred, quarantined, deleted, flags, unhandled int64
-	err                                                 error
-	finished                                            bool
+	// Set by prepareFolder, read by chunks and finalizeFolder.
+	st        FolderState // the source folder when prepared
+	mark      uint32      // the ledger's mark the new keys were looked up above
+	keys      []uint32    // source keys above mark, in the window
+	todo      []uint32    // keys to copy
+	destKnown bool        // the destination folder exists (always, except in dry runs)
+	filter    flagFilter  // what the destination folder can store
+
+	mu          sync.Mutex
+	handled     map[uint32]bool // todo keys now on the destination or quarantined
+	retry       []uint32        // keys of chunks that lost their connection: copied again at finalize
+	outstanding int             // chunks not finished
+
+	srcMessages, srcBytes     int64
+	transferred, quarantined  atomic.Int64
+	deleted, flags, unhandled int64
+	err                       error
+	finished                  bool
+}
+
+func (fr *folderRun) addHandled(uids []uint32) {
+	fr.mu.Lock()
+	for _, u := range uids {
+		fr.handled[u] = true
+	}
+	fr.mu.Unlock()
 }
 
 // Sync runs one pass of req. opts.Resume, when set, is the Progress of an earlier attempt of
@@ -129,8 +155,15 @@ func (e *Engine) Sync(ctx context.Context, req PassRequest, opts SyncOptions) (P
 	if par <= 0 {
 		par = DefaultParallelism
 	}
-	par = min(par, max(1, len(groups)))
-	work := make(chan *group)
+	p.sched = newScheduler(ctx)
+	for _, g := range groups {
+		g.ok = true
+		for i, m := range g.mappings {
+			fr := p.runs[m.Source.Name]
+			fr.g, fr.index = g, i
+		}
+		p.sched.pushStep(step{g: g})
+	}
 	var wg sync.WaitGroup
 	for i := range par {
 		var ws *session
@@ -140,16 +173,9 @@ func (e *Engine) Sync(ctx context.Context, req PassRequest, opts SyncOptions) (P
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.worker(ctx, ws, work)
+			p.worker(ctx, ws)
 		}()
 	}
-	for _, g := range groups {
-		select {
-		case work <- g:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
 	wg.Wait()
 	stopProgress()
 	p.log.Debug("pass workers done", "elapsed", time.Since(start))
@@ -297,50 +323,6 @@ func (p *pass) progress() Progress {
 	return pr
 }
 
-// worker syncs groups of folders on its own connections, reconnecting on failures.
-func (p *pass) worker(ctx context.Context, s *session, work <-chan *group) {
-	defer func() { s.close() }()
-	for g := range work {
-		groupOK := true
-		for _, m := range g.mappings {
-			fr := p.runs[m.Source.Name]
-			if _, ok := p.done[m.Source.Name]; ok {
-				continue
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			var err error
-			s, err = p.folderWithRetries(ctx, s, fr)
-			p.mu.Lock()
-			fr.err, fr.finished = err, err == nil
-			p.mu.Unlock()
-			if err != nil {
-				groupOK = false
-				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-					return // another worker aborted the pass; its error is the one reported
-				}
-				p.c.addError(errorClass(err), 1)
-				if imapx.Retryable(err) || errors.Is(err, context.Canceled) {
-					p.abort(err)
-					return
-				}
-				p.log.Error("folder failed", "folder", m.Source.Name, "err", err)
-			}
-		}
-		if p.mirror && groupOK && p.window.Empty() && s != nil {
-			if err := p.mirrorExtras(ctx, s, g); err != nil {
-				p.c.addError(errorClass(err), 1)
-				p.log.Error("mirror delete failed", "folder", g.dest, "err", err)
-				if imapx.Retryable(err) {
-					p.abort(err)
-					return
-				}
-			}
-		}
-	}
-}
-
 func (p *pass) abort(err error) {
 	p.mu.Lock()
 	if p.fatal == nil {
@@ -348,54 +330,6 @@ func (p *pass) abort(err error) {
 	}
 	p.mu.Unlock()
 	p.cancel()
-}
-
-// folderWithRetries syncs one folder, redialling after dropped connections; the ledger makes
-// every retry resume where the last attempt stopped.
-func (p *pass) folderWithRetries(ctx context.Context, s *session, fr *folderRun) (*session, error) {
-	tries := p.e.Reconnects
-	if tries <= 0 {
-		tries = defaultReconnects
-	}
-	delay := p.e.ReconnectDelay
-	if delay <= 0 {
-		delay = time.Second
-	}
-	var err error
-	if p.canSkip(fr) {
-		// Unchanged since the last full sync: no connection needed.
-		st := p.plan.status[fr.m.Source.Name]
-		fr.srcMessages, fr.srcBytes = st.Messages, max(0, st.Bytes)
-		return s, nil
-	}
-	for attempt := 0; ; attempt++ {
-		if s == nil {
-			s, err = p.e.dial(ctx, p.spec, p.cr)
-		}
-		if err == nil {
-			p.current.Store(fr)
-			err = p.syncFolder(ctx, s, fr)
-			if err == nil {
-				return s, nil
-			}
-		}
-		class := imapx.ClassOf(err)
-		// A long throttling hint ends the activity: Temporal waits on a durable timer (throttle.go).
-		again := class == imapx.ClassConnect || class == imapx.ClassThrottled && retryInPass(err) || class == imapx.ClassNoFolder
-		if !again || attempt >= tries || ctx.Err() != nil {
-			return s, err
-		}
-		p.log.Warn("connection lost, resuming folder", "folder", fr.m.Source.Name, "attempt", attempt+1, "err", err)
-		fr.failed = time.Now()
-		p.c.addError("reconnect", 1)
-		s.close()
-		s = nil
-		select {
-		case <-time.After(delay << attempt):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // canSkip reports whether LIST-STATUS proves the folder unchanged since its last full sync.
@@ -424,227 +358,6 @@ func (p *pass) canSkip(fr *folderRun) bool {
 		}
 	}
 	return true
-}
-
-// syncFolder is one attempt at one folder.
-func (p *pass) syncFolder(ctx context.Context, s *session, fr *folderRun) error {
-	m := fr.m
-	st0 := p.plan.status[m.Source.Name]
-	fr.srcMessages, fr.srcBytes = st0.Messages, max(0, st0.Bytes)
-	if p.canSkip(fr) {
-		return nil
-	}
-	p.worked.Store(true)
-	log := p.log.With("folder", m.Source.Name, "dest", m.Dest)
-	st, err := s.src.Open(ctx, m.Source.Name)
-	if err != nil {
-		return err
-	}
-	fr.srcMessages = int64(st.Messages)
-	lf := fr.lf
-	// A new UIDVALIDITY (or a new destination folder) invalidates every UID the ledger holds:
-	// start over, re-identifying what the destination already has instead of copying it again.
-	if !p.dry && (lf.UIDValidity != int64(st.UIDValidity) || lf.DestName != m.Dest) {
-		if lf.UIDValidity != 0 || lf.DestName != m.Dest {
-			log.Warn("source UIDVALIDITY or destination folder changed: re-identifying", "old_uidvalidity", lf.UIDValidity,
-				"uidvalidity", st.UIDValidity, "old_dest", lf.DestName)
-			p.c.addError("uidvalidity_reset", 1)
-		}
-		if err := p.resetFolder(ctx, fr, int64(st.UIDValidity)); err != nil {
-			return err
-		}
-		lf = fr.lf
-	}
-
-	var ds destState
-	destKnown := !p.dry || m.Exists
-	if destKnown {
-		if ds, err = s.dst.selectFolder(ctx, m.Dest); err != nil {
-			if imapx.ClassOf(err) == imapx.ClassNoFolder && !p.dry {
-				if err2 := s.dst.ensure(ctx, m.Dest, false, false); err2 != nil {
-					return err2
-				}
-			}
-			return err
-		}
-		if !p.dry && lf.DestUIDValidity != 0 && lf.DestUIDValidity != int64(ds.UIDValidity) {
-			log.Warn("destination UIDVALIDITY changed: re-identifying", "old", lf.DestUIDValidity, "new", ds.UIDValidity)
-			p.c.addError("dest_uidvalidity_reset", 1)
-			if err := p.resetFolder(ctx, fr, int64(st.UIDValidity)); err != nil {
-				return err
-			}
-			lf = fr.lf
-		}
-		if !p.dry && lf.DestUIDValidity != int64(ds.UIDValidity) {
-			if err := p.st.SetMailFolderDestUIDValidity(ctx, lf.ID, int64(ds.UIDValidity)); err != nil {
-				return err
-			}
-			lf.DestUIDValidity = int64(ds.UIDValidity)
-			fr.lf = lf
-		}
-	}
-
-	// Pending rows exist only after an interrupted attempt (this one or an earlier one).
-	if !p.dry && (p.counts[lf.ID].Pending > 0 || !fr.failed.IsZero()) {
-		if err := p.reconcile(ctx, s, fr); err != nil {
-			return err
-		}
-	}
-
-	// New messages: above the mark, minus what the ledger or the quarantine already holds.
-	mark := uint32(lf.HighestUID)
-	if lf.WindowKey != p.window.Key() {
-		mark = 0 // a new window: look at everything again; the ledger still skips what is done
-	}
-	keys, err := s.src.Keys(ctx, mark, p.window)
-	if err != nil {
-		return err
-	}
-	known := map[uint32]bool{}
-	if lf.ID != 0 && len(keys) > 0 {
-		uids, err := p.st.MailSourceUIDs(ctx, lf.ID, int64(mark))
-		if err != nil {
-			return err
-		}
-		for _, u := range uids {
-			known[uint32(u)] = true
-		}
-	}
-	for u := range p.quarantined[lf.ID] {
-		known[u] = true
-	}
-	todo := minus(keys, known)
-	for _, q := range p.retryQ[lf.ID] {
-		if !slices.Contains(todo, uint32(q.SourceUID)) {
-			todo = append(todo, uint32(q.SourceUID))
-		}
-	}
-	slices.Sort(todo)
-	handled := map[uint32]bool{}
-
-	// Mail already on the destination that the ledger cannot account for: adopt it by identity
-	// instead of copying a duplicate (first pass over a pre-filled account, UIDVALIDITY change,
-	// mail delivered to the destination).
-	if len(todo) > 0 && destKnown && int64(ds.Messages) > p.claimed(m.Dest) {
-		adopted, err := p.adopt(ctx, s, fr, todo)
-		if err != nil {
-			return err
-		}
-		for _, u := range adopted {
-			handled[u] = true
-		}
-		todo = minus(todo, handled)
-	}
-
-	// Messages above the size limit are quarantined without being fetched.
-	if p.limit > 0 && len(todo) > 0 {
-		big, err := p.tooBig(ctx, s, fr, todo)
-		if err != nil {
-			return err
-		}
-		for _, u := range big {
-			handled[u] = true
-		}
-		todo = minus(todo, handled)
-	}
-
-	if p.dry {
-		metas, err := s.src.Metas(ctx, todo)
-		if err != nil {
-			return err
-		}
-		for _, mt := range metas {
-			if mt.Unreadable != "" {
-				if err := p.quarantine(ctx, fr, mt, "unreadable", mt.Unreadable, false); err != nil {
-					return err
-				}
-				continue
-			}
-			fr.transferred++
-			p.c.transferred.Add(1)
-			p.c.bytes.Add(mt.Size)
-		}
-	} else if len(todo) > 0 {
-		done, err := p.copyAll(ctx, s, fr, todo)
-		for _, u := range done {
-			handled[u] = true
-		}
-		if err != nil {
-			return err
-		}
-	}
-	unhandled := minus(todo, handled)
-	if len(unhandled) > 0 && !p.dry {
-		// Not streamed: gone from the source since the search (nothing to do), or an item the
-		// source cannot produce (quarantined with its reason).
-		metas, err := s.src.Metas(ctx, unhandled)
-		if err != nil {
-			return err
-		}
-		still := map[uint32]bool{}
-		for _, mt := range metas {
-			if mt.Unreadable != "" {
-				if err := p.quarantine(ctx, fr, mt, "unreadable", mt.Unreadable, false); err != nil {
-					return err
-				}
-				continue
-			}
-			still[mt.UID] = true
-		}
-		var left []uint32
-		for _, u := range unhandled {
-			if still[u] {
-				left = append(left, u)
-			}
-		}
-		unhandled = left
-	}
-	fr.unhandled = int64(len(unhandled))
-
-	// Flags of messages synced in earlier passes: CONDSTORE tells which changed.
-	if mark > 0 && destKnown {
-		since := uint64(lf.HighestModSeq)
-		if st.HighestModSeq == 0 {
-			since = 0
-		}
-		if since == 0 || since != st.HighestModSeq {
-			if err := p.syncFlags(ctx, s, fr, mark, since); err != nil {
-				return err
-			}
-		}
-	}
-
-	if p.mirror && destKnown {
-		if err := p.mirrorGone(ctx, s, fr); err != nil {
-			return err
-		}
-	}
-
-	if p.dry {
-		return nil
-	}
-	newMark := mark
-	if len(keys) > 0 {
-		newMark = max(newMark, keys[len(keys)-1])
-	}
-	if len(unhandled) > 0 {
-		newMark = min(newMark, unhandled[0]-1)
-	}
-	newMark = max(newMark, uint32(lf.HighestUID)*boolInt(lf.WindowKey == p.window.Key()))
-	modseq := st.HighestModSeq
-	if len(unhandled) > 0 {
-		modseq = uint64(lf.HighestModSeq) // flags of unhandled messages are not settled
-	}
-	marks := store.MailFolderMarks{HighestUID: int64(newMark), HighestModSeq: int64(modseq), DestUIDValidity: lf.DestUIDValidity,
-		WindowKey: p.window.Key(), SourceMessages: int64(st.Messages), SourceUIDNext: int64(st.UIDNext)}
-	if len(unhandled) > 0 {
-		marks.SourceUIDNext = 0 // never skip this folder while something is left
-	}
-	if err := p.st.SetMailFolderMarks(ctx, lf.ID, marks); err != nil {
-		return err
-	}
-	log.Debug("folder synced", "transferred", fr.transferred, "quarantined", fr.quarantined, "unhandled", len(unhandled))
-	return nil
 }
 
 // resetFolder forgets a folder's ledger (see store.ResetMailFolder) and what it claimed.
@@ -684,11 +397,11 @@ func (p *pass) claimed(dest string) int64 {
 // reconcile settles pending rows left by an interrupted attempt: an APPEND whose answer was
 // lost may or may not have been stored. Messages the destination now has beyond the ledger's
 // claims are matched by identity; what is found is adopted, the rest is copied again.
-func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
+func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) ([]uint32, error) {
 	lf := fr.lf
 	rows, err := p.st.MailMessages(ctx, lf.ID, 0, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var pend []store.MailMessage
 	for _, r := range rows {
@@ -697,7 +410,7 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 		}
 	}
 	if len(pend) == 0 {
-		return nil
+		return nil, nil
 	}
 	// The old session's server process may still be storing the batches it had received.
 	// When the failure happened in another attempt (a process crash, an activity retry) its
@@ -714,19 +427,19 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if _, err := s.dst.selectFolder(ctx, fr.m.Dest); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	claimed, err := p.st.MailDestUIDs(ctx, lf.MailboxID, fr.m.Dest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	all, err := s.dst.uids(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	isClaimed := map[uint32]bool{}
 	for _, u := range claimed {
@@ -734,7 +447,7 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 	}
 	metas, err := s.dst.metas(ctx, minus(all, isClaimed))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pool := map[string][]uint32{}
 	for _, m := range metas {
@@ -750,7 +463,7 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 		}
 	}
 	if err := p.st.ConfirmMailMessages(ctx, lf.ID, store.MailCopied, foundSrc, foundDest); err != nil {
-		return err
+		return nil, err
 	}
 	// They did arrive: count them as this pass's transfers.
 	var bytes int64
@@ -759,17 +472,21 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) error {
 			bytes += r.Size
 		}
 	}
-	fr.transferred += int64(len(foundSrc))
+	fr.transferred.Add(int64(len(foundSrc)))
 	p.c.transferred.Add(int64(len(foundSrc)))
 	p.c.bytes.Add(bytes)
 	if err := p.st.DeleteMailMessages(ctx, lf.ID, lost); err != nil {
-		return err
+		return nil, err
 	}
 	p.mu.Lock()
 	p.destCount[fr.m.Dest] += int64(len(foundSrc))
 	p.mu.Unlock()
 	p.log.Info("reconciled interrupted appends", "folder", fr.m.Source.Name, "found_on_destination", len(foundSrc), "to_copy_again", len(lost))
-	return nil
+	found := make([]uint32, len(foundSrc))
+	for i, u := range foundSrc {
+		found[i] = uint32(u)
+	}
+	return found, nil
 }
 
 // adopt matches todo messages against destination messages the ledger does not claim.
@@ -865,7 +582,7 @@ func (p *pass) tooBig(ctx context.Context, s *session, fr *folderRun, todo []uin
 
 // quarantine records a refused message.
 func (p *pass) quarantine(ctx context.Context, fr *folderRun, m Meta, class, reason string, retry bool) error {
-	fr.quarantined++
+	fr.quarantined.Add(1)
 	p.c.quarantined.Add(1)
 	p.c.addError(class, 1)
 	p.log.Warn("message quarantined", "folder", fr.m.Source.Name, "uid", m.UID, "class", class, "reason", reason)
@@ -1049,7 +766,7 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			}
 			cur = &inflight{b: b}
 		}
-		flags := s.dst.filterFlags(m.Flags)
+		flags := fr.filter.apply(m.Flags)
 		sn.Reset()
 		err := cur.b.Add(flags, m.Date, m.Size, io.TeeReader(body, &sn))
 		if errors.Is(err, imapx.ErrBatchDone) {
@@ -1119,7 +836,7 @@ func (p *pass) settle(ctx context.Context, fr *folderRun, fl *inflight, r imapx.
 		for _, row := range fl.rows {
 			bytes += row.Size
 		}
-		fr.transferred += int64(len(fl.rows))
+		fr.transferred.Add(int64(len(fl.rows)))
 		p.c.transferred.Add(int64(len(fl.rows)))
 		p.c.bytes.Add(bytes)
 		p.mu.Lock()
@@ -1395,14 +1112,14 @@ func (f FolderStats) folderID(p *pass, name string) int64 { return p.runs[name].
 // folderStats renders one folder run; counts may be nil (progress reports).
 func (p *pass) folderStats(fr *folderRun, counts map[int64]store.MailFolderCount) FolderStats {
 	fs := FolderStats{Source: fr.m.Source.Name, Dest: fr.m.Dest, SpecialUse: fr.m.SpecialUse,
-		SourceMessages: fr.srcMessages, SourceBytes: fr.srcBytes, Transferred: fr.transferred,
+		SourceMessages: fr.srcMessages, SourceBytes: fr.srcBytes, Transferred: fr.transferred.Load(),
 		Deleted: fr.deleted, FlagsUpdated: fr.flags}
 	if counts != nil {
 		cnt := counts[fr.lf.ID]
 		fs.DestMessages, fs.DestBytes, fs.Quarantined = cnt.Messages, cnt.Bytes, cnt.Quarantined
 	} else {
-		fs.Quarantined = fr.quarantined
+		fs.Quarantined = fr.quarantined.Load()
 	}
-	fs.Skipped = max(0, fs.SourceMessages-fr.transferred-fr.quarantined-fr.unhandled)
+	fs.Skipped = max(0, fs.SourceMessages-fr.transferred.Load()-fr.quarantined.Load()-fr.unhandled)
 	return fs
 }
