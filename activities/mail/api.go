@@ -1,9 +1,6 @@
-// Package mail is cutover's IMAP sync engine: it copies one mailbox from a source account to a
-// destination IMAP account, pass after pass, keeping a ledger in PostgreSQL so that repeated
-// passes are O(changes) and never duplicate or lose a message.
-//
 // This file is the contract with the email workflows (workflows/email): the activity types,
 // their inputs and results. Names, types and semantics here are fixed; fields may be added.
+
 package mail
 
 import (
