@@ -39,6 +39,9 @@ type Activities struct {
 	Logger    *slog.Logger
 	// HTTPClient posts webhook events (default: 5 s timeout).
 	HTTPClient *http.Client
+	// OnTransition, when set, runs after DBSetStatus recorded a status change in the ledger
+	// (activities/report: the phase timeline and metrics, and the report at completed).
+	OnTransition func(ctx context.Context, ledger *store.Store, migrationID uuid.UUID, to model.OrchestrationStatus)
 
 	mu      sync.Mutex
 	engines map[string]*cachedEngine
@@ -213,7 +216,13 @@ func (a *Activities) DBSetStatus(ctx context.Context, r StatusRequest) error {
 			return classify(err)
 		}
 	}
-	return classify(e.ledger.SetOrchestrationProgress(ctx, id, r.Total, min(r.Completed, r.Total), r.Errors))
+	if err := e.ledger.SetOrchestrationProgress(ctx, id, r.Total, min(r.Completed, r.Total), r.Errors); err != nil {
+		return classify(err)
+	}
+	if r.To != "" && a.OnTransition != nil {
+		a.OnTransition(ctx, e.ledger, id, r.To)
+	}
+	return nil
 }
 
 // ChunkRequest asks for up to MaxBatches batches of an entity from Cursor.
@@ -261,13 +270,16 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 	}
 	n := done
 	run, err := e.CopyBatches(ctx, cursor, max, func(b BatchResult) error {
+		observeBatch(b)
 		n++
 		activity.RecordHeartbeat(ctx, map[string]any{"cursor": BatchRequest{Entity: b.Entity, BatchNumber: b.BatchNumber + 1,
 			After: b.LastKey, Sync: cursor.Sync, Mark: b.LastMark}, "done": n})
 		return nil
 	})
 	if err != nil {
-		return ChunkResult{}, classify(err)
+		err = classify(err)
+		observeError(err)
+		return ChunkResult{}, err
 	}
 	out := ChunkResult{Run: run}
 	es, err := e.ledger.GetEntityStatus(ctx, e.opt.MigrationID, cursor.Entity)

@@ -31,6 +31,9 @@ const ErrTypeBadSpec = mail.ErrTypeBadSpec
 type Activities struct {
 	DB     *store.DB
 	Logger *slog.Logger
+	// OnMirrored, when set, runs after each state write, a retried one included (activities/report:
+	// the phase timeline and metrics, and the report at verified and closed; idempotent, best effort).
+	OnMirrored func(ctx context.Context, s store.JobState)
 }
 
 func (a *Activities) logger() *slog.Logger {
@@ -223,6 +226,9 @@ func (a *Activities) MirrorEmailJob(ctx context.Context, m Mirror) error {
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "JobNotFound", nil)
+	}
+	if err == nil && a.OnMirrored != nil {
+		a.OnMirrored(ctx, m.State)
 	}
 	return err
 }

@@ -174,6 +174,7 @@ func (a *Activities) preflightMailbox(ctx context.Context, spec MailboxSpec) (Pr
 	rep, err := a.engine().Preflight(ctx, spec, runID)
 	rep.RunID = runID
 	if err != nil {
+		observeFailure(err)
 		a.finishRun(ctx, runID, model.RunFailed, map[string]any{"error": err.Error(), "error_class": errorClass(err)})
 		a.setMailbox(ctx, spec.MailboxID, func(p *store.MailboxProgress) { p.Status, p.LastError = model.MailboxError, err.Error() })
 		return rep, appError(err)
@@ -225,6 +226,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
 		OnProgress: func(p Progress) { heartbeat(ctx, p) }})
 	stats.RunID = runID
+	observePass(req.RunType, resume, stats, err)
 	if err != nil {
 		a.finishRun(ctx, runID, model.RunFailed, stats.json(err))
 		if !dry {
@@ -303,6 +305,7 @@ func (a *Activities) verifyMailbox(ctx context.Context, spec MailboxSpec) (Verif
 	rep, err := a.engine().Verify(ctx, spec, runID)
 	rep.RunID = runID
 	if err != nil {
+		observeFailure(err)
 		a.finishRun(ctx, runID, model.RunFailed, map[string]any{"error": err.Error(), "error_class": errorClass(err)})
 		return rep, appError(err)
 	}

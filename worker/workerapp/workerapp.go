@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/health"
 	"github.com/cutover/cutover/activities/mail"
+	"github.com/cutover/cutover/activities/report"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/codec"
@@ -44,6 +46,7 @@ type Config struct {
 	ShutdownGrace   time.Duration // how long in-flight activities get to finish on SIGTERM
 	MaxActivities   int           // concurrent activity executions; 0 = SDK default
 	PayloadCodec    *codec.Codec  // nil = from CUTOVER_PAYLOAD_KEYS when set, else payloads in clear
+	ReportDir       string        // migration reports; "" = $CUTOVER_REPORT_DIR, else a directory under the system temp dir
 	Logger          *slog.Logger
 }
 
@@ -57,6 +60,7 @@ func ConfigFromEnv() (Config, error) {
 		DatabaseURL:     store.URLFromEnv(),
 		MetricsAddr:     env("CUTOVER_METRICS_ADDR", "127.0.0.1:9464"),
 		ShutdownGrace:   30 * time.Second,
+		ReportDir:       report.DirFromEnv(os.Getenv),
 	}
 	if v := os.Getenv("CUTOVER_SHUTDOWN_GRACE"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -88,17 +92,24 @@ type Deps struct {
 	Vault   *vault.Vault // nil when no key is configured: activities that need it fail clearly
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// ReportDir is where migration reports are written ("" = report.DirFromEnv).
+	ReportDir string
 }
 
 // Register adds every workflow and activity to r. Workflow types carry explicit names (the
 // ones clients start); activity method names are unique across structs so they register flat.
 func Register(r worker.Registry, d Deps) {
+	reports := &report.Reporter{Dir: d.ReportDir, DB: d.DB, Logger: d.Logger}
+	if reports.Dir == "" {
+		reports.Dir = report.DirFromEnv(os.Getenv)
+	}
 	r.RegisterWorkflowWithOptions(healthwf.Workflow, workflow.RegisterOptions{Name: healthwf.Name})
 	r.RegisterActivityWithOptions(&health.Activities{DB: d.DB}, activity.RegisterOptions{})
 	emailwf.RegisterWorkflows(r)
-	r.RegisterActivityWithOptions(&emailjob.Activities{DB: d.DB, Logger: d.Logger}, activity.RegisterOptions{})
+	r.RegisterActivityWithOptions(&emailjob.Activities{DB: d.DB, Logger: d.Logger, OnMirrored: reports.EmailMirrored}, activity.RegisterOptions{})
 	dbmigrate.RegisterWorkflows(r)
-	r.RegisterActivityWithOptions(&dbcopy.Activities{TargetURL: dbURL(d.DB), Vault: d.Vault, Logger: d.Logger}, activity.RegisterOptions{})
+	r.RegisterActivityWithOptions(&dbcopy.Activities{TargetURL: dbURL(d.DB), Vault: d.Vault, Logger: d.Logger,
+		OnTransition: reports.DBTransition}, activity.RegisterOptions{})
 	r.RegisterActivityWithOptions(&mail.Activities{DB: d.DB, Vault: d.Vault, Logger: d.Logger}, activity.RegisterOptions{})
 }
 
@@ -173,12 +184,18 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		WorkerStopTimeout:                  cfg.ShutdownGrace,
 		MaxConcurrentActivityExecutionSize: cfg.MaxActivities,
 	})
-	Register(w, Deps{DB: db, Vault: v, Metrics: m, Logger: logger})
+	if cfg.ReportDir == "" {
+		if cfg.ReportDir = os.Getenv(report.EnvDir); cfg.ReportDir == "" {
+			// In-process workers (tests) must not write into the source tree.
+			cfg.ReportDir = filepath.Join(os.TempDir(), "cutover-reports")
+		}
+	}
+	Register(w, Deps{DB: db, Vault: v, Metrics: m, Logger: logger, ReportDir: cfg.ReportDir})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
 	logger.Info("worker started", "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
-		"task_queue", cfg.TaskQueue, "metrics", metricsAddr, "payload_encryption", cfg.PayloadCodec != nil)
+		"task_queue", cfg.TaskQueue, "metrics", metricsAddr, "payload_encryption", cfg.PayloadCodec != nil, "reports", cfg.ReportDir)
 	if ready != nil {
 		ready(Info{MetricsAddr: metricsAddr, TaskQueue: cfg.TaskQueue})
 	}
