@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -237,17 +239,81 @@ func (p *Postgres) Restart(t testing.TB) {
 }
 
 // Crash SIGKILLs the postmaster and every backend at once, then starts the cluster again,
-// which recovers from its WAL (what a power cut or an OOM kill of the server looks like to
-// clients; committed transactions survive, open ones are gone).
+// which recovers from its WAL (what an OOM kill of the server looks like to clients;
+// committed transactions survive, open ones are gone).
 func (p *Postgres) Crash(t testing.TB) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.proc != nil {
+		// Backends call setsid(), so the process group holds only the postmaster: find its
+		// children first, then kill them all.
+		children, err := childPids(p.proc.pid())
+		if err != nil {
+			// No /proc: an immediate shutdown (SIGQUIT) also leaves WAL recovery to the next start.
+			_ = syscall.Kill(p.proc.pid(), syscall.SIGQUIT)
+			select {
+			case <-p.proc.done:
+			case <-time.After(pgStopGrace):
+			}
+		}
 		p.kill(p.proc)
+		for _, c := range children {
+			_ = syscall.Kill(c, syscall.SIGKILL)
+		}
+		deadline := time.Now().Add(pgStopGrace)
+		for _, c := range children {
+			for alive(c) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		p.proc = nil
 	}
 	if err := p.startLocked(); err != nil {
 		t.Fatalf("restart private postgres after crash: %v\nserver log (%s):\n%s", err, p.logPath(), p.LogTail())
 	}
+}
+
+// childPids lists the processes whose parent is pid (Linux /proc).
+func childPids(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := procStat(c); ok && ppid == pid {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// alive reports whether pid exists and is not a zombie waiting to be reaped.
+func alive(pid int) bool {
+	_, state, ok := procStat(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// procStat reads the parent pid and the state of a process from /proc/<pid>/stat.
+func procStat(pid int) (ppid int, state byte, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut at the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0][0], err == nil
 }

@@ -37,8 +37,27 @@ func Require(t testing.TB, what string, err error) {
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	atExit.Lock()
+	fns := atExit.fns
+	atExit.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 	stopShared()
 	os.Exit(code)
+}
+
+var atExit struct {
+	sync.Mutex
+	fns []func()
+}
+
+// AtExit registers fn to run once all tests of the binary ran (last registered first), for
+// what outlives single tests, e.g. a binary built once and shared by them. Needs Main.
+func AtExit(fn func()) {
+	atExit.Lock()
+	defer atExit.Unlock()
+	atExit.fns = append(atExit.fns, fn)
 }
 
 // RepoRoot returns the directory holding go.mod, searching upwards from the
