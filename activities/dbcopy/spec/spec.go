@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -587,10 +588,46 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
+	// PostgreSQL text (and jsonb) cannot hold a NUL byte: a name, rule value or constant with
+	// one would pass here and fail at the first ledger write, retried as if transient.
+	nulStrings(reflect.ValueOf(s).Elem(), "", func(where string) { add("%s: contains a NUL byte", where) })
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}
 	return nil
+}
+
+// nulStrings calls bad with the YAML path of every string under v holding a NUL byte.
+func nulStrings(v reflect.Value, where string, bad func(string)) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			nulStrings(v.Elem(), where, bad)
+		}
+	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			bad(where)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			if where != "" {
+				name = where + "." + name
+			}
+			nulStrings(v.Field(i), name, bad)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			nulStrings(v.Index(i), fmt.Sprintf("%s[%d]", where, i), bad)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+		for _, k := range keys {
+			nulStrings(k, where+" key "+strconv.Quote(k.String()), bad)
+			nulStrings(v.MapIndex(k), where+"."+strconv.Quote(k.String()), bad)
+		}
+	}
 }
 
 func dsnHasPassword(dsn string) bool {
