@@ -287,12 +287,17 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 		return out, err
 	}
 	out.RecordsTotal, out.RecordsProcessed, out.RecordsFailed = es.RecordsTotal, es.RecordsProcessed, es.RecordsFailed
+	// Replayed batches were copied before (a retry or a workflow reset asked again): counting
+	// them would report a resumed chunk's cheap lookups as a burst of throughput.
+	copied := run.Rows - run.ReplayedRows
 	if secs := time.Since(start).Seconds(); secs > 0 {
-		out.Throughput = float64(run.Rows) / secs
+		out.Throughput = float64(copied) / secs
 	}
-	if _, err := e.pool.Exec(ctx, `UPDATE entity_migration_status SET throughput_per_second = $2 WHERE id = $1`,
-		e.EntityStatusID(cursor.Entity), out.Throughput); err != nil {
-		return out, err
+	if copied > 0 {
+		if _, err := e.pool.Exec(ctx, `UPDATE entity_migration_status SET throughput_per_second = $2 WHERE id = $1`,
+			e.EntityStatusID(cursor.Entity), out.Throughput); err != nil {
+			return out, err
+		}
 	}
 	pct := 100.0
 	if es.RecordsTotal > 0 {

@@ -19,6 +19,10 @@ type RunResult struct {
 	Bytes     int64  `json:"bytes"`
 	Done      bool   `json:"done"`
 	MarkStart string `json:"mark_start,omitempty"`
+	// Replayed counts the batches (and their rows) that were already committed — a retry after
+	// a crash or a workflow reset re-asking for them — and so were not copied again.
+	Replayed     int   `json:"replayed,omitempty"`
+	ReplayedRows int64 `json:"replayed_rows,omitempty"`
 	// Next is where the following call continues.
 	Next BatchRequest `json:"next"`
 }
@@ -32,6 +36,10 @@ func (r *RunResult) add(b BatchResult) {
 	r.Bytes += b.Bytes
 	if b.MarkStart != "" {
 		r.MarkStart = b.MarkStart
+	}
+	if b.Replayed {
+		r.Replayed++
+		r.ReplayedRows += int64(b.Rows)
 	}
 }
 
