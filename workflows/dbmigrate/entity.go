@@ -99,6 +99,8 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 			res.MarkStart = out.Run.MarkStart
 		}
 		res.Total, res.Processed, res.Failed, res.Throughput = out.RecordsTotal, out.RecordsProcessed, out.RecordsFailed, out.Throughput
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %d/%d rows · %d quarantined · %.0f rows/s", in.Entity,
+			res.Processed+res.Failed, res.Total, res.Failed, res.Throughput))
 		if parent != nil {
 			_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalProgress, Progress{Entity: in.Entity,
 				Total: res.Total, Processed: res.Processed, Failed: res.Failed, LastKey: res.Next.After, Throughput: res.Throughput}).Get(ctx, nil)

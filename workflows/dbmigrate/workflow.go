@@ -31,6 +31,11 @@ type orch struct {
 	cutover  *CutoverRequest
 	retries  []RetryRequest
 	lastPct  float64
+
+	// visible: this execution upserts MigrationPhase on every phase change (executions
+	// started before that change keep their recorded shape; see GetVersion in Workflow).
+	visible    bool
+	shownPhase Phase
 }
 
 // Workflow is DBMigrationWorkflow.
@@ -65,7 +70,14 @@ func Workflow(ctx workflow.Context, in Input) (Result, error) {
 		return *w.state, err
 	}
 	w.listen(ctx)
-	_ = workflow.UpsertTypedSearchAttributes(ctx, searchattr.Kind.ValueSet(Kind), searchattr.Status.ValueSet(string(w.state.Status)))
+	w.visible = workflow.GetVersion(ctx, visibilityChange, workflow.DefaultVersion, 1) >= 1
+	sas := []temporal.SearchAttributeUpdate{searchattr.Kind.ValueSet(Kind), searchattr.Status.ValueSet(string(w.state.Status))}
+	if w.visible {
+		sas = append(sas, searchattr.Phase.ValueSet(string(w.state.Phase)))
+		w.shownPhase = w.state.Phase
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, sas...)
+	w.details(ctx)
 
 	if in.Spec == nil {
 		return w.invalid(errors.New("no spec"))
@@ -95,7 +107,7 @@ func Workflow(ctx workflow.Context, in Input) (Result, error) {
 	w.emit(ctx, "migration_started", map[string]any{"entities": p.Order, "migration_type": in.MigrationType})
 
 	if in.MigrationType != model.MigrationSchemaCleanup {
-		w.state.Phase = PhaseLoading
+		w.setPhase(ctx, PhaseLoading)
 		if err := w.load(ctx); err != nil {
 			return w.fail(ctx, err)
 		}
@@ -258,6 +270,7 @@ func (w *orch) recount(ctx workflow.Context) {
 		pct = 100 * float64(done) / float64(w.state.TotalEntities)
 	}
 	w.state.ProgressPercent = math.Round(math.Min(pct, 100)*100) / 100
+	w.details(ctx)
 	if w.state.ProgressPercent-w.lastPct >= 5 || (w.state.ProgressPercent == 100 && w.lastPct != 100) {
 		w.lastPct = w.state.ProgressPercent
 		_ = workflow.UpsertTypedSearchAttributes(ctx, searchattr.SyncPercent.ValueSet(w.state.ProgressPercent))
@@ -283,7 +296,13 @@ func (w *orch) transition(ctx workflow.Context, to model.OrchestrationStatus) er
 	}
 	w.state.Status = to
 	w.state.Transitions = append(w.state.Transitions, to)
-	_ = workflow.UpsertTypedSearchAttributes(ctx, searchattr.Status.ValueSet(string(to)), searchattr.SyncPercent.ValueSet(w.state.ProgressPercent))
+	sas := []temporal.SearchAttributeUpdate{searchattr.Status.ValueSet(string(to)), searchattr.SyncPercent.ValueSet(w.state.ProgressPercent)}
+	if w.visible {
+		sas = append(sas, searchattr.Phase.ValueSet(string(w.state.Phase)))
+		w.shownPhase = w.state.Phase
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, sas...)
+	w.details(ctx)
 	return nil
 }
 
@@ -295,7 +314,7 @@ func (w *orch) emit(ctx workflow.Context, typ string, data map[string]any) {
 // fail records the failure (running → failed) and fails the workflow with the state attached.
 func (w *orch) fail(ctx workflow.Context, cause error) (Result, error) {
 	w.state.Error = cause.Error()
-	w.state.Phase = PhaseDone
+	w.setPhase(ctx, PhaseDone)
 	if w.state.Status == model.OrchRunning {
 		if err := w.transition(ctx, model.OrchFailed); err != nil {
 			w.log.Error("recording failure", "err", err)
@@ -314,7 +333,7 @@ func (w *orch) complete(ctx workflow.Context) (Result, error) {
 	if err := w.transition(ctx, model.OrchCompleted); err != nil {
 		return w.fail(ctx, err)
 	}
-	w.state.Phase = PhaseDone
+	w.setPhase(ctx, PhaseDone)
 	w.emit(ctx, "migration_completed", map[string]any{"progress_percentage": w.state.ProgressPercent,
 		"error_count": w.state.ErrorCount, "final_pass_seconds": w.state.FinalPassSeconds})
 	return *w.state, nil
@@ -344,7 +363,8 @@ func (w *orch) load(ctx workflow.Context) error {
 				es := w.entity(name)
 				es.Status = model.EntityRunning
 				cctx := workflow.WithChildOptions(childCtx, workflow.ChildWorkflowOptions{
-					WorkflowID: WorkflowID(w.in.MigrationID) + "/" + name,
+					WorkflowID:    WorkflowID(w.in.MigrationID) + "/" + name,
+					StaticSummary: fmt.Sprintf("entity %s of database migration %s", name, w.in.MigrationID),
 					TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(Kind),
 						searchattr.Status.ValueSet(string(model.EntityRunning))),
 				})
@@ -453,6 +473,7 @@ func (w *orch) doOps(ctx workflow.Context, names []string) error {
 		}
 		if res.Risk == model.RiskCritical && op.ApprovedBy == "" {
 			op.AwaitingApproval = true
+			w.details(ctx)
 			w.emit(ctx, "approval_required", map[string]any{"operation": name, "risk": res.Risk, "table": res.Table})
 			if err := workflow.Await(ctx, func() bool { return op.ApprovedBy != "" || w.rollback != nil }); err != nil {
 				return err
@@ -536,7 +557,7 @@ func (w *orch) pass(ctx workflow.Context) error {
 // catchUp repeats catch-up passes every SyncInterval until cutover, then runs the timed final
 // pass and the validation (seed 002, days 1–4).
 func (w *orch) catchUp(ctx workflow.Context) (Result, error) {
-	w.state.Phase = PhaseCatchingUp
+	w.setPhase(ctx, PhaseCatchingUp)
 	for runPasses := 0; w.cutover == nil; {
 		if w.rollback != nil {
 			return w.compensate(ctx)
@@ -562,7 +583,7 @@ func (w *orch) catchUp(ctx workflow.Context) (Result, error) {
 	if w.rollback != nil {
 		return w.compensate(ctx)
 	}
-	w.state.Phase = PhaseFinalPass
+	w.setPhase(ctx, PhaseFinalPass)
 	start := workflow.Now(ctx)
 	if err := w.pass(ctx); err != nil {
 		return w.fail(ctx, err)
@@ -574,7 +595,7 @@ func (w *orch) catchUp(ctx workflow.Context) (Result, error) {
 
 // validateAndFinish records every entity's checks; completed only when they pass.
 func (w *orch) validateAndFinish(ctx workflow.Context) (Result, error) {
-	w.state.Phase = PhaseValidating
+	w.setPhase(ctx, PhaseValidating)
 	var failedEntities []string
 	for _, name := range w.plan.Order {
 		var v dbcopy.ValidationSummary
@@ -602,7 +623,7 @@ func (w *orch) compensate(ctx workflow.Context) (Result, error) {
 	if err := w.transition(ctx, model.OrchRollingBack); err != nil {
 		return w.fail(ctx, err)
 	}
-	w.state.Phase = PhaseRollingBck
+	w.setPhase(ctx, PhaseRollingBck)
 	w.emit(ctx, "rollback_started", map[string]any{"reason": w.rollback.Reason, "requested_by": w.rollback.RequestedBy})
 	for i := len(w.state.Ops) - 1; i >= 0; i-- {
 		op := w.state.Ops[i]
@@ -627,7 +648,8 @@ func (w *orch) compensate(ctx workflow.Context) (Result, error) {
 	if err := w.transition(ctx, model.OrchPending); err != nil {
 		return w.fail(ctx, err)
 	}
-	w.state.Phase, w.state.RolledBack = PhaseDone, true
+	w.state.RolledBack = true
+	w.setPhase(ctx, PhaseDone)
 	w.emit(ctx, "rollback_completed", map[string]any{})
 	return *w.state, nil
 }

@@ -103,6 +103,7 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 	}
 	actx := workflow.WithActivityOptions(ctx, mailboxActivityOptions(t))
 	start := workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s of `%s`", t.Kind, t.RunType, in.Spec.Email))
 	var a *mail.Activities
 	var err error
 	switch t.Kind {
@@ -127,6 +128,7 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind), mail.ErrTypeBadSpec, nil)
 	}
 	res.Duration = workflow.Now(ctx).Sub(start)
+	workflow.SetCurrentDetails(ctx, mailboxDetails(t, in.Spec.Email, res, err))
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
 			return res, err
@@ -314,4 +316,26 @@ func verifyResult(res MailboxResult, rep mail.VerifyReport) MailboxResult {
 	}
 	res.OK = true
 	return res
+}
+
+// mailboxDetails is the Temporal UI's current details of a finished mailbox pass.
+func mailboxDetails(t Task, email string, res MailboxResult, err error) string {
+	d := fmt.Sprintf("**%s** %s of `%s`: ", t.Kind, t.RunType, email)
+	switch {
+	case err != nil:
+		return d + "failed: " + errorText(err)
+	case !res.OK:
+		return d + "failed: " + res.Error
+	}
+	d += fmt.Sprintf("%d/%d messages on the destination", res.Facts.DestMessages, res.Facts.SourceMessages)
+	if res.Transferred > 0 {
+		d += fmt.Sprintf(", %d copied", res.Transferred)
+	}
+	if res.Facts.Quarantined > 0 {
+		d += fmt.Sprintf(", %d quarantined", res.Facts.Quarantined)
+	}
+	if t.Kind == TaskVerify {
+		d += fmt.Sprintf(", %d missing", res.Missing)
+	}
+	return d + fmt.Sprintf(" in %s", res.Duration.Round(time.Millisecond))
 }

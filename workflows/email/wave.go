@@ -170,6 +170,7 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 
 	sel := workflow.NewSelector(ctx)
 	running := 0
+	waveDetails(ctx, in.Task, acc, 0)
 	var firstErr error
 	collect := func(email string) func(workflow.Future) {
 		return func(f workflow.Future) {
@@ -187,6 +188,7 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 				res.Facts = gate.MailboxFacts{Email: email, Error: res.Error}
 			}
 			acc.add(res, spec.Gate, in.KeepResults)
+			waveDetails(ctx, in.Task, acc, running)
 		}
 	}
 
@@ -267,4 +269,20 @@ func waveTask(spec jobspec.Spec, kind TaskKind, runType model.RunType, mode mail
 	return Task{Kind: kind, RunType: runType, Mode: mode, Phase: phase, CutOver: cutOver,
 		Parallelism: spec.Concurrency.Folders, TriggeredBy: "worker",
 		MaxAttempts: spec.Retry.MaxAttempts, MaxInterval: spec.Retry.MaxInterval.D()}
+}
+
+// waveDetails is the Temporal UI's current details of a wave (no history event).
+func waveDetails(ctx workflow.Context, t Task, acc WaveResult, running int) {
+	what := string(t.Kind)
+	if t.Kind == TaskSync {
+		what = fmt.Sprintf("%s %s", t.RunType, t.Mode)
+	}
+	d := fmt.Sprintf("**%s** pass · %d mailboxes done · %d failed · %d running", what, acc.Mailboxes, acc.Failed, running)
+	if acc.Transferred > 0 {
+		d += fmt.Sprintf(" · %d messages copied", acc.Transferred)
+	}
+	if acc.Runs > 1 {
+		d += fmt.Sprintf(" · run %d (continue-as-new)", acc.Runs)
+	}
+	workflow.SetCurrentDetails(ctx, d)
 }
