@@ -368,7 +368,7 @@ func (w *orch) load(ctx workflow.Context) error {
 					TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(Kind),
 						searchattr.Status.ValueSet(string(model.EntityRunning))),
 				})
-				f := workflow.ExecuteChildWorkflow(cctx, EntityWorkflowName, EntityInput{Migration: w.migration(), Entity: name,
+				f := w.startEntity(ctx, cctx, EntityInput{Migration: w.migration(), Entity: name,
 					Config: w.cfg, Cursor: dbcopy.BatchRequest{Entity: name}})
 				w.watch(ctx, f, func(ctx workflow.Context, f workflow.Future) {
 					running--
