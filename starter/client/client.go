@@ -1,0 +1,169 @@
+// Package client is cutover for upstream services: start an email job or a database migration
+// from a typed spec, send the operator commands (signals, or validated updates that answer with
+// the reason when refused), query progress and list migrations by phase — through the Temporal
+// Go SDK, with the same workflow ids, search attributes and UI summaries the cutover CLI uses
+// (the CLI is built on this package).
+//
+//	c, err := client.Dial(ctx, client.Options{Address: "127.0.0.1:7233"})
+//	job, err := c.StartEmailJob(ctx, spec)            // spec: jobspec.Spec, credentials_refs only
+//	st, err := c.EmailStatus(ctx, job.JobID)          // phase, gate, checks, per-mailbox progress
+//	ack, err := c.Approve(ctx, job.JobID, "ops-lead", "checks reviewed")
+//	jobs, err := c.List(ctx, client.ListOptions{Kind: client.KindEmail, Phase: "delta_sync"})
+//
+// Secrets never go through here: specs carry credentials_ref values from the vault.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	sdk "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cutover/cutover/internal/codec"
+)
+
+// DefaultTaskQueue is the task queue cutover's workers poll (worker/workerapp).
+const DefaultTaskQueue = "cutover"
+
+// Kinds of migration, the MigrationKind search attribute's values.
+const (
+	KindEmail    = "email"
+	KindDatabase = "database"
+)
+
+// Options say where Temporal is. Zero values take TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+// CUTOVER_TASK_QUEUE and CUTOVER_PAYLOAD_KEYS from Getenv (default os.Getenv), else the
+// defaults of a local stack.
+type Options struct {
+	Address   string
+	Namespace string
+	TaskQueue string
+	Getenv    func(string) string
+	Logger    *slog.Logger // SDK logs; default: warnings and errors to stderr
+}
+
+// Client talks to cutover's workflows.
+type Client struct {
+	tc        sdk.Client
+	taskQueue string
+	owned     bool
+}
+
+// Dial connects to Temporal with the payload codec the workers use.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	addr := firstOf(o.Address, getenv("TEMPORAL_ADDRESS"), "127.0.0.1:7233")
+	ns := firstOf(o.Namespace, getenv("TEMPORAL_NAMESPACE"), "default")
+	pc, err := codec.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	tc, err := sdk.DialContext(ctx, sdk.Options{HostPort: addr, Namespace: ns, Logger: log.NewStructuredLogger(logger),
+		DataConverter: codec.DataConverter(pc)})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
+	}
+	c := New(tc, firstOf(o.TaskQueue, getenv("CUTOVER_TASK_QUEUE"), DefaultTaskQueue))
+	c.owned = true
+	return c, nil
+}
+
+// New wraps an SDK client the caller already has (and keeps owning); taskQueue "" is the default.
+func New(tc sdk.Client, taskQueue string) *Client {
+	return &Client{tc: tc, taskQueue: firstOf(taskQueue, DefaultTaskQueue)}
+}
+
+// Temporal is the underlying SDK client, for anything this package does not wrap.
+func (c *Client) Temporal() sdk.Client { return c.tc }
+
+// TaskQueue is where this client starts workflows.
+func (c *Client) TaskQueue() string { return c.taskQueue }
+
+// Close closes the connection when Dial made it.
+func (c *Client) Close() {
+	if c.owned {
+		c.tc.Close()
+	}
+}
+
+// ErrNotFound means no such job or migration (no workflow with its id in this namespace).
+var ErrNotFound = errors.New("not found")
+
+// ErrAlreadyRunning means a migration with this id is running already.
+var ErrAlreadyRunning = errors.New("already running")
+
+// RefusedError is a command a workflow refused (an update's validator said no, with why).
+type RefusedError struct {
+	Command string
+	Reason  string
+}
+
+func (e *RefusedError) Error() string { return e.Command + " refused: " + e.Reason }
+
+// notFound maps the server's NotFound to ErrNotFound, naming what was looked for.
+func notFound(err error, what string) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return err
+}
+
+// ErrMessage is an error's message without the SDK's decorations ("(type: …, retryable: …)").
+func ErrMessage(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Message()
+	}
+	return err.Error()
+}
+
+// isRefusal tells an update's rejection (its validator's error) from transport failures.
+func isRefusal(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae)
+}
+
+// wait polls get every poll until done says so, the context ends, or get fails.
+func wait[T any](ctx context.Context, poll time.Duration, get func(context.Context) (T, error), done func(T) bool) (T, error) {
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		v, err := get(ctx)
+		if err != nil || done(v) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,216 @@
+package client_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cutover/cutover/internal/demo"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/stacktest"
+	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/starter/client"
+	"github.com/cutover/cutover/workflows/dbmigrate"
+	email "github.com/cutover/cutover/workflows/email"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestDBWorkflowIDAndVisibilityQuery(t *testing.T) {
+	id := uuid.NewString()
+	for _, in := range []string{id, dbmigrate.WorkflowID(id)} {
+		if got, err := client.DBWorkflowID(in); err != nil || got != dbmigrate.WorkflowID(id) {
+			t.Errorf("DBWorkflowID(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := client.DBWorkflowID("db-migration-42"); err == nil {
+		t.Error("a non-UUID id was accepted")
+	}
+	for _, tc := range []struct {
+		o    client.ListOptions
+		want string
+	}{
+		{client.ListOptions{}, "WorkflowType IN ('EmailMigrationWorkflow', 'DBMigrationWorkflow')"},
+		{client.ListOptions{Kind: client.KindEmail, Phase: "delta_sync", Open: true},
+			"WorkflowType = 'EmailMigrationWorkflow' AND MigrationPhase = 'delta_sync' AND ExecutionStatus = 'Running'"},
+		{client.ListOptions{Kind: client.KindDatabase, Status: "running", Query: "SyncPercent > 50"},
+			"WorkflowType = 'DBMigrationWorkflow' AND MigrationStatus = 'running' AND (SyncPercent > 50)"},
+		{client.ListOptions{Domain: "o'hara.example"}, "WorkflowType IN ('EmailMigrationWorkflow', 'DBMigrationWorkflow') AND MigrationDomain = 'o''hara.example'"},
+	} {
+		if got := tc.o.Visibility(); got != tc.want {
+			t.Errorf("%+v:\n got %s\nwant %s", tc.o, got, tc.want)
+		}
+	}
+}
+
+// TestClientDrivesBothKinds is an upstream service using only this package: it starts an email
+// job from a typed spec, finds it by phase, sees a command refused with the reason, drives it
+// through every phase to closed, then runs seed 002's database migration; the worker's metrics
+// endpoint then shows non-zero cutover_* counters, and both reports exist.
+func TestClientDrivesBothKinds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers: Temporal, PostgreSQL, two Dovecots")
+	}
+	s := stacktest.Start(t, stacktest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := s.Client
+	const jobID = 501
+
+	if _, err := c.EmailStatus(ctx, jobID); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("status of a job never started: %v", err)
+	}
+	bad := s.EmailSpec(jobID)
+	bad.Mailboxes[0].Email = "not an address"
+	if _, err := c.StartEmailJob(ctx, bad); err == nil || !strings.Contains(err.Error(), "mailboxes[0].email") {
+		t.Fatalf("bad spec: %v", err)
+	}
+	job, err := c.StartEmailJob(ctx, s.EmailSpec(jobID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.WorkflowID != email.WorkflowID(jobID) || job.Mailboxes != len(s.Users) {
+		t.Errorf("job = %+v", job)
+	}
+	if _, err := c.StartEmailJob(ctx, s.EmailSpec(jobID)); !errors.Is(err, client.ErrAlreadyRunning) {
+		t.Errorf("second start: %v", err)
+	}
+	if _, err := c.WaitEmail(ctx, jobID, 300*time.Millisecond, func(st email.Status) bool { return st.Phase == model.PhaseDeltaSync }); err != nil {
+		t.Fatal(err)
+	}
+	// Visibility is eventually consistent: the job shows up under its phase shortly.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := c.List(ctx, client.ListOptions{Kind: client.KindEmail, Phase: string(model.PhaseDeltaSync)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(list, func(m client.Summary) bool { return m.EmailJobID() == jobID })
+		if i >= 0 {
+			if m := list[i]; m.Execution != "Running" || m.Domain != demo.Domain || m.TenantID != 1 || m.Kind != client.KindEmail {
+				t.Errorf("listed as %+v", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d not listed in delta_sync: %+v", jobID, list)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	var refused *client.RefusedError
+	if _, err := c.ConfirmDNSCutover(ctx, jobID, "ops", nil); !errors.As(err, &refused) || !strings.Contains(refused.Reason, "ready_for_dns") {
+		t.Fatalf("DNS confirmation before approval: %v", err)
+	}
+	d := &demo.EmailDriver{C: c, JobID: jobID, Poll: 300 * time.Millisecond, Out: testWriter{t},
+		Arrive: func() error { s.Deliver(t, s.Users[1], 3, time.Now()); return nil }}
+	st, err := d.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != model.PhaseClosed || st.ApprovedBy != demo.Operator || st.Verify == nil || st.Verify.Missing != 0 {
+		t.Fatalf("final status: phase %s approved by %q verify %+v", st.Phase, st.ApprovedBy, st.Verify)
+	}
+	path, err := s.DB.JobReportPath(ctx, jobID)
+	if err != nil || path == "" {
+		t.Fatalf("report path: %q %v", path, err)
+	}
+	if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), "Complete: 0 messages missing") {
+		t.Errorf("report %s: %v", path, err)
+	}
+
+	// Seed 002's mail system, incremental, into the worker's database.
+	sp, data, err := demo.MailSystem(ctx, t.TempDir(), "", 60, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.StartDBMigration(ctx, dbmigrate.Input{MigrationType: model.MigrationIncremental, CreatedBy: "upstream", Spec: sp,
+		Config: dbmigrate.Config{SyncInterval: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Order, []string{"accounts", "sessions", "emails"}) {
+		t.Errorf("order %v", m.Order)
+	}
+	if _, err := c.ApproveSchemaChange(ctx, m.MigrationID, "no-such-op", "ops"); !errors.As(err, &refused) {
+		t.Errorf("approval of an unknown operation: %v", err)
+	}
+	dst, err := (&demo.DBDriver{C: c, ID: m.MigrationID, Data: data, Poll: 300 * time.Millisecond, Out: testWriter{t}}).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dst.Status != model.OrchCompleted {
+		t.Fatalf("migration: %+v", dst)
+	}
+	var dbReport string
+	if err := s.DB.Pool.QueryRow(ctx, `SELECT coalesce(report_path, '') FROM cutover.migration_orchestrations WHERE id = $1`,
+		m.MigrationID).Scan(&dbReport); err != nil || dbReport == "" {
+		t.Fatalf("database report path: %q %v", dbReport, err)
+	}
+	if _, err := os.Stat(dbReport); err != nil {
+		t.Error(err)
+	}
+
+	// The worker's metrics after the run.
+	metrics := scrape(t, "http://"+s.MetricsAddr+"/metrics")
+	for _, series := range []string{
+		`cutover_mail_messages_total{result="transferred"}`,
+		`cutover_mail_bytes_total`,
+		`cutover_db_rows_total{result="ok"}`,
+		`cutover_db_batches_total{outcome="committed"}`,
+		`cutover_pass_duration_seconds_count{kind="mail",run_type="initial"}`,
+		`cutover_phase_duration_seconds_count{kind="email",phase="delta_sync"}`,
+		`cutover_phase_duration_seconds_count{kind="database",phase="running"}`,
+		`cutover_db_batch_duration_seconds_count`,
+	} {
+		if v, ok := metrics[series]; !ok || v <= 0 {
+			t.Errorf("%s = %v (present %v)", series, v, ok)
+		}
+	}
+	if metrics[`cutover_mail_messages_total{result="transferred"}`] < float64(s.Seeded) {
+		t.Errorf("transferred %v < %d messages seeded", metrics[`cutover_mail_messages_total{result="transferred"}`], s.Seeded)
+	}
+}
+
+var sampleLine = regexp.MustCompile(`^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$`)
+
+// scrape reads a Prometheus text exposition into series → value.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if m := sampleLine.FindStringSubmatch(sc.Text()); m != nil {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err == nil {
+				out[m[1]] = v
+			}
+		}
+	}
+	return out
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}

@@ -1,0 +1,215 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	sdk "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/searchattr"
+	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/jobspec"
+)
+
+// Job names a started email job.
+type Job struct {
+	JobID      int64  `json:"job_id"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	Mailboxes  int    `json:"mailboxes"`
+}
+
+// EmailStartOptions are the options every email job starts with: id email-job-<job_id> (one
+// execution per job at a time; a failed one may be started again to resume), the search
+// attributes operators filter on, and the summary and details the Temporal UI shows.
+// mailboxes is the job's mailbox count (the spec's, unless they were registered beforehand).
+func (c *Client) EmailStartOptions(spec jobspec.Spec, mailboxes int) sdk.StartWorkflowOptions {
+	return sdk.StartWorkflowOptions{
+		ID:                                       email.WorkflowID(spec.JobID),
+		TaskQueue:                                c.taskQueue,
+		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(email.Kind),
+			searchattr.Domain.ValueSet(spec.Domain), searchattr.TenantID.ValueSet(spec.TenantID),
+			searchattr.Phase.ValueSet(string(model.PhaseDiscovered)), searchattr.Gate.ValueSet(string(model.GateBlocked)),
+			searchattr.Status.ValueSet("running"), searchattr.SyncPercent.ValueSet(0)),
+		StaticSummary: EmailSummary(spec, mailboxes),
+		StaticDetails: EmailDetails(spec, mailboxes),
+	}
+}
+
+// EmailSummary is the one line the Temporal UI shows for a job.
+func EmailSummary(spec jobspec.Spec, mailboxes int) string {
+	return fmt.Sprintf("email job %d: %s (%d mailboxes)", spec.JobID, spec.Domain, mailboxes)
+}
+
+// EmailDetails is the Markdown the Temporal UI shows under the summary.
+func EmailDetails(spec jobspec.Spec, mailboxes int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Email migration** of `%s` (tenant %d", spec.Domain, spec.TenantID)
+	if spec.TicketID > 0 {
+		fmt.Fprintf(&b, ", ticket %d", spec.TicketID)
+	}
+	fmt.Fprintf(&b, ")\n\n- source: `%s` %s\n- destination: `%s`\n- mailboxes: %d\n- presyncs: ", spec.Source.Host, spec.Source.Label, spec.Destination.Host, mailboxes)
+	if spec.Schedule.PresyncAt != "" {
+		fmt.Fprintf(&b, "daily at %s %s", spec.Schedule.PresyncAt, spec.Schedule.Timezone)
+	} else {
+		fmt.Fprintf(&b, "every %s", spec.Schedule.PresyncInterval)
+	}
+	if at := spec.Schedule.CutoverAt; at != nil {
+		fmt.Fprintf(&b, "\n- cutover hour: %s", at.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+// StartEmailJob validates spec and starts its job. The spec needs a job_id; its mailboxes
+// travel in the workflow input, which registers them in PostgreSQL (for very large jobs the
+// cutover CLI registers them first and starts with none, see EmailStartOptions).
+func (c *Client) StartEmailJob(ctx context.Context, spec jobspec.Spec) (Job, error) {
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return Job{}, err
+	}
+	if spec.JobID <= 0 {
+		return Job{}, errors.New("job spec needs a job_id (the workflow id is email-job-<job_id>)")
+	}
+	n := len(spec.Mailboxes)
+	if n == 0 {
+		n = spec.MailboxCount
+	}
+	return c.StartEmailJobWith(ctx, spec, c.EmailStartOptions(spec, n))
+}
+
+// StartEmailJobWith starts a job with the given options (EmailStartOptions, adjusted).
+func (c *Client) StartEmailJobWith(ctx context.Context, spec jobspec.Spec, opts sdk.StartWorkflowOptions) (Job, error) {
+	run, err := c.tc.ExecuteWorkflow(ctx, opts, email.WorkflowName, spec)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			if st, derr := c.describe(ctx, opts.ID); derr == nil && st == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				return Job{}, fmt.Errorf("job %d (workflow %s): %w", spec.JobID, opts.ID, ErrAlreadyRunning)
+			}
+			return Job{}, fmt.Errorf("job %d already ran to completion (workflow %s); a closed job is not started again", spec.JobID, opts.ID)
+		}
+		return Job{}, fmt.Errorf("start job %d: %w", spec.JobID, err)
+	}
+	n := len(spec.Mailboxes)
+	if n == 0 {
+		n = spec.MailboxCount
+	}
+	return Job{JobID: spec.JobID, WorkflowID: run.GetID(), RunID: run.GetRunID(), Mailboxes: n}, nil
+}
+
+func (c *Client) describe(ctx context.Context, workflowID string) (enums.WorkflowExecutionStatus, error) {
+	d, err := c.tc.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return 0, err
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus(), nil
+}
+
+// EmailRunning reports whether a job's workflow runs now (false when it never ran or ended).
+func (c *Client) EmailRunning(ctx context.Context, jobID int64) (bool, error) {
+	st, err := c.describe(ctx, email.WorkflowID(jobID))
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up job %d: %w", jobID, err)
+	}
+	return st == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
+// EmailStatus queries a job: the seed's ticket payload (phase, gate, sync percent), the checks,
+// the passes and per-mailbox progress. ErrNotFound when Temporal has no such job.
+func (c *Client) EmailStatus(ctx context.Context, jobID int64) (email.Status, error) {
+	var st email.Status
+	v, err := c.tc.QueryWorkflow(ctx, email.WorkflowID(jobID), "", email.QueryStatus)
+	if err != nil {
+		return st, notFound(err, fmt.Sprintf("email job %d", jobID))
+	}
+	return st, v.Get(&st)
+}
+
+// WaveProgress queries a running pass (its workflow id is the status's CurrentPass.WorkflowID).
+func (c *Client) WaveProgress(ctx context.Context, waveWorkflowID string) (email.WaveProgress, error) {
+	var p email.WaveProgress
+	v, err := c.tc.QueryWorkflow(ctx, waveWorkflowID, "", email.QueryStatus)
+	if err != nil {
+		return p, notFound(err, "pass "+waveWorkflowID)
+	}
+	return p, v.Get(&p)
+}
+
+// EmailCommand sends one of the job's commands (email.Approve, DNSCutoverConfirmed, Retry,
+// Abort, SetCutoverTime, Close, PresyncNow) as a validated update and waits for the job to
+// apply it. A refusal is a *RefusedError carrying the job's reason.
+func (c *Client) EmailCommand(ctx context.Context, jobID int64, name string, req email.Request) (email.Ack, error) {
+	var ack email.Ack
+	h, err := c.tc.UpdateWorkflow(ctx, sdk.UpdateWorkflowOptions{WorkflowID: email.WorkflowID(jobID), UpdateName: name,
+		Args: []any{req}, WaitForStage: sdk.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, &ack)
+	}
+	if err == nil {
+		return ack, nil
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return ack, fmt.Errorf("job %d has no running workflow (%s): %w", jobID, email.WorkflowID(jobID), ErrNotFound)
+	}
+	if isRefusal(err) {
+		return ack, &RefusedError{Command: name, Reason: ErrMessage(err)}
+	}
+	return ack, fmt.Errorf("job %d %s: %w", jobID, name, err)
+}
+
+// SignalEmail sends a command as a signal: fire and forget (a refused one is listed in the
+// status's Refused).
+func (c *Client) SignalEmail(ctx context.Context, jobID int64, name string, req email.Request) error {
+	if err := c.tc.SignalWorkflow(ctx, email.WorkflowID(jobID), "", name, req); err != nil {
+		return notFound(err, fmt.Sprintf("email job %d", jobID))
+	}
+	return nil
+}
+
+// Approve is the ops lead's approval of the go/no-go gate (refused while critical checks fail).
+func (c *Client) Approve(ctx context.Context, jobID int64, by, note string) (email.Ack, error) {
+	return c.EmailCommand(ctx, jobID, email.Approve, email.Request{By: by, Note: note})
+}
+
+// ConfirmDNSCutover says DNS/MX point at the destination now (at nil = now); refused unless the
+// gate is ready_for_dns. It answers once no presync runs any more.
+func (c *Client) ConfirmDNSCutover(ctx context.Context, jobID int64, by string, at *time.Time) (email.Ack, error) {
+	return c.EmailCommand(ctx, jobID, email.DNSCutoverConfirmed, email.Request{By: by, At: at})
+}
+
+// WaitEmail polls a job's status until done says so (or ctx ends). A failed job ends the wait
+// with an error naming the phase and the reason.
+func (c *Client) WaitEmail(ctx context.Context, jobID int64, poll time.Duration, done func(email.Status) bool) (email.Status, error) {
+	st, err := wait(ctx, poll, func(ctx context.Context) (email.Status, error) { return c.EmailStatus(ctx, jobID) },
+		func(st email.Status) bool { return done(st) || st.Phase == model.PhaseFailed })
+	if err == nil && st.Phase == model.PhaseFailed && !done(st) {
+		return st, fmt.Errorf("job %d failed in %s: %s", jobID, st.FailedPhase, st.LastError)
+	}
+	return st, err
+}
+
+// EmailResult waits for a job's workflow to end and returns its final status.
+func (c *Client) EmailResult(ctx context.Context, jobID int64) (email.Status, error) {
+	var st email.Status
+	err := c.tc.GetWorkflow(ctx, email.WorkflowID(jobID), "").Get(ctx, &st)
+	if err != nil {
+		return st, notFound(err, fmt.Sprintf("email job %d", jobID))
+	}
+	return st, nil
+}
