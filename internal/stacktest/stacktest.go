@@ -137,4 +137,6 @@ func (s *Stack) Deliver(t *testing.T, u demo.MailUser, n int, at time.Time) {
 	s.Src.FixOwnership(t)
 }
 
-func corpusWrite(maildir string, msgs []corpus.Message) error { return corpus.WriteMaildir(maildir, msgs) }
+func corpusWrite(maildir string, msgs []corpus.Message) error {
+	return corpus.WriteMaildir(maildir, msgs)
+}
