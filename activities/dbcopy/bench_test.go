@@ -12,10 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/internal/testenv"
@@ -103,6 +106,58 @@ func peakRSS() int64 {
 
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
+// selfCPU is the CPU time (user + system) this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU sums the CPU time of the pool's server processes (read from /proc: the benchmark's
+// PostgreSQL runs on this machine; 0 when it cannot be read). Where the time goes on a machine
+// shared with other work: wall time alone cannot tell the engine's cost from the neighbours'.
+func backendCPU(ctx context.Context, pool *pgxpool.Pool) time.Duration {
+	rows, err := pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'cutover-dbcopy'`)
+	if err != nil {
+		return 0
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, pid := range pids {
+		total += procCPU(fmt.Sprintf("/proc/%d/stat", pid))
+	}
+	return total
+}
+
+// procCPU reads utime + stime from a /proc/<pid>/stat file (clock ticks of 10 ms).
+func procCPU(path string) time.Duration {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return statCPU(string(b))
+}
+
+func statCPU(stat string) time.Duration {
+	// Fields after the command (which may hold spaces) close with ")".
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -142,6 +197,7 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 			}
 			runtime.GC()
 			resetPeakRSS()
+			cpu0 := selfCPU()
 			start := time.Now()
 			writers, _ := strconv.Atoi(os.Getenv("CUTOVER_BENCH_WRITERS"))
 			e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
@@ -156,6 +212,8 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 				b.Fatalf("copy: %+v %v", res, err)
 			}
 			d := time.Since(start)
+			goCPU := selfCPU() - cpu0
+			pgCPU := backendCPU(ctx, e.Pool())
 			var maps int
 			_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
 			e.Close()
@@ -164,8 +222,8 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 			}
 			ours = append(ours, float64(benchRows)/d.Seconds())
 			rss = append(rss, float64(peakRSS())/(1<<20))
-			b.Logf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB", mode, d.Round(time.Millisecond),
-				ours[len(ours)-1], res.Batches, rss[len(rss)-1])
+			b.Logf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB, CPU: Go %.1fs, PostgreSQL %.1fs",
+				mode, d.Round(time.Millisecond), ours[len(ours)-1], res.Batches, rss[len(rss)-1], goCPU.Seconds(), pgCPU.Seconds())
 		}
 		name := "cutover"
 		if mode == spec.UUIDOrdered {
@@ -190,13 +248,15 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 		for range runs {
 			target := testenv.NewDatabase(b)
 			start := time.Now()
-			out, err := exec.Command(bin, "--on-error-stop", "sqlite://"+path, strings.Replace(target, "postgres://", "pgsql://", 1)).CombinedOutput()
+			cmd := exec.Command(bin, "--on-error-stop", "sqlite://"+path, strings.Replace(target, "postgres://", "pgsql://", 1))
+			out, err := cmd.CombinedOutput()
 			d := time.Since(start)
 			if err != nil {
 				b.Fatalf("pgloader: %v\n%s", err, out)
 			}
 			pgl = append(pgl, float64(benchRows)/d.Seconds())
-			b.Logf("pgloader run: %v, %.0f rows/s", d.Round(time.Millisecond), pgl[len(pgl)-1])
+			b.Logf("pgloader run: %v, %.0f rows/s, CPU: pgloader %.1fs", d.Round(time.Millisecond), pgl[len(pgl)-1],
+				(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 		}
 		medians["pgloader"] = median(pgl)
 		b.ReportMetric(median(pgl), "pgloader_rows/s")
@@ -217,13 +277,18 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 				b.Fatalf("psql: %v\n%s", err, out)
 			}
 			start := time.Now()
-			out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", fmt.Sprintf(`\copy users FROM '%s' CSV`, csvPath)).CombinedOutput()
+			// The same session then reads its server process's CPU time (superuser pg_read_file).
+			cmd := exec.Command(bin, target, "-At", "-v", "ON_ERROR_STOP=1", "-c", fmt.Sprintf(`\copy users FROM '%s' CSV`, csvPath),
+				"-c", `SELECT pg_read_file('/proc/self/stat')`)
+			out, err := cmd.CombinedOutput()
 			d := time.Since(start)
 			if err != nil {
 				b.Fatalf("psql \\copy: %v\n%s", err, out)
 			}
 			raw = append(raw, float64(benchRows)/d.Seconds())
-			b.Logf("psql \\copy run: %v, %.0f rows/s", d.Round(time.Millisecond), raw[len(raw)-1])
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			b.Logf("psql \\copy run: %v, %.0f rows/s, CPU: psql %.1fs, PostgreSQL %.1fs", d.Round(time.Millisecond), raw[len(raw)-1],
+				(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), statCPU(lines[len(lines)-1]).Seconds())
 		}
 		medians["copy"] = median(raw)
 		b.ReportMetric(median(raw), "copy_rows/s")
