@@ -24,6 +24,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 	sdk "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
@@ -55,6 +56,7 @@ type Client struct {
 	tc        sdk.Client
 	taskQueue string
 	owned     bool
+	dc        converter.DataConverter // decodes what the SDK hands over raw (heartbeat details)
 }
 
 // Dial connects to Temporal with the payload codec the workers use.
@@ -79,13 +81,18 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
 	}
 	c := New(tc, firstOf(o.TaskQueue, getenv("CUTOVER_TASK_QUEUE"), DefaultTaskQueue))
-	c.owned = true
+	c.owned, c.dc = true, codec.DataConverter(pc)
 	return c, nil
 }
 
-// New wraps an SDK client the caller already has (and keeps owning); taskQueue "" is the default.
+// New wraps an SDK client the caller already has (and keeps owning); taskQueue "" is the
+// default. Payloads it decodes itself use CUTOVER_PAYLOAD_KEYS like every cutover process.
 func New(tc sdk.Client, taskQueue string) *Client {
-	return &Client{tc: tc, taskQueue: firstOf(taskQueue, DefaultTaskQueue)}
+	pc, err := codec.FromEnv(os.Getenv)
+	if err != nil {
+		pc = nil
+	}
+	return &Client{tc: tc, taskQueue: firstOf(taskQueue, DefaultTaskQueue), dc: codec.DataConverter(pc)}
 }
 
 // Temporal is the underlying SDK client, for anything this package does not wrap.

@@ -191,3 +191,28 @@ func (c *Client) DBResult(ctx context.Context, id string) (dbmigrate.State, erro
 	}
 	return st, nil
 }
+
+// DBInput reads the input a migration's (latest) run started with: its spec and settings.
+func (c *Client) DBInput(ctx context.Context, id string) (dbmigrate.Input, error) {
+	var in dbmigrate.Input
+	wid, err := DBWorkflowID(id)
+	if err != nil {
+		return in, err
+	}
+	it := c.tc.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return in, fmt.Errorf("database migration %s: %w", wid, ErrNotFound)
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return in, notFound(err, "database migration "+wid)
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil {
+		return in, fmt.Errorf("database migration %s: history does not start with its input", wid)
+	}
+	if err := c.dc.FromPayloads(attrs.GetInput(), &in); err != nil {
+		return in, fmt.Errorf("database migration %s input: %w", wid, err)
+	}
+	return in, nil
+}

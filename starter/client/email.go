@@ -12,6 +12,7 @@ import (
 	sdk "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/searchattr"
 	email "github.com/cutover/cutover/workflows/email"
@@ -212,4 +213,49 @@ func (c *Client) EmailResult(ctx context.Context, jobID int64) (email.Status, er
 		return st, notFound(err, fmt.Sprintf("email job %d", jobID))
 	}
 	return st, nil
+}
+
+// LiveMailbox is a mailbox pass in flight, from its activity's last heartbeat.
+type LiveMailbox struct {
+	Email    string        `json:"email"`
+	Activity string        `json:"activity"` // SyncMailbox, PreflightMailbox, VerifyMailbox
+	Attempt  int32         `json:"attempt"`
+	Progress mail.Progress `json:"progress"` // zero until the first heartbeat (syncs only)
+	Heard    *time.Time    `json:"last_heartbeat,omitempty"`
+}
+
+// LiveMailboxes reports the mailboxes a running pass of a job is working on, with the live
+// counters their sync activities heartbeat (messages found, copied, skipped so far).
+func (c *Client) LiveMailboxes(ctx context.Context, st email.Status) ([]LiveMailbox, error) {
+	if st.CurrentPass == nil {
+		return nil, nil
+	}
+	wp, err := c.WaveProgress(ctx, st.CurrentPass.WorkflowID)
+	if err != nil {
+		return nil, err
+	}
+	var out []LiveMailbox
+	for _, addr := range wp.InFlight {
+		d, err := c.tc.DescribeWorkflowExecution(ctx, email.MailboxWorkflowID(st.JobID, addr), "")
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			continue // finished between the two calls
+		}
+		if err != nil {
+			return out, err
+		}
+		lm := LiveMailbox{Email: addr}
+		for _, pa := range d.GetPendingActivities() {
+			lm.Activity, lm.Attempt = pa.GetActivityType().GetName(), pa.GetAttempt()
+			if t := pa.GetLastHeartbeatTime(); t != nil && t.IsValid() && t.AsTime().Unix() > 0 {
+				at := t.AsTime()
+				lm.Heard = &at
+			}
+			if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
+				_ = c.dc.FromPayloads(hd, &lm.Progress)
+			}
+		}
+		out = append(out, lm)
+	}
+	return out, nil
 }
