@@ -28,8 +28,12 @@ func init() {
 
 func runVersion(_ context.Context, e *Env, args []string) error {
 	fs := newFlags(e, "version")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if out.json() {
+		return writeJSON(e.Stdout, map[string]any{"version": Version, "go": runtime.Version(), "schema": schema.Latest()})
 	}
 	fmt.Fprintf(e.Stdout, "cutover %s (%s, schema %d)\n", Version, runtime.Version(), schema.Latest())
 	return nil
@@ -44,6 +48,7 @@ func databaseURL(e *Env) string {
 
 func runSchemaApply(ctx context.Context, e *Env, args []string) error {
 	fs := newFlags(e, "schema apply")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -55,6 +60,9 @@ func runSchemaApply(ctx context.Context, e *Env, args []string) error {
 	res, err := schema.Apply(ctx, db.Pool)
 	if err != nil {
 		return err
+	}
+	if out.json() {
+		return writeJSON(e.Stdout, map[string]any{"applied": append([]int{}, res.Applied...), "version": res.Version})
 	}
 	if len(res.Applied) == 0 {
 		fmt.Fprintf(e.Stdout, "schema is up to date at version %d\n", res.Version)
@@ -93,6 +101,7 @@ func runVaultPut(ctx context.Context, e *Env, args []string) error {
 	refOnly := fs.Bool("ref-only", false, "print only the credentials_ref (for scripts)")
 	kind := fs.String("type", "password", "password: stdin is the password; oauth: stdin is JSON {access_token, refresh_token, expiry}")
 	mailboxID := fs.Int64("mailbox-id", 0, "attach the secret to this migration_mailboxes id")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -138,6 +147,9 @@ func runVaultPut(ctx context.Context, e *Env, args []string) error {
 	if *refOnly {
 		fmt.Fprintln(e.Stdout, ref)
 		return nil
+	}
+	if out.json() {
+		return writeJSON(e.Stdout, map[string]string{"credentials_ref": ref})
 	}
 	fmt.Fprintf(e.Stdout, "credentials_ref: %s\nUse it as credentials_ref in a job spec; the secret itself never leaves the vault.\n", ref)
 	return nil

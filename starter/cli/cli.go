@@ -128,8 +128,9 @@ func printUsage(w io.Writer, args []string) {
 		return
 	}
 	sort.Strings(lines)
-	fmt.Fprintf(w, "usage: cutover <command> [flags]\n\ncommands:\n%s\n\nRun 'cutover <command> -h' for a command's flags.\n",
-		strings.Join(lines, "\n"))
+	fmt.Fprintf(w, "usage: cutover <command> [flags]\n\ncommands:\n%s\n\nRun 'cutover <command> -h' for a command's flags; --output json (-o json) prints JSON for scripts.\n"+
+		"Exit codes: %d ok, %d the command ran and failed, %d bad arguments or configuration, %d no such job, migration or reference.\n",
+		strings.Join(lines, "\n"), ExitOK, ExitFailure, ExitUsage, ExitNotFound)
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -61,7 +60,7 @@ func loadDBSpec(e *Env, path string) (*spec.Spec, error) {
 func notFoundOr(err error, id string) error {
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return notFoundError{fmt.Errorf("no database migration %s", id)}
+		return notFoundError{fmt.Errorf("no database migration %s; list them with 'cutover db list'", id)}
 	}
 	return err
 }
@@ -83,6 +82,7 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 	fs.StringVar(&cfg.Events.Channel, "notify-channel", dbmigrate.DefaultChannel, "PostgreSQL NOTIFY channel for migration events (empty: none)")
 	fs.StringVar(&cfg.Events.Webhook, "webhook", "", "URL receiving migration events as JSON POSTs")
 	wait := fs.Bool("wait", false, "wait for the migration to end and print its summary")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
@@ -101,32 +101,38 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := tf.dial(ctx)
+	c, err := tf.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	in := dbmigrate.Input{MigrationID: *id, MigrationType: mt, CreatedBy: *by, Spec: sp, Config: cfg}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: dbmigrate.WorkflowID(*id), TaskQueue: tf.taskQueue},
-		dbmigrate.WorkflowName, in)
+	m, err := c.StartDBMigration(ctx, in)
 	if err != nil {
-		return fmt.Errorf("start database migration: %w", err)
+		return err
 	}
 	p, _ := plan.New(sp)
-	fmt.Fprintf(e.Stdout, "started %s (%s, %d entities)\n%s", run.GetID(), mt, len(p.Order), p.String())
+	if out.json() {
+		if err := writeJSON(e.Stdout, m); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.Stdout, "started %s (%s, %d entities)\n%s", m.WorkflowID, mt, len(p.Order), p.String())
+	}
 	if !*wait {
 		return nil
 	}
-	var st dbmigrate.State
-	err = run.Get(ctx, &st)
-	if err != nil {
-		var detailed interface{ Details(...any) error }
-		if errors.As(err, &detailed) && detailed.Details(&st) == nil && st.MigrationID != "" {
+	st, err := c.DBResult(ctx, m.MigrationID)
+	if st.MigrationID != "" {
+		if out.json() {
+			_ = writeJSON(e.Stdout, st)
+		} else {
 			printDBState(e, st)
 		}
-		return fmt.Errorf("migration %s: %w", run.GetID(), err)
 	}
-	printDBState(e, st)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.WorkflowID, err)
+	}
 	return nil
 }
 
@@ -168,7 +174,7 @@ func runDBStatus(ctx context.Context, e *Env, args []string) error {
 	fs := newFlags(e, "db status")
 	var tf temporalFlags
 	tf.bind(e, fs)
-	asJSON := fs.Bool("json", false, "print the status query's JSON")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
@@ -189,10 +195,8 @@ func runDBStatus(ctx context.Context, e *Env, args []string) error {
 	if err := v.Get(&st); err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if out.json() {
+		return writeJSON(e.Stdout, st)
 	}
 	printDBState(e, st)
 	return nil
@@ -203,6 +207,7 @@ func runDBApprove(ctx context.Context, e *Env, args []string) error {
 	var tf temporalFlags
 	tf.bind(e, fs)
 	by := fs.String("by", e.Getenv("USER"), "who approves (recorded as approved_by)")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 2); err != nil {
 		return err
 	}
@@ -227,6 +232,9 @@ func runDBApprove(ctx context.Context, e *Env, args []string) error {
 	if err := h.Get(ctx, &msg); err != nil {
 		return err
 	}
+	if out.json() {
+		return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "operation": fs.Arg(1), "approved_by": *by, "message": msg})
+	}
 	fmt.Fprintf(e.Stdout, "%s: %s by %s\n", id, msg, *by)
 	return nil
 }
@@ -238,6 +246,7 @@ func dbSignal(name string) func(context.Context, *Env, []string) error {
 		var tf temporalFlags
 		tf.bind(e, fs)
 		reason := fs.String("reason", "", "why (rollback)")
+		out := bindOutput(fs)
 		if err := parse(fs, args, 1); err != nil {
 			return err
 		}
@@ -257,6 +266,9 @@ func dbSignal(name string) func(context.Context, *Env, []string) error {
 		if err := c.SignalWorkflow(ctx, id, "", name, arg); err != nil {
 			return notFoundOr(err, id)
 		}
+		if out.json() {
+			return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "requested": name})
+		}
 		fmt.Fprintf(e.Stdout, "%s: %s requested (see 'cutover db status' for the outcome)\n", id, name)
 		return nil
 	}
@@ -268,6 +280,7 @@ func runDBRetry(ctx context.Context, e *Env, args []string) error {
 	tf.bind(e, fs)
 	entity := fs.String("entity", "", "only this entity (default: every completed entity)")
 	specPath := fs.String("spec", "", "a fixed spec to use from now on")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
@@ -288,6 +301,9 @@ func runDBRetry(ctx context.Context, e *Env, args []string) error {
 	defer c.Close()
 	if err := c.SignalWorkflow(ctx, id, "", dbmigrate.SignalRetry, req); err != nil {
 		return notFoundOr(err, id)
+	}
+	if out.json() {
+		return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "requested": dbmigrate.SignalRetry, "entity": *entity})
 	}
 	fmt.Fprintf(e.Stdout, "%s: retry_failed requested\n", id)
 	return nil

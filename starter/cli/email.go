@@ -10,18 +10,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
-
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/searchattr"
+	"github.com/cutover/cutover/starter/client"
 	emailwf "github.com/cutover/cutover/workflows/email"
 	"github.com/cutover/cutover/workflows/email/gate"
 	"github.com/cutover/cutover/workflows/email/jobspec"
@@ -63,6 +57,7 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	fs := newFlags(e, "email start")
 	var tf temporalFlags
 	tf.bind(e, fs)
+	out := bindOutput(fs)
 	wait := fs.Bool("wait", false, "follow the job, printing each phase and gate change, until it ends")
 	poll := fs.Duration("poll", 2*time.Second, "with --wait: how often to ask the job for its status")
 	jobID := fs.Int64("job-id", 0, "job id to use when the spec has none (default: the next free id)")
@@ -88,7 +83,7 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 		spec.JobID = *jobID
 	}
 
-	c, err := tf.dial(ctx)
+	c, err := tf.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -118,100 +113,90 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	}
 	input := spec
 	input.Mailboxes, input.MailboxCount = nil, n
-
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       emailwf.WorkflowID(spec.JobID),
-		TaskQueue:                                tf.taskQueue,
-		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(emailwf.Kind),
-			searchattr.Domain.ValueSet(spec.Domain), searchattr.TenantID.ValueSet(spec.TenantID),
-			searchattr.Phase.ValueSet(string(model.PhaseDiscovered)), searchattr.Gate.ValueSet(string(model.GateBlocked))),
-		StaticSummary: fmt.Sprintf("email job %d: %s (%d mailboxes)", spec.JobID, spec.Domain, n),
-		StaticDetails: staticDetails(spec, n),
-	}, emailwf.WorkflowName, input)
-	if err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
-			return fmt.Errorf("job %d already ran to completion (workflow %s); a closed job is not started again", spec.JobID, emailwf.WorkflowID(spec.JobID))
-		}
-		return fmt.Errorf("start job %d: %w", spec.JobID, err)
+	job, err := c.StartEmailJobWith(ctx, input, c.EmailStartOptions(spec, n))
+	if errors.Is(err, client.ErrAlreadyRunning) {
+		return fmt.Errorf("job %d is already running (workflow %s); see 'cutover email status %d'", spec.JobID, emailwf.WorkflowID(spec.JobID), spec.JobID)
 	}
-	fmt.Fprintf(e.Stdout, "started email job %d: %s, %d mailboxes (workflow %s, run %s)\n",
-		spec.JobID, spec.Domain, n, run.GetID(), run.GetRunID())
+	if err != nil {
+		return err
+	}
+	if out.json() {
+		if err := writeJSON(e.Stdout, job); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.Stdout, "started email job %d: %s, %d mailboxes (workflow %s, run %s)\n",
+			spec.JobID, spec.Domain, n, job.WorkflowID, job.RunID)
+	}
 	if !*wait {
 		return nil
 	}
-	return followJob(ctx, e, c, run, *poll)
+	return followJob(ctx, e, c, spec.JobID, *poll, out)
 }
 
 // refuseRunning fails clearly when the job's workflow already runs (before anything is written).
-func refuseRunning(ctx context.Context, c client.Client, jobID int64) error {
-	d, err := c.DescribeWorkflowExecution(ctx, emailwf.WorkflowID(jobID), "")
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return nil
-	}
+func refuseRunning(ctx context.Context, c *client.Client, jobID int64) error {
+	running, err := c.EmailRunning(ctx, jobID)
 	if err != nil {
-		return fmt.Errorf("look up job %d: %w", jobID, err)
+		return err
 	}
-	if d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if running {
 		return fmt.Errorf("job %d is already running (workflow %s); see 'cutover email status %d'", jobID, emailwf.WorkflowID(jobID), jobID)
 	}
 	return nil
 }
 
-func staticDetails(spec jobspec.Spec, n int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**Email migration** of `%s` (tenant %d", spec.Domain, spec.TenantID)
-	if spec.TicketID > 0 {
-		fmt.Fprintf(&b, ", ticket %d", spec.TicketID)
+// followJob prints phase and gate changes until the workflow ends (one JSON status per change
+// with --output json).
+func followJob(ctx context.Context, e *Env, c *client.Client, jobID int64, poll time.Duration, out *output) error {
+	type result struct {
+		st  emailwf.Status
+		err error
 	}
-	fmt.Fprintf(&b, ")\n\n- source: `%s` %s\n- destination: `%s`\n- mailboxes: %d\n- presyncs: ", spec.Source.Host, spec.Source.Label, spec.Destination.Host, n)
-	if spec.Schedule.PresyncAt != "" {
-		fmt.Fprintf(&b, "daily at %s %s", spec.Schedule.PresyncAt, spec.Schedule.Timezone)
-	} else {
-		fmt.Fprintf(&b, "every %s", spec.Schedule.PresyncInterval)
-	}
-	if at := spec.Schedule.CutoverAt; at != nil {
-		fmt.Fprintf(&b, "\n- cutover hour: %s", at.UTC().Format(time.RFC3339))
-	}
-	return b.String()
-}
-
-// followJob prints phase and gate changes until the workflow ends.
-func followJob(ctx context.Context, e *Env, c client.Client, run client.WorkflowRun, poll time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- run.Get(ctx, nil) }()
+	done := make(chan result, 1)
+	go func() {
+		st, err := c.EmailResult(ctx, jobID)
+		done <- result{st, err}
+	}()
 	last := ""
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
-			st, qerr := queryStatus(ctx, c, run.GetID())
-			if qerr == nil {
+		case r := <-done:
+			st, qerr := c.EmailStatus(ctx, jobID)
+			if qerr != nil {
+				st = r.st
+			}
+			if out.json() {
+				_ = writeJSON(e.Stdout, st)
+			} else {
 				printStatus(e.Stdout, st)
 			}
-			if err != nil {
-				return fmt.Errorf("job workflow %s ended: %s", run.GetID(), errMessage(err))
+			if r.err != nil {
+				return fmt.Errorf("job workflow %s ended: %s", emailwf.WorkflowID(jobID), errMessage(r.err))
 			}
 			return nil
 		case <-tick.C:
-			st, err := queryStatus(ctx, c, run.GetID())
+			st, err := c.EmailStatus(ctx, jobID)
 			if err != nil {
 				continue // not answering yet (no worker?): keep waiting
+			}
+			key := fmt.Sprintf("%s|%s|%.1f|%d", st.Phase, st.Gate, st.SyncPercent, st.Presyncs)
+			if key == last {
+				continue
+			}
+			last = key
+			if out.json() {
+				_ = json.NewEncoder(e.Stdout).Encode(st)
+				continue
 			}
 			line := fmt.Sprintf("%s  phase %s  gate %s  %.1f%% synced  %d presync(s)", time.Now().UTC().Format(time.TimeOnly),
 				st.Phase, st.Gate, st.SyncPercent, st.Presyncs)
 			if hint := nextStep(st); hint != "" {
 				line += "  — " + hint
 			}
-			if key := fmt.Sprintf("%s|%s|%.1f|%d", st.Phase, st.Gate, st.SyncPercent, st.Presyncs); key != last {
-				last = key
-				fmt.Fprintln(e.Stdout, line)
-			}
+			fmt.Fprintln(e.Stdout, line)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -273,6 +258,7 @@ func emailCommand(name, extra string) func(ctx context.Context, e *Env, args []s
 		fs := newFlags(e, "email "+name)
 		var tf temporalFlags
 		tf.bind(e, fs)
+		out := bindOutput(fs)
 		by := fs.String("by", e.Getenv("USER"), "who is asking (user id; default $USER)")
 		var text, at string
 		clearAt := false
@@ -307,51 +293,42 @@ func emailCommand(name, extra string) func(ctx context.Context, e *Env, args []s
 		if extra == "cutover-at" && (at == "") == !clearAt {
 			return usagef("give --cutover-at or --clear")
 		}
-		c, err := tf.dial(ctx)
+		c, err := tf.client(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: emailwf.WorkflowID(id), UpdateName: name,
-			Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted})
-		if err == nil {
-			var ack emailwf.Ack
-			if err = h.Get(ctx, &ack); err == nil {
-				fmt.Fprintf(e.Stdout, "job %d: %s\nphase %s, gate %s\n", id, ack.Message, ack.Phase, ack.Gate)
-				return nil
-			}
+		ack, err := c.EmailCommand(ctx, id, name, req)
+		if errors.Is(err, client.ErrNotFound) {
+			return notFoundError{fmt.Errorf("job %d has no running workflow (%s); 'cutover email list' lists jobs", id, emailwf.WorkflowID(id))}
 		}
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return notFoundError{fmt.Errorf("job %d has no running workflow (%s)", id, emailwf.WorkflowID(id))}
+		var refused *client.RefusedError
+		if errors.As(err, &refused) {
+			return fmt.Errorf("job %d: %s", id, refused.Reason)
 		}
-		return fmt.Errorf("job %d: %s", id, errMessage(err))
+		if err != nil {
+			return fmt.Errorf("job %d: %s", id, errMessage(err))
+		}
+		if out.json() {
+			return writeJSON(e.Stdout, struct {
+				JobID   int64  `json:"migration_job_id"`
+				Command string `json:"command"`
+				emailwf.Ack
+			}{id, name, ack})
+		}
+		fmt.Fprintf(e.Stdout, "job %d: %s\nphase %s, gate %s\n", id, ack.Message, ack.Phase, ack.Gate)
+		return nil
 	}
 }
 
 // errMessage is an error's message without the SDK's decorations.
-func errMessage(err error) string {
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		return ae.Message()
-	}
-	return err.Error()
-}
-
-func queryStatus(ctx context.Context, c client.Client, workflowID string) (emailwf.Status, error) {
-	var st emailwf.Status
-	v, err := c.QueryWorkflow(ctx, workflowID, "", emailwf.QueryStatus)
-	if err != nil {
-		return st, err
-	}
-	return st, v.Get(&st)
-}
+func errMessage(err error) string { return client.ErrMessage(err) }
 
 func runEmailStatus(ctx context.Context, e *Env, args []string) error {
 	fs := newFlags(e, "email status")
 	var tf temporalFlags
 	tf.bind(e, fs)
-	asJSON := fs.Bool("json", false, "print the status as JSON (the ticket payload first)")
+	out := bindOutput(fs)
 	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
@@ -360,24 +337,21 @@ func runEmailStatus(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := tf.dial(ctx)
+	c, err := tf.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	st, err := queryStatus(ctx, c, emailwf.WorkflowID(id))
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
+	st, err := c.EmailStatus(ctx, id)
+	if errors.Is(err, client.ErrNotFound) {
 		// No workflow (never started here, or its history is gone): PostgreSQL knows the rest.
 		st, err = statusFromDB(ctx, e, id)
 	}
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if out.json() {
+		return writeJSON(e.Stdout, st)
 	}
 	printStatus(e.Stdout, st)
 	return nil
@@ -391,7 +365,8 @@ func statusFromDB(ctx context.Context, e *Env, id int64) (emailwf.Status, error)
 	defer db.Close()
 	p, err := db.GetJobProgress(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return emailwf.Status{}, notFoundError{fmt.Errorf("job %d: no workflow and no migration_jobs row", id)}
+		return emailwf.Status{}, notFoundError{fmt.Errorf("job %d not found: no workflow %s and no migration_jobs row; list jobs with 'cutover email list'",
+			id, emailwf.WorkflowID(id))}
 	}
 	if err != nil {
 		return emailwf.Status{}, err
@@ -433,7 +408,7 @@ func statusFromDB(ctx context.Context, e *Env, id int64) (emailwf.Status, error)
 }
 
 func printStatus(w io.Writer, st emailwf.Status) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintf(tw, "job %d\t%s\ttenant %d\n", st.JobID, st.Domain, st.TenantID)
 	fmt.Fprintf(tw, "phase\t%s (%s)\tgate %s\tsynced %.1f%%\n", st.Phase, st.State, st.Gate, st.SyncPercent)
 	if st.Phase == model.PhaseFailed {
@@ -446,6 +421,9 @@ func printStatus(w io.Writer, st emailwf.Status) {
 	if st.CurrentPass != nil {
 		fmt.Fprintf(tw, "running\t%s %s\tsince %s\t%s\n", st.CurrentPass.RunType, st.CurrentPass.Mode, st.CurrentPass.Started.UTC().Format(time.RFC3339), st.CurrentPass.WorkflowID)
 	}
+	if p := st.LastPass; p != nil && p.Finished != nil {
+		fmt.Fprintf(tw, "last pass\t%s %s\t%d mailboxes, %d copied, %d failed\tin %.1fs\n", p.RunType, p.Mode, p.Mailboxes, p.Transferred, p.Failed, p.Seconds)
+	}
 	if st.CutoverAt != nil {
 		fmt.Fprintf(tw, "cutover hour\t%s\n", st.CutoverAt.UTC().Format(time.RFC3339))
 	}
@@ -453,16 +431,10 @@ func printStatus(w io.Writer, st emailwf.Status) {
 		fmt.Fprintf(tw, "approved\tby %s\tat %s\n", st.ApprovedBy, fmtTime(st.ApprovedAt))
 	}
 	if st.DNSCutoverAt != nil {
-		fmt.Fprintf(tw, "DNS cut over\tat %s\tby %s\n", fmtTime(st.DNSCutoverAt), st.DNSCutoverBy)
+		fmt.Fprintf(tw, "DNS cut over\tat %s\tby %s\n", fmtTime(st.DNSCutoverAt), dash(st.DNSCutoverBy))
 	}
 	if st.Verify != nil {
 		fmt.Fprintf(tw, "verify\tmissing %d\tquarantined %d\tok %v\n", st.Verify.Missing, st.Verify.Quarantined, st.Verify.OK)
-	}
-	if len(st.Checks) > 0 {
-		fmt.Fprintln(tw, "checks:")
-		for _, c := range st.Checks {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.ID, c.Status, c.Message)
-		}
 	}
 	fmt.Fprintf(tw, "mailboxes\t%d", st.Mailboxes)
 	for _, s := range []model.MailboxStatus{model.MailboxOK, model.MailboxSyncing, model.MailboxPending, model.MailboxQuarantine, model.MailboxError} {
@@ -471,16 +443,35 @@ func printStatus(w io.Writer, st emailwf.Status) {
 		}
 	}
 	fmt.Fprintln(tw)
-	for _, m := range st.MailboxDetails {
-		fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%.1f%%\t%s\n", m.Email, m.Status, m.MessagesDest, m.MessagesSource, m.SyncPercent, m.LastError)
+	tw.Flush()
+	if len(st.Checks) > 0 {
+		fmt.Fprintln(w)
+		tw = newTable(w)
+		fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL")
+		for _, c := range st.Checks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Status, c.Message)
+		}
+		tw.Flush()
+	}
+	if len(st.MailboxDetails) > 0 {
+		fmt.Fprintln(w)
+		tw = newTable(w)
+		fmt.Fprintln(tw, "MAILBOX\tSTATUS\tSOURCE\tDEST\tSYNCED\tQUARANTINED\tLAST RUN\tLAST ERROR")
+		for _, m := range st.MailboxDetails {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f%%\t%d\t%s\t%s\n", m.Email, m.Status, m.MessagesSource, m.MessagesDest, m.SyncPercent,
+				m.Quarantined, dash(string(m.LastRun)), dash(m.LastError))
+		}
+		tw.Flush()
+	}
+	if len(st.Refused) > 0 || nextStep(st) != "" {
+		fmt.Fprintln(w)
 	}
 	for _, r := range st.Refused {
-		fmt.Fprintf(tw, "refused\t%s\n", r)
+		fmt.Fprintf(w, "refused: %s\n", r)
 	}
 	if hint := nextStep(st); hint != "" {
-		fmt.Fprintf(tw, "next\t%s\n", hint)
+		fmt.Fprintf(w, "next: %s\n", hint)
 	}
-	tw.Flush()
 }
 
 func gateCheck(c store.GateCheck) gate.Check {

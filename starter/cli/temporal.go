@@ -61,6 +61,7 @@ func runHealth(ctx context.Context, e *Env, args []string) error {
 	var tf temporalFlags
 	tf.bind(e, fs)
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for a worker to answer")
+	out := bindOutput(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -82,6 +83,9 @@ func runHealth(ctx context.Context, e *Env, args []string) error {
 	var res health.PingResult
 	if err := run.Get(ctx, &res); err != nil {
 		return fmt.Errorf("health check %s (is a worker polling task queue %q?): %w", run.GetID(), tf.taskQueue, err)
+	}
+	if out.json() {
+		return writeJSON(e.Stdout, map[string]any{"healthy": true, "worker": res.Worker, "task_queue": tf.taskQueue, "schema_version": res.SchemaVersion})
 	}
 	fmt.Fprintf(e.Stdout, "healthy: worker %s answered on task queue %q, schema version %d\n", res.Worker, tf.taskQueue, res.SchemaVersion)
 	return nil
