@@ -234,6 +234,8 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 		}
 		return stats, appError(err)
 	}
+	a.logger().Info("pass finished", "mailbox_id", req.Spec.MailboxID, "run_id", runID, "transferred", stats.Transferred,
+		"pending", stats.Pending, "quarantined", stats.Quarantined, "summary", stats.Summary())
 	status := model.RunSuccess
 	if stats.Pending > 0 {
 		status = model.RunPartial

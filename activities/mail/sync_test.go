@@ -3,6 +3,7 @@ package mail
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +28,9 @@ func TestSyncEndToEnd(t *testing.T) {
 	if st.Transferred != n || st.Pending != 0 || st.Quarantined != 0 || st.Found != n {
 		t.Fatalf("initial pass: transferred %d found %d pending %d quarantined %d, want %d/%d/0/0 (errors %v)",
 			st.Transferred, st.Found, st.Pending, st.Quarantined, n, n, st.ErrorsByClass)
+	}
+	if sum := st.Summary(); !strings.Contains(sum, fmt.Sprintf("Messages transferred          : %d\n", n)) || !strings.Contains(sum, `"Sent Items"`) {
+		t.Errorf("summary:\n%s", sum)
 	}
 	if st.BytesTransferred < 20<<20 {
 		t.Errorf("bytes transferred %d: the 20 MB attachment is missing", st.BytesTransferred)
