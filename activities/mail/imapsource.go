@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -462,6 +461,3 @@ func flagStrings(fs []imap.Flag) []string {
 	}
 	return out
 }
-
-// since is a helper for tests and logs.
-func since(t time.Time) time.Duration { return time.Since(t) }

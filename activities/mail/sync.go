@@ -1082,7 +1082,7 @@ func (p *pass) stats(ctx context.Context, d time.Duration) (PassStats, error) {
 		var fs FolderStats
 		if prev, ok := p.done[n]; ok {
 			fs = prev
-			cnt := counts[prev.folderID(p, n)]
+			cnt := counts[fr.lf.ID]
 			fs.DestMessages, fs.DestBytes, fs.Quarantined = cnt.Messages, cnt.Bytes, cnt.Quarantined
 		} else {
 			fs = p.folderStats(fr, counts)
@@ -1105,9 +1105,6 @@ func (p *pass) stats(ctx context.Context, d time.Duration) (PassStats, error) {
 	}
 	return ps, nil
 }
-
-// folderID finds the ledger id of a folder finished in an earlier attempt.
-func (f FolderStats) folderID(p *pass, name string) int64 { return p.runs[name].lf.ID }
 
 // folderStats renders one folder run; counts may be nil (progress reports).
 func (p *pass) folderStats(fr *folderRun, counts map[int64]store.MailFolderCount) FolderStats {
