@@ -95,7 +95,7 @@ func (p *Postgres) Max(ctx context.Context, table, column string) (any, error) {
 
 // Read implements Source.
 func (p *Postgres) Read(ctx context.Context, q Query) ([][]any, error) {
-	query, args := buildSelect(q, func(c string) string { return spec.QuoteIdent(c) + "::text" },
+	query, args := buildSelect(q, spec.QuoteIdent, func(c string) string { return spec.QuoteIdent(c) + "::text" },
 		func(i int) string { return fmt.Sprintf("$%d", i) })
 	// buildSelect quotes a bare table name; qualify it with the schema.
 	query = replaceFrom(query, spec.QuoteIdent(q.Table), p.table(q.Table))

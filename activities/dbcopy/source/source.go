@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 )
 
 // Column is a source column and its declared type (lower-case, as the database reports it).
@@ -85,8 +83,9 @@ func FormatKey(v any) string {
 	}
 }
 
-// buildSelect writes the page query with placeholders from ph(i) (1-based).
-func buildSelect(q Query, selectExpr func(col string) string, ph func(int) string) (string, []any) {
+// buildSelect writes the page query with names quoted by quote and placeholders from ph(i)
+// (1-based).
+func buildSelect(q Query, quote func(string) string, selectExpr func(col string) string, ph func(int) string) (string, []any) {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	for i, c := range q.Columns {
@@ -98,8 +97,8 @@ func buildSelect(q Query, selectExpr func(col string) string, ph func(int) strin
 		fmt.Fprintf(&b, "%s AS c%d", selectExpr(c), i)
 	}
 	b.WriteString(" FROM ")
-	b.WriteString(spec.QuoteIdent(q.Table))
-	key := spec.QuoteIdent(q.Key)
+	b.WriteString(quote(q.Table))
+	key := quote(q.Key)
 	var args []any
 	switch {
 	case len(q.In) > 0:
@@ -115,7 +114,7 @@ func buildSelect(q Query, selectExpr func(col string) string, ph func(int) strin
 		fmt.Fprintf(&b, " WHERE %s = %s", key, ph(1))
 		return b.String(), args
 	case q.Mark != "":
-		mark := spec.QuoteIdent(q.Mark)
+		mark := quote(q.Mark)
 		fmt.Fprintf(&b, " WHERE %s IS NOT NULL", mark)
 		switch {
 		case q.AfterMark != nil && q.After != nil:

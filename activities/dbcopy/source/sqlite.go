@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	_ "modernc.org/sqlite" // registers "sqlite"
-
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 )
 
 // SQLite reads a SQLite file, read-only.
@@ -76,7 +74,7 @@ func (s *SQLite) Columns(ctx context.Context, table string) ([]Column, error) {
 // Count implements Source.
 func (s *SQLite) Count(ctx context.Context, table string) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+spec.QuoteIdent(table)).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+quoteSQLite(table)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite %s: count %s: %w", s.path, table, err)
 	}
 	return n, nil
@@ -85,7 +83,7 @@ func (s *SQLite) Count(ctx context.Context, table string) (int64, error) {
 // Max implements Source.
 func (s *SQLite) Max(ctx context.Context, table, column string) (any, error) {
 	var v any
-	q := fmt.Sprintf(`SELECT max(%s) FROM %s`, spec.QuoteIdent(column), spec.QuoteIdent(table))
+	q := fmt.Sprintf(`SELECT max(%s) FROM %s`, quoteSQLite(column), quoteSQLite(table))
 	if err := s.db.QueryRowContext(ctx, q).Scan(&v); err != nil {
 		return nil, fmt.Errorf("sqlite %s: max(%s.%s): %w", s.path, table, column, err)
 	}
@@ -100,11 +98,11 @@ func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
 	sel := func(c string) string {
 		switch strings.ToUpper(types[c]) {
 		case "DATE", "DATETIME", "TIMESTAMP":
-			return "+" + spec.QuoteIdent(c)
+			return "+" + quoteSQLite(c)
 		}
-		return spec.QuoteIdent(c)
+		return quoteSQLite(c)
 	}
-	query, args := buildSelect(q, sel, func(int) string { return "?" })
+	query, args := buildSelect(q, quoteSQLite, sel, func(int) string { return "?" })
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
