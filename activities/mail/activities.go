@@ -234,8 +234,10 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 		}
 		return stats, appError(err)
 	}
-	a.logger().Info("pass finished", "mailbox_id", req.Spec.MailboxID, "run_id", runID, "transferred", stats.Transferred,
-		"pending", stats.Pending, "quarantined", stats.Quarantined, "summary", stats.Summary())
+	a.logger().Info("pass finished", "mailbox_id", req.Spec.MailboxID, "run_id", runID, "mode", stats.Mode,
+		"found", stats.Found, "transferred", stats.Transferred, "pending", stats.Pending, "quarantined", stats.Quarantined,
+		"msgs_per_sec", stats.MsgsPerSec, "duration", stats.Duration)
+	a.logger().Debug("pass statistics\n" + stats.Summary())
 	status := model.RunSuccess
 	if stats.Pending > 0 {
 		status = model.RunPartial
