@@ -307,6 +307,10 @@ func BenchmarkSyncOneMailbox(b *testing.B) {
 			if ours.msgs != n {
 				b.Errorf("transferred %d, want %d", ours.msgs, n)
 			}
+			// Untimed: the copy is complete and exact.
+			if rep, err := w.eng.Verify(context.Background(), ourSpec, 0); err != nil || !rep.OK || rep.Extra+rep.FlagDiffs+rep.DateDiffs != 0 {
+				b.Errorf("verify after the initial sync: %+v, %v", rep, err)
+			}
 			report(b, "initial 1x20000", ours, theirs, w.imapsync != "")
 		}
 	})
