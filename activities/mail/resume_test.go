@@ -84,3 +84,21 @@ func TestResumeAfterConnectionCut(t *testing.T) {
 		})
 	}
 }
+
+// A server that allows fewer connections than the pass's parallelism: the extra workers hand
+// their work back and the pass completes on the connections it has.
+func TestConnectionLimitDegradesGracefully(t *testing.T) {
+	// Three connections per user and IP on the destination: one worker (control + appender)
+	// fits, a second's control connection too, but not its appender.
+	e := newEnv(t, nil, []string{"mail_max_userip_connections = 3"})
+	e.eng.ChunkMessages = 50
+	mailtest.SeedMaildir(t, e.src, "alice", bulk(300))
+	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeCopy, Parallelism: 4}, SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Transferred != 300 || st.Pending != 0 || st.ErrorsByClass["connection_limit"] == 0 {
+		t.Fatalf("transferred %d pending %d errors %v", st.Transferred, st.Pending, st.ErrorsByClass)
+	}
+	e.requireClean(0)
+}

@@ -100,6 +100,18 @@ func (s *scheduler) next() (step, *chunk, bool) {
 	}
 }
 
+// requeue puts work back at the front of its queue.
+func (s *scheduler) requeue(st step, c *chunk) {
+	s.mu.Lock()
+	if c != nil {
+		s.chunks = append([]chunk{*c}, s.chunks...)
+	} else {
+		s.steps = append([]step{st}, s.steps...)
+	}
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
 func (s *scheduler) done() {
 	s.mu.Lock()
 	s.running--
@@ -107,13 +119,29 @@ func (s *scheduler) done() {
 	s.cond.Broadcast()
 }
 
-// worker runs queued work on its own connections until the pass is done.
+// worker runs queued work on its own connections until the pass is done. A worker other than
+// the first that cannot log in (a server limiting connections per user) hands its work back
+// and stops: the pass goes on with fewer connections.
 func (p *pass) worker(ctx context.Context, s *session) {
+	primary := s != nil
 	defer func() { s.close() }()
 	for {
 		st, c, ok := p.sched.next()
 		if !ok {
 			return
+		}
+		if s == nil && !primary {
+			var err error
+			if s, err = p.dialWorker(ctx); err != nil {
+				if p.retryLater(err) && ctx.Err() == nil {
+					p.log.Warn("extra connection refused; continuing with fewer", "err", err)
+					p.c.addError("connection_limit", 1)
+					p.sched.requeue(st, c)
+					p.sched.done()
+					return
+				}
+				s = nil // the task's own retry loop reports it
+			}
 		}
 		if c != nil {
 			s = p.runChunk(ctx, s, c)
@@ -122,6 +150,22 @@ func (p *pass) worker(ctx context.Context, s *session) {
 		}
 		p.sched.done()
 	}
+}
+
+// dialWorker opens an extra worker's connections, its appender included, so that a server
+// limiting connections refuses the worker as a whole rather than one of its commands later.
+func (p *pass) dialWorker(ctx context.Context) (*session, error) {
+	s, err := p.e.dial(ctx, p.spec, p.cr)
+	if err != nil {
+		return nil, err
+	}
+	if !p.dry {
+		if _, err := s.dst.appender(ctx); err != nil {
+			s.close()
+			return nil, fmt.Errorf("destination: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // folderFailed records a folder's failure: retryable ones end the pass (Temporal retries it,

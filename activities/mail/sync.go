@@ -155,6 +155,18 @@ func (e *Engine) Sync(ctx context.Context, req PassRequest, opts SyncOptions) (P
 	if par <= 0 {
 		par = DefaultParallelism
 	}
+	// The first worker takes its append connection before any other worker logs in, so that a
+	// server limiting connections per user can never leave the pass without one.
+	if !p.dry && slices.ContainsFunc(p.plan.mappings, func(m folders.Mapping) bool {
+		_, done := p.done[m.Source.Name]
+		return !done && !p.canSkip(p.runs[m.Source.Name])
+	}) {
+		if _, err := s.dst.appender(ctx); err != nil {
+			s.close()
+			stopProgress()
+			return PassStats{}, fmt.Errorf("destination: %w", err)
+		}
+	}
 	p.sched = newScheduler(ctx)
 	for _, g := range groups {
 		g.ok = true
