@@ -69,11 +69,13 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 			return nil, badValue("nul_byte", "contains a NUL byte, which PostgreSQL text cannot store")
 		}
 	}
+	// Values that pass unchanged are returned as the interface they came in (no new boxing: an
+	// allocation per value otherwise).
 	switch typ {
 	case "text":
 		switch x := v.(type) {
 		case string:
-			return x, nil
+			return v, nil
 		case int64:
 			return strconv.FormatInt(x, 10), nil
 		case float64:
@@ -98,6 +100,9 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 		if n < lo || n > hi {
 			return nil, badValue("out_of_range", "%d is out of range for %s", n, typ)
 		}
+		if _, same := v.(int64); same {
+			return v, nil
+		}
 		return n, nil
 	case "real", "double precision":
 		f, err := toFloat(v)
@@ -106,6 +111,9 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 		}
 		if (math.IsNaN(f) || math.IsInf(f, 0)) && !o.allowNaN {
 			return nil, badValue("nan", "%v is not a number (set allow_nan to load it)", f)
+		}
+		if _, same := v.(float64); same {
+			return v, nil
 		}
 		return f, nil
 	case "numeric":
@@ -134,7 +142,7 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 	case "boolean":
 		switch x := v.(type) {
 		case bool:
-			return x, nil
+			return v, nil
 		case int64:
 			if x == 0 || x == 1 {
 				return x == 1, nil
@@ -162,7 +170,7 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 			if strings.Contains(x, `\u0000`) {
 				return nil, badValue("bad_json", "JSON holds \\u0000, which jsonb cannot store")
 			}
-			return x, nil
+			return v, nil
 		case int64, bool:
 			return fmt.Sprint(x), nil
 		case float64:
@@ -193,7 +201,7 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 	case "bytea":
 		switch x := v.(type) {
 		case []byte:
-			return x, nil
+			return v, nil
 		case string:
 			return []byte(x), nil
 		}
@@ -284,12 +292,18 @@ func toTime(v any, hint *atomic.Int32) (time.Time, *rowError) {
 		t = fromEpoch(x)
 	case string:
 		s := strings.TrimSpace(x)
-		if f, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "-/:") {
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return time.Time{}, badValue("bad_timestamp", "%q is not a time", clip(x))
-			}
-			t = fromEpoch(f)
+		if p, ok := parseISOTime(s); ok {
+			t = p
 			break
+		}
+		if !strings.ContainsAny(s, "-/:") {
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				if math.IsNaN(f) || math.IsInf(f, 0) {
+					return time.Time{}, badValue("bad_timestamp", "%q is not a time", clip(x))
+				}
+				t = fromEpoch(f)
+				break
+			}
 		}
 		ok := false
 		if hint != nil {
@@ -316,6 +330,48 @@ func toTime(v any, hint *atomic.Int32) (time.Time, *rowError) {
 	}
 	// PostgreSQL keeps microseconds: truncate here so the content hash compares equal.
 	return t.UTC().Truncate(time.Microsecond), nil
+}
+
+// parseISOTime reads the commonest form, "2006-01-02 15:04:05[.999999999]" (or with a T) and
+// no zone, as time.Parse does with the zone-less layouts above but without their cost (a tenth
+// of the engine's CPU on timestamp columns, profiled). Anything else, including values out of
+// range, is left to time.Parse (ok false).
+func parseISOTime(s string) (time.Time, bool) {
+	if len(s) < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	if day > 28 && day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if len(s) > 19 {
+		digits := len(s) - 20
+		if s[19] != '.' || digits < 1 || digits > 9 {
+			return time.Time{}, false
+		}
+		if nsec = num(20, digits); nsec < 0 {
+			return time.Time{}, false
+		}
+		for range 9 - digits {
+			nsec *= 10
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
 }
 
 func fromEpoch(f float64) time.Time {
