@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover/cutover/activities/dbcopy/source"
 	"github.com/cutover/cutover/activities/dbcopy/spec"
@@ -28,8 +29,11 @@ type entityPlan struct {
 	target   string   // quoted schema.table
 	cols     []string // target columns; [0] is the key
 	types    []string // canonical target type per column
+	oids     []uint32 // live type OID per column (binary COPY)
+	copySQL  string   // COPY of cols into the target, binary
 	build    []builder
-	partIdx  int // index in cols of the partition column, -1 for none
+	keyUUID  func(string) uuid.UUID // ent.KeyUUID(namespace, ·), precomputed
+	partIdx  int                    // index in cols of the partition column, -1 for none
 	notNull  map[string]bool
 	// sequential is set after concurrent writers collided on a unique value.
 	sequential atomic.Bool
@@ -45,6 +49,8 @@ type builder struct {
 	typ    string
 	opts   castOpts
 	parent *spec.Entity // references: remap through the parent's key
+	// parentUUID is parent.KeyUUID(namespace, ·), precomputed.
+	parentUUID func(string) uuid.UUID
 }
 
 // planError lists every misfit between an entity and the live schemas.
@@ -55,12 +61,13 @@ func (p *planError) Error() string { return strings.Join(p.problems, "; ") }
 // targetColumn is a live column of the target table.
 type targetColumn struct {
 	typ     string // canonical, or the raw format_type when unsupported
+	oid     uint32 // what binary COPY encodes for
 	notNull bool
 	hasDef  bool
 }
 
 func (e *Engine) targetColumns(ctx context.Context, table string) (map[string]targetColumn, error) {
-	rows, err := e.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull, a.atthasdef
+	rows, err := e.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL), a.atttypid, a.attnotnull, a.atthasdef
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped`, e.spec.Target.Schema, table)
 	if err != nil {
@@ -71,7 +78,7 @@ func (e *Engine) targetColumns(ctx context.Context, table string) (map[string]ta
 	for rows.Next() {
 		var name, typ string
 		var c targetColumn
-		if err := rows.Scan(&name, &typ, &c.notNull, &c.hasDef); err != nil {
+		if err := rows.Scan(&name, &typ, &c.oid, &c.notNull, &c.hasDef); err != nil {
 			return nil, fmt.Errorf("introspect target %s: %w", table, err)
 		}
 		c.typ = spec.NormalizeType(typ)
@@ -133,7 +140,7 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 		return nil, &planError{[]string{fmt.Sprintf("entity %s: target table %s.%s does not exist (set target.create_tables or create it)",
 			ent.Name, e.spec.Target.Schema, ent.TargetTable)}}
 	}
-	p := &entityPlan{ent: ent, src: src, statusID: e.EntityStatusID(ent.Name), markIdx: -1, partIdx: -1,
+	p := &entityPlan{ent: ent, src: src, statusID: e.EntityStatusID(ent.Name), markIdx: -1, partIdx: -1, keyUUID: ent.KeyUUIDFunc(e.ns),
 		target: spec.QuoteQualified(e.spec.Target.Schema, ent.TargetTable), notNull: map[string]bool{}}
 	readIdx := map[string]int{}
 	read := func(col, why string) int {
@@ -154,13 +161,15 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 	if ent.Key.Mode == spec.KeyModeKeep {
 		keyType = ent.Key.Type
 	}
-	if tc, ok := tcols[ent.Key.Target]; !ok {
+	tc, ok := tcols[ent.Key.Target]
+	if !ok {
 		bad("key: target column %q does not exist in %s", ent.Key.Target, ent.TargetTable)
 	} else if tc.typ != keyType {
 		bad("key: target column %q is %s, the spec needs %s", ent.Key.Target, tc.typ, keyType)
 	}
 	p.cols = append(p.cols, ent.Key.Target)
 	p.types = append(p.types, keyType)
+	p.oids = append(p.oids, tc.oid)
 	p.build = append(p.build, builder{})
 	written := map[string]bool{ent.Key.Target: true}
 	for _, c := range ent.Columns {
@@ -181,6 +190,9 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 		}
 		if c.References != "" {
 			b.parent, _ = e.spec.Entity(c.References)
+			if b.parent != nil {
+				b.parentUUID = b.parent.KeyUUIDFunc(e.ns)
+			}
 		}
 		tc, ok := tcols[c.Target]
 		switch {
@@ -211,6 +223,7 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 		written[c.Target] = true
 		p.cols = append(p.cols, c.Target)
 		p.types = append(p.types, b.typ)
+		p.oids = append(p.oids, tc.oid)
 		p.build = append(p.build, b)
 	}
 	for name, tc := range tcols {
@@ -232,6 +245,7 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 	if len(problems) > 0 {
 		return nil, &planError{problems}
 	}
+	p.copySQL = copyStatement(pgx.Identifier{e.spec.Target.Schema, ent.TargetTable}, p.cols)
 	e.mu.Lock()
 	e.plans[ent.Name] = p
 	e.mu.Unlock()
@@ -298,13 +312,19 @@ func asText(v any) *string {
 
 // transform builds the target row, or the reason it cannot be built.
 func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
-	out := prepared{src: row, values: make([]any, len(p.cols))}
+	return e.transformInto(p, row, make([]any, len(p.cols)))
+}
+
+// transformInto is transform writing the target values into values (len(p.cols)): a batch
+// carves them from one array.
+func (e *Engine) transformInto(p *entityPlan, row []any, values []any) (prepared, *rowError) {
+	out := prepared{src: row, values: values}
 	k, ok := keyText(row[0])
 	if !ok || k == "" {
 		return out, &rowError{Type: model.ErrDataValidation, Code: "null_key", Column: p.ent.Key.Source, Message: "the key is NULL or empty"}
 	}
 	out.key = k
-	out.uuid = [16]byte(p.ent.KeyUUID(e.ns, k))
+	out.uuid = [16]byte(p.keyUUID(k))
 	if p.ent.Key.Mode == spec.KeyModeUUID {
 		out.values[0] = out.uuid
 	} else {
@@ -349,7 +369,7 @@ func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
 			pk, _ := keyText(raw)
 			var v any
 			if b.parent.Key.Mode == spec.KeyModeUUID {
-				v = [16]byte(b.parent.KeyUUID(e.ns, pk))
+				v = [16]byte(b.parentUUID(pk))
 			} else {
 				cv, rerr := convert(raw, b.parent.Key.Type, castOpts{})
 				if rerr != nil {
