@@ -3,7 +3,9 @@ package source
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -103,28 +105,55 @@ func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
 		return quoteSQLite(c)
 	}
 	query, args := buildSelect(q, quoteSQLite, sel, func(int) string { return "?" })
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	// Straight on the driver: database/sql's per-row lock, Scan and per-row slice showed as a
+	// fifth of the read in profiles. Rows are carved from one backing array per chunk.
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
 	}
-	defer rows.Close()
-	n := len(q.Columns)
+	defer conn.Close()
 	var out [][]any
-	if q.Limit > 0 {
-		out = make([][]any, 0, q.Limit)
-	}
-	ptrs := make([]any, n)
-	for rows.Next() {
-		vals := make([]any, n)
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	err = conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("driver %T cannot query", dc)
 		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
 		}
-		out = append(out, vals)
-	}
-	if err := rows.Err(); err != nil {
+		rows, err := qc.QueryContext(ctx, query, named)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		n := len(q.Columns)
+		chunk := 1024
+		if q.Limit > 0 {
+			out = make([][]any, 0, q.Limit)
+			chunk = min(q.Limit, 8192)
+		}
+		dest := make([]driver.Value, n)
+		var backing []any
+		for {
+			if err := rows.Next(dest); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			if len(backing)+n > cap(backing) {
+				backing = make([]any, 0, chunk*n)
+			}
+			row := backing[len(backing) : len(backing)+n : len(backing)+n]
+			backing = backing[:len(backing)+n]
+			for i, v := range dest {
+				row[i] = v
+			}
+			out = append(out, row)
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
 	}
 	return out, nil
