@@ -70,16 +70,16 @@ bench: tools postgres
 dev: build tools postgres
 	$(BIN)/cutover dev up
 
-## down: stop what `make dev` started
+## down: stop what `make dev` and `make demo` started (the demo's Dovecots too)
 down:
 	@if [ -x $(BIN)/cutover ]; then $(BIN)/cutover dev down; else $(GO) run ./starter dev down; fi
 
-## demo: bring the stack up and prove it end to end
+## demo: the stack, two local Dovecots with a generated corpus, an email job through every phase
+## (approved by a logged demo operator) and seed 002's SQLite→PostgreSQL migration, with their
+## HTML reports; prints where to look. Idempotent: every run starts fresh Dovecots and a new job.
 demo: dev
 	$(BIN)/cutover health
-	@echo
-	@echo "Open the Temporal UI at http://127.0.0.1:8233 (HealthCheck workflows carry MigrationKind=health)."
-	@echo "Stop everything with: make down"
+	$(BIN)/cutover demo
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/activities/report"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/devstack"
@@ -132,7 +134,8 @@ func runDevUp(ctx context.Context, e *Env, args []string) error {
 			wb = filepath.Join(filepath.Dir(self), "cutover-worker")
 		}
 		env := []string{"TEMPORAL_ADDRESS=" + srv.Address(), "TEMPORAL_NAMESPACE=default",
-			"DATABASE_URL=" + databaseURL(e), vault.EnvKeys + "=" + keys, "CUTOVER_METRICS_ADDR=" + *metrics}
+			"DATABASE_URL=" + databaseURL(e), vault.EnvKeys + "=" + keys, "CUTOVER_METRICS_ADDR=" + *metrics,
+			report.EnvDir + "=" + report.DirFromEnv(func(string) string { return orDefault(e.Getenv(report.EnvDir), p.file("reports")) })}
 		pid, err := devstack.Spawn(wb, nil, env, p.file("worker.log"), p.file("worker.pid"))
 		if err != nil {
 			return err
@@ -142,8 +145,8 @@ func runDevUp(ctx context.Context, e *Env, args []string) error {
 		}
 		fmt.Fprintf(e.Stdout, "worker: started pid %d, metrics on http://%s/metrics\n", pid, *metrics)
 	}
-	fmt.Fprintf(e.Stdout, "\nTemporal UI:  %s\nTemporal:     %s (namespace default, task queue cutover)\nLogs:         %s\n",
-		srv.UIURL(), srv.Address(), p.dir)
+	fmt.Fprintf(e.Stdout, "\nTemporal UI:  %s\nTemporal:     %s (namespace default, task queue cutover)\nLogs:         %s\nReports:      %s\n",
+		srv.UIURL(), srv.Address(), p.dir, p.file("reports"))
 	return nil
 }
 
@@ -152,8 +155,14 @@ func runDevDown(_ context.Context, e *Env, args []string) error {
 	if err := parseArgs(args); err != nil {
 		return err
 	}
-	// Worker first, so it finishes in-flight activities while Temporal is still there.
-	for _, name := range []string{"worker", "temporal"} {
+	// Worker first, so it finishes in-flight activities while Temporal is still there; the demo's
+	// Dovecots (cutover demo) last.
+	for _, name := range append([]string{"worker", "temporal"}, demoDovecots...) {
+		if slices.Contains(demoDovecots, name) {
+			if _, err := os.Stat(p.file(name + ".pid")); err != nil {
+				continue // never started here
+			}
+		}
 		stopped, err := devstack.StopPidFile(p.file(name+".pid"), 30*time.Second)
 		if err != nil {
 			return err
@@ -175,14 +184,19 @@ func runDevStatus(_ context.Context, e *Env, args []string) error {
 		return err
 	}
 	down := 0
-	for _, name := range []string{"temporal", "worker"} {
+	for _, name := range append([]string{"temporal", "worker"}, demoDovecots...) {
+		if slices.Contains(demoDovecots, name) {
+			if _, err := os.Stat(p.file(name + ".pid")); err != nil {
+				continue // optional: only 'cutover demo' starts them
+			}
+		}
 		pid, alive := devstack.ReadPid(p.file(name + ".pid"))
 		switch {
 		case alive:
-			fmt.Fprintf(e.Stdout, "%-9s running (pid %d)\n", name+":", pid)
+			fmt.Fprintf(e.Stdout, "%-13s running (pid %d)\n", name+":", pid)
 		default:
 			down++
-			fmt.Fprintf(e.Stdout, "%-9s not running\n", name+":")
+			fmt.Fprintf(e.Stdout, "%-13s not running\n", name+":")
 		}
 	}
 	if down > 0 {
