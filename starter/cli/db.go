@@ -83,7 +83,9 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 	fs.StringVar(&cfg.Events.Webhook, "webhook", "", "URL receiving migration events as JSON POSTs")
 	wait := fs.Bool("wait", false, "wait for the migration to end and print its summary")
 	out := bindOutput(fs)
-	if err := parse(fs, args, 1); err != nil {
+	specFlag := fs.String("spec", "", "the migration spec, YAML or JSON (or give it as the argument; - reads stdin)")
+	specPath, err := specArgument(fs, args, specFlag)
+	if err != nil {
 		return err
 	}
 	mt := model.MigrationType(*typ)
@@ -97,7 +99,7 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 	} else if _, err := uuid.Parse(*id); err != nil {
 		return usagef("--id %q is not a UUID", *id)
 	}
-	sp, err := loadDBSpec(e, fs.Arg(0))
+	sp, err := loadDBSpec(e, specPath)
 	if err != nil {
 		return err
 	}

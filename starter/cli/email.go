@@ -61,11 +61,12 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	wait := fs.Bool("wait", false, "follow the job, printing each phase and gate change, until it ends")
 	poll := fs.Duration("poll", 2*time.Second, "with --wait: how often to ask the job for its status")
 	jobID := fs.Int64("job-id", 0, "job id to use when the spec has none (default: the next free id)")
-	pos, err := parseAnyOrder(fs, args, 1)
+	specFlag := fs.String("spec", "", "the job spec, YAML or JSON (or give it as the argument; - reads stdin)")
+	specPath, err := specArgument(fs, args, specFlag)
 	if err != nil {
 		return err
 	}
-	raw, err := readSpec(e, pos[0])
+	raw, err := readSpec(e, specPath)
 	if err != nil {
 		return err
 	}

@@ -115,3 +115,31 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// specArgument is the spec file of a start command: --spec FILE, or the one positional
+// argument ("-" reads stdin). Flags may come before or after it.
+func specArgument(fs *flag.FlagSet, args []string, specFlag *string) (string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", err
+			}
+			return "", usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch {
+	case *specFlag != "" && len(pos) == 0:
+		return *specFlag, nil
+	case *specFlag != "":
+		return "", usagef("give the spec once: --spec %s or %s", *specFlag, strings.Join(pos, " "))
+	case len(pos) != 1:
+		return "", usagef("want 1 argument(s), got %d: %s", len(pos), strings.Join(pos, " "))
+	}
+	return pos[0], nil
+}
