@@ -364,7 +364,11 @@ func CollectDB(ctx context.Context, ledger *store.Store, id uuid.UUID, now time.
 			return rep, err
 		}
 		p := Pass{Label: e.EntityName, Kind: e.EntityName}
+		busy := 0.0 // seconds spent in batch transactions: catch-up pauses are not copy time
 		for _, b := range batches {
+			if b.ProcessingDurationMS != nil {
+				busy += float64(*b.ProcessingDurationMS) / 1000
+			}
 			if b.StartedAt == nil {
 				continue
 			}
@@ -382,7 +386,9 @@ func CollectDB(ctx context.Context, ledger *store.Store, id uuid.UUID, now time.
 			p.Items += int64(b.RecordsSuccessful)
 		}
 		if p.Units > 0 {
-			if s := p.Seconds(); s > 0 {
+			if busy > 0 {
+				p.PerSec = float64(p.Items) / busy
+			} else if s := p.Seconds(); s > 0 {
 				p.PerSec = float64(p.Items) / s
 			}
 			rep.Passes = append(rep.Passes, p)

@@ -224,7 +224,7 @@ func RenderDB(w io.Writer, r DBReport) error {
 	v.Checks, v.Checks2 = r.Validations, r.SchemaOps
 	v.Phases = phaseRows(r.Phases, r.GeneratedAt)
 	v.Passes = r.Passes
-	v.Chart = chart(r.Passes, "rows/s")
+	v.Chart = chart(r.Passes, "rows/s while copying")
 	return page.Execute(w, v)
 }
 

@@ -3,6 +3,7 @@ package report_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -337,5 +338,51 @@ func TestDBReport(t *testing.T) {
 		if !strings.Contains(p.text, s) {
 			t.Errorf("report lacks %q", s)
 		}
+	}
+}
+
+// TestLedgerMessageCounts counts what the sync ledger maps per mailbox (pending APPENDs not yet).
+func TestLedgerMessageCounts(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenAndMigrate(ctx, testenv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if _, err := db.CreateJob(ctx, store.Job{ID: 5, TenantID: 1, Domain: "example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for i, email := range []string{"a@example.org", "b@example.org"} {
+		m, err := db.UpsertMailbox(ctx, store.Mailbox{JobID: 5, Email: email, SourceType: model.SourceIMAP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, folder := range []string{"INBOX", "Sent"} {
+			f, err := db.EnsureMailFolder(ctx, m.ID, folder, folder, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ms []store.MailMessage
+			for uid := range 3 + i + j {
+				state := store.MailCopied
+				if uid == 0 {
+					state = "pending" // sent, answer unknown: not counted
+				} else {
+					want[email]++
+				}
+				ms = append(ms, store.MailMessage{FolderID: f.ID, SourceUID: int64(uid + 1), State: state, Identity: fmt.Sprint(uid), Size: 10})
+			}
+			if err := db.PutMailMessages(ctx, ms); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := db.LedgerMessageCounts(ctx, 5, []string{"a@example.org", "b@example.org", "nobody@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["a@example.org"] != want["a@example.org"] || got["b@example.org"] != want["b@example.org"] {
+		t.Errorf("ledger counts %v, want %v", got, want)
 	}
 }

@@ -146,3 +146,22 @@ func (s *Store) OrchestrationReport(ctx context.Context, id uuid.UUID) (string, 
 	}
 	return *path, nil
 }
+
+// LedgerMessageCounts counts, per mailbox email of a job, the messages the sync ledger maps to
+// the destination (copied or adopted) right now: live progress while a pass runs, which the
+// mailbox row only shows once the pass ends.
+func (s *Store) LedgerMessageCounts(ctx context.Context, jobID int64, emails []string) (map[string]int64, error) {
+	rows, err := s.q.Query(ctx, `SELECT mb.email, count(*) FROM migration_mailboxes mb
+		JOIN mail_folders f ON f.mailbox_id = mb.id JOIN mail_messages m ON m.folder_id = f.id
+		WHERE mb.job_id = $1 AND mb.email = ANY($2) AND m.state IN ('copied', 'adopted') GROUP BY mb.email`, jobID, emails)
+	if err != nil {
+		return nil, fmt.Errorf("ledger counts of job %d: %w", jobID, err)
+	}
+	out := map[string]int64{}
+	var email string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&email, &n}, func() error { out[email] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("ledger counts of job %d: %w", jobID, err)
+	}
+	return out, nil
+}

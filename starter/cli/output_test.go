@@ -146,7 +146,7 @@ func watchFrames() []progressFrame {
 	for i, copied := range []int64{100, 160, 260} {
 		live := []client.LiveMailbox{{Email: "alice@example.com", Activity: "SyncMailbox", Attempt: 1,
 			Progress: mail.Progress{Folder: "INBOX", Counters: mail.Counters{Found: copied + 40, Transferred: copied}}}}
-		frames = append(frames, emailFrame(st, live, t0.Add(time.Duration(i)*time.Second), rt))
+		frames = append(frames, emailFrame(st, live, nil, t0.Add(time.Duration(i)*time.Second), rt))
 	}
 	return frames
 }

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/starter/client"
 	"github.com/cutover/cutover/workflows/dbmigrate"
@@ -191,8 +194,10 @@ func (r *renderer) itemLine(it progressItem, unit string, nameW int, bar bool) s
 	return b.String()
 }
 
-// emailFrame builds a job's frame from its status and the live heartbeats of its pass.
-func emailFrame(st email.Status, live []client.LiveMailbox, at time.Time, rt *rates) progressFrame {
+// emailFrame builds a job's frame from its status, the live heartbeats of its pass and, when
+// PostgreSQL answers, the sync ledger's count of each busy mailbox's copied messages (heartbeats
+// reach the server at most every 30-60 s; the ledger grows with every batch).
+func emailFrame(st email.Status, live []client.LiveMailbox, ledger map[string]int64, at time.Time, rt *rates) progressFrame {
 	f := progressFrame{At: at, Unit: "msg", Title: fmt.Sprintf("job %d %s · phase %s · gate %s · %.1f%% synced",
 		st.JobID, st.Domain, st.Phase, st.Gate, st.SyncPercent)}
 	if p := st.CurrentPass; p != nil {
@@ -224,7 +229,7 @@ func emailFrame(st email.Status, live []client.LiveMailbox, at time.Time, rt *ra
 		case "VerifyMailbox":
 			it.State = "verifying"
 		}
-		it.Done = it.Done + c.Transferred
+		it.Done = max(it.Done+c.Transferred, ledger[addr])
 		it.Total = max(it.Total, c.Found, it.Done)
 		if l.Attempt > 1 {
 			it.Note = fmt.Sprintf("attempt %d", l.Attempt)
@@ -333,6 +338,7 @@ func runEmailWatch(ctx context.Context, e *Env, args []string) error {
 	tf.bind(e, fs)
 	out := bindOutput(fs)
 	wf := bindWatch(fs, "exit once the job reaches this phase (e.g. cutover_ready, verified)")
+	ledgerFlag := fs.Bool("ledger", true, "count copied messages in the sync ledger (DATABASE_URL) for live per-mailbox progress")
 	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
@@ -349,6 +355,14 @@ func runEmailWatch(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer c.Close()
+	// The ledger is optional: watch works with Temporal alone (and never creates a database).
+	var db *store.Store
+	if *ledgerFlag {
+		if pool, err := pgxpool.New(ctx, databaseURL(e)); err == nil {
+			defer pool.Close()
+			db = store.New(pool)
+		}
+	}
 	rt := newRates()
 	r := newRenderer(e.Stdout, isTerminal(e.Stdout), out.json())
 	failed := false
@@ -358,7 +372,17 @@ func runEmailWatch(ctx context.Context, e *Env, args []string) error {
 			return progressFrame{}, false, fromClient(err, "cutover email list")
 		}
 		live, _ := c.LiveMailboxes(ctx, st) // a pass ending between the calls is fine
-		f := emailFrame(st, live, now, rt)
+		var ledger map[string]int64
+		if db != nil && len(live) > 0 {
+			emails := make([]string, len(live))
+			for i, l := range live {
+				emails[i] = l.Email
+			}
+			lctx, lcancel := context.WithTimeout(ctx, time.Second)
+			ledger, _ = db.LedgerMessageCounts(lctx, id, emails)
+			lcancel()
+		}
+		f := emailFrame(st, live, ledger, now, rt)
 		running, rerr := c.EmailRunning(ctx, id)
 		f.Ended = rerr == nil && !running
 		if f.Ended {
