@@ -76,6 +76,7 @@ func runHealth(ctx context.Context, e *Env, args []string) error {
 		ID:                       fmt.Sprintf("health-%d", time.Now().UnixNano()),
 		TaskQueue:                tf.taskQueue,
 		WorkflowExecutionTimeout: *timeout,
+		StaticSummary:            "health check: a worker answers on task queue " + tf.taskQueue + " and reaches PostgreSQL",
 	}, healthwf.Name)
 	if err != nil {
 		return fmt.Errorf("start health check: %w", err)
