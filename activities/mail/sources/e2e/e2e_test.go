@@ -160,11 +160,18 @@ func TestMixedSourcesJobReachesVerified(t *testing.T) {
 			}
 		}
 	}
-	job, err := db.GetJob(ctx, spec.JobID)
-	if err != nil {
-		t.Fatal(err)
+	// The workflow mirrors a phase into migration_jobs by an activity right after entering it,
+	// so the row may trail the query by a moment.
+	var job store.Job
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if job, err = db.GetJob(ctx, spec.JobID); err != nil {
+			t.Fatal(err)
+		}
+		if job.Phase.Index() >= model.PhaseVerified.Index() || time.Now().After(deadline) {
+			break
+		}
 	}
-	if job.Phase != model.PhaseVerified {
+	if job.Phase != model.PhaseVerified && job.Phase != model.PhaseClosed {
 		t.Errorf("migration_jobs.phase = %s, want verified", job.Phase)
 	}
 }
