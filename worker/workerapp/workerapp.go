@@ -46,7 +46,7 @@ type Config struct {
 	ShutdownGrace   time.Duration // how long in-flight activities get to finish on SIGTERM
 	MaxActivities   int           // concurrent activity executions; 0 = SDK default
 	PayloadCodec    *codec.Codec  // nil = from CUTOVER_PAYLOAD_KEYS when set, else payloads in clear
-	ReportDir       string        // migration reports; "" = $CUTOVER_REPORT_DIR, else a directory under the system temp dir
+	ReportDir       string        // migration reports; "" = $CUTOVER_REPORT_DIR, else <temp dir>/cutover-reports ('make dev' sets .cutover/reports)
 	Logger          *slog.Logger
 }
 
@@ -60,7 +60,7 @@ func ConfigFromEnv() (Config, error) {
 		DatabaseURL:     store.URLFromEnv(),
 		MetricsAddr:     env("CUTOVER_METRICS_ADDR", "127.0.0.1:9464"),
 		ShutdownGrace:   30 * time.Second,
-		ReportDir:       report.DirFromEnv(os.Getenv),
+		ReportDir:       os.Getenv(report.EnvDir), // "" → Run picks a directory under the system temp dir
 	}
 	if v := os.Getenv("CUTOVER_SHUTDOWN_GRACE"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -92,7 +92,7 @@ type Deps struct {
 	Vault   *vault.Vault // nil when no key is configured: activities that need it fail clearly
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
-	// ReportDir is where migration reports are written ("" = report.DirFromEnv).
+	// ReportDir is where migration reports are written ("" = <temp dir>/cutover-reports).
 	ReportDir string
 }
 
@@ -101,7 +101,7 @@ type Deps struct {
 func Register(r worker.Registry, d Deps) {
 	reports := &report.Reporter{Dir: d.ReportDir, DB: d.DB, Logger: d.Logger}
 	if reports.Dir == "" {
-		reports.Dir = report.DirFromEnv(os.Getenv)
+		reports.Dir = filepath.Join(os.TempDir(), "cutover-reports") // as Run does without configuration
 	}
 	r.RegisterWorkflowWithOptions(healthwf.Workflow, workflow.RegisterOptions{Name: healthwf.Name})
 	r.RegisterActivityWithOptions(&health.Activities{DB: d.DB}, activity.RegisterOptions{})
@@ -186,9 +186,13 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	})
 	if cfg.ReportDir == "" {
 		if cfg.ReportDir = os.Getenv(report.EnvDir); cfg.ReportDir == "" {
-			// In-process workers (tests) must not write into the source tree.
+			// Not the working directory: a worker started from a source tree (tests) must not
+			// write into it. 'cutover dev up' points its worker at the state directory.
 			cfg.ReportDir = filepath.Join(os.TempDir(), "cutover-reports")
 		}
+	}
+	if abs, err := filepath.Abs(cfg.ReportDir); err == nil {
+		cfg.ReportDir = abs
 	}
 	Register(w, Deps{DB: db, Vault: v, Metrics: m, Logger: logger, ReportDir: cfg.ReportDir})
 	if err := w.Start(); err != nil {
