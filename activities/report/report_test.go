@@ -225,6 +225,10 @@ func TestEmailReport(t *testing.T) {
 			t.Errorf("report total %s = %d, database says %d", k, p.totals[k], v)
 		}
 	}
+	if totals, err := report.ReadTotals(path); err != nil || totals["source"] != want["source"] || totals["dest"] != want["dest"] ||
+		totals["quarantined"] != want["quarantined"] || totals["missing"] != 0 {
+		t.Errorf("ReadTotals = %v, %v; want %v", totals, err, want)
+	}
 	if p.rows != 3 || p.quarantined != 1 || !p.svg {
 		t.Errorf("rows %d, quarantine count %d, svg %v", p.rows, p.quarantined, p.svg)
 	}

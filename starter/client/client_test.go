@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cutover/cutover/activities/report"
 	"github.com/cutover/cutover/internal/demo"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/stacktest"
@@ -128,6 +129,16 @@ func TestClientDrivesBothKinds(t *testing.T) {
 	if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), "Complete: 0 messages missing") {
 		t.Errorf("report %s: %v", path, err)
 	}
+	// The report's totals are the database's.
+	var source, dest int64
+	if err := s.DB.Pool.QueryRow(ctx, `SELECT sum(messages_source), sum(messages_dest) FROM migration_mailboxes WHERE job_id = $1`,
+		jobID).Scan(&source, &dest); err != nil {
+		t.Fatal(err)
+	}
+	if totals, err := report.ReadTotals(path); err != nil || totals["source"] != source || totals["dest"] != dest ||
+		totals["missing"] != 0 || totals["quarantined"] != 0 || source < int64(s.Seeded) {
+		t.Errorf("report totals %v (%v); database: source %d, dest %d; seeded %d", totals, err, source, dest, s.Seeded)
+	}
 
 	// Seed 002's mail system, incremental, into the worker's database.
 	sp, data, err := demo.MailSystem(ctx, t.TempDir(), "", 60, 600)
@@ -157,8 +168,14 @@ func TestClientDrivesBothKinds(t *testing.T) {
 		m.MigrationID).Scan(&dbReport); err != nil || dbReport == "" {
 		t.Fatalf("database report path: %q %v", dbReport, err)
 	}
-	if _, err := os.Stat(dbReport); err != nil {
-		t.Error(err)
+	var rows, loaded, failed int64
+	if err := s.DB.Pool.QueryRow(ctx, `SELECT sum(records_total), sum(records_processed), sum(records_failed)
+		FROM cutover.entity_migration_status WHERE migration_id = $1`, m.MigrationID).Scan(&rows, &loaded, &failed); err != nil {
+		t.Fatal(err)
+	}
+	if totals, err := report.ReadTotals(dbReport); err != nil || totals["source"] != rows || totals["loaded"] != loaded ||
+		totals["quarantined"] != failed || totals["missing"] != 0 || failed != int64(data.Duplicates) {
+		t.Errorf("database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated", totals, err, rows, loaded, failed, data.Duplicates)
 	}
 
 	// The worker's metrics after the run.
