@@ -25,7 +25,10 @@ func init() {
 }
 
 // devPaths are the files a local stack keeps under its state directory.
-type devPaths struct{ dir string }
+type devPaths struct {
+	dir string
+	out *output
+}
 
 func (p devPaths) file(name string) string { return filepath.Join(p.dir, name) }
 
@@ -33,7 +36,7 @@ func devFlags(e *Env, path string) (*devPaths, *bool, func([]string) error) {
 	fs := newFlags(e, path)
 	dir := fs.String("state-dir", ".cutover", "where the stack keeps its state, logs and pid files")
 	quiet := fs.Bool("quiet", false, "print only errors")
-	p := &devPaths{}
+	p := &devPaths{out: bindOutput(fs)}
 	return p, quiet, func(args []string) error {
 		if err := parse(fs, args, 0); err != nil {
 			return err
@@ -183,6 +186,12 @@ func runDevStatus(_ context.Context, e *Env, args []string) error {
 	if err := parseArgs(args); err != nil {
 		return err
 	}
+	type component struct {
+		Name    string `json:"name"`
+		Running bool   `json:"running"`
+		Pid     int    `json:"pid,omitempty"`
+	}
+	var all []component
 	down := 0
 	for _, name := range append([]string{"temporal", "worker"}, demoDovecots...) {
 		if slices.Contains(demoDovecots, name) {
@@ -191,12 +200,26 @@ func runDevStatus(_ context.Context, e *Env, args []string) error {
 			}
 		}
 		pid, alive := devstack.ReadPid(p.file(name + ".pid"))
-		switch {
-		case alive:
-			fmt.Fprintf(e.Stdout, "%-13s running (pid %d)\n", name+":", pid)
-		default:
+		c := component{Name: name, Running: alive}
+		if alive {
+			c.Pid = pid
+		} else {
 			down++
-			fmt.Fprintf(e.Stdout, "%-13s not running\n", name+":")
+		}
+		all = append(all, c)
+	}
+	for _, c := range all {
+		switch {
+		case p.out.json():
+		case c.Running:
+			fmt.Fprintf(e.Stdout, "%-13s running (pid %d)\n", c.Name+":", c.Pid)
+		default:
+			fmt.Fprintf(e.Stdout, "%-13s not running\n", c.Name+":")
+		}
+	}
+	if p.out.json() {
+		if err := writeJSON(e.Stdout, all); err != nil {
+			return err
 		}
 	}
 	if down > 0 {
