@@ -78,7 +78,7 @@ func TestFaultLoadRSSFlat(t *testing.T) {
 		w := startWorker(t, bin, srv.Address(), dbURL, queue)
 		start := time.Now()
 		in := src.input(t, dbmigrate.Config{HeartbeatTimeout: 30 * time.Second})
-		awaitResult(t, startMigration(t, c, queue, in), 15*time.Minute)
+		awaitResult(t, startMigration(t, c, queue, in), 5*time.Minute+time.Duration(n/5000)*time.Second)
 		took := time.Since(start)
 		peak[n] = vmHWM(t, w.pid())
 		w.stop(syscall.SIGTERM)
