@@ -226,8 +226,7 @@ func startDemoDovecots(state string, users []demo.MailUser, srcPort, dstPort int
 	if err != nil {
 		return nil, nil, err
 	}
-	sum := sha256.Sum256([]byte(state))
-	root := filepath.Join(os.TempDir(), "cutover-demo-"+hex.EncodeToString(sum[:4]))
+	root := demoDovecotRoot(state)
 	out := make([]*devstack.Dovecot, 2)
 	for i, name := range demoDovecots {
 		if _, err := devstack.StopPidFile(filepath.Join(state, name+".pid"), 10*time.Second); err != nil {
@@ -258,6 +257,12 @@ func startDemoDovecots(state string, users []demo.MailUser, srcPort, dstPort int
 		out[i] = d
 	}
 	return out[0], out[1], nil
+}
+
+// demoDovecotRoot is where the demo's Dovecots of a state directory keep their files.
+func demoDovecotRoot(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return filepath.Join(os.TempDir(), "cutover-demo-"+hex.EncodeToString(sum[:4]))
 }
 
 // demoTarget is a fresh database beside the control database for seed 002's tables, dropped

@@ -165,6 +165,7 @@ func runDevDown(_ context.Context, e *Env, args []string) error {
 			if _, err := os.Stat(p.file(name + ".pid")); err != nil {
 				continue // never started here
 			}
+			defer os.RemoveAll(demoDovecotRoot(p.dir)) // their mail and sockets, once stopped
 		}
 		stopped, err := devstack.StopPidFile(p.file(name+".pid"), 30*time.Second)
 		if err != nil {
