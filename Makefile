@@ -13,7 +13,7 @@ PG_PORT        ?= 5432
 TEST_TIMEOUT   ?= 22m
 export DATABASE_URL ?= postgres://postgres@$(PG_HOST):$(PG_PORT)/cutover
 
-.PHONY: all build tools debs postgres test test-unit bench dev down demo fmt vet clean
+.PHONY: all build tools debs postgres test test-unit test-faults bench dev down demo fmt vet clean
 
 all: build
 
@@ -56,6 +56,12 @@ test: tools postgres
 ## test-unit: the tests that need no external service
 test-unit:
 	$(GO) test -short -count=1 ./...
+
+## test-faults: the fault-injection tests only (TestFault…: killed workers, restarted servers,
+## workflow resets, hostile input, memory under load) and the fuzz targets' checked-in corpora;
+## `make test` runs them too. Randomised tests log their seeds; CUTOVER_FAULT_SEED=n replays one
+test-faults: tools postgres
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Fault|Fuzz' ./...
 
 ## bench: throughput benchmarks against real servers (figures are printed, never asserted); -p 1
 ## keeps packages from competing for the CPU while they measure. BENCH_COUNT=5 repeats each
