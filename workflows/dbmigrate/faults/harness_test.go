@@ -370,7 +370,7 @@ func (a *tally) add(b tally) { a.missing += b.missing; a.duplicated += b.duplica
 // assertExactlyOnce checks the target by key against the source: every legacy id of both
 // tables present exactly once with its values and its parent reference, one mapping per row,
 // one committed batch record per batch (summing to the table), no quarantined row.
-func assertExactlyOnce(t *testing.T, pool *pgxpool.Pool, w workload, migrationID string) tally {
+func assertExactlyOnce(t testing.TB, pool *pgxpool.Pool, w workload, migrationID string) tally {
 	t.Helper()
 	ctx := context.Background()
 	var found tally
