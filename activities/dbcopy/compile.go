@@ -257,8 +257,10 @@ type prepared struct {
 	src    []any    // source values (for errors)
 	key    string   // legacy key as text
 	uuid   [16]byte // the UUID the legacy key maps to (migration_mappings.destination_id)
-	values []any    // target values, aligned with plan.cols
+	values []any    // target values, aligned with plan.cols (nil once a batch encoded them)
 	fks    []fkValue
+	part   any    // the partition column's value (partitioned targets)
+	tuple  []byte // the values as a binary COPY tuple, when a batch encoded them
 }
 
 type fkValue struct {
@@ -388,6 +390,9 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any) (prepared
 			return out, rerr
 		}
 		out.values[i] = v
+	}
+	if p.partIdx >= 0 {
+		out.part = out.values[p.partIdx]
 	}
 	return out, nil
 }

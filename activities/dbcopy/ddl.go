@@ -172,7 +172,7 @@ func (e *Engine) ensurePartitions(ctx context.Context, p *entityPlan, rows []pre
 	}
 	months := map[string]time.Time{}
 	for _, r := range rows {
-		t, ok := r.values[p.partIdx].(time.Time)
+		t, ok := r.part.(time.Time)
 		if !ok {
 			continue
 		}
