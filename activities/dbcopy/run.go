@@ -58,9 +58,10 @@ type job struct {
 }
 
 // CopyBatches runs up to maxBatches batches from req (0 = until the entity is done): one
-// goroutine reads ahead, Writers goroutines (default 2) write pages concurrently on their own
-// connections and commit in batch order. onBatch (may be nil) sees each committed batch in
-// order; an error from it stops the run after that batch.
+// goroutine reads and transforms ahead, Writers goroutines (default 2) write pages
+// concurrently on their own connections and commit in batch order. onBatch (may be nil) sees
+// each committed batch in order; an error from it stops the run after that batch. At most
+// Writers+1 pages are in memory.
 func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches int, onBatch func(BatchResult) error) (RunResult, error) {
 	p, err := e.plan(ctx, req.Entity)
 	if err != nil {
@@ -77,13 +78,17 @@ func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches i
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	pages := make(chan *job, 1)
+	// Unbuffered: the reader keeps its next page until a writer slot is free.
+	pages := make(chan *job)
 	go func() { // reader
 		defer close(pages)
 		r := req
 		for i := 0; maxBatches <= 0 || i < maxBatches; i++ {
 			pg, err := e.readPage(rctx, p, r)
 			pg.err = err
+			if err == nil && len(pg.rows) > 0 {
+				pg.prep = e.transformed(p, pg)
+			}
 			j := &job{req: r, pg: pg, done: make(chan struct{})}
 			if len(pg.rows) > 0 {
 				j.readLast, _ = keyText(pg.rows[len(pg.rows)-1][0])
@@ -109,9 +114,20 @@ func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches i
 		defer close(jobs)
 		sem := make(chan struct{}, writers)
 		var prev *job
-		for j := range pages {
+		for {
+			// A writer slot first, then the page: a ready page waits in the reader, not here.
 			select {
 			case sem <- struct{}{}:
+			case <-rctx.Done():
+				return
+			}
+			var j *job
+			select {
+			case next, ok := <-pages:
+				if !ok {
+					return
+				}
+				j = next
 			case <-rctx.Done():
 				return
 			}
@@ -137,12 +153,21 @@ func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches i
 					j.err, j.stop = j.pg.err, true
 					return
 				}
-				if err := turn(); err != nil && before != nil && (before.err != nil || before.stop) {
-					// An earlier batch failed before this one started: do not write at all.
-					j.err, j.stop = errStopped, true
-					return
+				if before != nil {
+					select {
+					case <-before.done:
+						if before.err != nil || before.stop {
+							// An earlier batch failed before this one started: do not write at all.
+							j.err, j.stop = errStopped, true
+							return
+						}
+					default:
+						// Still being written: write alongside it; turn orders the commits.
+						// (This waited for it, which left one writer busy whatever Writers said.)
+					}
 				}
 				j.res, j.err = e.writeBatch(rctx, p, j.req, j.pg, turn)
+				j.pg = page{} // written: its rows may go before the results are collected
 				if j.err != nil {
 					j.stop = true
 					var pgErr *pgconn.PgError
