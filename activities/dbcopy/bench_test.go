@@ -187,7 +187,11 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 	ctx := context.Background()
 
 	medians := map[string]float64{}
-	for _, mode := range []string{spec.UUIDv5, spec.UUIDOrdered} {
+	modes := []string{spec.UUIDv5, spec.UUIDOrdered}
+	if v := os.Getenv("CUTOVER_BENCH_MODES"); v != "" { // e.g. "ordered", to profile one mode
+		modes = strings.Split(v, ",")
+	}
+	for _, mode := range modes {
 		var ours, rss []float64
 		for range runs {
 			target := testenv.NewDatabase(b)
