@@ -59,6 +59,10 @@ type failure struct {
 	err *rowError
 }
 
+// concurrentLockTimeout bounds a row-lock wait of a batch written beside others (CopyBatches
+// then goes on with one writer).
+var concurrentLockTimeout = 10 * time.Second
+
 // testHookBeforeCommit runs after a batch's writes and before its commit (tests simulate a
 // crash there).
 var testHookBeforeCommit func(ctx context.Context, tx pgx.Tx) error
@@ -228,7 +232,7 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 	if turn != nil {
 		// Two writers can wait on each other's uncommitted rows (a duplicate unique value in
 		// batches k and k+1) while k+1 waits for k's commit: a lock timeout breaks the tie.
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, concurrentLockTimeout.Milliseconds())); err != nil {
 			return res, fmt.Errorf("batch %s/%d: %w", p.ent.Name, req.BatchNumber, err)
 		}
 	}

@@ -43,6 +43,22 @@ func (r *RunResult) add(b BatchResult) {
 	}
 }
 
+// merge appends the result of a run that continued from r.Next.
+func (r *RunResult) merge(o RunResult) {
+	r.Batches += o.Batches
+	r.Rows += o.Rows
+	r.Loaded += o.Loaded
+	r.Inserted += o.Inserted
+	r.Failed += o.Failed
+	r.Bytes += o.Bytes
+	if o.MarkStart != "" {
+		r.MarkStart = o.MarkStart
+	}
+	r.Replayed += o.Replayed
+	r.ReplayedRows += o.ReplayedRows
+	r.Done, r.Next = o.Done, o.Next
+}
+
 // errStopped tells a writer an earlier batch failed or ended the run.
 var errStopped = errors.New("an earlier batch of this run did not commit")
 
@@ -74,6 +90,30 @@ func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches i
 	if p.sequential.Load() {
 		writers = 1
 	}
+	out, err := e.copyRun(ctx, p, req, maxBatches, writers, onBatch)
+	var pgErr *pgconn.PgError
+	if err == nil || writers == 1 || !errors.As(err, &pgErr) || pgErr.Code != "55P03" || ctx.Err() != nil {
+		return out, err
+	}
+	// Concurrent writers waited on each other: a value unique in the target sits in two
+	// neighbouring batches and the later one inserted it first, then waited for the earlier
+	// one's commit. The lock timeout broke the wait; nothing after out.Next committed, so the
+	// run goes on from there one batch at a time (p.sequential keeps it so).
+	e.log.Info("concurrent batches collided on a unique value; continuing one batch at a time",
+		"entity", req.Entity, "batch", out.Next.BatchNumber)
+	rest := 0
+	if maxBatches > 0 {
+		if rest = maxBatches - out.Batches; rest <= 0 {
+			return out, nil
+		}
+	}
+	more, err := e.copyRun(ctx, p, out.Next, rest, 1, onBatch)
+	out.merge(more)
+	return out, err
+}
+
+// copyRun is CopyBatches with a given number of writers.
+func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, maxBatches, writers int, onBatch func(BatchResult) error) (RunResult, error) {
 	out := RunResult{Entity: req.Entity, Next: req}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,0 +1,169 @@
+package dbcopy
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cutover/cutover/activities/dbcopy/spec"
+)
+
+// setLockTimeout shortens the concurrent writers' lock timeout for a test.
+func setLockTimeout(d time.Duration) (restore func()) {
+	old := concurrentLockTimeout
+	concurrentLockTimeout = d
+	return func() { concurrentLockTimeout = old }
+}
+
+// peopleDB writes a SQLite table people(id, email) of n rows; dup maps a row id to the id whose
+// email it repeats.
+func peopleDB(t *testing.T, n int, dup map[int]int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "people.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		email := fmt.Sprintf("p%d@example.com", i)
+		if d, ok := dup[i]; ok {
+			email = fmt.Sprintf("p%d@example.com", d)
+		}
+		if _, err := tx.Exec(`INSERT INTO people VALUES (?, ?)`, i, email); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func openPeople(t *testing.T, path string, batch, writers int) *Engine {
+	t.Helper()
+	sp, err := spec.Parse(fmt.Appendf(nil, `name: people
+batch_size: %d
+sources:
+  legacy: {driver: sqlite, path: %q}
+target:
+  create_tables: true
+entities:
+  - name: people
+    source_table: people
+    target_table: people
+    key: {source: id}
+    columns:
+      - {source: id, target: legacy_id, type: bigint}
+      - {source: email, type: text, unique: true}
+`, batch, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(ctxT(t), sp, Options{MigrationID: uuid.New(), TargetURL: newTarget(t), Writers: writers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if err := e.Prepare(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestConcurrentWritersShareUniqueValues: neighbouring batches, written at the same time,
+// carry the same value of a unique column. Whichever writer inserts it first, the run ends as
+// a sequential one would: the earlier batch's row loaded, the later one quarantined as a
+// unique violation, every other row loaded, commits in order.
+func TestConcurrentWritersShareUniqueValues(t *testing.T) {
+	defer setLockTimeout(time.Second)()
+	const n, batch = 4000, 400
+	dup := map[int]int{}
+	for k := 1; k < n/batch; k++ {
+		dup[k*batch+1] = k * batch // first row of batch k repeats the last row of batch k-1
+	}
+	e := openPeople(t, peopleDB(t, n, dup), batch, 4)
+	res, err := e.CopyBatches(ctxT(t), BatchRequest{Entity: "people"}, 0, nil)
+	if err != nil || !res.Done {
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	if res.Loaded != int64(n-len(dup)) || res.Failed != int64(len(dup)) {
+		t.Fatalf("loaded %d failed %d, want %d and %d", res.Loaded, res.Failed, n-len(dup), len(dup))
+	}
+	for id, kept := range dup {
+		if got := count(t, e, `SELECT count(*) FROM public.people WHERE legacy_id = $1`, kept); got != 1 {
+			t.Errorf("row %d (the earlier holder of its email) loaded %d times", kept, got)
+		}
+		if got := count(t, e, `SELECT count(*) FROM public.people WHERE legacy_id = $1`, id); got != 0 {
+			t.Errorf("row %d (the later duplicate) loaded", id)
+		}
+	}
+	if codes := fmtCodes(errorCodes(t, e, "people")); codes != fmt.Sprintf("23505=%d", len(dup)) {
+		t.Fatalf("errors %s", codes)
+	}
+	if got := count(t, e, `SELECT count(*) FROM migration_mappings`); got != n-len(dup) {
+		t.Fatalf("%d mappings", got)
+	}
+	if got := count(t, e, `SELECT count(*) FROM migration_checkpoints WHERE batch_number <> (
+		SELECT count(*) FROM migration_checkpoints c2 WHERE c2.batch_number < migration_checkpoints.batch_number)`); got != 0 {
+		t.Fatalf("%d checkpoints out of sequence", got)
+	}
+}
+
+// TestLockTimeoutFallsBackToOneWriter: a batch that cannot get a row lock in time (here another
+// session holds the unique value it inserts) fails the concurrent run; CopyBatches continues
+// from the last committed batch with one writer and finishes without an error.
+func TestLockTimeoutFallsBackToOneWriter(t *testing.T) {
+	defer setLockTimeout(time.Second)()
+	const n, batch = 2000, 200
+	e := openPeople(t, peopleDB(t, n, nil), batch, 3)
+	ctx := ctxT(t)
+	blocker, err := e.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(context.Background())
+	if _, err := blocker.Exec(ctx, `INSERT INTO public.people (id, legacy_id, email) VALUES ($1, -1, 'p1000@example.com')`, uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		res RunResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := e.CopyBatches(ctx, BatchRequest{Entity: "people"}, 0, nil)
+		done <- result{res, err}
+	}()
+	p, err := e.plan(ctx, "people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !p.sequential.Load(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no batch hit the lock timeout")
+		}
+	}
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || !r.res.Done || r.res.Loaded != n || r.res.Failed != 0 {
+		t.Fatalf("copy: %+v, %v", r.res, r.err)
+	}
+	if got := count(t, e, `SELECT count(*) FROM public.people`); got != n {
+		t.Fatalf("%d rows", got)
+	}
+}
