@@ -66,12 +66,14 @@ type Proxy struct {
 	wg      sync.WaitGroup
 	accepts atomic.Int64
 	cuts    atomic.Int64
+	stalls  atomic.Int64
 }
 
 type pair struct {
 	client, server net.Conn
 	once           sync.Once
-	halves         atomic.Int32 // directions finished cleanly
+	halves         atomic.Int32  // directions finished cleanly
+	closed         chan struct{} // closed by cut: ends a stall early
 }
 
 // New starts a proxy on 127.0.0.1 with a free port, forwarding to target.
@@ -120,9 +122,11 @@ func (p *Proxy) CutAll() {
 	}
 }
 
-// Accepted is the number of connections accepted so far; Cuts the number the proxy cut.
+// Accepted is the number of connections accepted so far; Cuts the number the proxy cut;
+// Stalls the number it stalled.
 func (p *Proxy) Accepted() int64 { return p.accepts.Load() }
 func (p *Proxy) Cuts() int64     { return p.cuts.Load() }
+func (p *Proxy) Stalls() int64   { return p.stalls.Load() }
 
 // Close stops the listener and every connection.
 func (p *Proxy) Close() error {
@@ -157,7 +161,7 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		pr := &pair{client: c, server: s}
+		pr := &pair{client: c, server: s, closed: make(chan struct{})}
 		p.mu.Lock()
 		p.conns[pr] = struct{}{}
 		p.mu.Unlock()
@@ -209,7 +213,12 @@ func (p *Proxy) pipe(pr *pair, dst, src net.Conn, dir Direction, fs *faultState)
 						}
 					}
 					if fs.f.Stall > 0 {
-						time.Sleep(fs.f.Stall)
+						p.stalls.Add(1)
+						select {
+						case <-time.After(fs.f.Stall):
+						case <-pr.closed: // the client gave up on the stalled connection
+							return
+						}
 						chunk = after
 					} else {
 						p.cuts.Add(1)
@@ -309,6 +318,7 @@ func (p *Proxy) cut(pr *pair, reset bool) {
 				}
 			}
 		}
+		close(pr.closed)
 		pr.client.Close()
 		pr.server.Close()
 		p.mu.Lock()

@@ -147,3 +147,32 @@ func TestStallAndSlow(t *testing.T) {
 		t.Errorf("2000 bytes at 5000 B/s took only %v", d)
 	}
 }
+
+// A stall long enough to look permanent is counted and ends when the connection is cut, so a
+// test's cleanup never waits for it.
+func TestLongStallEndsWhenCut(t *testing.T) {
+	p := proxy(t, echoServer(t))
+	p.Set(Fault{Dir: ServerToClient, Stall: time.Hour})
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, _ := c.Read(make([]byte, 10)); n != 0 {
+		t.Fatalf("read %d bytes through a stalled connection", n)
+	}
+	if p.Stalls() != 1 {
+		t.Fatalf("stalls = %d, want 1", p.Stalls())
+	}
+	done := make(chan struct{})
+	go func() { p.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the stall")
+	}
+}
