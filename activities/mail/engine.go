@@ -51,6 +51,9 @@ type Engine struct {
 	// it had received before the drop (default 3s).
 	SettleDelay   time.Duration
 	ProgressEvery time.Duration // how often OnProgress fires during a pass (default 2s)
+	// IdleTimeout is how long a FETCH may go without a byte from the source before its
+	// connection is dropped and the folder resumes on a new one (default 5m).
+	IdleTimeout time.Duration
 }
 
 // SpecError is an invalid spec: permanent until the spec is fixed.

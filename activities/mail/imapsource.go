@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -19,12 +21,17 @@ import (
 // fetchChunk bounds the UIDs of one FETCH command: sparse sets make long command lines.
 const fetchChunk = 2000
 
+// defaultIdleTimeout is how long a FETCH may wait for the source's next byte (the appender's
+// response timeout is the same).
+const defaultIdleTimeout = 5 * time.Minute
+
 // imapSource reads a source IMAP account.
 type imapSource struct {
 	c      *imapx.Client
 	ns     folders.Namespace
 	folder string
 	state  FolderState
+	idle   time.Duration // see Engine.IdleTimeout; 0 = defaultIdleTimeout
 }
 
 func newIMAPSource(ctx context.Context, c *imapx.Client) (*imapSource, error) {
@@ -333,18 +340,26 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 		for _, k := range chunk {
 			set.AddNum(imap.UID(k))
 		}
+		// A source that keeps the connection open but stops sending (a hung server process, a
+		// middlebox that lost the flow) would hold the pass forever while its activity kept
+		// heartbeating: the watchdog drops the connection after idle without a byte, and the
+		// folder resumes on a new one like after any dropped connection.
+		wd := newWatchdog(s.idleTimeout(), func() { _ = s.c.Close() })
 		cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 			BodySection: []*imap.FetchItemBodySection{wholeBody}})
 		for {
 			if err := ctx.Err(); err != nil {
+				wd.stop()
 				abortFetch(s.c, cmd)
 				return err
 			}
 			msg := cmd.Next()
+			wd.kick()
 			if msg == nil {
 				break
 			}
-			if broken, err := s.streamOne(msg, fn); err != nil {
+			if broken, err := s.streamOne(msg, wd, fn); err != nil {
+				wd.stop()
 				if broken {
 					// The literal failed: go-imap's reader has moved on and will stop at the
 					// closed connection; draining would read the literal again, racing it.
@@ -355,17 +370,65 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 				return err
 			}
 		}
-		if err := cmd.Close(); err != nil {
+		err := cmd.Close()
+		if wd.stop() {
+			return &imapx.Error{Class: imapx.ClassConnect, Op: "fetch " + s.folder,
+				Text: fmt.Sprintf("no data from the source for %s: connection dropped", s.idleTimeout()), Err: err}
+		}
+		if err != nil {
 			return imapx.Classify("fetch "+s.folder, err, imapx.ClassFetch)
 		}
 	}
 	return nil
 }
 
+func (s *imapSource) idleTimeout() time.Duration {
+	if s.idle > 0 {
+		return s.idle
+	}
+	return defaultIdleTimeout
+}
+
+// watchdog calls fire once if it is not kicked for d.
+type watchdog struct {
+	t     *time.Timer
+	d     time.Duration
+	fired atomic.Bool
+}
+
+func newWatchdog(d time.Duration, fire func()) *watchdog {
+	w := &watchdog{d: d}
+	w.t = time.AfterFunc(d, func() {
+		w.fired.Store(true)
+		fire()
+	})
+	return w
+}
+
+func (w *watchdog) kick() { w.t.Reset(w.d) }
+
+// stop disarms the watchdog and reports whether it fired.
+func (w *watchdog) stop() bool {
+	w.t.Stop()
+	return w.fired.Load()
+}
+
+// kickReader kicks a watchdog on every read.
+type kickReader struct {
+	r  io.Reader
+	wd *watchdog
+}
+
+func (k kickReader) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	k.wd.kick()
+	return n, err
+}
+
 // streamOne hands one FETCH response to fn, streaming the body literal. Servers send FLAGS and
 // INTERNALDATE before BODY[] (Dovecot, Exchange, Gmail do); if one does not, the body is
 // spooled to a temporary file until they arrive.
-func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, fn func(Meta, io.Reader) error) (literalBroken bool, err error) {
+func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, wd *watchdog, fn func(Meta, io.Reader) error) (literalBroken bool, err error) {
 	var m Meta
 	var haveFlags, haveDate, called bool
 	var spool *os.File
@@ -396,7 +459,7 @@ func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, fn func(Meta, i
 				return false, &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "server returned NIL for BODY[]"}
 			}
 			m.Size = it.Literal.Size()
-			lit := &errRecorder{r: it.Literal, size: m.Size}
+			lit := &errRecorder{r: kickReader{it.Literal, wd}, size: m.Size}
 			if m.UID != 0 && haveFlags && haveDate {
 				called = true
 				if err := fn(m, lit); err != nil {

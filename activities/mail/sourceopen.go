@@ -138,6 +138,7 @@ func (e *Engine) dialSource(ctx context.Context, spec MailboxSpec, cred imapx.Cr
 			sc.Logout()
 			return nil, nil, err
 		}
+		src.idle = e.IdleTimeout
 		return newGmailSource(src, spec.MailboxID), sc, nil // gmail.go: inert unless [Gmail]/ folders
 	}
 	snap, id, err := e.fileSnapshot(ctx, spec, cred)
