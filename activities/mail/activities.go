@@ -116,6 +116,34 @@ func heartbeat(ctx context.Context, details any) {
 	}
 }
 
+// keepAlive heartbeats details until stopped, for activities whose work reports no progress of
+// its own (preflight, verify): without heartbeats Temporal would notice a dead worker only at
+// the start-to-close timeout, hours later. The SDK batches heartbeats to its own interval.
+func keepAlive(ctx context.Context, details any) (stop func()) {
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
+		return func() {}
+	}
+	every := max(activity.GetInfo(ctx).HeartbeatTimeout/4, 100*time.Millisecond)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, details)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
 // startRun records (or, on a retry, re-opens) the run row.
 func (a *Activities) startRun(ctx context.Context, spec MailboxSpec, rt model.RunType, tool model.Tool, by, kind string) (int64, error) {
 	if a.DB == nil {
@@ -171,7 +199,9 @@ func (a *Activities) preflightMailbox(ctx context.Context, spec MailboxSpec) (Pr
 	if err != nil {
 		return PreflightReport{}, appError(err)
 	}
+	stop := keepAlive(ctx, Progress{RunID: runID})
 	rep, err := a.engine().Preflight(ctx, spec, runID)
+	stop()
 	rep.RunID = runID
 	if err != nil {
 		observeFailure(err)
@@ -306,7 +336,9 @@ func (a *Activities) verifyMailbox(ctx context.Context, spec MailboxSpec) (Verif
 		return VerifyReport{}, appError(err)
 	}
 	heartbeat(ctx, Progress{RunID: runID})
+	stop := keepAlive(ctx, Progress{RunID: runID})
 	rep, err := a.engine().Verify(ctx, spec, runID)
+	stop()
 	rep.RunID = runID
 	if err != nil {
 		observeFailure(err)

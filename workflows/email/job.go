@@ -43,6 +43,9 @@ type Tuning struct {
 	PageSize      int `json:"page_size,omitempty"`
 	ContinueAfter int `json:"continue_after,omitempty"`
 	KeepResults   int `json:"keep_results,omitempty"`
+	// HeartbeatTimeout is the mailbox activities' heartbeat timeout (default 5m): how soon a
+	// pass whose worker died is retried elsewhere. Fault tests turn it down to seconds.
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
 // State is everything the job workflow knows, carried across continue-as-new.
@@ -478,7 +481,9 @@ func (w *jobRun) resumeFrom(ctx workflow.Context, p store.JobProgress) error {
 }
 
 func (w *jobRun) task(kind TaskKind, runType model.RunType, mode mail.Mode) Task {
-	return waveTask(w.spec, kind, runType, mode, w.st.Phase, w.st.CutOver())
+	t := waveTask(w.spec, kind, runType, mode, w.st.Phase, w.st.CutOver())
+	t.HeartbeatTimeout = w.tuning.HeartbeatTimeout
+	return t
 }
 
 // wave runs one pass over every mailbox as a MailboxWaveWorkflow child.

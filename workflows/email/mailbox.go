@@ -45,6 +45,8 @@ type Task struct {
 	TriggeredBy string        `json:"triggered_by,omitempty"`
 	MaxAttempts int           `json:"max_attempts,omitempty"`
 	MaxInterval time.Duration `json:"max_interval,omitempty"`
+	// HeartbeatTimeout of the mailbox activities; 0 = the default (Tuning.HeartbeatTimeout).
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
 // MailboxInput is MailboxSyncWorkflow's input.
@@ -154,8 +156,14 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 	return res, nil
 }
 
-// mailboxActivityOptions: the engine heartbeats during a sync, so a stuck pass is noticed in
-// minutes while a large mailbox may take many hours.
+// defaultHeartbeatTimeout bounds how long a mailbox activity whose worker died (a crash, a
+// SIGKILL, a lost host) stays assigned to it before Temporal retries it elsewhere.
+const defaultHeartbeatTimeout = 5 * time.Minute
+
+// mailboxActivityOptions: every mailbox activity heartbeats (a sync its progress, preflight and
+// verify their liveness), so a pass whose worker died is retried within the heartbeat timeout
+// while a large mailbox may take many hours. Without it a verify lost with its worker would
+// hold the job for the whole 12-hour start-to-close timeout.
 func mailboxActivityOptions(t Task) workflow.ActivityOptions {
 	maxAttempts := int32(t.MaxAttempts)
 	if maxAttempts <= 0 {
@@ -171,10 +179,13 @@ func mailboxActivityOptions(t Task) workflow.ActivityOptions {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: maxInterval, MaximumAttempts: maxAttempts, NonRetryableErrorTypes: nonRetryable},
 	}
+	o.HeartbeatTimeout = t.HeartbeatTimeout
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = defaultHeartbeatTimeout
+	}
 	switch t.Kind {
 	case TaskSync:
 		o.StartToCloseTimeout = 48 * time.Hour
-		o.HeartbeatTimeout = 5 * time.Minute
 	case TaskVerify:
 		o.StartToCloseTimeout = 12 * time.Hour
 	}
