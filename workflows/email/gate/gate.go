@@ -57,12 +57,14 @@ func (t Thresholds) WithDefaults() Thresholds {
 // Validate reports thresholds that cannot make sense.
 func (t Thresholds) Validate() error {
 	t = t.WithDefaults()
+	// Written as "not inside the range" so that NaN (YAML .nan), which every comparison
+	// rejects, is refused too: it would pass and then fail to encode as a workflow input.
 	switch {
-	case t.CountRatioPass <= 0 || t.CountRatioPass > 1:
+	case !(t.CountRatioPass > 0 && t.CountRatioPass <= 1):
 		return fmt.Errorf("count_ratio_pass %v: want 0 < x <= 1", t.CountRatioPass)
-	case t.CountRatioWarn <= 0 || t.CountRatioWarn > t.CountRatioPass:
+	case !(t.CountRatioWarn > 0 && t.CountRatioWarn <= t.CountRatioPass):
 		return fmt.Errorf("count_ratio_warn %v: want 0 < x <= count_ratio_pass (%v)", t.CountRatioWarn, t.CountRatioPass)
-	case t.QuarantineFailRatio < 0 || t.QuarantineFailRatio > 1:
+	case !(t.QuarantineFailRatio >= 0 && t.QuarantineFailRatio <= 1):
 		return fmt.Errorf("quarantine_fail_ratio %v: want 0 <= x <= 1", t.QuarantineFailRatio)
 	case t.DeltaPendingFail < 1:
 		return fmt.Errorf("delta_pending_fail %d: want >= 1", t.DeltaPendingFail)

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -248,6 +249,9 @@ func TestThresholdsPerJob(t *testing.T) {
 	for _, bad := range []Thresholds{
 		{CountRatioPass: 1.5}, {CountRatioPass: 0.9, CountRatioWarn: 0.95}, {CountRatioWarn: -1},
 		{QuarantineFailRatio: 2}, {DeltaPendingFail: -3},
+		// NaN (YAML .nan) fails every comparison; found by jobspec's FuzzParse.
+		{CountRatioPass: math.NaN()}, {CountRatioWarn: math.NaN()}, {QuarantineFailRatio: math.NaN()},
+		{CountRatioPass: math.Inf(1)}, {QuarantineFailRatio: math.Inf(-1)},
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("Validate(%+v) = nil", bad)
