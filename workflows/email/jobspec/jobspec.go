@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -462,7 +463,55 @@ func (s Spec) Validate() error {
 		p.add("gate", err.Error())
 	}
 	p.sortMapProblems()
+	var nul []string
+	nulFields(reflect.ValueOf(s), "", &nul)
+	for _, path := range nul {
+		p.add(path, "contains a NUL byte (PostgreSQL text cannot hold one)")
+	}
 	return p.err()
+}
+
+// nulFields appends the paths of the strings (map keys included) under v that hold a NUL
+// byte. Such a spec once passed validation and then failed at registration, retried as if
+// PostgreSQL were down (found by FuzzParse). Map keys are visited in sorted order.
+func nulFields(v reflect.Value, path string, out *[]string) {
+	switch v.Kind() {
+	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			*out = append(*out, path)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			nulFields(v.Elem(), path, out)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			nulFields(v.Index(i), fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		for _, k := range keys {
+			kp := fmt.Sprintf("%s[%q]", path, k.String())
+			if strings.IndexByte(k.String(), 0) >= 0 {
+				*out = append(*out, kp)
+			}
+			nulFields(v.MapIndex(k), kp, out)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				name = f.Name
+			}
+			nulFields(v.Field(i), joinPath(path, name), out)
+		}
+	}
 }
 
 func (e Endpoint) validate(p *problems, path string, needHost bool) {

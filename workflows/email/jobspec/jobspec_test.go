@@ -125,6 +125,11 @@ func TestParseRejects(t *testing.T) {
 		{"unknown field", base("mailboxes: [{email: a@example.com, credentials_ref: " + refA + ", colour: red}]"),
 			[]string{"field colour not found"}},
 		{"unknown JSON field", `{"tenant_id":1,"domian":"x"}`, []string{`unknown field "domian"`}},
+		// PostgreSQL text cannot hold NUL; NaN cannot be a workflow input (found by FuzzParse).
+		{"NUL bytes", base(`mailboxes: [{email: a@example.com, user: "al\0ice", credentials_ref: ` + refA + `, folder_map: {"Sent\0": Sent}}]`),
+			[]string{`mailboxes[0].user: contains a NUL byte`, `mailboxes[0].folder_map["Sent\x00"]: contains a NUL byte`}},
+		{"NaN ratio", base("gate: {count_ratio_pass: .nan}\nmailboxes: [{email: a@example.com, credentials_ref: " + refA + "}]"),
+			[]string{"gate: count_ratio_pass NaN"}},
 		{"bad duration", base("schedule: {presync_interval: soon}\nmailboxes: [{email: a@example.com, credentials_ref: " + refA + "}]"),
 			[]string{`duration "soon"`}},
 		{"missing basics", "mailboxes: []", []string{"tenant_id: required", `domain: "" is not a domain name`,
