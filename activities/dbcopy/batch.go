@@ -3,7 +3,6 @@ package dbcopy
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -591,28 +590,17 @@ func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 	mid := e.opt.MigrationID
 	table, dest, typ := p.ent.SourceTable, p.ent.TargetTable, p.ent.EntityType
 	// Mapping ids only need to be unique (re-runs are caught by the batch claim or by the
-	// (migration, table, source id) key): a time-ordered UUIDv7 per batch with the row index in
-	// its last bytes keeps the primary key's inserts at the index's right edge. Raw [16]byte
-	// values take pgx's binary path (uuid.UUID would go through driver.Valuer and text).
-	base, err := uuid.NewV7()
-	if err != nil {
-		return err
-	}
-	id := func(i int) uuid.UUID {
-		id := base
-		binary.BigEndian.PutUint32(id[12:], uint32(i))
-		return id
-	}
+	// (migration, table, source id) key); they are made as the rows are sent (mappingIDs).
 	if !upsert {
 		return copyTuples(ctx, tx, e.mappingCopySQL(), len(rows), func(buf []byte, _ *pgtype.Map, i int) ([]byte, error) {
-			return appendMapping(buf, id(i), mid, table, rows[i].key, dest, rows[i].uuid, typ), nil
+			return appendMapping(buf, e.mapIDs.next(), mid, table, rows[i].key, dest, rows[i].uuid, typ), nil
 		})
 	}
 	ids, keys, dests := make([]uuid.UUID, len(rows)), make([]string, len(rows)), make([]uuid.UUID, len(rows))
 	for i := range rows {
-		ids[i], keys[i], dests[i] = id(i), rows[i].key, uuid.UUID(rows[i].uuid)
+		ids[i], keys[i], dests[i] = e.mapIDs.next(), rows[i].key, uuid.UUID(rows[i].uuid)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO migration_mappings
+	_, err := tx.Exec(ctx, `INSERT INTO migration_mappings
 		(id, migration_id, source_table, source_id, destination_table, destination_id, entity_type)
 		SELECT u.id, $1, $2, u.k, $3, u.d, $4 FROM unnest($5::uuid[], $6::text[], $7::uuid[]) AS u(id, k, d)
 		ON CONFLICT (migration_id, source_table, source_id) DO NOTHING`,

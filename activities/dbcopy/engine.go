@@ -55,6 +55,8 @@ type Engine struct {
 	sources map[string]source.Source
 	log     *slog.Logger
 
+	mapIDs *mappingIDs // ids of migration_mappings rows
+
 	mu         sync.Mutex
 	plans      map[string]*entityPlan
 	partitions map[string]bool // partitions known to exist
@@ -83,7 +85,7 @@ func Open(ctx context.Context, sp *spec.Spec, opt Options) (*Engine, error) {
 		opt.Logger = slog.Default()
 	}
 	e := &Engine{spec: sp, opt: opt, ns: sp.NamespaceUUID(), sources: map[string]source.Source{},
-		plans: map[string]*entityPlan{}, partitions: map[string]bool{},
+		plans: map[string]*entityPlan{}, partitions: map[string]bool{}, mapIDs: newMappingIDs(),
 		log: opt.Logger.With("migration_id", opt.MigrationID.String())}
 	if err := e.connectTarget(ctx); err != nil {
 		return nil, err
