@@ -167,7 +167,9 @@ func median(xs []float64) float64 {
 // BenchmarkSQLiteToPostgres1M copies a generated 1M-row SQLite table into PostgreSQL with the
 // engine (UUID mapping rows, checkpoints and batch records included; once with the default
 // UUIDv5 keys, once with ordered keys), with pgloader and with a raw psql \copy of the same rows
-// as CSV, three runs each, and reports the medians. Figures are printed, never asserted.
+// as CSV, in three rounds where the tools take turns, and reports the medians (peak RSS: the
+// highest). Figures are printed, never asserted. Knobs for profiling: CUTOVER_BENCH_ROWS,
+// _RUNS, _BATCH, _WRITERS, _MODES (v5,ordered), _ONLY_CUTOVER.
 func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 	dir := b.TempDir()
 	path := benchDB(b, dir)
@@ -185,121 +187,143 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 		batch, _ = strconv.Atoi(v)
 	}
 	ctx := context.Background()
-
-	medians := map[string]float64{}
 	modes := []string{spec.UUIDv5, spec.UUIDOrdered}
 	if v := os.Getenv("CUTOVER_BENCH_MODES"); v != "" { // e.g. "ordered", to profile one mode
 		modes = strings.Split(v, ",")
 	}
-	for _, mode := range modes {
-		var ours, rss []float64
-		for range runs {
-			target := testenv.NewDatabase(b)
-			sp, err := spec.Parse(fmt.Appendf(nil, benchSpec, batch, path, mode))
-			if err != nil {
-				b.Fatal(err)
-			}
-			// Return the generator's garbage to the OS first: the peak is the copy's own.
-			debug.FreeOSMemory()
-			resetPeakRSS()
-			cpu0 := selfCPU()
-			start := time.Now()
-			writers, _ := strconv.Atoi(os.Getenv("CUTOVER_BENCH_WRITERS"))
-			e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := e.Prepare(ctx); err != nil {
-				b.Fatal(err)
-			}
-			res, err := e.CopyBatches(ctx, BatchRequest{Entity: "users"}, 0, nil)
-			if err != nil || !res.Done || res.Loaded != int64(benchRows) {
-				b.Fatalf("copy: %+v %v", res, err)
-			}
-			d := time.Since(start)
-			goCPU := selfCPU() - cpu0
-			pgCPU := backendCPU(ctx, e.Pool())
-			var maps int
-			_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
-			e.Close()
-			if maps != benchRows {
-				b.Fatalf("%d mappings", maps)
-			}
-			ours = append(ours, float64(benchRows)/d.Seconds())
-			rss = append(rss, float64(peakRSS())/(1<<20))
-			b.Logf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB, CPU: Go %.1fs, PostgreSQL %.1fs",
-				mode, d.Round(time.Millisecond), ours[len(ours)-1], res.Batches, rss[len(rss)-1], goCPU.Seconds(), pgCPU.Seconds())
-		}
-		name := "cutover"
-		if mode == spec.UUIDOrdered {
-			name = "cutover_ordered"
-		}
-		medians[name] = median(ours)
-		b.ReportMetric(median(ours), name+"_rows/s")
-		b.ReportMetric(median(ours)/float64(benchRows)*mb, name+"_MB/s")
-		b.ReportMetric(median(rss), name+"_peak_RSS_MB")
-	}
-	ratios := func(base, suffix string) {
-		for _, name := range []string{"cutover", "cutover_ordered"} {
-			b.ReportMetric(medians[name]/medians[base], name+"_vs_"+suffix)
-		}
-	}
-
-	if os.Getenv("CUTOVER_BENCH_ONLY_CUTOVER") != "" {
-		return
-	}
-	if bin, err := exec.LookPath("pgloader"); err == nil {
-		var pgl []float64
-		for range runs {
-			target := testenv.NewDatabase(b)
-			start := time.Now()
-			cmd := exec.Command(bin, "--on-error-stop", "sqlite://"+path, strings.Replace(target, "postgres://", "pgsql://", 1))
-			out, err := cmd.CombinedOutput()
-			d := time.Since(start)
-			if err != nil {
-				b.Fatalf("pgloader: %v\n%s", err, out)
-			}
-			pgl = append(pgl, float64(benchRows)/d.Seconds())
-			b.Logf("pgloader run: %v, %.0f rows/s, CPU: pgloader %.1fs", d.Round(time.Millisecond), pgl[len(pgl)-1],
-				(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
-		}
-		medians["pgloader"] = median(pgl)
-		b.ReportMetric(median(pgl), "pgloader_rows/s")
-		b.ReportMetric(median(pgl)/float64(benchRows)*mb, "pgloader_MB/s")
-		ratios("pgloader", "pgloader")
-	} else {
+	writers, _ := strconv.Atoi(os.Getenv("CUTOVER_BENCH_WRITERS"))
+	only := os.Getenv("CUTOVER_BENCH_ONLY_CUTOVER") != ""
+	pgloader, _ := exec.LookPath("pgloader")
+	psql, _ := exec.LookPath("psql")
+	if pgloader == "" && !only {
 		b.Logf("pgloader not installed: no comparison (Debian package pgloader)")
 	}
-
-	if bin, err := exec.LookPath("psql"); err == nil {
-		csvPath := filepath.Join(dir, "users.csv")
+	csvPath := filepath.Join(dir, "users.csv")
+	if psql != "" && !only {
 		writeCSV(b, path, csvPath)
-		var raw []float64
-		for range runs {
-			target := testenv.NewDatabase(b)
-			if out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", `CREATE TABLE users (id bigint PRIMARY KEY, name text,
-				email text, visits bigint, score double precision, created_at timestamptz, bio text, active boolean)`).CombinedOutput(); err != nil {
-				b.Fatalf("psql: %v\n%s", err, out)
-			}
-			start := time.Now()
-			// The same session then reads its server process's CPU time (superuser pg_read_file).
-			cmd := exec.Command(bin, target, "-At", "-v", "ON_ERROR_STOP=1", "-c", fmt.Sprintf(`\copy users FROM '%s' CSV`, csvPath),
-				"-c", `SELECT pg_read_file('/proc/self/stat')`)
-			out, err := cmd.CombinedOutput()
-			d := time.Since(start)
-			if err != nil {
-				b.Fatalf("psql \\copy: %v\n%s", err, out)
-			}
-			raw = append(raw, float64(benchRows)/d.Seconds())
-			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-			b.Logf("psql \\copy run: %v, %.0f rows/s, CPU: psql %.1fs, PostgreSQL %.1fs", d.Round(time.Millisecond), raw[len(raw)-1],
-				(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), statCPU(lines[len(lines)-1]).Seconds())
-		}
-		medians["copy"] = median(raw)
-		b.ReportMetric(median(raw), "copy_rows/s")
-		b.ReportMetric(median(raw)/float64(benchRows)*mb, "copy_MB/s")
-		ratios("copy", "copy")
 	}
+
+	// The tools take turns, round after round, so a machine whose load drifts (other work,
+	// checkpoints) weighs on each of them alike; the medians of the rounds are reported.
+	rates, rss := map[string][]float64{}, map[string][]float64{}
+	for round := range runs {
+		for _, mode := range modes {
+			name := "cutover"
+			if mode == spec.UUIDOrdered {
+				name = "cutover_ordered"
+			}
+			rate, peak := benchCutover(ctx, b, path, batch, writers, mode)
+			rates[name] = append(rates[name], rate)
+			rss[name] = append(rss[name], peak)
+		}
+		if only {
+			continue
+		}
+		if pgloader != "" {
+			rates["pgloader"] = append(rates["pgloader"], benchPgloader(b, pgloader, path))
+		}
+		if psql != "" {
+			rates["copy"] = append(rates["copy"], benchCopy(b, psql, csvPath))
+		}
+		b.Logf("round %d of %d done", round+1, runs)
+	}
+	medians := map[string]float64{}
+	for name, rs := range rates {
+		medians[name] = median(rs)
+		b.ReportMetric(medians[name], name+"_rows/s")
+		b.ReportMetric(medians[name]/float64(benchRows)*mb, name+"_MB/s")
+	}
+	for name, peaks := range rss {
+		b.ReportMetric(slices.Max(peaks), name+"_peak_RSS_MB") // the highest of the runs
+	}
+	for _, base := range []string{"pgloader", "copy"} {
+		if medians[base] == 0 {
+			continue
+		}
+		for _, name := range []string{"cutover", "cutover_ordered"} {
+			if medians[name] > 0 {
+				b.ReportMetric(medians[name]/medians[base], name+"_vs_"+base)
+			}
+		}
+	}
+}
+
+// benchCutover copies the table once with the engine (Open, Prepare with create_tables, every
+// batch) into a fresh database and returns rows/s and the peak RSS in MB.
+func benchCutover(ctx context.Context, b *testing.B, path string, batch, writers int, mode string) (float64, float64) {
+	target := testenv.NewDatabase(b)
+	sp, err := spec.Parse(fmt.Appendf(nil, benchSpec, batch, path, mode))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Return the generator's garbage to the OS first: the peak is the copy's own.
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	cpu0 := selfCPU()
+	start := time.Now()
+	e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Prepare(ctx); err != nil {
+		b.Fatal(err)
+	}
+	res, err := e.CopyBatches(ctx, BatchRequest{Entity: "users"}, 0, nil)
+	if err != nil || !res.Done || res.Loaded != int64(benchRows) {
+		b.Fatalf("copy: %+v %v", res, err)
+	}
+	d := time.Since(start)
+	goCPU := selfCPU() - cpu0
+	pgCPU := backendCPU(ctx, e.Pool())
+	var maps int
+	_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
+	if maps != benchRows {
+		b.Fatalf("%d mappings", maps)
+	}
+	rate, peak := float64(benchRows)/d.Seconds(), float64(peakRSS())/(1<<20)
+	b.Logf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB, CPU: Go %.1fs, PostgreSQL %.1fs",
+		mode, d.Round(time.Millisecond), rate, res.Batches, peak, goCPU.Seconds(), pgCPU.Seconds())
+	return rate, peak
+}
+
+// benchPgloader loads the SQLite file with pgloader into a fresh database; rows/s.
+func benchPgloader(b *testing.B, bin, path string) float64 {
+	target := testenv.NewDatabase(b)
+	start := time.Now()
+	cmd := exec.Command(bin, "--on-error-stop", "sqlite://"+path, strings.Replace(target, "postgres://", "pgsql://", 1))
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("pgloader: %v\n%s", err, out)
+	}
+	rate := float64(benchRows) / d.Seconds()
+	b.Logf("pgloader run: %v, %.0f rows/s, CPU: pgloader %.1fs", d.Round(time.Millisecond), rate,
+		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
+	return rate
+}
+
+// benchCopy loads the CSV export with psql \copy into a fresh table; rows/s.
+func benchCopy(b *testing.B, bin, csvPath string) float64 {
+	target := testenv.NewDatabase(b)
+	if out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", `CREATE TABLE users (id bigint PRIMARY KEY, name text,
+		email text, visits bigint, score double precision, created_at timestamptz, bio text, active boolean)`).CombinedOutput(); err != nil {
+		b.Fatalf("psql: %v\n%s", err, out)
+	}
+	start := time.Now()
+	// The same session then reads its server process's CPU time (superuser pg_read_file).
+	cmd := exec.Command(bin, target, "-At", "-v", "ON_ERROR_STOP=1", "-c", fmt.Sprintf(`\copy users FROM '%s' CSV`, csvPath),
+		"-c", `SELECT pg_read_file('/proc/self/stat')`)
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("psql \\copy: %v\n%s", err, out)
+	}
+	rate := float64(benchRows) / d.Seconds()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	b.Logf("psql \\copy run: %v, %.0f rows/s, CPU: psql %.1fs, PostgreSQL %.1fs", d.Round(time.Millisecond), rate,
+		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), statCPU(lines[len(lines)-1]).Seconds())
+	return rate
 }
 
 // writeCSV exports the legacy table with the values the engine would load (booleans as t/f,
