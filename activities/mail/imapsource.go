@@ -135,7 +135,16 @@ func listFolders(ctx context.Context, c *imapx.Client, withStatus bool) ([]Sourc
 		}
 		st := l.Status
 		if withStatus && st == nil && !f.NoSelect {
-			if st, err = c.Status(l.Mailbox, statusOpts).Wait(); err != nil {
+			st, err = c.Status(l.Mailbox, statusOpts).Wait()
+			if err != nil && statusOpts.Size && !imapx.Retryable(imapx.Classify("", err, imapx.ClassProtocol)) {
+				// A server that cannot size a folder (Dovecot answers NO [SERVERBUG] when a
+				// stored message is shorter than its recorded size) can still count it: the
+				// folder's bytes stay unknown and the broken message fails alone.
+				noSize := *statusOpts
+				noSize.Size = false
+				st, err = c.Status(l.Mailbox, &noSize).Wait()
+			}
+			if err != nil {
 				return nil, imapx.Classify("status "+l.Mailbox, err, imapx.ClassProtocol)
 			}
 		}

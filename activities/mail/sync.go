@@ -76,6 +76,8 @@ type folderRun struct {
 	handled     map[uint32]bool // todo keys now on the destination or quarantined
 	retry       []uint32        // keys of chunks that lost their connection: copied again at finalize
 	outstanding int             // chunks not finished
+	stops       map[uint32]int  // source key → copies of it a dropped connection interrupted
+	stopErr     map[uint32]string
 
 	srcMessages, srcBytes     int64
 	transferred, quarantined  atomic.Int64
@@ -635,10 +637,85 @@ type reject struct {
 	known bool // meta.Identity is set
 }
 
+// poisonStops is how many times a dropped connection may interrupt the copy of one message
+// in a pass before that message is quarantined (to be tried again by the next pass), so that
+// one message the source cannot send — Dovecot answers "* BYE FETCH failed" for a stored
+// message shorter than its recorded size, every time — does not fail its whole mailbox.
+const poisonStops = 3
+
+// notePoison records which message a dropped connection interrupted: the one being copied,
+// or else the next one the stream would have sent.
+func (fr *folderRun) notePoison(uids []uint32, started, finished uint32, err error) {
+	suspect := started
+	if started == finished { // between messages: the stream stopped before the next one
+		i := 0
+		if finished != 0 {
+			if i = slices.Index(uids, finished) + 1; i == 0 {
+				return
+			}
+		}
+		if i >= len(uids) {
+			return
+		}
+		suspect = uids[i]
+	}
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.stops == nil {
+		fr.stops, fr.stopErr = map[uint32]int{}, map[uint32]string{}
+	}
+	fr.stops[suspect]++
+	fr.stopErr[suspect] = err.Error()
+}
+
+// quarantinePoison takes the messages that dropped the connection poisonStops times out of
+// todo and quarantines them (retried by the next pass).
+func (p *pass) quarantinePoison(ctx context.Context, s *session, fr *folderRun, todo []uint32) (rest, poisoned []uint32, err error) {
+	fr.mu.Lock()
+	reasons := map[uint32]string{}
+	for _, u := range todo {
+		if n := fr.stops[u]; n >= poisonStops {
+			poisoned = append(poisoned, u)
+			reasons[u] = fmt.Sprintf("the connection dropped %d times while this message was being copied (last: %s); quarantined so the rest of the folder goes on, tried again by the next pass", n, fr.stopErr[u])
+		} else {
+			rest = append(rest, u)
+		}
+	}
+	fr.mu.Unlock()
+	if len(poisoned) == 0 {
+		return todo, nil, nil
+	}
+	// Its headers identify it for verification when the source can send them; else its key.
+	metas := map[uint32]Meta{}
+	if ms, merr := s.src.Metas(ctx, poisoned); merr == nil {
+		for _, m := range ms {
+			metas[m.UID] = m
+		}
+	} else {
+		err = merr // the connection is likely gone: the caller redials
+	}
+	for _, u := range poisoned {
+		m, ok := metas[u]
+		if !ok {
+			m = Meta{UID: u, Identity: fmt.Sprintf("unreadable:%s/%d", fr.m.Source.Name, u), Describe: fmt.Sprintf("UID %d of %s", u, fr.m.Source.Name)}
+		}
+		if qerr := p.quarantine(ctx, fr, m, "unreadable", reasons[u], true); qerr != nil {
+			return rest, nil, qerr
+		}
+	}
+	return rest, poisoned, err
+}
+
 // copyAll copies todo, isolating refused messages: a refused multi-message batch is retried
 // one message at a time so that only the culprit is quarantined.
 func (p *pass) copyAll(ctx context.Context, s *session, fr *folderRun, todo []uint32) ([]uint32, error) {
+	todo, poisoned, err := p.quarantinePoison(ctx, s, fr, todo)
+	fr.addHandled(poisoned)
+	if err != nil {
+		return poisoned, err
+	}
 	done, retry, rejects, err := p.copyBatch(ctx, s, fr, todo, false)
+	done = append(done, poisoned...)
 	if err != nil {
 		return done, err
 	}
@@ -755,7 +832,8 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 	if single || !ap.MultiAppend() {
 		nBatch = 1
 	}
-	streamErr := s.src.Stream(ctx, uids, func(m Meta, body io.Reader) error {
+	var started, finished uint32 // the last message handed over, the last one fully read
+	handle := func(m Meta, body io.Reader) error {
 		fr.lastUID.Store(m.UID)
 		if p.limit > 0 && m.Size > p.limit {
 			// Grew past the limit since it was measured: refuse locally.
@@ -804,6 +882,14 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			return end()
 		}
 		return nil
+	}
+	streamErr := s.src.Stream(ctx, uids, func(m Meta, body io.Reader) error {
+		started = m.UID
+		if err := handle(m, body); err != nil {
+			return err
+		}
+		finished = m.UID
+		return nil
 	})
 	if streamErr == nil || ap.Err() == nil {
 		// Complete messages already written are worth committing even if the source failed.
@@ -817,6 +903,8 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 		streamErr = commitErr
 	} else if commitErr != nil && imapx.ClassOf(streamErr) == imapx.ClassConnect {
 		streamErr = commitErr // the committer's reason is the real one
+	} else if imapx.ClassOf(streamErr) == imapx.ClassConnect {
+		fr.notePoison(uids, started, finished, streamErr)
 	}
 	return done, retry, rejects, streamErr
 }
