@@ -107,12 +107,21 @@ func Apply(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(advisoryLock))
 	}()
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// Only when missing: CREATE TABLE IF NOT EXISTS needs the CREATE privilege even when the
+	// table exists, and a worker whose role has only the README's privileges (DML, no DDL)
+	// must start against a schema an administrator applied.
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return Result{}, fmt.Errorf("schema apply: look for schema_migrations: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT        NOT NULL,
 		checksum   TEXT        NOT NULL,
 		applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		return Result{}, fmt.Errorf("schema apply: create schema_migrations: %w", err)
+			return Result{}, fmt.Errorf("schema apply: create schema_migrations: %w", err)
+		}
 	}
 
 	applied := map[int]string{}
