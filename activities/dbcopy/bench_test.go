@@ -225,7 +225,7 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 		if psql != "" {
 			rates["copy"] = append(rates["copy"], benchCopy(b, psql, csvPath))
 		}
-		b.Logf("round %d of %d done", round+1, runs)
+		benchf("round %d of %d done", round+1, runs)
 	}
 	medians := map[string]float64{}
 	for name, rs := range rates {
@@ -246,6 +246,12 @@ func BenchmarkSQLiteToPostgres1M(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchf prints a line of the benchmark's progress on stderr: the testing package keeps only
+// ten lines of a benchmark's log, and every run's figures matter when the machine is shared.
+func benchf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "dbcopy bench: "+format+"\n", a...)
 }
 
 // benchCutover copies the table once with the engine (Open, Prepare with create_tables, every
@@ -282,7 +288,7 @@ func benchCutover(ctx context.Context, b *testing.B, path string, batch, writers
 		b.Fatalf("%d mappings", maps)
 	}
 	rate, peak := float64(benchRows)/d.Seconds(), float64(peakRSS())/(1<<20)
-	b.Logf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB, CPU: Go %.1fs, PostgreSQL %.1fs",
+	benchf("cutover (uuid %s) run: %v, %.0f rows/s, %d batches, peak RSS %.0f MB, CPU: Go %.1fs, PostgreSQL %.1fs",
 		mode, d.Round(time.Millisecond), rate, res.Batches, peak, goCPU.Seconds(), pgCPU.Seconds())
 	return rate, peak
 }
@@ -298,7 +304,7 @@ func benchPgloader(b *testing.B, bin, path string) float64 {
 		b.Fatalf("pgloader: %v\n%s", err, out)
 	}
 	rate := float64(benchRows) / d.Seconds()
-	b.Logf("pgloader run: %v, %.0f rows/s, CPU: pgloader %.1fs", d.Round(time.Millisecond), rate,
+	benchf("pgloader run: %v, %.0f rows/s, CPU: pgloader %.1fs", d.Round(time.Millisecond), rate,
 		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 	return rate
 }
@@ -321,7 +327,7 @@ func benchCopy(b *testing.B, bin, csvPath string) float64 {
 	}
 	rate := float64(benchRows) / d.Seconds()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	b.Logf("psql \\copy run: %v, %.0f rows/s, CPU: psql %.1fs, PostgreSQL %.1fs", d.Round(time.Millisecond), rate,
+	benchf("psql \\copy run: %v, %.0f rows/s, CPU: psql %.1fs, PostgreSQL %.1fs", d.Round(time.Millisecond), rate,
 		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), statCPU(lines[len(lines)-1]).Seconds())
 	return rate
 }
