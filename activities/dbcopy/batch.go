@@ -84,8 +84,10 @@ func (e *Engine) CopyBatch(ctx context.Context, req BatchRequest) (BatchResult, 
 
 // page is a batch read from the source.
 type page struct {
-	rows      [][]any
-	full      bool // the page hit the limit: more may follow
+	rows      [][]any // nil once prep holds them (n and last remain)
+	n         int     // rows read
+	last      []any   // the last row read
+	full      bool    // the page hit the limit: more may follow
 	bytes     int64
 	markStart string
 	err       error
@@ -106,6 +108,18 @@ func (e *Engine) transformed(p *entityPlan, pg page) *transformed {
 	start := time.Now()
 	good, bad, err := e.transformPage(p, pg)
 	return &transformed{good: good, bad: bad, took: time.Since(start), err: err}
+}
+
+// prepare transforms and encodes the page ahead of its writer and lets go of its source rows:
+// an encoded row keeps only its source key, so a page in flight holds about half the memory
+// (rows that fail later get their source row back by key: refetchSources).
+func (e *Engine) prepare(p *entityPlan, pg *page) {
+	pg.prep = e.transformed(p, *pg)
+	for i := range pg.prep.good {
+		r := &pg.prep.good[i]
+		r.srcKey, r.src = r.src[0], nil
+	}
+	pg.rows = nil
 }
 
 func (e *Engine) readPage(ctx context.Context, p *entityPlan, req BatchRequest) (page, error) {
@@ -156,7 +170,11 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req BatchRequest) 
 		}
 		rows = append(rows[:cut], same...)
 	}
-	pg.rows = rows
+	pg.rows, pg.n = rows, len(rows)
+	if len(rows) > 0 {
+		// A copy: a row is a window on an array shared by thousands, which it would keep.
+		pg.last = slices.Clone(rows[len(rows)-1])
+	}
 	for _, r := range rows {
 		pg.bytes += rowBytes(r)
 	}
@@ -192,13 +210,13 @@ func rowBytes(r []any) int64 {
 // batch committed, so concurrent writers still commit (and checkpoint) in batch order.
 func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest, pg page, turn func() error) (BatchResult, error) {
 	start := time.Now()
-	res := BatchResult{Entity: p.ent.Name, BatchNumber: req.BatchNumber, Rows: len(pg.rows), Done: !pg.full,
+	res := BatchResult{Entity: p.ent.Name, BatchNumber: req.BatchNumber, Rows: pg.n, Done: !pg.full,
 		Bytes: pg.bytes, MarkStart: pg.markStart, LastKey: req.After, LastMark: req.Mark}
-	if len(pg.rows) == 0 {
+	if pg.n == 0 {
 		res.Empty = true
 		return res, nil
 	}
-	last := pg.rows[len(pg.rows)-1]
+	last := pg.last
 	res.LastKey, _ = keyText(last[0])
 	if p.markIdx >= 0 && req.Sync {
 		res.LastMark, _ = keyText(last[p.markIdx])
@@ -240,7 +258,7 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 	tag, err := tx.Exec(ctx, `INSERT INTO batch_processing_status
 		(id, entity_status_id, batch_number, batch_size, status, started_at)
 		VALUES ($1, $2, $3, $4, 'processing', now()) ON CONFLICT (entity_status_id, batch_number) DO NOTHING`,
-		batchID, p.statusID, req.BatchNumber, len(pg.rows))
+		batchID, p.statusID, req.BatchNumber, pg.n)
 	if err != nil {
 		return res, fmt.Errorf("batch %s/%d: claim: %w", p.ent.Name, req.BatchNumber, err)
 	}
@@ -280,6 +298,9 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 	if err := e.writeMappings(ctx, tx, p, loaded, req.Sync); err != nil {
 		return res, fmt.Errorf("batch %s/%d: mappings: %w", p.ent.Name, req.BatchNumber, err)
 	}
+	if err := e.refetchSources(ctx, p, bad); err != nil {
+		return res, fmt.Errorf("batch %s/%d: source rows of errors: %w", p.ent.Name, req.BatchNumber, err)
+	}
 	if err := e.writeErrors(ctx, tx, p, &batchID, req.BatchNumber, bad); err != nil {
 		return res, fmt.Errorf("batch %s/%d: errors: %w", p.ent.Name, req.BatchNumber, err)
 	}
@@ -287,7 +308,7 @@ func (e *Engine) writeBatch(ctx context.Context, p *entityPlan, req BatchRequest
 	res.Loaded, res.Inserted, res.Failed = len(loaded), inserted, len(bad)
 	elapsed := time.Since(start)
 	res.DurationMS = elapsed.Milliseconds()
-	res.RowsPerSec = float64(len(pg.rows)) / max(elapsed.Seconds(), 1e-6)
+	res.RowsPerSec = float64(pg.n) / max(elapsed.Seconds(), 1e-6)
 
 	if turn != nil {
 		if err := turn(); err != nil {
@@ -515,7 +536,7 @@ func keyOrder(p *entityPlan, rows []prepared) []int32 {
 	}
 	less := func(a, b int32) int { return bytes.Compare(rows[a].uuid[:], rows[b].uuid[:]) }
 	if !slices.IsSortedFunc(order, less) {
-		slices.SortFunc(order, less)
+		slices.SortStableFunc(order, less) // stable: of rows with one key, the first read wins, as before
 	}
 	return order
 }
@@ -608,6 +629,55 @@ func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 	return err
 }
 
+// refetchSources gives failed rows whose source row was let go after encoding (prepare) that
+// row back: read again by key, and told apart from other rows with the same key by encoding
+// each the same way. A row changed or deleted since is left without (writeErrors says so).
+func (e *Engine) refetchSources(ctx context.Context, p *entityPlan, bad []failure) error {
+	var keys []any
+	want := map[string][]int{} // key text → indexes in bad
+	for i := range bad {
+		if r := &bad[i].row; r.src == nil && r.srcKey != nil {
+			k, _ := keyText(r.srcKey)
+			if len(want[k]) == 0 {
+				keys = append(keys, r.srcKey)
+			}
+			want[k] = append(want[k], i)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	m := typeMaps.Get().(*pgtype.Map)
+	defer typeMaps.Put(m)
+	values := make([]any, len(p.cols))
+	var buf []byte
+	const chunk = 500
+	for start := 0; start < len(keys); start += chunk {
+		rows, err := p.src.Read(ctx, source.Query{Table: p.ent.SourceTable, Columns: p.readCols, Key: p.ent.Key.Source,
+			In: keys[start:min(start+chunk, len(keys))]})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			k, _ := keyText(row[0])
+			clear(values)
+			if _, rerr := e.transformInto(p, row, values); rerr != nil {
+				continue
+			}
+			if buf, err = appendTuple(buf[:0], m, p.oids, values); err != nil {
+				continue
+			}
+			for _, i := range want[k] {
+				if r := &bad[i].row; r.src == nil && bytes.Equal(r.tuple, buf) {
+					r.src = row
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // writeErrors records the batch's bad rows (one row per record and code while unresolved).
 func (e *Engine) writeErrors(ctx context.Context, tx pgx.Tx, p *entityPlan, batchID *uuid.UUID, n int64, bad []failure) error {
 	if len(bad) == 0 {
@@ -622,6 +692,9 @@ func (e *Engine) writeErrors(ctx context.Context, tx pgx.Tx, p *entityPlan, batc
 			}
 		}
 		ctxJSON := map[string]any{"entity": p.ent.Name, "source_table": p.ent.SourceTable}
+		if f.row.src == nil && f.row.srcKey != nil {
+			ctxJSON["source_row"] = "not found again by its key: changed or deleted since it was read"
+		}
 		if n >= 0 {
 			ctxJSON["batch_number"] = n
 		} else {

@@ -254,7 +254,8 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 
 // prepared is one source row transformed for the target.
 type prepared struct {
-	src    []any    // source values (for errors)
+	src    []any    // source values (for errors); nil once a pipelined batch encoded the row
+	srcKey any      // the source key as read, when src is nil
 	key    string   // legacy key as text
 	uuid   [16]byte // the UUID the legacy key maps to (migration_mappings.destination_id)
 	values []any    // target values, aligned with plan.cols (nil once a batch encoded them)

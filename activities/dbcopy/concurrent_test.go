@@ -167,3 +167,50 @@ func TestLockTimeoutFallsBackToOneWriter(t *testing.T) {
 		t.Fatalf("%d rows", got)
 	}
 }
+
+// TestPipelinedFailuresKeepTheirSourceRows: a pipelined batch lets go of its source rows once
+// encoded; rows PostgreSQL then rejects (a repeated legacy key, a unique value taken) are
+// recorded with their own source row, found again by key, even when another row shares it.
+func TestPipelinedFailuresKeepTheirSourceRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "people.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No primary key in the legacy table: id 7 is there twice, with different emails.
+	if _, err := db.Exec(`CREATE TABLE people (id INTEGER, email TEXT);
+		INSERT INTO people VALUES (1, 'a@x'), (7, 'first@x'), (7, 'second@x'), (8, 'a@x'), (9, 'c@x')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e := openPeople(t, path, 100, 2)
+	res, err := e.CopyBatches(ctxT(t), BatchRequest{Entity: "people"}, 0, nil)
+	if err != nil || !res.Done || res.Loaded != 3 || res.Failed != 2 {
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	rows, err := e.Pool().Query(ctxT(t), `SELECT source_record_id, source_data->>'email', context ? 'source_row'
+		FROM migration_errors ORDER BY source_record_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id string
+		var email *string
+		var lost bool
+		if err := rows.Scan(&id, &email, &lost); err != nil {
+			t.Fatal(err)
+		}
+		if email == nil || lost {
+			t.Fatalf("error of row %s has no source row (lost %v)", id, lost)
+		}
+		got = append(got, id+"="+*email)
+	}
+	if fmt.Sprint(got) != "[7=second@x 8=a@x]" {
+		t.Fatalf("errors carry %v, want [7=second@x 8=a@x]", got)
+	}
+	if n := count(t, e, `SELECT count(*) FROM public.people WHERE email = 'first@x'`); n != 1 {
+		t.Fatalf("the first row of key 7 loaded %d times", n)
+	}
+}

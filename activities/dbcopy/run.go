@@ -126,24 +126,24 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, m
 		for i := 0; maxBatches <= 0 || i < maxBatches; i++ {
 			pg, err := e.readPage(rctx, p, r)
 			pg.err = err
-			if err == nil && len(pg.rows) > 0 {
-				pg.prep = e.transformed(p, pg)
+			if err == nil && pg.n > 0 {
+				e.prepare(p, &pg)
 			}
 			j := &job{req: r, pg: pg, done: make(chan struct{})}
-			if len(pg.rows) > 0 {
-				j.readLast, _ = keyText(pg.rows[len(pg.rows)-1][0])
+			if pg.n > 0 {
+				j.readLast, _ = keyText(pg.last[0])
 			}
 			select {
 			case pages <- j:
 			case <-rctx.Done():
 				return
 			}
-			if err != nil || !pg.full || len(pg.rows) == 0 {
+			if err != nil || !pg.full || pg.n == 0 {
 				return
 			}
 			r.After = j.readLast
 			if r.Sync && p.markIdx >= 0 {
-				r.Mark, _ = keyText(pg.rows[len(pg.rows)-1][p.markIdx])
+				r.Mark, _ = keyText(pg.last[p.markIdx])
 			}
 			r.BatchNumber++
 		}
