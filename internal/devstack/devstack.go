@@ -54,7 +54,11 @@ func (s TemporalServer) Args() []string {
 		args = append(args, "--headless")
 	}
 	if s.DBFile != "" {
-		args = append(args, "--db-filename", s.DBFile)
+		// SQLite's default rollback journal syncs every write twice: a wave of child workflows
+		// cost 70-100 ms per child on the dev server. A write-ahead log with NORMAL sync is
+		// still safe against a killed or restarted server process (only an OS crash may lose
+		// the last writes) and took it to about 30 ms.
+		args = append(args, "--db-filename", s.DBFile, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 	}
 	args = append(args, searchattr.DevServerFlags()...)
 	return append(args, s.Extra...)
