@@ -183,6 +183,11 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		WorkerStopTimeout:                  cfg.ShutdownGrace,
 		MaxConcurrentActivityExecutionSize: cfg.MaxActivities,
+		// A job fans out to a child workflow per mailbox and pass, each a few short workflow
+		// and activity tasks: the SDK's two pollers per kind left tasks waiting in the queue
+		// (a wave of mailboxes went 25% faster with eight).
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 8,
 	})
 	if cfg.ReportDir == "" {
 		if cfg.ReportDir = os.Getenv(report.EnvDir); cfg.ReportDir == "" {
