@@ -144,6 +144,44 @@ func keepAlive(ctx context.Context, details any) (stop func()) {
 	return func() { close(done); <-stopped }
 }
 
+// passLockSpace is the first key of the mailbox pass locks ("mail").
+const passLockSpace int32 = 0x6d61696c
+
+// errPassLockLost ends a pass whose lock went with its database connection.
+var errPassLockLost = errors.New("the mailbox's pass lock was lost with its database connection")
+
+// lockPass makes a writing pass the only one of its mailbox, across activity attempts and
+// workers. Temporal starts a retry when it has given up on an attempt (heartbeats lost while
+// the server or the network was down), and that attempt may still be copying: both would
+// append what the other had not recorded yet. The retry waits, heartbeating details so it is
+// not timed out itself, until the earlier attempt has stopped and closed its connections; its
+// reconcile then settles what that attempt left pending. The returned context ends if the lock
+// is lost, and release lets it go.
+func (a *Activities) lockPass(ctx context.Context, mailboxID int64, details Progress) (context.Context, func(), error) {
+	if a.DB == nil {
+		return ctx, func() {}, nil
+	}
+	stop := keepAlive(ctx, details)
+	began := time.Now()
+	l, err := a.DB.LockSession(ctx, passLockSpace, int32(mailboxID)) // ids past 2^31 share locks: only serialised
+	stop()
+	if err != nil {
+		return ctx, nil, err
+	}
+	if waited := time.Since(began); waited > time.Second {
+		a.logger().Info("waited for another pass of the mailbox to end", "mailbox_id", mailboxID, "waited", waited.Round(time.Millisecond))
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-l.Lost():
+			cancel(errPassLockLost)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil); l.Release() }, nil
+}
+
 // startRun records (or, on a retry, re-opens) the run row.
 func (a *Activities) startRun(ctx context.Context, spec MailboxSpec, rt model.RunType, tool model.Tool, by, kind string) (int64, error) {
 	if a.DB == nil {
@@ -250,6 +288,15 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 	}
 	dry := req.Mode == ModeDryRun
 	if !dry {
+		details := Progress{RunID: runID}
+		if resume != nil {
+			details = *resume
+		}
+		var release func()
+		if ctx, release, err = a.lockPass(ctx, req.Spec.MailboxID, details); err != nil {
+			return PassStats{}, appError(err)
+		}
+		defer release()
 		a.setMailbox(ctx, req.Spec.MailboxID, func(p *store.MailboxProgress) { p.Status = model.MailboxSyncing })
 	}
 	heartbeat(ctx, Progress{RunID: runID})

@@ -234,3 +234,55 @@ func TestPreflightActivity(t *testing.T) {
 		t.Errorf("mailbox row: %+v", mb)
 	}
 }
+
+// Two attempts of one pass at once, as when Temporal retries a pass whose heartbeats it lost
+// (its server was down) while the first attempt still copies: the second waits for the first
+// to end and settles what it left; every message arrives once.
+func TestOverlappingAttemptsOfAPassCopyOnce(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	a := withVault(t, e)
+	corpus := mailtest.Bulk(mailtest.BulkOptions{Messages: 300, Folders: []string{"INBOX", "A", "B"}, Seed: 11})
+	mailtest.SeedMaildir(t, e.src, "alice", corpus)
+	p := proxied(t, e, true)
+	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, BytesPerSec: 1 << 20}) // the first attempt is still copying when the second starts
+	req := PassRequest{Spec: e.spec, Mode: ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 2, TriggeredBy: "tester"}
+
+	var s testsuite.WorkflowTestSuite
+	type result struct {
+		st  PassStats
+		err error
+		end time.Time
+	}
+	run := func(out chan<- result) {
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(a)
+		val, err := env.ExecuteActivity(a.SyncMailbox, req)
+		var st PassStats
+		if err == nil {
+			err = val.Get(&st)
+		}
+		out <- result{st, err, time.Now()}
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go run(first)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		_ = e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM mail_messages`).Scan(&n)
+		if n > 0 { // the first attempt is appending
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt appended nothing in a minute")
+		}
+	}
+	go run(second)
+	r1, r2 := <-first, <-second
+	if r1.err != nil || r2.err != nil {
+		t.Fatalf("attempts: %v / %v", r1.err, r2.err)
+	}
+	if !r2.end.After(r1.end) {
+		t.Errorf("the second attempt ended before the first: it did not wait")
+	}
+	t.Logf("first attempt transferred %d, second %d", r1.st.Transferred, r2.st.Transferred)
+	e.requireClean(0)
+}
