@@ -35,6 +35,7 @@ const (
 type Appender struct {
 	cfg  Config
 	conn net.Conn
+	tcp  *net.TCPConn // under TLS too: to reset it
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
@@ -90,6 +91,7 @@ func DialAppender(ctx context.Context, cfg Config, cred Credentials) (*Appender,
 	if err != nil {
 		return nil, classifyDial(op, err)
 	}
+	raw := conn
 	if cfg.Security == "" || cfg.Security == "tls" {
 		tc, err := cfg.TLSConfig()
 		if err != nil {
@@ -104,7 +106,8 @@ func DialAppender(ctx context.Context, cfg Config, cred Credentials) (*Appender,
 		}
 		conn = tconn
 	}
-	a := &Appender{cfg: cfg, conn: conn, pending: map[string]*Batch{}, cont: make(chan string, 1), dead: make(chan struct{})}
+	tcp, _ := raw.(*net.TCPConn)
+	a := &Appender{cfg: cfg, conn: conn, tcp: tcp, pending: map[string]*Batch{}, cont: make(chan string, 1), dead: make(chan struct{})}
 	a.br = bufio.NewReaderSize(conn, 16<<10)
 	a.bw = bufio.NewWriterSize(deadlineWriter{a}, 256<<10)
 	a.stopCtx = context.AfterFunc(ctx, func() { a.fail(&Error{Class: ClassConnect, Op: op, Err: ctx.Err()}) })
@@ -166,6 +169,12 @@ func (a *Appender) fail(err error) {
 		pend := a.pending
 		a.pending = map[string]*Batch{}
 		a.mu.Unlock()
+		if len(pend) > 0 && a.tcp != nil {
+			// Abandoned APPENDs: reset instead of a graceful close, so the kernel drops what
+			// it has not sent yet. Sent later, the end of a command could still be stored
+			// after the next attempt has looked for it on the destination and sent it again.
+			_ = a.tcp.SetLinger(0)
+		}
 		_ = a.conn.Close()
 		for _, b := range pend {
 			b.finish(BatchResult{Err: err})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/cutover/cutover/internal/faultproxy"
 	"github.com/cutover/cutover/internal/testenv"
 )
 
@@ -264,5 +265,51 @@ func TestAppenderSynchronizingLiterals(t *testing.T) {
 	b.End()
 	if r := b.Wait(ctx); r.Err != nil {
 		t.Errorf("append after a refusal: %+v", r)
+	}
+}
+
+// An APPEND abandoned mid-literal (the attempt was cancelled) must never be stored later: what
+// the kernel or a slow link still holds would otherwise complete the command after the next
+// attempt has looked for the message and sent it again. Through a link of 64 KB/s, a 320 KB
+// message is cut off by the reset and the server stores nothing.
+func TestAppenderAbandonedBatchNeverLands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Dovecot")
+	}
+	t.Parallel()
+	d := testenv.StartDovecot(t, []testenv.User{alice})
+	p, err := faultproxy.New(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, BytesPerSec: 64 << 10})
+	ctx := context.Background()
+	cred := Credentials{Password: alice.Password}
+	ap, err := DialAppender(ctx, Config{Addr: p.Addr(), Security: "plain", User: "alice"}, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := msg("abandoned@x", strings.Repeat("a line of an abandoned message\n", 10_000))
+	b, _ := ap.Begin("INBOX")
+	if err := b.Add(nil, time.Time{}, int64(len(body)), bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.End(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // well under way, far from done
+	ap.Close()
+	if r := b.Wait(ctx); ClassOf(r.Err) != ClassConnect {
+		t.Fatalf("abandoned batch: %+v", r)
+	}
+	time.Sleep(time.Duration(len(body)/(64<<10)+2) * time.Second) // the whole literal's time at that rate
+	c, err := Dial(ctx, plainCfg(d, "alice"), cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Logout()
+	if sel, err := c.Select("INBOX", nil).Wait(); err != nil || sel.NumMessages != 0 {
+		t.Fatalf("INBOX after the abandoned APPEND: %v, %d messages, want none", err, sel.NumMessages)
 	}
 }
