@@ -13,7 +13,7 @@ PG_PORT        ?= 5432
 TEST_TIMEOUT   ?= 22m
 export DATABASE_URL ?= postgres://postgres@$(PG_HOST):$(PG_PORT)/cutover
 
-.PHONY: all build tools debs postgres test test-unit test-faults bench dev down demo fmt vet clean
+.PHONY: all build tools debs postgres test test-codec test-unit test-faults bench dev down demo fmt vet clean
 
 all: build
 
@@ -52,6 +52,14 @@ test: tools postgres
 	$(GO) vet ./...
 	mkdir -p $(CURDIR)/.artifacts
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -artifacts -outputdir $(CURDIR)/.artifacts ./...
+	$(MAKE) --no-print-directory test-codec
+
+## test-codec: the end-to-end tests again with the payload codec on (a fresh key): worker,
+## clients, the cutover CLI and the temporal CLI (through a codec endpoint) all go through it
+E2E_TESTS ?= EndToEnd|MixedSourcesJob|MailSystem|RollbackReturnsTarget
+test-codec: tools postgres
+	CUTOVER_PAYLOAD_KEYS=$$($(GO) run ./starter codec genkey) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) \
+		-run '$(E2E_TESTS)' ./workflows/email/ ./workflows/dbmigrate/ ./activities/mail/sources/e2e/ ./examples/...
 
 ## test-unit: the tests that need no external service
 test-unit:
@@ -61,7 +69,7 @@ test-unit:
 ## workflow resets, hostile input, memory under load) and the fuzz targets' checked-in corpora;
 ## `make test` runs them too. Randomised tests log their seeds; CUTOVER_FAULT_SEED=n replays one
 test-faults: tools postgres
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Fault|Fuzz' ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Fault|Fuzz|Security' ./...
 
 ## bench: throughput benchmarks against real servers (figures are printed, never asserted); -p 1
 ## keeps packages from competing for the CPU while they measure. BENCH_COUNT=5 repeats each

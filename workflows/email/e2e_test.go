@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testenv"
 	"github.com/cutover/cutover/starter/cli"
@@ -194,7 +196,8 @@ func (s *stack) cutover(t *testing.T, args ...string) (code int, stdout, stderr 
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := map[string]string{"DATABASE_URL": s.dbURL, "TEMPORAL_ADDRESS": s.srv.Address(),
-		"TEMPORAL_NAMESPACE": s.srv.Namespace(), "CUTOVER_TASK_QUEUE": s.queue}
+		"TEMPORAL_NAMESPACE": s.srv.Namespace(), "CUTOVER_TASK_QUEUE": s.queue,
+		codec.EnvKeys: os.Getenv(codec.EnvKeys)} // the operator's CLI shares the worker's payload keys
 	code = cli.Main(context.Background(), args, &cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv: func(k string) string { return env[k] }})
 	return code, out.String(), errb.String()
@@ -451,8 +454,19 @@ func TestEndToEndWithTheTemporalCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(root, "bin", "temporal")
+	global := []string{"--address", s.srv.Address(), "--namespace", s.srv.Namespace()}
+	// With the payload codec on, the temporal CLI encodes inputs and decodes results through
+	// the codec endpoint, as an operator's would (`cutover codec-server`).
+	if pc, err := codec.FromEnv(os.Getenv); err != nil {
+		t.Fatal(err)
+	} else if pc != nil {
+		token := "e2e-codec-token"
+		cs := httptest.NewServer(codec.Handler(pc, token, nil))
+		t.Cleanup(cs.Close)
+		global = append(global, "--codec-endpoint", cs.URL, "--codec-auth", "Bearer "+token)
+	}
 	tcli := func(args ...string) (string, string, error) {
-		args = append(args, "--address", s.srv.Address(), "--namespace", s.srv.Namespace())
+		args = append(args, global...)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		var out, errb bytes.Buffer

@@ -1,0 +1,87 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/faultproxy"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testenv"
+	email "github.com/cutover/cutover/workflows/email"
+)
+
+// TestFaultTemporalRestartMidJob restarts a private Temporal dev server (same state file)
+// while a job copies — at a seeded point of the initial sync, and of the final sync after an
+// outage longer than the heartbeat timeout — with the worker running throughout: it
+// reconnects, the workflows resume from their histories, passes whose heartbeats were lost
+// are retried while their first attempts may still be running, and every message still
+// arrives exactly once.
+func TestFaultTemporalRestartMidJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the worker, runs a private Temporal server and restarts it")
+	}
+	t.Parallel()
+	seed := seeds(t, 1)[0]
+	r := rand.New(rand.NewPCG(seed, 0x7e4d))
+	users := []string{"ra", "rb"}
+	srv := startServers(t, users)
+	temporal := testenv.StartTemporal(t)
+	c := temporal.Client(t)
+	j := newJob(t, srv, 810_000_000+time.Now().Unix()%1_000_000, users, r)
+	proxy := j.slowDest(t, 48<<10)
+	queue := fmt.Sprintf("emailfault-temporal-%d", time.Now().UnixNano())
+	startWorker(t, temporal.Address(), j.dbURL, queue, j.workerEnv()...)
+	id := email.WorkflowID(j.id)
+	ctx := context.Background()
+	began := time.Now()
+
+	// outage keeps the server down this long: the second one outlasts the heartbeat timeout, so
+	// Temporal times the running passes out and retries them while their first attempts may
+	// still be copying.
+	restart := func(what string, base, delta int64, outage time.Duration) {
+		t.Helper()
+		threshold := base + int64((0.1+0.7*r.Float64())*float64(delta))
+		waitFor(t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool { return j.ledgerRows(ctx) >= threshold })
+		confirmed := j.confirmedRows(ctx)
+		start := time.Now()
+		temporal.Stop()
+		time.Sleep(outage) // the fault itself: the server is down
+		temporal.Restart(t)
+		t.Logf("seed %d: Temporal restarted during %s with %d/%d messages confirmed (down %s), %s into the job", seed, what,
+			confirmed, base+delta, time.Since(start).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+		if confirmed >= base+delta {
+			t.Logf("seed %d: the %s had finished its copy before the restart", seed, what)
+		}
+	}
+
+	initial := int64(j.deliver("init", 80+r.IntN(40)))
+	j.start(c, queue, j.spec(2), email.Tuning{})
+	restart("initial sync", 0, initial, 0)
+	awaitStatus(t, c, id, "initial sync done", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
+	command(t, c, id, email.Approve, email.Request{By: "fault-lead"}, time.Minute)
+	now := time.Now()
+	command(t, c, id, email.SetCutoverTime, email.Request{By: "fault-ops", At: &now}, time.Minute)
+	awaitStatus(t, c, id, "cutover_ready", 2*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseCutoverReady })
+	rows := j.ledgerRows(ctx)
+	delta := int64(j.deliver("final", 40+r.IntN(20)))
+	// Slower still: the final sync's copy must outlast the outage.
+	proxy.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, BytesPerSec: 12 << 10})
+	command(t, c, id, email.DNSCutoverConfirmed, email.Request{By: "fault-lead"}, time.Minute)
+	restart("final sync", rows, delta, 8*time.Second)
+	awaitStatus(t, c, id, "verified", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseVerified })
+	if err := c.SignalWorkflow(ctx, id, "", email.Close, email.Request{By: "fault-lead"}); err != nil {
+		t.Fatal(err)
+	}
+	st := result(t, c, id, 2*time.Minute)
+	if st.Phase != model.PhaseClosed || st.Verify == nil || !st.Verify.OK {
+		t.Errorf("job ended in %s, verify %+v", st.Phase, st.Verify)
+	}
+	for _, b := range j.boxes {
+		t.Logf("%s: final sync activity attempts %v", b.user, activityAttempts(t, c, email.MailboxWorkflowID(j.id, b.user+"@fault.example")))
+	}
+	found := j.checkDestination(t)
+	t.Logf("Temporal restart faults: 2 restarts over 1 job; messages %d, missing %d, duplicated %d", found.messages, found.missing, found.duplicated)
+}
