@@ -117,7 +117,14 @@ func TestDBStartStatusCutover(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	// A completed migration's workflow is closed: a rollback cannot reach it.
+	// A completed migration's workflow is closed: a rollback cannot reach it. (The status says
+	// completed a moment before the workflow closes; a rollback signalled in between is refused
+	// by the workflow, as the seed's transitions allow none from completed.)
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	if err := srv.Client(t).GetWorkflow(wctx, dbmigrate.WorkflowID(id), "").Get(wctx, nil); err != nil {
+		t.Fatalf("the completed migration's workflow: %v", err)
+	}
 	r = run(t, env, "", "db", "rollback", id)
 	if r.code != cli.ExitNotFound {
 		t.Fatalf("rollback after completion: %+v", r)
