@@ -301,11 +301,16 @@ func (d *Dovecot) FixOwnership() error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
+	// A file may move (tmp → new → cur) while the tree is walked: Dovecot's doing or another
+	// seeder's, which fixes its own files afterwards.
 	return filepath.WalkDir(d.homeRoot(), func(path string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+		if err == nil {
+			err = os.Lchown(path, d.Identity.MailUID, d.Identity.MailGID)
 		}
-		return os.Lchown(path, d.Identity.MailUID, d.Identity.MailGID)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
 	})
 }
 
