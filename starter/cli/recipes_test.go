@@ -20,41 +20,6 @@ import (
 	email "github.com/cutover/cutover/workflows/email"
 )
 
-// readmeRecipes returns the shell blocks of the README's "Temporal CLI recipes" section, in
-// order: the test runs the README's text itself, so the two cannot drift apart.
-func readmeRecipes(t *testing.T) []string {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n### Temporal CLI recipes\n")
-	if !ok {
-		t.Fatal(`README.md has no "### Temporal CLI recipes" section`)
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	var blocks []string
-	for {
-		_, rest, ok := strings.Cut(section, "```sh\n")
-		if !ok {
-			break
-		}
-		block, after, ok := strings.Cut(rest, "```")
-		if !ok {
-			t.Fatal("README.md: unterminated sh block in the recipes")
-		}
-		blocks = append(blocks, block)
-		section = after
-	}
-	return blocks
-}
-
 // TestRecipesWatchAndTemporalUI runs, on one stack with the Temporal Web UI: the README's
 // temporal CLI recipes (start with --input, query, list by MigrationPhase, signal, update);
 // `cutover email watch` into a file (plain lines); the UI in headless Chromium, which must list
@@ -105,7 +70,7 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 	}
 
 	t.Run("readme recipes", func(t *testing.T) {
-		blocks := readmeRecipes(t)
+		blocks := testenv.READMEBlocks(t, "### Temporal CLI recipes", "sh")
 		seen := map[string]bool{}
 		for _, b := range blocks {
 			out, err := shell(b)

@@ -387,27 +387,12 @@ mailboxes: [{email: ta@fault.example, user: ta, credentials_ref: %s, dest_user: 
 // database and a role: the test grants the README's text itself, so the two cannot drift apart.
 func readmePrivileges(t *testing.T, database, role string) []string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n### Database privileges\n")
-	if !ok {
-		t.Fatal(`README.md has no "### Database privileges" section`)
-	}
-	_, block, ok := strings.Cut(section, "```sql\n")
-	if ok {
-		block, _, ok = strings.Cut(block, "```")
-	}
-	if !ok {
-		t.Fatal("README.md: no sql block in the database privileges")
+	blocks := testenv.READMEBlocks(t, "### Database privileges", "sql")
+	if len(blocks) != 1 {
+		t.Fatalf("README.md: %d sql blocks in the database privileges, want 1", len(blocks))
 	}
 	var out []string
-	for _, stmt := range strings.Split(block, ";") {
+	for _, stmt := range strings.Split(blocks[0], ";") {
 		if stmt = strings.TrimSpace(stmt); stmt != "" {
 			stmt = strings.ReplaceAll(stmt, "DATABASE cutover ", "DATABASE "+database+" ")
 			out = append(out, strings.ReplaceAll(stmt, "cutover_worker", role))
