@@ -268,12 +268,18 @@ type job struct {
 	destVia string // destination address in the spec (a fault proxy, or the server)
 }
 
-// newJob creates the control database (schema applied), stores the users' passwords in the
+// newJob creates a control database (schema applied), stores the users' passwords in the
 // vault and remembers the users' mailboxes.
 func newJob(t testing.TB, srv *servers, id int64, users []string, r *mrand.Rand) *job {
 	t.Helper()
+	return newJobIn(t, testenv.NewDatabase(t), srv, id, users, r)
+}
+
+// newJobIn is newJob with the control database at dbURL (created if absent).
+func newJobIn(t testing.TB, dbURL string, srv *servers, id int64, users []string, r *mrand.Rand) *job {
+	t.Helper()
 	ctx := context.Background()
-	j := &job{t: t, srv: srv, id: id, dbURL: testenv.NewDatabase(t), refs: map[string][2]string{}, rnd: r,
+	j := &job{t: t, srv: srv, id: id, dbURL: dbURL, refs: map[string][2]string{}, rnd: r,
 		date: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(id%1000) * time.Hour), destVia: srv.dst.Addr()}
 	var err error
 	if j.db, err = store.OpenAndMigrate(ctx, j.dbURL); err != nil {

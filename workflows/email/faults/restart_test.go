@@ -85,3 +85,64 @@ func TestFaultTemporalRestartMidJob(t *testing.T) {
 	found := j.checkDestination(t)
 	t.Logf("Temporal restart faults: 2 restarts over 1 job; messages %d, missing %d, duplicated %d", found.messages, found.missing, found.duplicated)
 }
+
+// TestFaultPostgresRestartMidSync puts the job's control database on a private PostgreSQL
+// cluster and takes it down while mailboxes copy: a fast shutdown at a seeded point of the
+// initial sync, and a crash (SIGKILL of every backend, WAL recovery) at a seeded point of the
+// final sync. Passes lose their ledger and their pass lock with the connections and are
+// retried; the ledger's pending rows are reconciled against the destination; every message
+// arrives exactly once.
+func TestFaultPostgresRestartMidSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the worker, runs a private PostgreSQL cluster and restarts it")
+	}
+	t.Parallel()
+	seed := seeds(t, 1)[0]
+	r := rand.New(rand.NewPCG(seed, 0x9a57))
+	users := []string{"pga", "pgb"}
+	srv := startServers(t, users)
+	pg := testenv.StartPostgres(t)
+	temporal := testenv.SharedTemporal(t)
+	c := temporal.Client(t)
+	j := newJobIn(t, pg.DatabaseURL("cutover"), srv, 870_000_000+time.Now().Unix()%1_000_000, users, r)
+	j.slowDest(t, 48<<10)
+	queue := fmt.Sprintf("emailfault-pg-%d", time.Now().UnixNano())
+	startWorker(t, temporal.Address(), j.dbURL, queue, j.workerEnv()...)
+	id := email.WorkflowID(j.id)
+	ctx := context.Background()
+	began := time.Now()
+
+	fault := func(what string, base, delta int64, do func(testing.TB), how string) {
+		t.Helper()
+		threshold := base + int64((0.1+0.7*r.Float64())*float64(delta))
+		waitFor(t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool { return j.ledgerRows(ctx) >= threshold })
+		confirmed := j.confirmedRows(ctx)
+		j.db.Pool.Reset() // its connections are about to die
+		do(t)
+		t.Logf("seed %d: PostgreSQL %s during %s with %d/%d messages confirmed, %s into the job", seed, how, what,
+			confirmed, base+delta, time.Since(began).Round(time.Millisecond))
+	}
+
+	initial := int64(j.deliver("init", 80+r.IntN(40)))
+	j.start(c, queue, j.spec(2), email.Tuning{})
+	fault("initial sync", 0, initial, pg.Restart, "fast shutdown")
+	awaitStatus(t, c, id, "initial sync done", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
+	command(t, c, id, email.Approve, email.Request{By: "fault-lead"}, time.Minute)
+	now := time.Now()
+	command(t, c, id, email.SetCutoverTime, email.Request{By: "fault-ops", At: &now}, time.Minute)
+	awaitStatus(t, c, id, "cutover_ready", 2*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseCutoverReady })
+	rows := j.ledgerRows(ctx)
+	delta := int64(j.deliver("final", 40+r.IntN(20)))
+	command(t, c, id, email.DNSCutoverConfirmed, email.Request{By: "fault-lead"}, time.Minute)
+	fault("final sync", rows, delta, pg.Crash, "crash (SIGKILL of every backend)")
+	awaitStatus(t, c, id, "verified", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseVerified })
+	if err := c.SignalWorkflow(ctx, id, "", email.Close, email.Request{By: "fault-lead"}); err != nil {
+		t.Fatal(err)
+	}
+	st := result(t, c, id, 2*time.Minute)
+	if st.Phase != model.PhaseClosed || st.Verify == nil || !st.Verify.OK {
+		t.Errorf("job ended in %s, verify %+v", st.Phase, st.Verify)
+	}
+	found := j.checkDestination(t)
+	t.Logf("PostgreSQL restart faults: 2 (fast shutdown, crash) over 1 job; messages %d, missing %d, duplicated %d", found.messages, found.missing, found.duplicated)
+}
