@@ -303,6 +303,9 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
 		OnProgress: func(p Progress) { heartbeat(ctx, p) }})
 	stats.RunID = runID
+	if err != nil && errors.Is(context.Cause(ctx), errPassLockLost) {
+		err = fmt.Errorf("%w: %w", errPassLockLost, err) // say why the pass was cut short
+	}
 	observePass(req.RunType, resume, stats, err)
 	if err != nil {
 		a.finishRun(ctx, runID, model.RunFailed, stats.json(err))
