@@ -83,17 +83,6 @@ func query(t *testing.T, c client.Client, id string) dbmigrate.State {
 	return st
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func one(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int64 {
 	t.Helper()
 	var n int64
@@ -249,7 +238,7 @@ func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "worker /healthz", 60*time.Second, func() bool {
+		testenv.WaitFor(t, "worker /healthz", 60*time.Second, func() bool {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 			if err == nil {
 				resp.Body.Close()
@@ -272,7 +261,7 @@ func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 	}
 	defer pool.Close()
 	// Kill while profiles (65K rows) is part-way through.
-	waitFor(t, "profiles mid-load", 3*time.Minute, func() bool {
+	testenv.WaitFor(t, "profiles mid-load", 3*time.Minute, func() bool {
 		var processed int64
 		err := pool.QueryRow(ctx, `SELECT records_processed FROM cutover.entity_migration_status
 			WHERE migration_id = $1 AND entity_name = 'profiles' AND status = 'running'`, in.MigrationID).Scan(&processed)
@@ -337,7 +326,7 @@ func TestRollbackReturnsTargetToEmpty(t *testing.T) {
 	in.Spec.SchemaOps = []spec.SchemaOp{{Name: "drop-city", Type: "drop_column", Table: "offices", Column: "city", After: "offices"}}
 	run := startMigration(t, c, queue, in)
 	id := dbmigrate.WorkflowID(in.MigrationID)
-	waitFor(t, "approval request", 2*time.Minute, func() bool {
+	testenv.WaitFor(t, "approval request", 2*time.Minute, func() bool {
 		st := query(t, c, id)
 		return len(st.Ops) == 1 && st.Ops[0].AwaitingApproval
 	})
@@ -345,7 +334,7 @@ func TestRollbackReturnsTargetToEmpty(t *testing.T) {
 		WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{dbmigrate.Approval{Operation: "drop-city", ApprovedBy: "ops-lead"}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "catching up", 3*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrate.PhaseCatchingUp })
+	testenv.WaitFor(t, "catching up", 3*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrate.PhaseCatchingUp })
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -417,14 +406,14 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 		Config: dbmigrate.Config{SyncInterval: time.Second, Events: dbcopyEvents()}}
 	run := startMigration(t, c, queue, in)
 	id := dbmigrate.WorkflowID(in.MigrationID)
-	waitFor(t, "catching up", 2*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrate.PhaseCatchingUp })
+	testenv.WaitFor(t, "catching up", 2*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrate.PhaseCatchingUp })
 	// The application keeps writing between passes.
 	for round := range 2 {
 		if err := data.Append(ctx, 5, 100, 20*24*time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		before := query(t, c, id).Passes
-		waitFor(t, fmt.Sprintf("a pass after write round %d", round), time.Minute, func() bool { return query(t, c, id).Passes > before+1 })
+		testenv.WaitFor(t, fmt.Sprintf("a pass after write round %d", round), time.Minute, func() bool { return query(t, c, id).Passes > before+1 })
 	}
 	st := query(t, c, id)
 	if st.Status != model.OrchRunning || len(st.Entities) != 3 || st.Entities[2].Name != "emails" {

@@ -110,7 +110,7 @@ func TestFaultHostileIdentifiersNeverInject(t *testing.T) {
 		tried++
 		srv := testenv.SharedTemporal(t)
 		queue := fmt.Sprintf("dbfault-hostile-%d", time.Now().UnixNano())
-		startWorker(t, buildWorker(t), srv.Address(), dbURL, queue)
+		startWorker(t, srv.Address(), dbURL, queue)
 		c := srv.Client(t)
 		in := dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "fault-test",
 			Spec: hostileSpec(injection)}
@@ -236,7 +236,7 @@ entities:
 	}
 	srv := testenv.SharedTemporal(t)
 	queue := fmt.Sprintf("dbfault-literals-%d", time.Now().UnixNano())
-	startWorker(t, buildWorker(t), srv.Address(), dbURL, queue)
+	startWorker(t, srv.Address(), dbURL, queue)
 	in := dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "fault-test", Spec: sp}
 	var res dbmigrate.State
 	if err := startMigration(t, srv.Client(t), queue, in).Get(ctx, &res); err != nil || res.Status != model.OrchCompleted {

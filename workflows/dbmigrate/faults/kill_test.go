@@ -24,7 +24,7 @@ func TestFaultWorkerSIGKILLDuringEntityLoad(t *testing.T) {
 	}
 	t.Parallel()
 	srv := testenv.SharedTemporal(t)
-	bin := buildWorker(t)
+	testenv.WorkerBinary(t) // compiled before anything is measured
 	src := sqliteWorkload(t, t.TempDir(), 200, 8_000, 100)
 	c := srv.Client(t)
 
@@ -33,7 +33,7 @@ func TestFaultWorkerSIGKILLDuringEntityLoad(t *testing.T) {
 	var mu sync.Mutex
 	sem := make(chan struct{}, 5) // five migrations at once: most of a run is waiting on timeouts
 	var wg sync.WaitGroup
-	runs := seeds(t, 10)
+	runs := testenv.Seeds(t, 10)
 	for _, seed := range runs {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -46,7 +46,7 @@ func TestFaultWorkerSIGKILLDuringEntityLoad(t *testing.T) {
 				prepareTarget(t, dbURL)
 				pool := newPool(t, dbURL)
 				queue := fmt.Sprintf("dbfault-kill-%d-%d", seed, time.Now().UnixNano())
-				w := startWorker(t, bin, srv.Address(), dbURL, queue)
+				w := startWorker(t, srv.Address(), dbURL, queue)
 				in := src.input(t, fastConfig())
 				run := startMigration(t, c, queue, in)
 				began := time.Now()
@@ -59,12 +59,12 @@ func TestFaultWorkerSIGKILLDuringEntityLoad(t *testing.T) {
 					threshold := int64(at * float64(src.rows()))
 					jitter := time.Duration(r.IntN(40)) * time.Millisecond
 					ctx := context.Background()
-					waitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
+					testenv.WaitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
 						return processed(ctx, pool, in.MigrationID) >= threshold
 					})
 					time.Sleep(jitter)
 					got := processed(ctx, pool, in.MigrationID)
-					w.killAndRestart()
+					w.KillAndRestart()
 					kills.Add(1)
 					if got < src.rows() {
 						midLoad.Add(1)

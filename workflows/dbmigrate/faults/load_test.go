@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,26 +33,6 @@ func loadRows(t testing.TB, def int) int {
 	return def
 }
 
-// vmHWM is a process's peak resident set size in bytes (Linux /proc).
-func vmHWM(t testing.TB, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("read VmHWM: %v", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("parse VmHWM %q: %v", l, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
-}
-
 // TestFaultLoadRSSFlat migrates a narrow table of N rows and one of 10×N through the worker
 // process (the whole path: workflows, heartbeats, COPY, mappings, validation) and compares the
 // worker's peak resident set (VmHWM): streaming in batches must keep it flat. In CI 10×N is
@@ -66,7 +45,7 @@ func TestFaultLoadRSSFlat(t *testing.T) {
 	t.Parallel()
 	large := loadRows(t, 400_000)
 	srv := testenv.SharedTemporal(t)
-	bin := buildWorker(t)
+	testenv.WorkerBinary(t) // compiled before anything is measured
 	c := srv.Client(t)
 	peak := map[int]int64{}
 	for _, n := range []int{large / 10, large} {
@@ -75,13 +54,13 @@ func TestFaultLoadRSSFlat(t *testing.T) {
 		prepareTarget(t, dbURL)
 		pool := newPool(t, dbURL)
 		queue := fmt.Sprintf("dbfault-load-%d-%d", n, time.Now().UnixNano())
-		w := startWorker(t, bin, srv.Address(), dbURL, queue)
+		w := startWorker(t, srv.Address(), dbURL, queue)
 		start := time.Now()
 		in := src.input(t, dbmigrate.Config{HeartbeatTimeout: 30 * time.Second})
 		awaitResult(t, startMigration(t, c, queue, in), 5*time.Minute+time.Duration(n/5000)*time.Second)
 		took := time.Since(start)
-		peak[n] = vmHWM(t, w.pid())
-		w.stop(syscall.SIGTERM)
+		peak[n] = testenv.PeakRSS(t, w.Pid())
+		w.Stop(syscall.SIGTERM)
 		found := assertExactlyOnce(t, pool, src, in.MigrationID)
 		t.Logf("%d rows: %s (%.0f rows/s), worker peak RSS (VmHWM) %.1f MiB; rows missing %d, duplicated %d",
 			src.rows(), took.Round(time.Millisecond), float64(src.rows())/took.Seconds(), float64(peak[n])/(1<<20), found.missing, found.duplicated)
@@ -140,7 +119,7 @@ func BenchmarkDBLoadMemory(b *testing.B) {
 		if rows != src.rows() {
 			b.Fatalf("%d rows loaded, want %d", rows, src.rows())
 		}
-		rss := vmHWM(b, os.Getpid())
+		rss := testenv.PeakRSS(b, os.Getpid())
 		b.ReportMetric(float64(rows)/took.Seconds(), "rows/s")
 		b.ReportMetric(float64(rss)/(1<<20), "peak_RSS_MiB")
 		b.ReportMetric(float64(heap)/(1<<20), "peak_heap_MiB")

@@ -42,10 +42,10 @@ func TestFaultWorkflowResetResumesFromCheckpoint(t *testing.T) {
 	}
 	t.Parallel()
 	srv := testenv.SharedTemporal(t)
-	bin := buildWorker(t)
+	testenv.WorkerBinary(t) // compiled before anything is measured
 	src := sqliteWorkload(t, t.TempDir(), 200, 10_000, 125)
 	c := srv.Client(t)
-	seed := seeds(t, 1)[0]
+	seed := testenv.Seeds(t, 1)[0]
 	for i, target := range []string{"entity", "orchestration"} {
 		t.Run("reset "+target, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, uint64(i)))
@@ -53,7 +53,7 @@ func TestFaultWorkflowResetResumesFromCheckpoint(t *testing.T) {
 			prepareTarget(t, dbURL)
 			pool := newPool(t, dbURL)
 			queue := fmt.Sprintf("dbfault-reset-%d", time.Now().UnixNano())
-			startWorker(t, bin, srv.Address(), dbURL, queue)
+			startWorker(t, srv.Address(), dbURL, queue)
 			cfg := fastConfig()
 			cfg.ActivitiesPerRun = 1000 // the entity's whole load in one run, so there is an earlier task to go back to
 			in := src.input(t, cfg)
@@ -63,7 +63,7 @@ func TestFaultWorkflowResetResumesFromCheckpoint(t *testing.T) {
 
 			// Mid-entity: several copy activities of events done, well before its end.
 			threshold := int64(src.owners) + int64(float64(src.events)*(0.35+0.2*r.Float64()))
-			waitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
+			testenv.WaitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
 				return processed(ctx, pool, in.MigrationID) >= threshold
 			})
 			var resetID, resetEvent string

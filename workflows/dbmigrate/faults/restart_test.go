@@ -21,16 +21,16 @@ func TestFaultTemporalRestartMidMigration(t *testing.T) {
 		t.Skip("builds the worker, runs a private Temporal server and restarts it")
 	}
 	t.Parallel()
-	seed := seeds(t, 1)[0]
+	seed := testenv.Seeds(t, 1)[0]
 	r := rand.New(rand.NewPCG(seed, 0x7e4d))
 	srv := testenv.StartTemporal(t)
-	bin := buildWorker(t)
+	testenv.WorkerBinary(t) // compiled before anything is measured
 	src := sqliteWorkload(t, t.TempDir(), 300, 12_000, 150)
 	dbURL := testenv.NewDatabase(t)
 	prepareTarget(t, dbURL)
 	pool := newPool(t, dbURL)
 	queue := fmt.Sprintf("dbfault-temporal-%d", time.Now().UnixNano())
-	startWorker(t, bin, srv.Address(), dbURL, queue)
+	startWorker(t, srv.Address(), dbURL, queue)
 	c := srv.Client(t)
 	in := src.input(t, fastConfig())
 	run := startMigration(t, c, queue, in)
@@ -38,7 +38,7 @@ func TestFaultTemporalRestartMidMigration(t *testing.T) {
 	restarts := 0
 	for _, at := range []float64{0.1 + 0.3*r.Float64(), 0.5 + 0.35*r.Float64()} {
 		threshold := int64(at * float64(src.rows()))
-		waitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
+		testenv.WaitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
 			return processed(context.Background(), pool, in.MigrationID) >= threshold
 		})
 		got := processed(context.Background(), pool, in.MigrationID)
@@ -63,18 +63,18 @@ func TestFaultPostgresRestartMidBatch(t *testing.T) {
 		t.Skip("builds the worker, runs a private PostgreSQL cluster and restarts it")
 	}
 	t.Parallel()
-	seed := seeds(t, 1)[0]
+	seed := testenv.Seeds(t, 1)[0]
 	r := rand.New(rand.NewPCG(seed, 0x9057))
 	pg := testenv.StartPostgres(t)
 	srv := testenv.SharedTemporal(t)
-	bin := buildWorker(t)
+	testenv.WorkerBinary(t) // compiled before anything is measured
 	src := postgresWorkload(t, pg.DatabaseURL("postgres"), 300, 12_000, 150)
 	dbURL := pg.DatabaseURL("cutover")
 	createDatabase(t, pg.URL(), "cutover")
 	prepareTarget(t, dbURL)
 	pool := newPool(t, dbURL)
 	queue := fmt.Sprintf("dbfault-pg-%d", time.Now().UnixNano())
-	startWorker(t, bin, srv.Address(), dbURL, queue)
+	startWorker(t, srv.Address(), dbURL, queue)
 	c := srv.Client(t)
 	in := src.input(t, fastConfig())
 	run := startMigration(t, c, queue, in)
@@ -87,12 +87,12 @@ func TestFaultPostgresRestartMidBatch(t *testing.T) {
 	for i, f := range faults {
 		at += (0.85 - at) * (0.15 + 0.7*r.Float64()) / float64(len(faults)-i)
 		threshold := int64(at * float64(src.rows()))
-		waitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
+		testenv.WaitFor(t, fmt.Sprintf("%d rows committed", threshold), 3*time.Minute, func() bool {
 			return processed(context.Background(), pool, in.MigrationID) >= threshold
 		})
 		// Mid-batch: a copy transaction has written and not committed.
 		var open []string
-		waitFor(t, "an open batch transaction", time.Minute, func() bool {
+		testenv.WaitFor(t, "an open batch transaction", time.Minute, func() bool {
 			open = openBatchTransactions(pool)
 			return len(open) > 0
 		})

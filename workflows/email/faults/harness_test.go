@@ -1,22 +1,17 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,183 +30,20 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// seeds returns the seeds of a randomised test: CUTOVER_FAULT_SEED=<n> replays that one,
-// otherwise n seeds from the clock. They are logged so a failure can be replayed.
-func seeds(t *testing.T, n int) []uint64 {
-	t.Helper()
-	if v := os.Getenv("CUTOVER_FAULT_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CUTOVER_FAULT_SEED=%q: want an unsigned integer", v)
-		}
-		t.Logf("seed %d (CUTOVER_FAULT_SEED)", s)
-		return []uint64{s}
-	}
-	base := uint64(time.Now().UnixNano()) % 1_000_000_000
-	out := make([]uint64, n)
-	for i := range out {
-		out[i] = base + uint64(i)
-	}
-	t.Logf("seeds %d..%d (replay one with CUTOVER_FAULT_SEED=<seed>)", out[0], out[n-1])
-	return out
-}
-
-var built struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// buildWorker compiles the worker binary once per test binary (removed when the tests end).
-func buildWorker(t testing.TB) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "cutover-emailfaults-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		testenv.AtExit(func() { _ = os.RemoveAll(dir) })
-		built.bin = filepath.Join(dir, "cutover-worker")
-		if out, err := exec.Command("go", "build", "-o", built.bin, "github.com/cutover/cutover/worker").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("build worker: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
-}
-
-// syncBuffer collects a worker's output across restarts.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) tail(n int) string {
-	out := s.String()
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return out
-}
-
-// workerProc is the cutover worker as its own process, as deployed: killable with SIGKILL.
+// workerProc is the worker binary with the report directory its environment names.
 type workerProc struct {
-	t       testing.TB
-	bin     string
-	env     []string
-	logs    *syncBuffer
+	*testenv.WorkerProcess
 	reports string // CUTOVER_REPORT_DIR
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	runs int
 }
 
 // startWorker runs the worker binary on its own task queue with extra environment (vault and
 // payload keys, log level) and stops it when the test ends.
 func startWorker(t testing.TB, temporalAddr, dbURL, queue string, extra ...string) *workerProc {
 	t.Helper()
-	w := &workerProc{t: t, bin: buildWorker(t), logs: &syncBuffer{}, reports: t.TempDir()}
-	w.env = append(append(os.Environ(), "TEMPORAL_ADDRESS="+temporalAddr, "DATABASE_URL="+dbURL, "CUTOVER_TASK_QUEUE="+queue,
-		"CUTOVER_SHUTDOWN_GRACE=2s", "CUTOVER_LOG_LEVEL=warn", "CUTOVER_REPORT_DIR="+w.reports), extra...)
-	w.start()
-	t.Cleanup(func() {
-		w.stop(syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("worker log (%d runs):\n%s", w.runs, w.logs.tail(8000))
-		}
-	})
-	return w
-}
-
-func (w *workerProc) start() {
-	w.t.Helper()
-	port := testenv.FreePort(w.t)
-	cmd := exec.Command(w.bin)
-	cmd.Env = append(w.env, fmt.Sprintf("CUTOVER_METRICS_ADDR=127.0.0.1:%d", port))
-	cmd.Stdout, cmd.Stderr = w.logs, w.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
-	fmt.Fprintf(w.logs, "--- worker run %d\n", w.runs+1)
-	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	w.mu.Lock()
-	w.cmd, w.done = cmd, done
-	w.runs++
-	w.mu.Unlock()
-	waitFor(w.t, "worker /healthz", time.Minute, func() bool {
-		select {
-		case <-done:
-			w.t.Fatalf("worker exited at start:\n%s", w.logs.tail(3000))
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-}
-
-func (w *workerProc) pid() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.cmd.Process.Pid
-}
-
-// stop signals the worker and waits for it to exit (SIGKILL after 10 s).
-func (w *workerProc) stop(sig syscall.Signal) {
-	w.mu.Lock()
-	cmd, done := w.cmd, w.done
-	w.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// killAndRestart SIGKILLs the worker (no grace, connections cut mid-command) and starts a new
-// one with the same environment.
-func (w *workerProc) killAndRestart() {
-	w.t.Helper()
-	w.stop(syscall.SIGKILL)
-	w.start()
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	reports := t.TempDir()
+	env := append([]string{"TEMPORAL_ADDRESS=" + temporalAddr, "DATABASE_URL=" + dbURL, "CUTOVER_TASK_QUEUE=" + queue,
+		"CUTOVER_REPORT_DIR=" + reports}, extra...)
+	return &workerProc{WorkerProcess: testenv.StartWorkerProcess(t, env...), reports: reports}
 }
 
 func secret(prefix string) string {

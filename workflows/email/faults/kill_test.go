@@ -35,12 +35,12 @@ func (k *killer) atRows(what string, base, delta int64) {
 	frac := 0.1 + 0.8*k.r.Float64()
 	threshold := base + int64(frac*float64(delta))
 	jitter := time.Duration(k.r.IntN(60)) * time.Millisecond
-	waitFor(k.t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool {
+	testenv.WaitFor(k.t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool {
 		return k.j.ledgerRows(ctx) >= threshold
 	})
 	time.Sleep(jitter)
 	sent, confirmed := k.j.ledgerRows(ctx), k.j.confirmedRows(ctx)
-	k.w.killAndRestart()
+	k.w.KillAndRestart()
 	k.kills++
 	if confirmed < base+delta {
 		k.inside++
@@ -54,10 +54,10 @@ func (k *killer) atRows(what string, base, delta int64) {
 func (k *killer) atRun(what string, rt model.RunType) {
 	k.t.Helper()
 	ctx := context.Background()
-	waitFor(k.t, what+" started", 3*time.Minute, func() bool { return k.j.runningRuns(ctx, rt) > 0 })
+	testenv.WaitFor(k.t, what+" started", 3*time.Minute, func() bool { return k.j.runningRuns(ctx, rt) > 0 })
 	time.Sleep(time.Duration(k.r.IntN(150)) * time.Millisecond)
 	open := k.j.runningRuns(ctx, rt)
-	k.w.killAndRestart()
+	k.w.KillAndRestart()
 	k.kills++
 	if open > 0 {
 		k.inside++
@@ -77,7 +77,7 @@ func TestFaultWorkerSIGKILLDuringSync(t *testing.T) {
 		t.Skip("builds the worker and runs ten jobs with kills")
 	}
 	t.Parallel()
-	runs := seeds(t, 10)
+	runs := testenv.Seeds(t, 10)
 	var users []string
 	for i := range runs {
 		users = append(users, fmt.Sprintf("k%da", i), fmt.Sprintf("k%db", i))
@@ -85,7 +85,7 @@ func TestFaultWorkerSIGKILLDuringSync(t *testing.T) {
 	srv := startServers(t, users)
 	temporal := testenv.SharedTemporal(t)
 	c := temporal.Client(t)
-	buildWorker(t)
+	testenv.WorkerBinary(t)
 
 	var mu sync.Mutex
 	var total tally

@@ -21,26 +21,6 @@ import (
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
-// vmHWM is a process's peak resident set size in bytes (Linux /proc).
-func vmHWM(t testing.TB, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("read VmHWM: %v", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("parse %q: %v", l, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
-}
-
 // loadMailboxes is the load test's job size: CUTOVER_LOAD_MAILBOXES, else def.
 func loadMailboxes(t testing.TB, def int) int {
 	if v := os.Getenv("CUTOVER_LOAD_MAILBOXES"); v != "" {
@@ -131,7 +111,7 @@ mailboxes:
 	id := email.WorkflowID(j.id)
 	st := awaitStatus(t, c, id, "initial sync of every mailbox", 15*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
 	took := time.Since(start)
-	rss := vmHWM(t, w.pid())
+	rss := testenv.PeakRSS(t, w.Pid())
 	if st.LastPass == nil || st.LastPass.Mailboxes != int64(n) || st.LastPass.Failed != 0 || st.LastPass.Transferred != int64(n) || st.SyncPercent != 100 {
 		t.Errorf("initial sync: %+v, %v%% synced", st.LastPass, st.SyncPercent)
 	}

@@ -24,7 +24,7 @@ func TestFaultTemporalRestartMidJob(t *testing.T) {
 		t.Skip("builds the worker, runs a private Temporal server and restarts it")
 	}
 	t.Parallel()
-	seed := seeds(t, 1)[0]
+	seed := testenv.Seeds(t, 1)[0]
 	r := rand.New(rand.NewPCG(seed, 0x7e4d))
 	users := []string{"ra", "rb"}
 	srv := startServers(t, users)
@@ -44,7 +44,7 @@ func TestFaultTemporalRestartMidJob(t *testing.T) {
 	restart := func(what string, base, delta int64, outage time.Duration) {
 		t.Helper()
 		threshold := base + int64((0.1+0.7*r.Float64())*float64(delta))
-		waitFor(t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool { return j.ledgerRows(ctx) >= threshold })
+		testenv.WaitFor(t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool { return j.ledgerRows(ctx) >= threshold })
 		confirmed := j.confirmedRows(ctx)
 		start := time.Now()
 		temporal.Stop()
@@ -97,7 +97,7 @@ func TestFaultPostgresRestartMidSync(t *testing.T) {
 		t.Skip("builds the worker, runs a private PostgreSQL cluster and restarts it")
 	}
 	t.Parallel()
-	seed := seeds(t, 1)[0]
+	seed := testenv.Seeds(t, 1)[0]
 	r := rand.New(rand.NewPCG(seed, 0x9a57))
 	users := []string{"pga", "pgb"}
 	srv := startServers(t, users)
@@ -115,7 +115,7 @@ func TestFaultPostgresRestartMidSync(t *testing.T) {
 	fault := func(what string, base, delta int64, do func(testing.TB), how string) {
 		t.Helper()
 		threshold := base + int64((0.1+0.7*r.Float64())*float64(delta))
-		waitFor(t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool { return j.ledgerRows(ctx) >= threshold })
+		testenv.WaitFor(t, fmt.Sprintf("%s: %d ledger rows", what, threshold), 3*time.Minute, func() bool { return j.ledgerRows(ctx) >= threshold })
 		confirmed := j.confirmedRows(ctx)
 		j.db.Pool.Reset() // its connections are about to die
 		do(t)

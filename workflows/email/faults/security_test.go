@@ -206,7 +206,7 @@ func TestSecurityNoSecretInHistoryLogsErrorsOrReports(t *testing.T) {
 		t.Skip("runs two jobs on the real stack")
 	}
 	t.Parallel()
-	seed := seeds(t, 1)[0]
+	seed := testenv.Seeds(t, 1)[0]
 	users := []string{"sa", "sb", "sc"}
 	srv := startServers(t, users)
 	temporal := testenv.SharedTemporal(t)
@@ -276,7 +276,7 @@ func TestSecurityNoSecretInHistoryLogsErrorsOrReports(t *testing.T) {
 		secrets = append(secrets, srv.srcPW[u], srv.dstPW[u])
 	}
 	workflows, scanned, visible := scanHistories(t, raw, pc, queue, secrets, good.refs["sa"][0])
-	logs := w.logs.String()
+	logs := w.Log()
 	if l := leak([]byte(logs), secrets); len(l) > 0 {
 		t.Errorf("the worker's log holds secrets: %v", l)
 	}
@@ -465,8 +465,8 @@ func TestSecurityLeastPrivilegeDatabaseRole(t *testing.T) {
 		t.Fatalf("job ended in %s, verify %+v", st.Phase, st.Verify)
 	}
 	j.checkDestination(t)
-	if strings.Contains(w.logs.String(), "permission denied") {
-		t.Errorf("the worker was refused something:\n%s", w.logs.tail(4000))
+	if strings.Contains(w.Log(), "permission denied") {
+		t.Errorf("the worker was refused something:\n%s", w.LogTail(4000))
 	}
 	var runs int
 	if err := j.db.Pool.QueryRow(ctx, `SELECT count(*) FROM migration_runs WHERE job_id = $1`, j.id).Scan(&runs); err != nil || runs == 0 {
