@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -311,4 +312,24 @@ func (d *Dovecot) Doveadm(t testing.TB, args ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("doveadm %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// MessageIDs lists a user's messages on the server as "folder <message-id>", sorted: what a
+// test compares to tell that each message arrived exactly once.
+func (d *Dovecot) MessageIDs(t testing.TB, user string) []string {
+	t.Helper()
+	out, err := d.Doveadm(t, "-f", "tab", "fetch", "-u", user, "mailbox hdr.message-id", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if i == 0 || line == "" { // header
+			continue
+		}
+		folder, id, _ := strings.Cut(line, "\t")
+		ids = append(ids, folder+" "+id)
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -153,25 +153,6 @@ func remove(t *testing.T, d *testenv.Dovecot, user, folder, id string) {
 	t.Fatalf("message %s not found in %s", id, dir)
 }
 
-// messageIDs lists a mailbox's messages as "folder <message-id>", sorted.
-func messageIDs(t *testing.T, d *testenv.Dovecot, user string) []string {
-	t.Helper()
-	out, err := d.Doveadm(t, "-f", "tab", "fetch", "-u", user, "mailbox hdr.message-id", "all")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if i == 0 || line == "" { // header
-			continue
-		}
-		folder, id, _ := strings.Cut(line, "\t")
-		ids = append(ids, folder+" "+id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 func (s *stack) specYAML(jobID int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `job_id: %d
@@ -266,7 +247,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("after presync 2: gate %s checks %+v predicted %v", st.Gate, st.Checks, st.PredictedFinalSyncSeconds)
 	}
 	for _, u := range e2eUsers {
-		if src, dst := messageIDs(t, s.src, u), messageIDs(t, s.dst, u); !slices.Equal(src, dst) {
+		if src, dst := s.src.MessageIDs(t, u), s.dst.MessageIDs(t, u); !slices.Equal(src, dst) {
 			t.Fatalf("%s after the presyncs:\nsource %v\ndest   %v", u, src, dst)
 		}
 	}
@@ -404,16 +385,16 @@ func (s *stack) checkOutcome(t *testing.T, jobID int64, res email.Status, destOn
 		}
 	}
 	for _, u := range e2eUsers {
-		src, dst := messageIDs(t, s.src, u), messageIDs(t, s.dst, u)
+		src, dst := s.src.MessageIDs(t, u), s.dst.MessageIDs(t, u)
 		want := slices.Sorted(slices.Values(append(slices.Clone(src), destOnly[u]...)))
 		if !slices.Equal(dst, want) {
 			t.Errorf("%s: destination differs from the source (+ %v):\nsource %v\ndest   %v", u, destOnly[u], src, dst)
 		}
 	}
-	if ids := messageIDs(t, s.dst, "alice"); !slices.Contains(ids, "INBOX <alice-late@corpus.example>") {
+	if ids := s.dst.MessageIDs(t, "alice"); !slices.Contains(ids, "INBOX <alice-late@corpus.example>") {
 		t.Errorf("mail delivered to the source after the cutover was not copied: %v", ids)
 	}
-	if ids := messageIDs(t, s.dst, "carol"); slices.Contains(ids, "Projects <carol-projects-0@corpus.example>") {
+	if ids := s.dst.MessageIDs(t, "carol"); slices.Contains(ids, "Projects <carol-projects-0@corpus.example>") {
 		t.Errorf("message deleted at the source before the cutover still on the destination: %v", ids)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -324,32 +323,13 @@ func (a *tally) add(b tally) {
 	a.unexpected += b.unexpected
 }
 
-// messageIDs lists a mailbox's messages on a server as "folder <message-id>".
-func messageIDs(t testing.TB, d *testenv.Dovecot, user string) []string {
-	t.Helper()
-	out, err := d.Doveadm(t, "-f", "tab", "fetch", "-u", user, "mailbox hdr.message-id", "all")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if i == 0 || line == "" { // header
-			continue
-		}
-		folder, id, _ := strings.Cut(line, "\t")
-		ids = append(ids, folder+" "+id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 // checkDestination compares every mailbox of the job on both servers, folder by folder and
 // Message-ID by Message-ID: the destination must hold each source message exactly once.
 func (j *job) checkDestination(t testing.TB) tally {
 	t.Helper()
 	var all tally
 	for _, b := range j.boxes {
-		src, dst := messageIDs(t, j.srv.src, b.user), messageIDs(t, j.srv.dst, b.user)
+		src, dst := j.srv.src.MessageIDs(t, b.user), j.srv.dst.MessageIDs(t, b.user)
 		tl := compare(src, dst)
 		if tl.missing+tl.duplicated+tl.unexpected > 0 {
 			t.Errorf("%s: %d source messages, destination %d: %d missing, %d duplicated, %d not on the source\nsource %v\ndest   %v",

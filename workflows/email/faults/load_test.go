@@ -129,7 +129,7 @@ mailboxes:
 		t.Errorf("%d of %d messages copied", copied, n)
 	}
 	for _, u := range []string{users[0], users[n/2], users[n-1]} {
-		if src, dst := messageIDs(t, srv.src, u), messageIDs(t, srv.dst, u); compare(src, dst) != (tally{messages: 1}) {
+		if src, dst := srv.src.MessageIDs(t, u), srv.dst.MessageIDs(t, u); compare(src, dst) != (tally{messages: 1}) {
 			t.Errorf("%s: source %v, destination %v", u, src, dst)
 		}
 	}
