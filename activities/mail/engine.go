@@ -48,7 +48,8 @@ type Engine struct {
 	ReconnectDelay time.Duration // first backoff; doubles per attempt
 	// SettleDelay is how long to wait after a dropped connection before checking the
 	// destination for appends whose answer was lost: the server may still be storing commands
-	// it had received before the drop (default 3s).
+	// it had received before the drop (default 3s; 15s when the drop was in an earlier attempt
+	// of the pass, whose bytes may still be in flight).
 	SettleDelay   time.Duration
 	ProgressEvery time.Duration // how often OnProgress fires during a pass (default 2s)
 	// IdleTimeout is how long a FETCH may go without a byte from the source before its

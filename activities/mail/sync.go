@@ -408,6 +408,10 @@ func (p *pass) claimed(dest string) int64 {
 	return p.destCount[dest]
 }
 
+// crossAttemptSettle is the default settle delay before reconciling what an earlier attempt
+// left pending (once per folder with pending rows, per retried pass).
+const crossAttemptSettle = 15 * time.Second
+
 // reconcile settles pending rows left by an interrupted attempt: an APPEND whose answer was
 // lost may or may not have been stored. Messages the destination now has beyond the ledger's
 // claims are matched by identity; what is found is adopted, the rest is copied again.
@@ -428,10 +432,15 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) ([]uint
 	}
 	// The old session's server process may still be storing the batches it had received.
 	// When the failure happened in another attempt (a process crash, an activity retry) its
-	// time is unknown: wait the whole delay.
+	// time is unknown, and the earlier attempt's bytes may still be on their way: a slow link
+	// or an intermediary delivers what it had queued after the sender gave up (seen: 7 s at
+	// 12 KB/s). Wait the longer default then.
 	settle := p.e.SettleDelay
 	if settle <= 0 {
 		settle = 3 * time.Second
+		if fr.failed.IsZero() {
+			settle = crossAttemptSettle
+		}
 	}
 	wait := settle
 	if !fr.failed.IsZero() {
