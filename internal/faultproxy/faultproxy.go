@@ -161,6 +161,14 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
+		// A link's queue is bounded: small socket buffers make a slowed sender wait (TCP flow
+		// control) instead of parking megabytes here that would still trickle out long after
+		// the sender gave up.
+		for _, conn := range []net.Conn{c, s} {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(linkQueue)
+			}
+		}
 		pr := &pair{client: c, server: s, closed: make(chan struct{})}
 		p.mu.Lock()
 		p.conns[pr] = struct{}{}
@@ -195,11 +203,18 @@ func (fs *faultState) counted() bool {
 	return true
 }
 
+// linkQueue bounds what a connection's socket buffers hold in the proxy.
+const linkQueue = 64 << 10
+
 func (p *Proxy) pipe(pr *pair, dst, src net.Conn, dir Direction, fs *faultState) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := src.Read(buf)
+		rd := buf
+		if fs != nil && fs.f.Dir == dir && fs.f.BytesPerSec > 0 {
+			rd = buf[:min(len(buf), max(1<<10, fs.f.BytesPerSec/4))] // a slow link takes a quarter second's worth at a time
+		}
+		n, err := src.Read(rd)
 		if n > 0 {
 			chunk := buf[:n]
 			if fs != nil && fs.f.Dir == dir && !fs.fired.Load() {
