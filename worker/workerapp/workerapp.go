@@ -176,6 +176,10 @@ func Run(ctx context.Context, cfg Config, ready func(Info)) error {
 		DataConverter:  codec.DataConverter(cfg.PayloadCodec),
 	})
 	if err != nil {
+		if ctx.Err() != nil { // stopped (SIGTERM) while still connecting: nothing ran, a clean stop
+			logger.Info("worker stopped before it connected to Temporal", "address", cfg.TemporalAddress)
+			return nil
+		}
 		return fmt.Errorf("worker: connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	defer c.Close()

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -122,21 +124,25 @@ func TestWorkerBinaryStopsGracefullyOnSIGTERM(t *testing.T) {
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address(), "DATABASE_URL="+dbURL,
 		fmt.Sprintf("CUTOVER_METRICS_ADDR=127.0.0.1:%d", port), "CUTOVER_TASK_QUEUE=sigterm-"+t.Name(),
 		"CUTOVER_SHUTDOWN_GRACE=5s", "CUTOVER_VAULT_KEYS=")
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// /healthz answers as soon as the process serves metrics (liveness); the stop under test is
+	// that of a worker polling Temporal, which it logs as started.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 		if err == nil {
 			resp.Body.Close()
-			break
+			if strings.Contains(logs.String(), "worker started") {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			t.Fatalf("worker not serving /healthz: %v\n%s", err, logs.String())
+			t.Fatalf("worker not started (/healthz: %v)\n%s", err, logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -249,4 +255,66 @@ func eventPayloads(ev *historypb.HistoryEvent) []*commonpb.Payload {
 		ps = append(ps, a.GetResult().GetPayloads()...)
 	}
 	return ps
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A worker stopped while it is still connecting to Temporal (an orchestrator scaling down a
+// worker that just started, or Temporal not up yet) stops cleanly: nothing ran, so no error.
+func TestRunStoppedWhileConnecting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	// A listener that accepts and never answers: the gRPC dial waits.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- workerapp.Run(ctx, workerapp.Config{TemporalAddress: ln.Addr().String(), Namespace: "default",
+			TaskQueue: "never", DatabaseURL: testenv.NewDatabase(t), ShutdownGrace: time.Second,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned before it was stopped: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped while connecting: %v, want a clean stop", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
 }
