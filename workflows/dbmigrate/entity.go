@@ -54,6 +54,16 @@ func shortOptions() workflow.ActivityOptions {
 	}
 }
 
+// bookkeepingOptions are for the small ledger writes (status rows, events, planning one
+// schema op). They have no heartbeat, so their start-to-close timeout is how long a worker
+// killed in the middle of one holds the migration up: a minute, not shortOptions' half hour
+// (seen: a SIGKILL during a status write stalled a migration past the test's six minutes).
+func bookkeepingOptions() workflow.ActivityOptions {
+	o := shortOptions()
+	o.StartToCloseTimeout = time.Minute
+	return o
+}
+
 // breached reports whether an entity's errors exceed the configured count or ratio.
 func breached(c Config, processed, failed int64) (bool, string) {
 	if c.MaxErrors > 0 && failed > c.MaxErrors {
@@ -74,10 +84,11 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 	cfg := in.Config.withDefaults()
 	var a *dbcopy.Activities
 	sctx := workflow.WithActivityOptions(ctx, shortOptions())
+	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
 	cctx := workflow.WithActivityOptions(ctx, copyOptions(cfg))
 	res := EntityResult{Entity: in.Entity, Next: in.Cursor, MarkStart: in.MarkStart}
 	if !in.Continued {
-		if err := workflow.ExecuteActivity(sctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
+		if err := workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
 			Entity: in.Entity, Status: model.EntityRunning}).Get(ctx, nil); err != nil {
 			return res, err
 		}
@@ -107,7 +118,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 		}
 		if bad, why := breached(cfg, res.Processed, res.Failed); bad {
 			res.Status, res.Reason = model.EntityFailed, "error threshold: "+why
-			_ = workflow.ExecuteActivity(sctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
+			_ = workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
 				Entity: in.Entity, Status: model.EntityFailed}).Get(ctx, nil)
 			return res, temporal.NewNonRetryableApplicationError(res.Reason, errTypeThreshold, nil, res)
 		}
@@ -118,7 +129,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 	if err := workflow.ExecuteActivity(sctx, a.DBFinalize, dbcopy.EntityRequest{Migration: in.Migration, Entity: in.Entity}).Get(ctx, nil); err != nil {
 		return res, err
 	}
-	if err := workflow.ExecuteActivity(sctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
+	if err := workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
 		Entity: in.Entity, Status: model.EntityCompleted}).Get(ctx, nil); err != nil {
 		return res, err
 	}

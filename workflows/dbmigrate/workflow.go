@@ -25,6 +25,7 @@ type orch struct {
 	wake  int // bumped by every coroutine that changes what the main loop waits on
 	acts  *dbcopy.Activities
 	sctx  workflow.Context // short activities
+	bctx  workflow.Context // bookkeeping activities (status, events)
 	cctx  workflow.Context // copy activities
 
 	rollback *RollbackRequest
@@ -42,6 +43,7 @@ type orch struct {
 func Workflow(ctx workflow.Context, in Input) (Result, error) {
 	w := &orch{in: in, cfg: in.Config.withDefaults(), log: workflow.GetLogger(ctx)}
 	w.sctx = workflow.WithActivityOptions(ctx, shortOptions())
+	w.bctx = workflow.WithActivityOptions(ctx, bookkeepingOptions())
 	w.cctx = workflow.WithActivityOptions(ctx, copyOptions(w.cfg))
 	if in.Resume != nil {
 		w.state = in.Resume
@@ -291,7 +293,7 @@ func (w *orch) transition(ctx workflow.Context, to model.OrchestrationStatus) er
 		return errors.New(msg)
 	}
 	w.recount(ctx)
-	if err := workflow.ExecuteActivity(w.sctx, w.acts.DBSetStatus, w.statusRequest(to)).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest(to)).Get(ctx, nil); err != nil {
 		return err
 	}
 	w.state.Status = to
@@ -308,7 +310,7 @@ func (w *orch) transition(ctx workflow.Context, to model.OrchestrationStatus) er
 
 func (w *orch) emit(ctx workflow.Context, typ string, data map[string]any) {
 	ev := dbcopy.Event{EventType: typ, MigrationID: w.in.MigrationID, Timestamp: workflow.Now(ctx).UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: data}
-	_ = workflow.ExecuteActivity(w.sctx, w.acts.DBEmitEvent, dbcopy.EmitRequest{Migration: w.migration(), Sink: w.cfg.Events, Event: ev}).Get(ctx, nil)
+	_ = workflow.ExecuteActivity(w.bctx, w.acts.DBEmitEvent, dbcopy.EmitRequest{Migration: w.migration(), Sink: w.cfg.Events, Event: ev}).Get(ctx, nil)
 }
 
 // fail records the failure (running → failed) and fails the workflow with the state attached.
@@ -401,7 +403,7 @@ func (w *orch) load(ctx workflow.Context) error {
 					es.Status = model.EntityCompleted
 					completed[name] = true
 					w.recount(ctx)
-					_ = workflow.ExecuteActivity(w.sctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
+					_ = workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
 					w.emit(ctx, "migration_progress", map[string]any{"entity": name, "progress_percentage": w.state.ProgressPercent,
 						"throughput": es.Throughput})
 					if ops := w.plan.OpsAfter[name]; len(ops) > 0 {
@@ -462,7 +464,7 @@ func (w *orch) doOps(ctx workflow.Context, names []string) error {
 	for _, name := range names {
 		op := w.op(name)
 		var res dbcopy.SchemaOpResult
-		if err := workflow.ExecuteActivity(w.sctx, w.acts.DBPlanSchemaOp, dbcopy.SchemaOpRequest{Migration: w.migration(), Name: name}).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(w.bctx, w.acts.DBPlanSchemaOp, dbcopy.SchemaOpRequest{Migration: w.migration(), Name: name}).Get(ctx, &res); err != nil {
 			op.Status, op.Error = model.OpFailed, err.Error()
 			return fmt.Errorf("schema op %s: %w", name, err)
 		}
@@ -551,7 +553,7 @@ func (w *orch) pass(ctx workflow.Context) error {
 	}
 	w.state.Passes++
 	w.recount(ctx)
-	return workflow.ExecuteActivity(w.sctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
+	return workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
 }
 
 // catchUp repeats catch-up passes every SyncInterval until cutover, then runs the timed final
