@@ -20,6 +20,7 @@ import (
 	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/internal/heartbeat"
 	"github.com/cutover/cutover/internal/model"
 )
 
@@ -178,6 +179,7 @@ func (a *Activities) DBPrepare(ctx context.Context, m Migration) (PrepareResult,
 		return PrepareResult{}, err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	if err := e.Prepare(ctx); err != nil {
 		return PrepareResult{}, classify(err)
 	}
@@ -331,6 +333,7 @@ func (a *Activities) DBFinalize(ctx context.Context, r EntityRequest) error {
 		return err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	return classify(e.Finalize(ctx, r.Entity))
 }
 
@@ -366,6 +369,7 @@ func (a *Activities) DBValidate(ctx context.Context, r ValidateRequest) (Validat
 		return ValidationSummary{}, err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	vs, err := e.Validate(ctx, r.Entity)
 	if err != nil {
 		return ValidationSummary{}, classify(err)
@@ -428,6 +432,7 @@ func (a *Activities) DBExecuteSchemaOp(ctx context.Context, r SchemaOpRequest) (
 		return SchemaOpResult{}, err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	op, err := e.ExecuteSchemaOp(ctx, r.Name, r.ApprovedBy)
 	return opResult(r.Name, op), classify(err)
 }
@@ -439,6 +444,7 @@ func (a *Activities) DBRollbackSchemaOp(ctx context.Context, r SchemaOpRequest) 
 		return SchemaOpResult{}, err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	op, err := e.RollbackSchemaOp(ctx, r.Name)
 	return opResult(r.Name, op), classify(err)
 }
@@ -450,6 +456,7 @@ func (a *Activities) DBRollbackEntity(ctx context.Context, r EntityRequest) (int
 		return 0, err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	n, err := e.RollbackEntity(ctx, r.Entity)
 	return n, classify(err)
 }
@@ -461,6 +468,7 @@ func (a *Activities) DBRetryFailed(ctx context.Context, r EntityRequest) (RetryR
 		return RetryResult{}, err
 	}
 	defer release()
+	defer heartbeat.KeepAlive(ctx, nil)()
 	res, err := e.RetryFailed(ctx, r.Entity)
 	return res, classify(err)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/activities/store"
+	"github.com/cutover/cutover/internal/heartbeat"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/workflows/email/gate"
 	"github.com/cutover/cutover/workflows/email/jobspec"
@@ -91,9 +92,7 @@ func (a *Activities) RegisterEmailJob(ctx context.Context, spec jobspec.Spec) (R
 				return err
 			}
 			rows = rows[n:]
-			if activity.IsActivity(ctx) {
-				activity.RecordHeartbeat(ctx, n)
-			}
+			heartbeat.Record(ctx, n)
 		}
 		counts, err := st.CountMailboxesByStatus(ctx, spec.JobID)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/internal/heartbeat"
 	"github.com/cutover/cutover/internal/model"
 )
 
@@ -110,40 +111,6 @@ func runKey(ctx context.Context, kind string) *string {
 	return &k
 }
 
-func heartbeat(ctx context.Context, details any) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, details)
-	}
-}
-
-// keepAlive heartbeats details until stopped, for activities whose work reports no progress of
-// its own (preflight, verify): without heartbeats Temporal would notice a dead worker only at
-// the start-to-close timeout, hours later. The SDK batches heartbeats to its own interval.
-func keepAlive(ctx context.Context, details any) (stop func()) {
-	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
-		return func() {}
-	}
-	every := max(activity.GetInfo(ctx).HeartbeatTimeout/4, 100*time.Millisecond)
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, details)
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return func() { close(done); <-stopped }
-}
-
 // passLockSpace is the first key of the mailbox pass locks ("mail").
 const passLockSpace int32 = 0x6d61696c
 
@@ -161,7 +128,7 @@ func (a *Activities) lockPass(ctx context.Context, mailboxID int64, details Prog
 	if a.DB == nil {
 		return ctx, func() {}, nil
 	}
-	stop := keepAlive(ctx, details)
+	stop := heartbeat.KeepAlive(ctx, details)
 	began := time.Now()
 	l, err := a.DB.LockSession(ctx, passLockSpace, int32(mailboxID)) // ids past 2^31 share locks: only serialised
 	stop()
@@ -237,7 +204,7 @@ func (a *Activities) preflightMailbox(ctx context.Context, spec MailboxSpec) (Pr
 	if err != nil {
 		return PreflightReport{}, appError(err)
 	}
-	stop := keepAlive(ctx, Progress{RunID: runID})
+	stop := heartbeat.KeepAlive(ctx, Progress{RunID: runID})
 	rep, err := a.engine().Preflight(ctx, spec, runID)
 	stop()
 	rep.RunID = runID
@@ -299,9 +266,9 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 		defer release()
 		a.setMailbox(ctx, req.Spec.MailboxID, func(p *store.MailboxProgress) { p.Status = model.MailboxSyncing })
 	}
-	heartbeat(ctx, Progress{RunID: runID})
+	heartbeat.Record(ctx, Progress{RunID: runID})
 	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
-		OnProgress: func(p Progress) { heartbeat(ctx, p) }})
+		OnProgress: func(p Progress) { heartbeat.Record(ctx, p) }})
 	stats.RunID = runID
 	if err != nil && errors.Is(context.Cause(ctx), errPassLockLost) {
 		err = fmt.Errorf("%w: %w", errPassLockLost, err) // say why the pass was cut short
@@ -385,8 +352,8 @@ func (a *Activities) verifyMailbox(ctx context.Context, spec MailboxSpec) (Verif
 	if err != nil {
 		return VerifyReport{}, appError(err)
 	}
-	heartbeat(ctx, Progress{RunID: runID})
-	stop := keepAlive(ctx, Progress{RunID: runID})
+	heartbeat.Record(ctx, Progress{RunID: runID})
+	stop := heartbeat.KeepAlive(ctx, Progress{RunID: runID})
 	rep, err := a.engine().Verify(ctx, spec, runID)
 	stop()
 	rep.RunID = runID

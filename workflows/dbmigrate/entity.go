@@ -46,9 +46,14 @@ func copyOptions(c Config) workflow.ActivityOptions {
 	}
 }
 
-func shortOptions() workflow.ActivityOptions {
+// shortOptions are for the activities that run once per entity or migration (prepare,
+// finalize, validate, schema ops, rollback, retry): they may take minutes on a large table, so
+// they keep a heartbeat and a dead worker is noticed within HeartbeatTimeout, not at the end
+// of the half hour.
+func shortOptions(c Config) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    c.HeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
 			MaximumAttempts: 20, NonRetryableErrorTypes: nonRetryable},
 	}
@@ -59,7 +64,7 @@ func shortOptions() workflow.ActivityOptions {
 // killed in the middle of one holds the migration up: a minute, not shortOptions' half hour
 // (seen: a SIGKILL during a status write stalled a migration past the test's six minutes).
 func bookkeepingOptions() workflow.ActivityOptions {
-	o := shortOptions()
+	o := shortOptions(Config{})
 	o.StartToCloseTimeout = time.Minute
 	return o
 }
@@ -83,7 +88,7 @@ func breached(c Config, processed, failed int64) (bool, string) {
 func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) {
 	cfg := in.Config.withDefaults()
 	var a *dbcopy.Activities
-	sctx := workflow.WithActivityOptions(ctx, shortOptions())
+	sctx := workflow.WithActivityOptions(ctx, shortOptions(cfg))
 	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
 	cctx := workflow.WithActivityOptions(ctx, copyOptions(cfg))
 	res := EntityResult{Entity: in.Entity, Next: in.Cursor, MarkStart: in.MarkStart}

@@ -42,7 +42,7 @@ type orch struct {
 // Workflow is DBMigrationWorkflow.
 func Workflow(ctx workflow.Context, in Input) (Result, error) {
 	w := &orch{in: in, cfg: in.Config.withDefaults(), log: workflow.GetLogger(ctx)}
-	w.sctx = workflow.WithActivityOptions(ctx, shortOptions())
+	w.sctx = workflow.WithActivityOptions(ctx, shortOptions(w.cfg))
 	w.bctx = workflow.WithActivityOptions(ctx, bookkeepingOptions())
 	w.cctx = workflow.WithActivityOptions(ctx, copyOptions(w.cfg))
 	if in.Resume != nil {
