@@ -367,6 +367,6 @@ func (a *Activities) verifyMailbox(ctx context.Context, spec MailboxSpec) (Verif
 		status = model.RunPartial
 	}
 	a.finishRun(ctx, runID, status, map[string]any{"ok": rep.OK, "missing": rep.Missing, "extra": rep.Extra,
-		"quarantined": rep.Quarantined, "flag_diffs": rep.FlagDiffs, "date_diffs": rep.DateDiffs, "folders": rep.Folders})
+		"quarantined": rep.Quarantined, "flag_diffs": rep.FlagDiffs, "date_diffs": rep.DateDiffs, "late_copies_removed": rep.LateCopiesRemoved, "folders": rep.Folders})
 	return rep, nil
 }

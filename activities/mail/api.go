@@ -100,6 +100,9 @@ type VerifyReport struct {
 	Folders                                           []FolderDiff
 	Missing, Extra, Quarantined, FlagDiffs, DateDiffs int64 // totals; Missing excludes quarantined messages
 	OK                                                bool  // Missing == 0 (quarantined messages are reported separately, not counted missing)
+	// LateCopiesRemoved counts second copies of our own interrupted APPENDs that landed after
+	// the message was copied again, removed from the destination by this verification.
+	LateCopiesRemoved int64
 }
 
 // FolderDiff is one folder's verification result.
@@ -108,6 +111,7 @@ type FolderDiff struct {
 	SpecialUse                                        string
 	SourceMessages, DestMessages                      int64
 	Missing, Extra, Quarantined, FlagDiffs, DateDiffs int64
+	LateCopiesRemoved                                 int64
 	Samples                                           []string // up to 10 identities/descriptions of differing messages, for humans
 }
 

@@ -477,13 +477,20 @@ func (p *pass) reconcile(ctx context.Context, s *session, fr *folderRun) ([]uint
 		pool[m.Identity] = append(pool[m.Identity], m.UID)
 	}
 	var foundSrc, foundDest, lost []int64
+	var lostIDs []string
 	for _, r := range pend {
 		if d := pool[r.Identity]; len(d) > 0 {
 			foundSrc, foundDest = append(foundSrc, r.SourceUID), append(foundDest, int64(d[0]))
 			pool[r.Identity] = d[1:]
 		} else {
 			lost = append(lost, r.SourceUID)
+			lostIDs = append(lostIDs, r.Identity)
 		}
+	}
+	// Recorded before the rows go: if the abandoned APPEND lands after all, verification knows
+	// the second copy is ours.
+	if err := p.st.WatchLateCopies(ctx, lf.ID, lostIDs); err != nil {
+		return nil, err
 	}
 	if err := p.st.ConfirmMailMessages(ctx, lf.ID, store.MailCopied, foundSrc, foundDest); err != nil {
 		return nil, err

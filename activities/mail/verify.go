@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/cutover/cutover/activities/mail/folders"
 	"github.com/cutover/cutover/activities/mail/imapx"
 )
@@ -15,7 +17,9 @@ const maxSamples = 10
 // Verify compares source and destination folder by folder under the folder map: counts,
 // identity multisets, flags and INTERNALDATE. It reads both servers (headers only) and
 // trusts neither the ledger nor the last pass, except to know which messages were
-// quarantined. It changes nothing.
+// quarantined and which were copied again after an interrupted APPEND. It changes one thing
+// only: a late copy of our own abandoned APPEND (see removeLateCopies) is removed and
+// reported, not left as a duplicate.
 func (e *Engine) Verify(ctx context.Context, spec MailboxSpec, runID int64) (VerifyReport, error) {
 	filter, err := validateSpec(spec)
 	if err != nil {
@@ -34,14 +38,14 @@ func (e *Engine) Verify(ctx context.Context, spec MailboxSpec, runID int64) (Ver
 	if err != nil {
 		return VerifyReport{}, err
 	}
-	quar, err := e.quarantinedIdentities(ctx, spec.MailboxID)
+	quar, late, err := e.ledgerMarks(ctx, spec.MailboxID)
 	if err != nil {
 		return VerifyReport{}, err
 	}
 	w := windowOf(spec)
 	rep := VerifyReport{RunID: runID}
 	for _, g := range groupByDest(pl) {
-		diffs, err := e.verifyGroup(ctx, s, g, w, quar)
+		diffs, err := e.verifyGroup(ctx, s, g, w, spec.MailboxID, quar, late)
 		if err != nil {
 			return rep, err
 		}
@@ -54,19 +58,21 @@ func (e *Engine) Verify(ctx context.Context, spec MailboxSpec, runID int64) (Ver
 		rep.Quarantined += d.Quarantined
 		rep.FlagDiffs += d.FlagDiffs
 		rep.DateDiffs += d.DateDiffs
+		rep.LateCopiesRemoved += d.LateCopiesRemoved
 	}
 	rep.OK = rep.Missing == 0
 	return rep, nil
 }
 
-// quarantinedIdentities maps source folder name → identity → unresolved quarantine count.
-func (e *Engine) quarantinedIdentities(ctx context.Context, mailboxID int64) (map[string]map[string]int, error) {
+// ledgerMarks reads what the ledger knows per source folder name: identity → unresolved
+// quarantine count, and the identities watched for late copies.
+func (e *Engine) ledgerMarks(ctx context.Context, mailboxID int64) (quar map[string]map[string]int, late map[string]map[string]bool, err error) {
 	if e.Store == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	fs, err := e.Store.ListMailFolders(ctx, mailboxID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	names := map[int64]string{}
 	for _, f := range fs {
@@ -74,22 +80,83 @@ func (e *Engine) quarantinedIdentities(ctx context.Context, mailboxID int64) (ma
 	}
 	qs, err := e.Store.ListMailQuarantine(ctx, mailboxID, 0, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]map[string]int{}
+	quar = map[string]map[string]int{}
 	for _, q := range qs {
 		n := names[q.FolderID]
-		if out[n] == nil {
-			out[n] = map[string]int{}
+		if quar[n] == nil {
+			quar[n] = map[string]int{}
 		}
-		out[n][q.Identity]++
+		quar[n][q.Identity]++
 	}
-	return out, nil
+	watches, err := e.Store.LateCopyWatches(ctx, mailboxID)
+	if err != nil {
+		return nil, nil, err
+	}
+	late = map[string]map[string]bool{}
+	for id, ids := range watches {
+		late[names[id]] = ids
+	}
+	return quar, late, nil
+}
+
+// removeLateCopies deletes the destination copies only our own abandoned APPENDs can have
+// made: messages the ledger does not claim, of an identity watched for one of the group's
+// source folders, beyond the number of copies the source holds. Anything else extra (a
+// user's message, another tool's copy) is left and reported. Without UIDPLUS the ledger has
+// no destination UIDs, so nothing is removed. It returns the destination messages left.
+func (e *Engine) removeLateCopies(ctx context.Context, s *session, g *group, mailboxID int64, srcCount map[string]int,
+	dest []Meta, watched map[string]bool) ([]Meta, int64, error) {
+	if len(watched) == 0 || e.Store == nil || !s.dst.c.Has(imap.CapUIDPlus) {
+		return dest, 0, nil
+	}
+	have := map[string]int{}
+	for _, m := range dest {
+		have[m.Identity]++
+	}
+	excess := map[string]int{}
+	for id := range watched {
+		if n := have[id] - srcCount[id]; n > 0 {
+			excess[id] = n
+		}
+	}
+	if len(excess) == 0 {
+		return dest, 0, nil
+	}
+	claimed, err := e.Store.MailDestUIDs(ctx, mailboxID, g.dest)
+	if err != nil {
+		return dest, 0, err
+	}
+	isClaimed := map[uint32]bool{}
+	for _, u := range claimed {
+		isClaimed[uint32(u)] = true
+	}
+	// Newest first: a late copy lands after the copy the ledger claims.
+	drop := map[uint32]bool{}
+	var uids []uint32
+	for i := len(dest) - 1; i >= 0; i-- {
+		m := dest[i]
+		if excess[m.Identity] > 0 && !isClaimed[m.UID] {
+			excess[m.Identity]--
+			drop[m.UID] = true
+			uids = append(uids, m.UID)
+		}
+	}
+	if len(uids) == 0 {
+		return dest, 0, nil
+	}
+	if _, err := s.dst.expunge(ctx, uids); err != nil {
+		return dest, 0, err
+	}
+	e.logger().Info("removed late copies of interrupted appends", "folder", g.dest, "count", len(uids))
+	return slices.DeleteFunc(dest, func(m Meta) bool { return drop[m.UID] }), int64(len(uids)), nil
 }
 
 // verifyGroup verifies the source folders landing in one destination folder. Differences are
 // reported on the first source folder of the group when several share a destination.
-func (e *Engine) verifyGroup(ctx context.Context, s *session, g *group, w Window, quar map[string]map[string]int) ([]FolderDiff, error) {
+func (e *Engine) verifyGroup(ctx context.Context, s *session, g *group, w Window, mailboxID int64,
+	quar map[string]map[string]int, late map[string]map[string]bool) ([]FolderDiff, error) {
 	type side struct {
 		metas  []Meta
 		folder string
@@ -137,6 +204,21 @@ func (e *Engine) verifyGroup(ctx context.Context, s *session, g *group, w Window
 	} else {
 		s.dst.selected, s.dst.permFlags, s.dst.anyKW = "", nil, true
 	}
+	srcCount := map[string]int{}
+	watched := map[string]bool{}
+	for _, sd := range srcAll {
+		for _, m := range sd.metas {
+			srcCount[m.Identity]++
+		}
+		for id := range late[sd.folder] {
+			watched[id] = true
+		}
+	}
+	destMetas, removed, err := e.removeLateCopies(ctx, s, g, mailboxID, srcCount, destMetas, watched)
+	if err != nil {
+		return nil, err
+	}
+	diffs[0].LateCopiesRemoved = removed
 	diffs[0].DestMessages = int64(len(destMetas))
 
 	pool := map[string][]Meta{}

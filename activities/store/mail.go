@@ -246,6 +246,45 @@ func (s *Store) MailDestUIDs(ctx context.Context, mailboxID int64, destName stri
 	return uids, nil
 }
 
+// WatchLateCopies records identities of a folder that were copied again because an interrupted
+// APPEND of theirs was not found on the destination: that APPEND may still land later.
+func (s *Store) WatchLateCopies(ctx context.Context, folderID int64, identities []string) error {
+	if len(identities) == 0 {
+		return nil
+	}
+	if _, err := s.q.Exec(ctx, `INSERT INTO mail_late_copy_watch (folder_id, identity)
+		SELECT $1, i FROM unnest($2::text[]) AS t(i) ON CONFLICT DO NOTHING`, folderID, identities); err != nil {
+		return fmt.Errorf("watch %d late copies of folder %d: %w", len(identities), folderID, err)
+	}
+	return nil
+}
+
+// LateCopyWatches maps each folder of a mailbox (by id) to its watched identities.
+func (s *Store) LateCopyWatches(ctx context.Context, mailboxID int64) (map[int64]map[string]bool, error) {
+	rows, err := s.q.Query(ctx, `SELECT w.folder_id, w.identity FROM mail_late_copy_watch w
+		JOIN mail_folders f ON f.id = w.folder_id WHERE f.mailbox_id = $1`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("late copy watches of mailbox %d: %w", mailboxID, err)
+	}
+	defer rows.Close()
+	out := map[int64]map[string]bool{}
+	for rows.Next() {
+		var id int64
+		var identity string
+		if err := rows.Scan(&id, &identity); err != nil {
+			return nil, fmt.Errorf("late copy watches of mailbox %d: %w", mailboxID, err)
+		}
+		if out[id] == nil {
+			out[id] = map[string]bool{}
+		}
+		out[id][identity] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("late copy watches of mailbox %d: %w", mailboxID, err)
+	}
+	return out, nil
+}
+
 // MailFolderCount is a folder's ledger summary.
 type MailFolderCount struct {
 	FolderID    int64 `db:"folder_id"`
