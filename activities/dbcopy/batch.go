@@ -624,7 +624,7 @@ func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 	_, err := tx.Exec(ctx, `INSERT INTO migration_mappings
 		(id, migration_id, source_table, source_id, destination_table, destination_id, entity_type)
 		SELECT u.id, $1, $2, u.k, $3, u.d, $4 FROM unnest($5::uuid[], $6::text[], $7::uuid[]) AS u(id, k, d)
-		ON CONFLICT (migration_id, source_table, source_id) DO NOTHING`,
+		ON CONFLICT (migration_id, source_table, (length(source_id)), source_id) DO NOTHING`,
 		mid, table, dest, typ, ids, keys, dests)
 	return err
 }

@@ -303,7 +303,7 @@ func (s *Store) RecordMappings(ctx context.Context, ms []Mapping) error {
 		b.Queue(`INSERT INTO migration_mappings
 			(id, migration_id, source_table, source_id, destination_table, destination_id, entity_type, mapping_metadata)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (migration_id, source_table, source_id) DO NOTHING`,
+			ON CONFLICT (migration_id, source_table, (length(source_id)), source_id) DO NOTHING`,
 			m.ID, m.MigrationID, m.SourceTable, m.SourceID, m.DestinationTable, m.DestinationID, m.EntityType, m.Metadata)
 	}
 	if err := s.q.SendBatch(ctx, b).Close(); err != nil {
@@ -316,7 +316,7 @@ func (s *Store) RecordMappings(ctx context.Context, ms []Mapping) error {
 func (s *Store) LookupMapping(ctx context.Context, migrationID uuid.UUID, sourceTable, sourceID string) (Mapping, error) {
 	rows, err := s.q.Query(ctx, `SELECT id, migration_id, source_table, source_id, destination_table,
 		destination_id, entity_type, mapping_metadata, created_at, is_active FROM migration_mappings
-		WHERE migration_id = $1 AND source_table = $2 AND source_id = $3`, migrationID, sourceTable, sourceID)
+		WHERE migration_id = $1 AND source_table = $2 AND length(source_id) = length($3) AND source_id = $3`, migrationID, sourceTable, sourceID)
 	if err != nil {
 		return Mapping{}, notFound(err, "mapping", sourceTable+"/"+sourceID)
 	}
