@@ -51,3 +51,83 @@ func TestSQLiteMissingNamesAreErrors(t *testing.T) {
 		t.Fatalf("count = %d, %v", n, err)
 	}
 }
+
+// TestSQLiteReadMatchesTheDriver: Read, on its own connections, returns what the database/sql
+// driver returns for every storage class (including invalid UTF-8, an empty blob, NULL, NaN
+// stored as NULL, huge integers), and pages by text and blob keys.
+func TestSQLiteReadMatchesTheDriver(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE v (k TEXT PRIMARY KEY, i INTEGER, r REAL, t TEXT, b BLOB, d DATETIME);
+		INSERT INTO v VALUES ('a', 9223372036854775807, 1.5, 'plain', x'00ff', '2024-01-02 03:04:05'),
+			('b', -1, -0.0, CAST(x'c328' AS TEXT), x'', 1700000000),
+			('c', NULL, NULL, '', NULL, NULL),
+			('d', 0, 1e308, 'ünïcödé ✓', x'deadbeef', '2024-13-45'),
+			('e', 42, 0.1, 'mixed', 'text in a blob column', 3.25);
+		CREATE TABLE bk (k BLOB PRIMARY KEY, n INTEGER); INSERT INTO bk VALUES (x'01', 1), (x'0102', 2), (x'02', 3);`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cols := []string{"k", "i", "r", "t", "b", "d"}
+	if _, err := s.Columns(ctx, "v"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(ctx, Query{Table: "v", Columns: cols, Key: "k", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The driver, with the same unary + that hides the DATETIME declaration.
+	rows, err := db.Query(`SELECT k, i, r, t, b, +d FROM v ORDER BY k`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, vals)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, the driver %d", len(got), len(want))
+	}
+	for r := range want {
+		for c := range cols {
+			w, g := want[r][c], got[r][c]
+			if wb, ok := w.([]byte); ok && len(wb) == 0 {
+				w = []byte{} // the driver returns nil for an empty blob; Read keeps it a blob
+			}
+			if fmt.Sprintf("%T %#v", g, g) != fmt.Sprintf("%T %#v", w, w) {
+				t.Errorf("row %d column %s: %T %#v, the driver %T %#v", r, cols[c], g, g, w, w)
+			}
+		}
+	}
+	// Keyset pages by a text key and by a blob key.
+	page, err := s.Read(ctx, Query{Table: "v", Columns: []string{"k"}, Key: "k", After: "b", Limit: 2})
+	if err != nil || fmt.Sprint(page) != "[[c] [d]]" {
+		t.Errorf("page after 'b': %v, %v", page, err)
+	}
+	page, err = s.Read(ctx, Query{Table: "bk", Columns: []string{"n"}, Key: "k", After: []byte{1}, Limit: 10})
+	if err != nil || fmt.Sprint(page) != "[[2] [3]]" {
+		t.Errorf("page after x'01': %v, %v", page, err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Read(cancelled, Query{Table: "v", Columns: cols, Key: "k"}); err == nil {
+		t.Error("a read with a cancelled context succeeded")
+	}
+}
