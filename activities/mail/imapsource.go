@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -369,11 +370,21 @@ func (s *imapSource) Stream(ctx context.Context, keys []uint32, fn func(m Meta, 
 			}
 			if broken, err := s.streamOne(msg, wd, fn); err != nil {
 				wd.stop()
-				if broken {
+				switch {
+				case broken:
 					// The literal failed: go-imap's reader has moved on and will stop at the
 					// closed connection; draining would read the literal again, racing it.
 					_ = s.c.Close()
-				} else {
+				case errors.Is(err, errNoBody):
+					// go-imap also ends a message's items when its reader fails, and a cut in
+					// the middle of a response reads as a syntax error, not an I/O one. The
+					// command's outcome tells a lost connection from a server that sent no
+					// body: any failure but the server's own tagged answer.
+					var ie *imap.Error
+					if cerr := cmd.Close(); cerr != nil && !errors.As(cerr, &ie) {
+						return &imapx.Error{Class: imapx.ClassConnect, Op: "fetch " + s.folder, Err: cerr}
+					}
+				default:
 					abortFetch(s.c, cmd)
 				}
 				return err
@@ -421,6 +432,9 @@ func (w *watchdog) stop() bool {
 	w.t.Stop()
 	return w.fired.Load()
 }
+
+// errNoBody: a FETCH response for a message ended without its BODY[].
+var errNoBody = errors.New("no body in FETCH response")
 
 // kickReader kicks a watchdog on every read.
 type kickReader struct {
@@ -490,7 +504,7 @@ func (s *imapSource) streamOne(msg *imapclient.FetchMessageData, wd *watchdog, f
 		return false, nil
 	}
 	if spool == nil {
-		return false, &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Text: "no body in FETCH response"}
+		return false, &imapx.Error{Class: imapx.ClassFetch, Op: fmt.Sprintf("fetch %s/%d", s.folder, m.UID), Err: errNoBody}
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return false, err
