@@ -1,5 +1,6 @@
 // Package source reads legacy tables for the copy engine: SQLite (modernc.org/sqlite, pure Go,
-// the fastest of the drivers measured on a 1M-row scan and buildable with CGO_ENABLED=0) and
+// the fastest of the drivers measured on a 1M-row scan and buildable with CGO_ENABLED=0; the
+// batch reads use its SQLite directly, without the driver's per-call mutex, see rawConn) and
 // PostgreSQL (pgx). Reads are keyset-paginated by the primary key (key > last processed key,
 // ORDER BY key, LIMIT batch), so memory holds one batch whatever the table size, and a resumed
 // copy starts exactly after its checkpoint.
