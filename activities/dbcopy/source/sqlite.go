@@ -130,13 +130,9 @@ func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
 		out = append(out, row)
 	})
 	if err != nil {
-		// A failed connection is not reused.
-		c.close()
-	} else {
-		s.raw.put(c)
-	}
-	if err != nil {
+		c.close() // a failed connection is not reused
 		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
 	}
+	s.raw.put(c)
 	return out, nil
 }
