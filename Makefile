@@ -7,13 +7,17 @@ GO             ?= go
 BIN            := $(CURDIR)/bin
 TEMPORAL_VER   := v1.5.1
 TEMPORAL       := $(BIN)/temporal
+STATICCHECK_VER := v0.8.2 # 2026.2.2
+STATICCHECK    := $(BIN)/staticcheck
+SERVER_VER     := v1.29.1
+TEMPORAL_SERVER := $(BIN)/temporal-server
 DEBS           := dovecot-imapd dovecot-core pst-utils chromium pgloader
 PG_HOST        ?= 127.0.0.1
 PG_PORT        ?= 5432
 TEST_TIMEOUT   ?= 22m
 export DATABASE_URL ?= postgres://postgres@$(PG_HOST):$(PG_PORT)/cutover
 
-.PHONY: all build tools debs postgres test test-codec test-unit test-faults bench dev down demo fmt vet clean
+.PHONY: all build tools debs imap-servers postgres test test-codec test-slow test-unit test-faults bench dev down demo fmt vet clean
 
 all: build
 
@@ -22,13 +26,27 @@ build:
 	$(GO) build -o $(BIN)/cutover ./starter
 	$(GO) build -o $(BIN)/cutover-worker ./worker
 
-## tools: the temporal CLI (dev server + UI) into ./bin; Debian packages: Dovecot, readpst, Chromium
-## (UI tests), pgloader (benchmark baseline)
-tools: $(TEMPORAL) debs
+## tools: the temporal CLI (dev server + UI) and the Temporal server with its SQL tool and PostgreSQL
+## schema (the production topology test) into ./bin; Debian packages: Dovecot, readpst, Chromium
+## (UI tests), pgloader (benchmark baseline); Cyrus and Courier IMAP extracted under ./bin (imap-servers)
+tools: $(TEMPORAL) $(TEMPORAL_SERVER) debs imap-servers
 
 $(TEMPORAL):
 	@echo "installing temporal CLI $(TEMPORAL_VER) into ./bin (a few minutes, once)"
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VER)
+
+# The server as production runs it (PostgreSQL persistence and visibility): its binary, the SQL
+# tool that sets up the schema, and the schema files from the same module version.
+$(TEMPORAL_SERVER):
+	@echo "building Temporal server $(SERVER_VER) and its SQL tool into ./bin (ten minutes or so, once)"
+	rm -rf $(BIN)/.temporal-server-build && mkdir -p $(BIN)/.temporal-server-build
+	GOBIN=$(BIN)/.temporal-server-build $(GO) install go.temporal.io/server/cmd/server@$(SERVER_VER) \
+		go.temporal.io/server/cmd/tools/sql@$(SERVER_VER)
+	rm -rf $(BIN)/temporal-schema && mkdir -p $(BIN)/temporal-schema
+	cp -R "$$($(GO) mod download -json go.temporal.io/server@$(SERVER_VER) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')/schema/postgresql" \
+		$(BIN)/temporal-schema/ && chmod -R u+w $(BIN)/temporal-schema
+	mv $(BIN)/.temporal-server-build/sql $(BIN)/temporal-sql-tool
+	mv $(BIN)/.temporal-server-build/server $(TEMPORAL_SERVER) && rmdir $(BIN)/.temporal-server-build
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -36,6 +54,12 @@ debs:
 	if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run 'make tools' as root)"; exit 1; fi; \
 	echo "installing$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+## imap-servers: Cyrus and Courier IMAP for the interoperability tests, downloaded as Debian packages
+## (with the libraries they need that are not installed) and extracted into ./bin/imap-servers, never
+## installed: both conflict with Dovecot. The tests start them from there (internal/testing/testenv)
+imap-servers: debs
+	internal/testing/testenv/imapservers.sh $(BIN)/imap-servers
 
 ## postgres: make sure the local PostgreSQL answers (starts the Debian cluster when root)
 postgres:
@@ -60,6 +84,13 @@ E2E_TESTS ?= EndToEnd|MixedSourcesJob|MailSystem|RollbackReturnsTarget
 test-codec: tools postgres
 	CUTOVER_PAYLOAD_KEYS=$$($(GO) run ./starter codec genkey) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) \
 		-run '$(E2E_TESTS)' ./workflows/email/ ./workflows/dbmigrate/ ./activities/mail/sources/e2e/ ./examples/...
+
+## test-slow: the interoperability matrix with the pair `make test` leaves out (Dovecot → Cyrus
+## with the worker SIGKILLed) beside the four default pairs, each through the whole product; and
+## a 500-mailbox domain imported from a CSV and driven to verified (make test runs 40)
+test-slow: tools postgres
+	$(GO) test -tags slow -count=1 -timeout $(TEST_TIMEOUT) -run 'Matrix' ./workflows/email/
+	$(GO) test -tags slow -count=1 -timeout 70m -v -run 'TestImportCSVJobVerified500' ./starter/cli/
 
 ## test-unit: the tests that need no external service
 test-unit:
@@ -98,8 +129,13 @@ demo: dev
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-vet:
+## vet: go vet and staticcheck (installed into ./bin once)
+vet: $(STATICCHECK)
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER)
 
 clean: down
 	rm -rf .cutover $(BIN)/cutover $(BIN)/cutover-worker

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cutover/cutover/internal/metrics"
 )
 
@@ -39,11 +41,29 @@ func TestGrafanaDashboard(t *testing.T) {
 	metrics.Errors.WithLabelValues("mail", "connect")
 	metrics.PassDuration.WithLabelValues("mail", "initial")
 	metrics.PhaseDuration.WithLabelValues("email", "preflight")
+	metrics.CaptureChanges.WithLabelValues("forward")
+	metrics.CapturePending.WithLabelValues("m", "s", "forward", "rows")
+	metrics.CaptureRate.WithLabelValues("m", "s", "forward")
+	metrics.CapturePredicted.WithLabelValues("m")
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	known := map[string]bool{}
+	gathered := map[string]bool{}
+	for _, f := range families {
+		gathered[f.GetName()] = true
+	}
+	// Every collector the registry describes must be gathered above: a vector without a child is
+	// not, and would escape the panel check.
+	descs := make(chan *prometheus.Desc)
+	go func() { m.Registry.Describe(descs); close(descs) }()
+	fqName := regexp.MustCompile(`fqName: "(cutover_[a-z_]+)"`)
+	for d := range descs {
+		if n := fqName.FindStringSubmatch(d.String()); n != nil && !gathered[n[1]] {
+			t.Errorf("%s is registered but not gathered: give it a child in this test", n[1])
+		}
+	}
 	for _, f := range families {
 		name := f.GetName()
 		if !strings.HasPrefix(name, "cutover_") {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/schema"
 )
 
@@ -55,7 +55,15 @@ func TestApplyUpToDateNeedsNoDDLPrivilege(t *testing.T) {
 		t.Fatal("the role may create tables: the test proves nothing")
 	}
 	res, err := schema.Apply(ctx, limited)
-	if err != nil || len(res.Applied) != 0 || res.Version != schema.Latest() {
-		t.Fatalf("apply as a role without CREATE: %+v, %v", res, err)
+	if err != nil {
+		t.Fatalf("err: want nil; apply as a role without CREATE: %+v, %v", res, err)
+	}
+	if len(res.Applied) != 0 {
+		t.Fatalf("len(res.Applied) = %v, want 0; apply as a role without CREATE: %+v, %v",
+			len(res.Applied), res, err)
+	}
+	if res.Version != schema.Latest() {
+		t.Fatalf("res.Version = %v, want schema.Latest(); apply as a role without CREATE: %+v, %v",
+			res.Version, res, err)
 	}
 }

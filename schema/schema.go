@@ -1,5 +1,5 @@
-// Package schema holds the SQL migrations of cutover's control tables (seed 000 email model,
-// seed 001 database-migration model, and the ledgers later packages add) and applies them.
+// Package schema holds the SQL migrations of cutover's control tables (the email migration model,
+// the database migration model, and the ledgers later packages add) and applies them.
 //
 // Migrations are embedded, numbered NNNN_name.sql, applied in order inside one transaction each
 // and recorded in schema_migrations. Applying twice is a no-op; a database migrated by a newer

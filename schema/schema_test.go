@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/schema"
 )
 
@@ -32,15 +32,25 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first apply: %v", err)
 	}
-	if len(first.Applied) == 0 || first.Version != schema.Latest() {
-		t.Fatalf("first apply = %+v, want all migrations up to %d", first, schema.Latest())
+	if len(first.Applied) == 0 {
+		t.Fatalf("len(first.Applied) = %v, want != 0; first apply = %+v, want all migrations up to %d",
+			len(first.Applied), first, schema.Latest())
+	}
+	if first.Version != schema.Latest() {
+		t.Fatalf("first.Version = %v, want schema.Latest(); first apply = %+v, want all migrations up to %d",
+			first.Version, first, schema.Latest())
 	}
 	second, err := schema.Apply(ctx, pool)
 	if err != nil {
 		t.Fatalf("second apply: %v", err)
 	}
-	if len(second.Applied) != 0 || second.Version != first.Version {
-		t.Fatalf("second apply = %+v, want no-op at %d", second, first.Version)
+	if len(second.Applied) != 0 {
+		t.Fatalf("len(second.Applied) = %v, want 0; second apply = %+v, want no-op at %d",
+			len(second.Applied), second, first.Version)
+	}
+	if second.Version != first.Version {
+		t.Fatalf("second.Version = %v, want %v (first.Version); second apply = %+v, want no-op at %d",
+			second.Version, first.Version, second, first.Version)
 	}
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
@@ -95,8 +105,8 @@ func TestApplyRefusesEditedMigration(t *testing.T) {
 	}
 }
 
-// TestCatalogMatchesSeeds reads the live catalog: every seed table and index exists, and each
-// enum column's CHECK allows exactly the seed's values (as spelled in internal/model).
+// TestCatalogMatchesSeeds reads the live catalog: every control table and index of the data models
+// exists, and each enum column's CHECK allows exactly the values internal/model spells.
 func TestCatalogMatchesSeeds(t *testing.T) {
 	ctx := context.Background()
 	pool := newPool(t)
@@ -118,9 +128,9 @@ func TestCatalogMatchesSeeds(t *testing.T) {
 	}
 
 	indexes := []string{
-		// seed 000
+		// the email migration model
 		"idx_migration_jobs_domain", "idx_migration_jobs_phase", "idx_migration_mailboxes_job", "idx_migration_runs_job",
-		// seed 001 critical indexes
+		// the database migration model's critical indexes
 		"idx_entity_migration_status_order", "idx_migration_checkpoints_migration_created",
 		"idx_migration_mappings_source", "idx_migration_errors_type_occurred",
 	}
@@ -139,14 +149,14 @@ func TestCatalogMatchesSeeds(t *testing.T) {
 		{"migration_jobs", "migration_gate", strs([]model.Gate{model.GateBlocked, model.GateWarning, model.GateReadyForDNS})},
 		{"migration_mailboxes", "source_type", strs(model.SourceTypes)},
 		{"migration_mailboxes", "status", strs([]model.MailboxStatus{model.MailboxPending, model.MailboxSyncing,
-			model.MailboxOK, model.MailboxError, model.MailboxQuarantine})},
+			model.MailboxOK, model.MailboxError, model.MailboxQuarantine, model.MailboxSkipped})},
 		{"migration_runs", "run_type", strs([]model.RunType{model.RunPreflight, model.RunInitial, model.RunDelta,
 			model.RunFinal, model.RunVerify, model.RunPSTExtract, model.RunPSTUpload, model.RunTgzExport, model.RunTgzImport})},
 		{"migration_runs", "tool", strs([]model.Tool{model.ToolIMAPSync, model.ToolReadPST, model.ToolIMAPUpload,
 			model.ToolZmmailbox, model.ToolDoveadm, model.ToolVerify})},
 		{"migration_runs", "status", strs([]model.RunStatus{model.RunQueued, model.RunRunning, model.RunSuccess,
 			model.RunPartial, model.RunFailed})},
-		{"migration_gate_checks", "check_id", strs(model.CheckIDs)},
+		{"migration_gate_checks", "check_id", strs(model.AllCheckIDs())},
 		{"migration_gate_checks", "status", strs([]model.CheckStatus{model.CheckPass, model.CheckWarn, model.CheckFail})},
 		{"migration_orchestrations", "migration_type", strs([]model.MigrationType{model.MigrationFull,
 			model.MigrationIncremental, model.MigrationSchemaCleanup})},

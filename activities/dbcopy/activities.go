@@ -17,27 +17,24 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/heartbeat"
 	"github.com/cutover/cutover/internal/model"
-)
-
-// Error types of non-retryable failures (stable strings workflows and operators match on).
-const (
-	ErrTypeSpec       = "dbcopy.spec"
-	ErrTypeApproval   = "dbcopy.approval_required"
-	ErrTypeTransition = "dbcopy.bad_transition"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // Activities are the copy engine's Temporal activities. Engines (connections, compiled plans)
 // are kept per migration for the worker's lifetime.
 type Activities struct {
-	// TargetURL is the database used when a spec names no target (the worker's DATABASE_URL).
+	// TargetURL is the database used when a spec names no target (CUTOVER_DB_TARGET_URL);
+	// "" refuses such specs.
 	TargetURL string
-	Vault     *vault.Vault
-	Logger    *slog.Logger
+	// ControlURL is the worker's control database (DATABASE_URL): never a migration's target.
+	ControlURL string
+	Vault      *vault.Vault
+	Logger     *slog.Logger
 	// HTTPClient posts webhook events (default: 5 s timeout).
 	HTTPClient *http.Client
 	// OnTransition, when set, runs after DBSetStatus recorded a status change in the ledger
@@ -46,17 +43,23 @@ type Activities struct {
 
 	mu      sync.Mutex
 	engines map[string]*cachedEngine
+	down    downTracker
+	// ended are the migrations whose orchestration reached an end (completed, failed, or back
+	// to pending after a rollback): their engines close as soon as no activity uses them.
+	ended map[string]bool
 }
 
 // cachedEngine is an open engine and its use, so idle ones can be closed.
 type cachedEngine struct {
 	*Engine
+	id       string // migration id
 	inUse    int
 	lastUsed time.Time
 }
 
-// engineIdle is how long an unused engine (connections to a migration's databases) is kept.
-const engineIdle = 30 * time.Minute
+// engineIdle is how long an unused engine (connections to a migration's databases) of a
+// migration that has not ended is kept.
+const engineIdle = 10 * time.Minute
 
 // Migration identifies a run and carries its spec (never a secret: only credentials_refs).
 type Migration struct {
@@ -64,6 +67,9 @@ type Migration struct {
 	Type      model.MigrationType `json:"type"`
 	CreatedBy string              `json:"created_by,omitempty"`
 	Spec      *spec.Spec          `json:"spec"`
+	// Parallelism is how many entities the workflow loads at once (recorded in the
+	// orchestration's configuration; 0 in inputs recorded before it).
+	Parallelism int `json:"parallelism,omitempty"`
 }
 
 func (a *Activities) logger() *slog.Logger {
@@ -97,16 +103,19 @@ func (a *Activities) engine(ctx context.Context, m Migration) (*Engine, func(), 
 	}
 	ce, ok := a.engines[key]
 	if !ok {
+		if err := a.checkTarget(m.Spec); err != nil {
+			return nil, nil, nonRetryable(err)
+		}
 		sp := *m.Spec
-		e, err := Open(ctx, &sp, Options{MigrationID: id, MigrationType: m.Type, CreatedBy: m.CreatedBy,
+		e, err := Open(ctx, &sp, Options{MigrationID: id, MigrationType: m.Type, CreatedBy: m.CreatedBy, Parallelism: m.Parallelism,
 			TargetURL: a.TargetURL, Logger: a.logger(), Password: a.password})
 		if err != nil {
-			return nil, nil, classify(err)
+			return nil, nil, a.down.judge(m.ID, err)
 		}
 		if a.engines == nil {
 			a.engines = map[string]*cachedEngine{}
 		}
-		ce = &cachedEngine{Engine: e}
+		ce = &cachedEngine{Engine: e, id: m.ID}
 		a.engines[key] = ce
 	}
 	ce.inUse++
@@ -116,7 +125,36 @@ func (a *Activities) engine(ctx context.Context, m Migration) (*Engine, func(), 
 		defer a.mu.Unlock()
 		ce.inUse--
 		ce.lastUsed = time.Now()
+		if ce.inUse == 0 && a.ended[ce.id] && a.engines[key] == ce {
+			ce.Close()
+			delete(a.engines, key)
+		}
 	}, nil
+}
+
+// markEnded records whether a migration has ended (its status changed to to): the engines of
+// an ended migration are closed once no activity uses them, so a finished migration holds no
+// connection to its databases. A migration taken up again (running, rolling back) keeps them.
+func (a *Activities) markEnded(id string, to model.OrchestrationStatus) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch to {
+	case model.OrchCompleted, model.OrchFailed, model.OrchPending:
+		if a.ended == nil {
+			a.ended = map[string]bool{}
+		}
+		a.ended[id] = true
+	case model.OrchRunning, model.OrchRollingBack:
+		delete(a.ended, id)
+	}
+}
+
+// OpenEngines is how many engines (each holding connections to a migration's databases) the
+// activities keep open.
+func OpenEngines(a *Activities) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.engines)
 }
 
 func (a *Activities) password(ctx context.Context, ref string) (string, error) {
@@ -152,18 +190,6 @@ func nonRetryable(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), typ, err)
 }
 
-// classify makes spec misfits, refused transitions and missing approvals non-retryable; every
-// other error (connections, timeouts, a restarting PostgreSQL) is retried by Temporal.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, ErrSpec) || errors.Is(err, ErrApprovalRequired) || errors.As(err, new(*store.ErrBadTransition)) {
-		return nonRetryable(err)
-	}
-	return err
-}
-
 // PrepareResult describes a prepared migration.
 type PrepareResult struct {
 	Order []string `json:"order"`
@@ -181,7 +207,7 @@ func (a *Activities) DBPrepare(ctx context.Context, m Migration) (PrepareResult,
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
 	if err := e.Prepare(ctx); err != nil {
-		return PrepareResult{}, classify(err)
+		return PrepareResult{}, a.down.judge(m.ID, err)
 	}
 	order, _ := e.spec.Order()
 	out := PrepareResult{Order: order, Totals: map[string]int64{}}
@@ -195,7 +221,7 @@ func (a *Activities) DBPrepare(ctx context.Context, m Migration) (PrepareResult,
 	return out, nil
 }
 
-// StatusRequest moves the orchestration along the seed's state diagram and records the
+// StatusRequest moves the orchestration along its state diagram (internal/model) and records the
 // counters the workflow keeps.
 type StatusRequest struct {
 	Migration Migration                 `json:"migration"`
@@ -207,6 +233,7 @@ type StatusRequest struct {
 
 // DBSetStatus applies a status transition (refused ones fail non-retryably) and the counters.
 func (a *Activities) DBSetStatus(ctx context.Context, r StatusRequest) error {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
@@ -215,24 +242,27 @@ func (a *Activities) DBSetStatus(ctx context.Context, r StatusRequest) error {
 	id := e.opt.MigrationID
 	if r.To != "" {
 		if err := e.ledger.TransitionOrchestration(ctx, id, r.To); err != nil {
-			return classify(err)
+			return a.down.judge(r.Migration.ID, err)
 		}
 	}
 	if err := e.ledger.SetOrchestrationProgress(ctx, id, r.Total, min(r.Completed, r.Total), r.Errors); err != nil {
-		return classify(err)
+		return a.down.judge(r.Migration.ID, err)
 	}
 	if r.To != "" && a.OnTransition != nil {
 		a.OnTransition(ctx, e.ledger, id, r.To)
+	}
+	if r.To != "" {
+		a.markEnded(r.Migration.ID, r.To)
 	}
 	return nil
 }
 
 // ChunkRequest asks for up to MaxBatches batches of an entity from Cursor.
 type ChunkRequest struct {
-	Migration  Migration    `json:"migration"`
-	Cursor     BatchRequest `json:"cursor"`
-	MaxBatches int          `json:"max_batches"`
-	Events     EventSink    `json:"events"`
+	Migration  Migration                 `json:"migration"`
+	Cursor     dbmigrateapi.BatchRequest `json:"cursor"`
+	MaxBatches int                       `json:"max_batches"`
+	Events     dbmigrateapi.EventSink    `json:"events"`
 }
 
 // ChunkResult is a chunk's outcome plus the entity's ledger counters after it.
@@ -242,6 +272,8 @@ type ChunkResult struct {
 	RecordsProcessed int64     `json:"records_processed"`
 	RecordsFailed    int64     `json:"records_failed"`
 	Throughput       float64   `json:"throughput"`
+	// Changes counts the entity's values a transformation changed so far, per column.
+	Changes []ColumnChange `json:"changes,omitempty"`
 }
 
 // DBCopyChunk copies batches, heartbeating the cursor after each commit so a retry after a
@@ -255,10 +287,7 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 	cursor := r.Cursor
 	done := 0
 	if activity.HasHeartbeatDetails(ctx) {
-		var hb struct {
-			Cursor BatchRequest `json:"cursor"`
-			Done   int          `json:"done"`
-		}
+		var hb dbmigrateapi.ChunkProgress
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.Cursor.Entity == cursor.Entity {
 			cursor, done = hb.Cursor, hb.Done
 		}
@@ -271,24 +300,30 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 		max = 1
 	}
 	n := done
+	beat := newChunkBeat(ctx, cursor, done)
 	run, err := e.CopyBatches(ctx, cursor, max, func(b BatchResult) error {
 		observeBatch(b)
 		n++
-		activity.RecordHeartbeat(ctx, map[string]any{"cursor": BatchRequest{Entity: b.Entity, BatchNumber: b.BatchNumber + 1,
-			After: b.LastKey, Sync: cursor.Sync, Mark: b.LastMark}, "done": n})
+		beat.committed(dbmigrateapi.BatchRequest{Entity: b.Entity, BatchNumber: b.BatchNumber + 1, After: b.LastKey, Sync: cursor.Sync,
+			Mark: b.LastMark}, n)
 		return nil
 	})
+	beat.stop()
 	if err != nil {
-		err = classify(err)
+		err = a.down.judge(r.Migration.ID, err)
 		observeError(err)
 		return ChunkResult{}, err
 	}
+	_ = a.down.judge(r.Migration.ID, nil) // reachable again
 	out := ChunkResult{Run: run}
 	es, err := e.ledger.GetEntityStatus(ctx, e.opt.MigrationID, cursor.Entity)
 	if err != nil {
 		return out, err
 	}
 	out.RecordsTotal, out.RecordsProcessed, out.RecordsFailed = es.RecordsTotal, es.RecordsProcessed, es.RecordsFailed
+	if out.Changes, err = e.ChangeCounts(ctx, cursor.Entity); err != nil {
+		return out, classify(err)
+	}
 	// Replayed batches were copied before (a retry or a workflow reset asked again): counting
 	// them would report a resumed chunk's cheap lookups as a burst of throughput.
 	copied := run.Rows - run.ReplayedRows
@@ -314,16 +349,19 @@ type EntityRequest struct {
 	Migration Migration          `json:"migration"`
 	Entity    string             `json:"entity"`
 	Status    model.EntityStatus `json:"status,omitempty"`
+	// OrphansOnly: DBRetryFailed re-drives only the rows quarantined for a missing parent.
+	OrphansOnly bool `json:"orphans_only,omitempty"`
 }
 
 // DBSetEntityStatus records an entity's status.
 func (a *Activities) DBSetEntityStatus(ctx context.Context, r EntityRequest) error {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
 	}
 	defer release()
-	return e.ledger.SetEntityStatus(ctx, e.EntityStatusID(r.Entity), r.Status)
+	return e.SetEntityStatus(ctx, r.Entity, r.Status)
 }
 
 // DBFinalize builds an entity's indexes and foreign keys after its load.
@@ -334,25 +372,7 @@ func (a *Activities) DBFinalize(ctx context.Context, r EntityRequest) error {
 	}
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
-	return classify(e.Finalize(ctx, r.Entity))
-}
-
-// ValidationSummary is an entity's validation outcome.
-type ValidationSummary struct {
-	Entity   string                 `json:"entity"`
-	Passed   bool                   `json:"passed"`
-	Warnings int                    `json:"warnings"`
-	Failures int                    `json:"failures"`
-	Checks   []ValidationCheck      `json:"checks"`
-	Status   model.ValidationStatus `json:"status"`
-}
-
-// ValidationCheck is one recorded check.
-type ValidationCheck struct {
-	Type   model.ValidationType   `json:"type"`
-	Status model.ValidationStatus `json:"status"`
-	Issues int64                  `json:"issues"`
-	Rows   int64                  `json:"rows"`
+	return a.down.judge(r.Migration.ID, e.Finalize(ctx, r.Entity))
 }
 
 // ValidateRequest asks for an entity's validation.
@@ -363,32 +383,18 @@ type ValidateRequest struct {
 }
 
 // DBValidate runs the engine's checks into data_validation_results.
-func (a *Activities) DBValidate(ctx context.Context, r ValidateRequest) (ValidationSummary, error) {
+func (a *Activities) DBValidate(ctx context.Context, r ValidateRequest) (dbmigrateapi.ValidationSummary, error) {
 	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
-		return ValidationSummary{}, err
+		return dbmigrateapi.ValidationSummary{}, err
 	}
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
 	vs, err := e.Validate(ctx, r.Entity)
 	if err != nil {
-		return ValidationSummary{}, classify(err)
+		return dbmigrateapi.ValidationSummary{}, a.down.judge(r.Migration.ID, err)
 	}
-	out := ValidationSummary{Entity: r.Entity, Passed: Passed(vs, r.AllowWarnings), Status: model.ValidationPassed}
-	for _, v := range vs {
-		out.Checks = append(out.Checks, ValidationCheck{Type: v.ValidationType, Status: v.Status, Issues: v.IssuesFound, Rows: v.RecordsValidated})
-		switch v.Status {
-		case model.ValidationFailed:
-			out.Failures++
-			out.Status = model.ValidationFailed
-		case model.ValidationWarning:
-			out.Warnings++
-			if out.Status == model.ValidationPassed {
-				out.Status = model.ValidationWarning
-			}
-		}
-	}
-	return out, nil
+	return summarizeValidation(r.Entity, vs, r.AllowWarnings), nil
 }
 
 // SchemaOpRequest names a schema operation; ApprovedBy is set once an operator approved.
@@ -416,13 +422,14 @@ func opResult(name string, op store.SchemaOp) SchemaOpResult {
 
 // DBPlanSchemaOp records an operation with its SQL, rollback SQL and risk.
 func (a *Activities) DBPlanSchemaOp(ctx context.Context, r SchemaOpRequest) (SchemaOpResult, error) {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return SchemaOpResult{}, err
 	}
 	defer release()
 	op, err := e.PlanSchemaOp(ctx, r.Name)
-	return opResult(r.Name, op), classify(err)
+	return opResult(r.Name, op), a.down.judge(r.Migration.ID, err)
 }
 
 // DBExecuteSchemaOp executes a planned operation (critical ones need ApprovedBy).
@@ -434,7 +441,7 @@ func (a *Activities) DBExecuteSchemaOp(ctx context.Context, r SchemaOpRequest) (
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
 	op, err := e.ExecuteSchemaOp(ctx, r.Name, r.ApprovedBy)
-	return opResult(r.Name, op), classify(err)
+	return opResult(r.Name, op), a.down.judge(r.Migration.ID, err)
 }
 
 // DBRollbackSchemaOp reverts a completed operation from its backup.
@@ -446,7 +453,7 @@ func (a *Activities) DBRollbackSchemaOp(ctx context.Context, r SchemaOpRequest) 
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
 	op, err := e.RollbackSchemaOp(ctx, r.Name)
-	return opResult(r.Name, op), classify(err)
+	return opResult(r.Name, op), a.down.judge(r.Migration.ID, err)
 }
 
 // DBRollbackEntity deletes what the migration wrote for an entity and resets its ledger.
@@ -458,7 +465,7 @@ func (a *Activities) DBRollbackEntity(ctx context.Context, r EntityRequest) (int
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
 	n, err := e.RollbackEntity(ctx, r.Entity)
-	return n, classify(err)
+	return n, a.down.judge(r.Migration.ID, err)
 }
 
 // DBRetryFailed re-drives an entity's recorded errors with the current spec.
@@ -469,18 +476,16 @@ func (a *Activities) DBRetryFailed(ctx context.Context, r EntityRequest) (RetryR
 	}
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
-	res, err := e.RetryFailed(ctx, r.Entity)
-	return res, classify(err)
+	retry := e.RetryFailed
+	if r.OrphansOnly {
+		retry = e.RetryOrphans
+	}
+	res, err := retry(ctx, r.Entity)
+	return res, a.down.judge(r.Migration.ID, err)
 }
 
-// EventSink says where migration events go: a PostgreSQL NOTIFY channel on the target (ledger)
-// database and/or a webhook URL receiving a JSON POST.
-type EventSink struct {
-	Channel string `json:"channel,omitempty"`
-	Webhook string `json:"webhook,omitempty"`
-}
-
-// Event is the seed 001 event schema.
+// Event is a migration event: event_type, migration_id, timestamp and data, as webhooks and NOTIFY
+// listeners receive it.
 type Event struct {
 	EventType   string         `json:"event_type"`
 	MigrationID string         `json:"migration_id"`
@@ -488,7 +493,7 @@ type Event struct {
 	Data        map[string]any `json:"data"`
 }
 
-// ProgressEvent is the seed's migration_progress event.
+// ProgressEvent is the migration_progress event: an entity's percentage and throughput.
 func ProgressEvent(migrationID, entity string, pct, throughput float64, at time.Time) Event {
 	return Event{EventType: "migration_progress", MigrationID: migrationID, Timestamp: at.UTC().Format(time.RFC3339Nano),
 		Data: map[string]any{"entity": entity, "progress_percentage": pct, "throughput": throughput}}
@@ -496,13 +501,14 @@ func ProgressEvent(migrationID, entity string, pct, throughput float64, at time.
 
 // EmitRequest publishes an event.
 type EmitRequest struct {
-	Migration Migration `json:"migration"`
-	Sink      EventSink `json:"sink"`
-	Event     Event     `json:"event"`
+	Migration Migration              `json:"migration"`
+	Sink      dbmigrateapi.EventSink `json:"sink"`
+	Event     Event                  `json:"event"`
 }
 
 // DBEmitEvent publishes a workflow milestone (started, completed, threshold breached…).
 func (a *Activities) DBEmitEvent(ctx context.Context, r EmitRequest) error {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
 		return err
@@ -512,11 +518,17 @@ func (a *Activities) DBEmitEvent(ctx context.Context, r EmitRequest) error {
 		r.Event.Timestamp = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	a.emit(ctx, e, r.Sink, r.Event)
+	switch r.Event.EventType {
+	case "migration_completed", "migration_failed", "rollback_completed":
+		// The workflow's last activity: a migration that failed before it ran (a spec the
+		// plan refused) has no status transition to mark its end.
+		a.markEnded(r.Migration.ID, model.OrchFailed)
+	}
 	return nil
 }
 
 // emit delivers best-effort: an unreachable sink is logged, never fails the migration.
-func (a *Activities) emit(ctx context.Context, e *Engine, sink EventSink, ev Event) {
+func (a *Activities) emit(ctx context.Context, e *Engine, sink dbmigrateapi.EventSink, ev Event) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return

@@ -12,16 +12,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/cpuclock"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // benchRows is 1M; CUTOVER_BENCH_ROWS overrides it for quick profiling.
@@ -105,58 +104,6 @@ func peakRSS() int64 {
 }
 
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// selfCPU is the CPU time (user + system) this process used so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// backendCPU sums the CPU time of the pool's server processes (read from /proc: the benchmark's
-// PostgreSQL runs on this machine; 0 when it cannot be read). Where the time goes on a machine
-// shared with other work: wall time alone cannot tell the engine's cost from the neighbours'.
-func backendCPU(ctx context.Context, pool *pgxpool.Pool) time.Duration {
-	rows, err := pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'cutover-dbcopy'`)
-	if err != nil {
-		return 0
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return 0
-	}
-	var total time.Duration
-	for _, pid := range pids {
-		total += procCPU(fmt.Sprintf("/proc/%d/stat", pid))
-	}
-	return total
-}
-
-// procCPU reads utime + stime from a /proc/<pid>/stat file (clock ticks of 10 ms).
-func procCPU(path string) time.Duration {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	return statCPU(string(b))
-}
-
-func statCPU(stat string) time.Duration {
-	// Fields after the command (which may hold spaces) close with ")".
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
 
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
@@ -265,7 +212,7 @@ func benchCutover(ctx context.Context, b *testing.B, path string, batch, writers
 	// Return the generator's garbage to the OS first: the peak is the copy's own.
 	debug.FreeOSMemory()
 	resetPeakRSS()
-	cpu0 := selfCPU()
+	cpu0 := cpuclock.Self()
 	start := time.Now()
 	e, err := Open(ctx, sp, Options{MigrationID: uuid.New(), TargetURL: target, Writers: writers})
 	if err != nil {
@@ -275,13 +222,19 @@ func benchCutover(ctx context.Context, b *testing.B, path string, batch, writers
 	if err := e.Prepare(ctx); err != nil {
 		b.Fatal(err)
 	}
-	res, err := e.CopyBatches(ctx, BatchRequest{Entity: "users"}, 0, nil)
-	if err != nil || !res.Done || res.Loaded != int64(benchRows) {
-		b.Fatalf("copy: %+v %v", res, err)
+	res, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "users"}, 0, nil)
+	if err != nil {
+		b.Fatalf("err: want nil; copy: %+v %v", res, err)
+	}
+	if !res.Done {
+		b.Fatalf("res.Done is false; copy: %+v %v", res, err)
+	}
+	if res.Loaded != int64(benchRows) {
+		b.Fatalf("res.Loaded = %v, want %v (int64(benchRows)); copy: %+v %v", res.Loaded, int64(benchRows), res, err)
 	}
 	d := time.Since(start)
-	goCPU := selfCPU() - cpu0
-	pgCPU := backendCPU(ctx, e.Pool())
+	goCPU := cpuclock.Self() - cpu0
+	pgCPU := cpuclock.Backends(ctx, e.Pool(), "cutover-dbcopy")
 	var maps int
 	_ = e.Pool().QueryRow(ctx, `SELECT count(*) FROM migration_mappings`).Scan(&maps)
 	if maps != benchRows {
@@ -328,7 +281,7 @@ func benchCopy(b *testing.B, bin, csvPath string) float64 {
 	rate := float64(benchRows) / d.Seconds()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	benchf("psql \\copy run: %v, %.0f rows/s, CPU: psql %.1fs, PostgreSQL %.1fs", d.Round(time.Millisecond), rate,
-		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), statCPU(lines[len(lines)-1]).Seconds())
+		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), cpuclock.Stat(lines[len(lines)-1]).Seconds())
 	return rate
 }
 

@@ -3,17 +3,19 @@ package dbcopy
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover/cutover/activities/dbcopy/source"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // entityPlan is an entity compiled against the live schemas: which source columns to read and
@@ -22,21 +24,27 @@ type entityPlan struct {
 	ent      *spec.Entity
 	src      source.Source
 	statusID uuid.UUID
-	readCols []string // source columns read; [0] is the key
-	keyInt   bool     // the key compares as an integer
-	markIdx  int      // index of the incremental column in readCols, -1 for none
-	markInt  bool     // the incremental column compares as an integer
-	target   string   // quoted schema.table
-	cols     []string // target columns; [0] is the key
-	types    []string // canonical target type per column
-	oids     []uint32 // live type OID per column (binary COPY)
-	copySQL  string   // COPY of cols into the target, binary
+	readCols []string      // source columns read; [0:nkey] are the key (keys.go)
+	nkey     int           // key columns: 1, or a composite key's count
+	keyInts  []bool        // which key columns hold integers
+	where    []source.Cond // the row filter (spec where), on every read and count
+	keyInt   bool          // a one-column key compares as an integer
+	markIdx  int           // index of the incremental column in readCols, -1 for none
+	markInt  bool          // the incremental column compares as an integer
+	target   string        // quoted schema.table
+	cols     []string      // target columns; [0] is the key
+	types    []string      // canonical target type per column
+	oids     []uint32      // live type OID per column (binary COPY)
+	copySQL  string        // COPY of cols into the target, binary
 	build    []builder
 	keyUUID  func(string) uuid.UUID // ent.KeyUUID(namespace, ·), precomputed
 	partIdx  int                    // index in cols of the partition column, -1 for none
 	notNull  map[string]bool
 	// sequential is set after concurrent writers collided on a unique value.
 	sequential atomic.Bool
+	// rowBytes is the source bytes a row of the last page read held on average (0: none yet);
+	// it bounds the next pages by bytes (pageLimit).
+	rowBytes atomic.Int64
 }
 
 // builder computes one target column from a source row.
@@ -60,14 +68,48 @@ func (p *planError) Error() string { return strings.Join(p.problems, "; ") }
 
 // targetColumn is a live column of the target table.
 type targetColumn struct {
-	typ     string // canonical, or the raw format_type when unsupported
+	typ     string // canonical base type, or the raw format_type when unsupported
+	mod     string // the type with its modifiers, as format_type writes it (numeric(12,4))
+	typmod  int32  // pg_attribute.atttypmod (-1: none)
 	oid     uint32 // what binary COPY encodes for
 	notNull bool
 	hasDef  bool
 }
 
+// castLimits sets what a target column's modifiers bound on o: a numeric's precision and
+// scale, a timestamp's fractional digits.
+func (tc targetColumn) castLimits(o *castOpts) error {
+	if tc.typmod < 0 {
+		return nil
+	}
+	switch tc.typ {
+	case "numeric":
+		m := tc.typmod - 4
+		o.prec = int(m>>16) & 0xffff
+		scale := int(m & 0x7ff)
+		if scale >= 0x400 {
+			return fmt.Errorf("%s: a negative scale is not supported", tc.mod)
+		}
+		o.scale = scale
+	case "timestamp", "timestamptz":
+		if tc.typmod < 6 {
+			o.tsUnit = time.Duration(math.Pow10(9 - int(tc.typmod)))
+		}
+	}
+	return nil
+}
+
+// fits reports whether a spec type (canonical, maybe with modifiers) is the live column's.
+func (tc targetColumn) fits(specType string) bool {
+	if spec.BaseType(specType) != tc.typ {
+		return false
+	}
+	return specType == tc.typ || spec.NormalizeType(tc.mod) == specType
+}
+
 func (e *Engine) targetColumns(ctx context.Context, table string) (map[string]targetColumn, error) {
-	rows, err := e.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL), a.atttypid, a.attnotnull, a.atthasdef
+	rows, err := e.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod),
+		a.atttypmod, a.atttypid, a.attnotnull, a.atthasdef
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped`, e.spec.Target.Schema, table)
 	if err != nil {
@@ -78,7 +120,7 @@ func (e *Engine) targetColumns(ctx context.Context, table string) (map[string]ta
 	for rows.Next() {
 		var name, typ string
 		var c targetColumn
-		if err := rows.Scan(&name, &typ, &c.oid, &c.notNull, &c.hasDef); err != nil {
+		if err := rows.Scan(&name, &typ, &c.mod, &c.typmod, &c.oid, &c.notNull, &c.hasDef); err != nil {
 			return nil, fmt.Errorf("introspect target %s: %w", table, err)
 		}
 		c.typ = spec.NormalizeType(typ)
@@ -155,7 +197,17 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 		p.readCols = append(p.readCols, col)
 		return readIdx[col]
 	}
-	read(ent.Key.Source, "key")
+	p.where = whereConds(ent)
+	for _, c := range p.where {
+		if _, ok := sdecl[c.Column]; !ok {
+			bad("where: source column %q does not exist in %s", c.Column, ent.SourceTable)
+		}
+	}
+	for _, k := range ent.Key.SourceColumns() {
+		read(k, "key")
+		p.keyInts = append(p.keyInts, source.IsIntegerType(sdecl[k]))
+	}
+	p.nkey = len(ent.Key.SourceColumns())
 	p.keyInt = source.IsIntegerType(sdecl[ent.Key.Source])
 	keyType := "uuid"
 	if ent.Key.Mode == spec.KeyModeKeep {
@@ -164,11 +216,11 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 	tc, ok := tcols[ent.Key.Target]
 	if !ok {
 		bad("key: target column %q does not exist in %s", ent.Key.Target, ent.TargetTable)
-	} else if tc.typ != keyType {
-		bad("key: target column %q is %s, the spec needs %s", ent.Key.Target, tc.typ, keyType)
+	} else if !tc.fits(keyType) {
+		bad("key: target column %q is %s, the spec needs %s", ent.Key.Target, tc.mod, keyType)
 	}
 	p.cols = append(p.cols, ent.Key.Target)
-	p.types = append(p.types, keyType)
+	p.types = append(p.types, spec.BaseType(keyType))
 	p.oids = append(p.oids, tc.oid)
 	p.build = append(p.build, builder{})
 	written := map[string]bool{ent.Key.Target: true}
@@ -178,7 +230,7 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 			continue
 		}
 		b := builder{column: c.Target, srcIdx: -1, konst: c.Constant, def: c.Default,
-			opts: castOpts{emptyAsNull: c.EmptyAsNull, allowNaN: c.AllowNaN, layout: new(atomic.Int32)}}
+			opts: castOpts{emptyAsNull: c.EmptyAsNull, allowNaN: c.AllowNaN, round: c.Round, layout: new(atomic.Int32)}}
 		switch {
 		case c.Source != "":
 			b.srcIdx = read(c.Source, "column "+c.Target)
@@ -200,20 +252,23 @@ func (e *Engine) compile(ctx context.Context, ent *spec.Entity) (*entityPlan, er
 			bad("column %q does not exist in target table %s", c.Target, ent.TargetTable)
 		case !spec.KnownType(tc.typ):
 			bad("target column %q has type %s, which the engine cannot cast to", c.Target, tc.typ)
-		case c.Type != "" && c.Type != tc.typ:
-			bad("column %q: the spec casts to %s but the target column is %s", c.Target, c.Type, tc.typ)
+		case c.Type != "" && !tc.fits(c.Type):
+			bad("column %q: the spec casts to %s but the target column is %s", c.Target, c.Type, tc.mod)
 		}
-		b.typ = c.Type
+		b.typ = spec.BaseType(c.Type)
 		if b.typ == "" {
 			b.typ = tc.typ
 		}
+		if err := tc.castLimits(&b.opts); err != nil {
+			bad("column %q: %v", c.Target, err)
+		}
 		if c.Default != nil {
-			if _, rerr := convert(*c.Default, b.typ, castOpts{}); rerr != nil {
+			if _, rerr := convert(*c.Default, b.typ, b.opts); rerr != nil {
 				bad("column %q: default %q: %v", c.Target, *c.Default, rerr)
 			}
 		}
 		if c.Constant != nil {
-			if _, rerr := convert(*c.Constant, b.typ, castOpts{}); rerr != nil {
+			if _, rerr := convert(*c.Constant, b.typ, b.opts); rerr != nil {
 				bad("column %q: constant %q: %v", c.Target, *c.Constant, rerr)
 			}
 		}
@@ -260,16 +315,27 @@ type prepared struct {
 	uuid   [16]byte // the UUID the legacy key maps to (migration_mappings.destination_id)
 	values []any    // target values, aligned with plan.cols (nil once a batch encoded them)
 	fks    []fkValue
-	part   any    // the partition column's value (partitioned targets)
-	tuple  []byte // the values as a binary COPY tuple, when a batch encoded them
+	part   any // the partition column's value (partitioned targets)
+	// changes are the values a transformation changed on the way (counted per column once
+	// the row is loaded); nil for most rows.
+	changes []colChange
+	tuple   []byte // the values as a binary COPY tuple, when a batch encoded them
+}
+
+// colChange is one value a transformation changed: the column's index in plan.cols, and how.
+type colChange struct {
+	col  int32
+	kind change
 }
 
 type fkValue struct {
 	parent *spec.Entity
-	value  any // the parent's target key
+	value  any    // the parent's target key
+	legacy string // the parent's legacy key (a self reference is looked up in the source)
 }
 
-// keyText renders a legacy key as the text recorded in mappings, checkpoints and errors.
+// keyText renders a legacy key as the text recorded in mappings, checkpoints and errors. Text
+// keys are kept byte for byte: 'A' and 'A ' are two keys.
 func keyText(v any) (string, bool) {
 	switch x := v.(type) {
 	case nil:
@@ -280,12 +346,24 @@ func keyText(v any) (string, bool) {
 		}
 		return strconv.FormatFloat(x, 'g', -1, 64), true
 	case string:
-		return strings.TrimSpace(x), true
+		return x, true
 	case time.Time:
 		return x.UTC().Format(time.RFC3339Nano), true
 	default:
 		return source.FormatKey(v), true
 	}
+}
+
+// badKey explains why a key's text cannot be recorded (PostgreSQL text holds neither invalid
+// UTF-8 nor NUL bytes), or is nil.
+func badKey(k string) *rowError {
+	switch {
+	case !utf8.ValidString(k):
+		return &rowError{Type: model.ErrDataValidation, Code: "bad_key", Message: fmt.Sprintf("the key is not valid UTF-8 (%q)", clip(k))}
+	case strings.IndexByte(k, 0) >= 0:
+		return &rowError{Type: model.ErrDataValidation, Code: "bad_key", Message: fmt.Sprintf("the key holds a NUL byte (%q)", clip(k))}
+	}
+	return nil
 }
 
 // asText renders a value for expressions.
@@ -322,9 +400,22 @@ func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
 // carves them from one array.
 func (e *Engine) transformInto(p *entityPlan, row []any, values []any) (prepared, *rowError) {
 	out := prepared{src: row, values: values}
-	k, ok := keyText(row[0])
-	if !ok || k == "" {
-		return out, &rowError{Type: model.ErrDataValidation, Code: "null_key", Column: p.ent.Key.Source, Message: "the key is NULL or empty"}
+	var k string
+	if p.nkey > 1 {
+		var rerr *rowError
+		if k, rerr = compositeKeyText(row[:p.nkey], p.keyInts); rerr != nil {
+			rerr.Column = p.keyColumns()
+			return out, rerr
+		}
+	} else {
+		var ok bool
+		if k, ok = keyText(row[0]); !ok || k == "" {
+			return out, &rowError{Type: model.ErrDataValidation, Code: "null_key", Column: p.ent.Key.Source, Message: "the key is NULL or empty"}
+		}
+		if rerr := badKey(k); rerr != nil {
+			rerr.Column = p.ent.Key.Source
+			return out, rerr
+		}
 	}
 	out.key = k
 	out.uuid = [16]byte(p.keyUUID(k))
@@ -362,12 +453,16 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any) (prepared
 		case b.konst != nil:
 			raw = *b.konst
 		}
+		filled := false
 		if raw == nil && b.def != nil {
-			raw = *b.def
+			raw, filled = *b.def, true
 		}
 		if b.parent != nil {
 			if raw == nil {
 				continue
+			}
+			if filled {
+				out.changes = append(out.changes, colChange{col: int32(i), kind: defaulted})
 			}
 			pk, _ := keyText(raw)
 			var v any
@@ -382,13 +477,19 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any) (prepared
 				v = cv
 			}
 			out.values[i] = v
-			out.fks = append(out.fks, fkValue{parent: b.parent, value: v})
+			out.fks = append(out.fks, fkValue{parent: b.parent, value: v, legacy: pk})
 			continue
 		}
-		v, rerr := convert(raw, b.typ, b.opts)
+		v, ch, rerr := convertChange(raw, b.typ, b.opts)
 		if rerr != nil {
 			rerr.Column = b.column
 			return out, rerr
+		}
+		if filled {
+			ch = defaulted
+		}
+		if ch != unchanged {
+			out.changes = append(out.changes, colChange{col: int32(i), kind: ch})
 		}
 		out.values[i] = v
 	}

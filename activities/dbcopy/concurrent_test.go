@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // setLockTimeout shortens the concurrent writers' lock timeout for a test.
@@ -95,12 +97,17 @@ func TestConcurrentWritersShareUniqueValues(t *testing.T) {
 		dup[k*batch+1] = k * batch // first row of batch k repeats the last row of batch k-1
 	}
 	e := openPeople(t, peopleDB(t, n, dup), batch, 4)
-	res, err := e.CopyBatches(ctxT(t), BatchRequest{Entity: "people"}, 0, nil)
+	res, err := e.CopyBatches(ctxT(t), dbmigrateapi.BatchRequest{Entity: "people"}, 0, nil)
 	if err != nil || !res.Done {
 		t.Fatalf("copy: %+v, %v", res, err)
 	}
-	if res.Loaded != int64(n-len(dup)) || res.Failed != int64(len(dup)) {
-		t.Fatalf("loaded %d failed %d, want %d and %d", res.Loaded, res.Failed, n-len(dup), len(dup))
+	if res.Loaded != int64(n-len(dup)) {
+		t.Fatalf("res.Loaded: want int64(n-len(dup)); loaded %d failed %d, want %d and %d",
+			res.Loaded, res.Failed, n-len(dup), len(dup))
+	}
+	if res.Failed != int64(len(dup)) {
+		t.Fatalf("res.Failed: want int64(len(dup)); loaded %d failed %d, want %d and %d",
+			res.Loaded, res.Failed, n-len(dup), len(dup))
 	}
 	for id, kept := range dup {
 		if got := count(t, e, `SELECT count(*) FROM public.people WHERE legacy_id = $1`, kept); got != 1 {
@@ -144,7 +151,7 @@ func TestLockTimeoutFallsBackToOneWriter(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := e.CopyBatches(ctx, BatchRequest{Entity: "people"}, 0, nil)
+		res, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "people"}, 0, nil)
 		done <- result{res, err}
 	}()
 	p, err := e.plan(ctx, "people")
@@ -160,8 +167,17 @@ func TestLockTimeoutFallsBackToOneWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-done
-	if r.err != nil || !r.res.Done || r.res.Loaded != n || r.res.Failed != 0 {
-		t.Fatalf("copy: %+v, %v", r.res, r.err)
+	if r.err != nil {
+		t.Fatalf("r.err: want nil; copy: %+v, %v", r.res, r.err)
+	}
+	if !r.res.Done {
+		t.Fatalf("r.res.Done is false; copy: %+v, %v", r.res, r.err)
+	}
+	if r.res.Loaded != n {
+		t.Fatalf("r.res.Loaded = %v, want %v (n); copy: %+v, %v", r.res.Loaded, n, r.res, r.err)
+	}
+	if r.res.Failed != 0 {
+		t.Fatalf("r.res.Failed = %v, want 0; copy: %+v, %v", r.res.Failed, r.res, r.err)
 	}
 	if got := count(t, e, `SELECT count(*) FROM public.people`); got != n {
 		t.Fatalf("%d rows", got)
@@ -169,8 +185,9 @@ func TestLockTimeoutFallsBackToOneWriter(t *testing.T) {
 }
 
 // TestPipelinedFailuresKeepTheirSourceRows: a pipelined batch lets go of its source rows once
-// encoded; rows PostgreSQL then rejects (a repeated legacy key, a unique value taken) are
-// recorded with their own source row, found again by key, even when another row shares it.
+// encoded; rows PostgreSQL then rejects (a unique value taken) are recorded with their own
+// source row, found again by key; the rows of a repeated legacy key, found before encoding,
+// are recorded together with theirs.
 func TestPipelinedFailuresKeepTheirSourceRows(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "people.db")
 	db, err := sql.Open("sqlite", "file:"+path)
@@ -184,11 +201,21 @@ func TestPipelinedFailuresKeepTheirSourceRows(t *testing.T) {
 	}
 	db.Close()
 	e := openPeople(t, path, 100, 2)
-	res, err := e.CopyBatches(ctxT(t), BatchRequest{Entity: "people"}, 0, nil)
-	if err != nil || !res.Done || res.Loaded != 3 || res.Failed != 2 {
-		t.Fatalf("copy: %+v, %v", res, err)
+	res, err := e.CopyBatches(ctxT(t), dbmigrateapi.BatchRequest{Entity: "people"}, 0, nil)
+	if err != nil {
+		t.Fatalf("err: want nil; copy: %+v, %v", res, err)
 	}
-	rows, err := e.Pool().Query(ctxT(t), `SELECT source_record_id, source_data->>'email', context ? 'source_row'
+	if !res.Done {
+		t.Fatalf("res.Done is false; copy: %+v, %v", res, err)
+	}
+	if res.Loaded != 2 {
+		t.Fatalf("res.Loaded = %v, want 2; copy: %+v, %v", res.Loaded, res, err)
+	}
+	if res.Failed != 3 {
+		t.Fatalf("res.Failed = %v, want 3; copy: %+v, %v", res.Failed, res, err)
+	}
+	rows, err := e.Pool().Query(ctxT(t), `SELECT source_record_id, coalesce(source_data->>'email',
+		(SELECT string_agg(r->>'email', ',') FROM jsonb_array_elements(source_data->'rows') r)), context ? 'source_row'
 		FROM migration_errors ORDER BY source_record_id`)
 	if err != nil {
 		t.Fatal(err)
@@ -207,10 +234,69 @@ func TestPipelinedFailuresKeepTheirSourceRows(t *testing.T) {
 		}
 		got = append(got, id+"="+*email)
 	}
-	if fmt.Sprint(got) != "[7=second@x 8=a@x]" {
-		t.Fatalf("errors carry %v, want [7=second@x 8=a@x]", got)
+	if fmt.Sprint(got) != "[7=first@x,second@x 8=a@x]" {
+		t.Fatalf("errors carry %v, want [7=first@x,second@x 8=a@x]", got)
 	}
-	if n := count(t, e, `SELECT count(*) FROM public.people WHERE email = 'first@x'`); n != 1 {
-		t.Fatalf("the first row of key 7 loaded %d times", n)
+	if n := count(t, e, `SELECT count(*) FROM public.people WHERE email IN ('first@x', 'second@x')`); n != 0 {
+		t.Fatalf("%d rows of the repeated key 7 loaded", n)
+	}
+}
+
+// TestCountedChangesKeepWritersConcurrent: every batch changes values (spaces dropped around
+// every id cast from text) and adds to the same counts; the writers still run side by side
+// (never waiting on each other's count rows until a lock timeout makes the run sequential),
+// and the counts add up to every row.
+func TestCountedChangesKeepWritersConcurrent(t *testing.T) {
+	defer setLockTimeout(2 * time.Second)()
+	tbl := &dbcopytest.Table{Name: "item", PK: true, Columns: []string{"id", "qty"}, Types: []string{"INTEGER", "TEXT"}}
+	for i := int64(1); i <= 400; i++ {
+		tbl.Rows = append(tbl.Rows, []any{i, fmt.Sprintf(" %d ", i)})
+	}
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	if err := dbcopytest.WriteSQLite(ctxT(t), path, []*dbcopytest.Table{tbl}); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spec.Parse(fmt.Appendf(nil, `name: counted
+batch_size: 10
+sources: {legacy: {driver: sqlite, path: %q}}
+target: {create_tables: true}
+entities:
+  - {name: items, source_table: item, target_table: items, key: {source: id}, columns: [{source: qty, type: bigint}]}
+`, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(ctxT(t), sp, Options{MigrationID: uuid.New(), TargetURL: newTarget(t), Writers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if err := e.Prepare(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.CopyBatches(ctxT(t), dbmigrateapi.BatchRequest{Entity: "items"}, 0, nil)
+	if err != nil {
+		t.Fatalf("err: want nil; copy: %+v, %v", res, err)
+	}
+	if !res.Done {
+		t.Fatalf("res.Done is false; copy: %+v, %v", res, err)
+	}
+	if res.Loaded != 400 {
+		t.Fatalf("res.Loaded = %v, want 400; copy: %+v, %v", res.Loaded, res, err)
+	}
+	p, _ := e.plan(ctxT(t), "items")
+	if p.sequential.Load() {
+		t.Error("writers waited on each other until a lock timeout: the run went on one batch at a time")
+	}
+	cc, err := e.ChangeCounts(ctxT(t), "items")
+	if err != nil {
+		t.Errorf("err: want nil; counts %+v (%v), want qty trimmed ×400", cc, err)
+	} else if len(cc) != 1 {
+		t.Errorf("len(cc) = %v, want 1; counts %+v (%v), want qty trimmed ×400", len(cc), cc, err)
+	} else if cc[0].Count != 400 {
+		t.Errorf("cc[0].Count = %v, want 400; counts %+v (%v), want qty trimmed ×400", cc[0].Count, cc, err)
+	} else if cc[0].Change != "trimmed" {
+		t.Errorf("cc[0].Change = %v, want \"trimmed\"; counts %+v (%v), want qty trimmed ×400",
+			cc[0].Change, cc, err)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // slowTime is toTime's layout search alone (what parseISOTime shortcuts).
@@ -57,5 +60,80 @@ func TestParseISOTimeAgreesWithLayouts(t *testing.T) {
 	}
 	if accepted < 5000 {
 		t.Fatalf("fast path accepted only %d inputs", accepted)
+	}
+}
+
+// TestCastsAreExactOrRefused: every cast either carries the source value exactly, or (for a
+// column that may round) rounds it and says so, or is an error row; epoch milliseconds keep
+// their milliseconds.
+func TestCastsAreExactOrRefused(t *testing.T) {
+	type out struct {
+		Value  string
+		Change string
+		Code   string
+	}
+	render := func(v any) string {
+		switch x := v.(type) {
+		case nil:
+			return "NULL"
+		case time.Time:
+			return x.Format(time.RFC3339Nano)
+		case pgtype.Numeric:
+			dv, _ := x.Value()
+			return fmt.Sprint(dv)
+		default:
+			return fmt.Sprint(x)
+		}
+	}
+	numeric124 := castOpts{prec: 12, scale: 4}
+	for _, tc := range []struct {
+		in   any
+		typ  string
+		o    castOpts
+		want out
+	}{
+		{int64(1727784000123), "timestamptz", castOpts{}, out{Value: "2024-10-01T12:00:00.123Z"}},
+		{"1727784000123", "timestamptz", castOpts{}, out{Value: "2024-10-01T12:00:00.123Z"}},
+		{float64(1727784000123), "timestamptz", castOpts{}, out{Value: "2024-10-01T12:00:00.123Z"}},
+		{1727784000.123, "timestamptz", castOpts{}, out{Value: "2024-10-01T12:00:00.123Z"}},
+		{"1727784000.123", "timestamp", castOpts{}, out{Value: "2024-10-01T12:00:00.123Z"}},
+		{int64(1727784000), "timestamptz", castOpts{}, out{Value: "2024-10-01T12:00:00Z"}},
+		{int64(-86400), "timestamptz", castOpts{}, out{Value: "1969-12-31T00:00:00Z"}},
+		{"1727784000.1234567", "timestamptz", castOpts{}, out{Code: "inexact"}},
+		{"2024-01-01 10:00:00.1234567", "timestamptz", castOpts{}, out{Code: "inexact"}},
+		{"2024-01-01 10:00:00.1234567", "timestamptz", castOpts{round: true}, out{Value: "2024-01-01T10:00:00.123457Z", Change: "rounded"}},
+		{"2024-01-01 10:00:00.123", "timestamptz", castOpts{tsUnit: 10 * time.Millisecond}, out{Code: "inexact"}},
+		{"2024-01-01 13:00", "date", castOpts{}, out{Code: "inexact"}},
+		{"2024-01-01", "date", castOpts{}, out{Value: "2024-01-01T00:00:00Z"}},
+		{"1.23456", "numeric", numeric124, out{Code: "inexact"}},
+		{"1.23455", "numeric", castOpts{prec: 12, scale: 4, round: true}, out{Value: "1.2346", Change: "rounded"}},
+		{"-1.23455", "numeric", castOpts{prec: 12, scale: 4, round: true}, out{Value: "-1.2346", Change: "rounded"}},
+		{"12345678.1234", "numeric", numeric124, out{Value: "12345678.1234"}},
+		{"123456789.1", "numeric", numeric124, out{Code: "out_of_range"}},
+		{0.99, "numeric", numeric124, out{Value: "0.99"}},
+		{"1/3", "numeric", castOpts{}, out{Code: "bad_numeric"}},
+		{" 2.5", "numeric", castOpts{}, out{Value: "2.5", Change: "trimmed"}},
+		{0.1, "real", castOpts{}, out{Value: "0.10000000149011612"}},
+		{0.123456789, "real", castOpts{}, out{Code: "inexact"}},
+		{0.123456789, "real", castOpts{round: true}, out{Value: "0.12345679104328156", Change: "rounded"}},
+		{int64(16777217), "real", castOpts{}, out{Code: "inexact"}},
+		{int64(1<<53 + 1), "double precision", castOpts{}, out{Code: "inexact"}},
+		{"0.10", "double precision", castOpts{}, out{Value: "0.1"}},
+		{"", "text", castOpts{emptyAsNull: true}, out{Value: "NULL", Change: "empty_to_null"}},
+		{"  ", "jsonb", castOpts{emptyAsNull: true}, out{Value: "NULL", Change: "empty_to_null"}},
+		{"", "text", castOpts{}, out{Value: ""}},
+		{" 42", "integer", castOpts{}, out{Value: "42", Change: "trimmed"}},
+		{"Val2 ", "text", castOpts{}, out{Value: "Val2 "}},
+	} {
+		v, ch, rerr := convertChange(tc.in, tc.typ, tc.o)
+		var got out
+		if rerr != nil {
+			got.Code = rerr.Code
+		} else {
+			got.Value, got.Change = render(v), ch.String()
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%T %v → %s: (-want +got)\n%s", tc.in, tc.in, tc.typ, diff)
+		}
 	}
 }

@@ -184,32 +184,3 @@ func copyTuples(ctx context.Context, tx pgx.Tx, stmt string, n int, tuple func(b
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, r, stmt)
 	return err
 }
-
-// mappingColumns are the migration_mappings columns a batch writes, in appendMapping's order.
-var mappingColumns = []string{"id", "migration_id", "source_table", "source_id", "destination_table", "destination_id", "entity_type"}
-
-func (e *Engine) mappingCopySQL() string {
-	return copyStatement(pgx.Identifier{e.spec.Target.LedgerSchema, "migration_mappings"}, mappingColumns)
-}
-
-// appendMapping appends one migration_mappings tuple (mappingColumns).
-func appendMapping(buf []byte, id, migration [16]byte, table, sourceID, destTable string, dest [16]byte, entityType string) []byte {
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(mappingColumns)))
-	buf = appendUUIDField(buf, id)
-	buf = appendUUIDField(buf, migration)
-	buf = appendTextField(buf, table)
-	buf = appendTextField(buf, sourceID)
-	buf = appendTextField(buf, destTable)
-	buf = appendUUIDField(buf, dest)
-	return appendTextField(buf, entityType)
-}
-
-func appendUUIDField(buf []byte, u [16]byte) []byte {
-	buf = binary.BigEndian.AppendUint32(buf, 16)
-	return append(buf, u[:]...)
-}
-
-func appendTextField(buf []byte, s string) []byte {
-	buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)))
-	return append(buf, s...)
-}

@@ -87,8 +87,12 @@ func TestBinaryCopyMatchesPgx(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ours`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(rows) || len(diffs) != 0 {
-		t.Fatalf("rows %d (want %d), differing:\n%s", n, len(rows), strings.Join(diffs, "\n"))
+	if n != len(rows) {
+		t.Fatalf("n: want len(rows); rows %d (want %d), differing:\n%s", n, len(rows), strings.Join(diffs, "\n"))
+	}
+	if len(diffs) != 0 {
+		t.Fatalf("len(diffs) = %v, want 0; rows %d (want %d), differing:\n%s",
+			len(diffs), n, len(rows), strings.Join(diffs, "\n"))
 	}
 }
 
@@ -123,7 +127,13 @@ func TestBinaryCopyStreamsInChunks(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*), sum(i), count(*) FILTER (WHERE t <> $1) FROM s`, pad).Scan(&cnt, &sum, &bad); err != nil {
 		t.Fatal(err)
 	}
-	if cnt != n || sum != int64(n)*(n-1)/2 || bad != 0 {
-		t.Fatalf("count %d sum %d bad %d", cnt, sum, bad)
+	if cnt != n {
+		t.Fatalf("cnt: want n; count %d sum %d bad %d", cnt, sum, bad)
+	}
+	if sum != int64(n)*(n-1)/2 {
+		t.Fatalf("sum: want int64(n)*(n-1)/2; count %d sum %d bad %d", cnt, sum, bad)
+	}
+	if bad != 0 {
+		t.Fatalf("bad: want 0; count %d sum %d bad %d", cnt, sum, bad)
 	}
 }

@@ -3,10 +3,11 @@
 // migration_errors, and proving the copy with counts, referential checks, business rules and
 // per-row content hashes. The DB workflows drive it through Activities.
 //
-// The ledger of a migration (seed 001's control tables: orchestration, entity status, batches,
-// checkpoints, mappings, errors, schema operations, validation results) lives in the target
-// database, in its own schema (spec target.ledger_schema, default "cutover"), so that one
-// transaction commits a batch's rows together with its mappings, checkpoint and status.
+// The ledger of a migration (the control tables of schema/migrations/0002_dbmigrate.sql:
+// orchestration, entity status, batches, checkpoints, mappings, errors, schema operations,
+// validation results) lives in the target database, in its own schema (spec target.ledger_schema,
+// default "cutover"), so that one transaction commits a batch's rows together with its mappings,
+// checkpoint and status.
 package dbcopy
 
 import (
@@ -17,16 +18,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cutover/cutover/activities/dbcopy/source"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/schema"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // Options bind a spec to one migration run.
@@ -43,6 +46,8 @@ type Options struct {
 	// Writers is how many batches are written concurrently (each on its own connection,
 	// committed in batch order); default 2.
 	Writers int
+	// Parallelism is how many entities the workflow loads at once (recorded only).
+	Parallelism int
 }
 
 // Engine runs one migration's copy work. It is safe for concurrent use by several entities.
@@ -53,13 +58,40 @@ type Engine struct {
 	pool    *pgxpool.Pool // target database; search_path is the ledger schema
 	ledger  *store.Store
 	sources map[string]source.Source
-	log     *slog.Logger
+	// sourceDSN is each PostgreSQL source's DSN with its password (change capture opens
+	// replication connections with it); never logged.
+	sourceDSN map[string]string
+	targetDSN string // the target's DSN with its password (reverse capture); never logged
+	log       *slog.Logger
 
-	mapIDs *mappingIDs // ids of migration_mappings rows
+	mapIDs *mappingIDs // ids of mapping rows and blocks
 
 	mu         sync.Mutex
 	plans      map[string]*entityPlan
 	partitions map[string]bool // partitions known to exist
+	// partitionFns: the partition functions are installed in the target (partitionfn.go).
+	partitionFns bool
+	// snapshots hold the exported snapshot of a PostgreSQL source's new replication slot while
+	// the full load reads under it (capture_pg.go).
+	snapshots map[string]*pgconn.PgConn
+}
+
+// Bounds of the target's sessions: how long a statement may wait for a lock, run, or leave its
+// transaction idle (a batch that waits for an earlier one to commit is idle in transaction).
+// Index builds after the load get finalizeStatementTimeout instead.
+var (
+	lockTimeout        = time.Minute
+	statementTimeout   = 30 * time.Minute
+	idleInTransaction  = 10 * time.Minute
+	finalizeStatements = 4 * time.Hour
+)
+
+// sessionBounds are the target's session settings, the spec's bounds when it sets them.
+func sessionBounds(t spec.Target) map[string]string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%d", d.Milliseconds()) }
+	return map[string]string{"lock_timeout": ms(spec.Bound(t.LockTimeout, lockTimeout)),
+		"statement_timeout":                   ms(spec.Bound(t.StatementTimeout, statementTimeout)),
+		"idle_in_transaction_session_timeout": ms(idleInTransaction)}
 }
 
 // ErrSpec marks errors in the spec or in its fit to the live databases: retrying cannot help.
@@ -85,13 +117,14 @@ func Open(ctx context.Context, sp *spec.Spec, opt Options) (*Engine, error) {
 		opt.Logger = slog.Default()
 	}
 	e := &Engine{spec: sp, opt: opt, ns: sp.NamespaceUUID(), sources: map[string]source.Source{},
+		sourceDSN: map[string]string{}, snapshots: map[string]*pgconn.PgConn{},
 		plans: map[string]*entityPlan{}, partitions: map[string]bool{}, mapIDs: newMappingIDs(),
 		log: opt.Logger.With("migration_id", opt.MigrationID.String())}
 	if err := e.connectTarget(ctx); err != nil {
 		return nil, err
 	}
 	for name, src := range sp.Sources {
-		s, err := e.openSource(ctx, src)
+		s, err := e.openSource(ctx, name, src)
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("source %q: %w", name, err)
@@ -113,6 +146,7 @@ func (e *Engine) Ledger() *store.Store { return e.ledger }
 
 // Close releases connections.
 func (e *Engine) Close() {
+	e.closeSnapshots()
 	for _, s := range e.sources {
 		_ = s.Close()
 	}
@@ -153,14 +187,25 @@ func (e *Engine) connectTarget(ctx context.Context) error {
 	}
 	if pw != "" {
 		cfg.ConnConfig.Password = pw
+		e.targetDSN = withPassword(dsn, pw)
+	} else {
+		e.targetDSN = dsn
 	}
 	ledger := e.spec.Target.LedgerSchema
 	cfg.ConnConfig.RuntimeParams["search_path"] = ledger
 	cfg.ConnConfig.RuntimeParams["application_name"] = "cutover-dbcopy"
 	cfg.ConnConfig.RuntimeParams["TimeZone"] = "UTC"
+	// Every statement is bounded (see Bounds): a wait on a lock or a statement that never
+	// ends becomes a retryable timeout, and an abandoned transaction does not hold its locks.
+	for k, v := range sessionBounds(e.spec.Target) {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
+	// Connections a migration no longer uses go back to the server soon: between catch-up
+	// passes or after a burst of writers, idle ones are not kept for pgxpool's half hour.
+	cfg.MaxConnIdleTime = time.Minute
 	where := fmt.Sprintf("%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
 	// The database itself may not exist yet (a fresh target): store.Open creates it.
 	admin := cfg.Copy()
@@ -195,7 +240,7 @@ func (e *Engine) connectTarget(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) openSource(ctx context.Context, src spec.Source) (source.Source, error) {
+func (e *Engine) openSource(ctx context.Context, name string, src spec.Source) (source.Source, error) {
 	switch src.Driver {
 	case "sqlite":
 		return source.OpenSQLite(ctx, src.Path)
@@ -211,6 +256,7 @@ func (e *Engine) openSource(ctx context.Context, src spec.Source) (source.Source
 		if pw != "" {
 			dsn = withPassword(src.DSN, pw)
 		}
+		e.sourceDSN[name] = dsn
 		return source.OpenPostgres(ctx, dsn, "public")
 	}
 	return nil, fmt.Errorf("%w: driver %q", ErrSpec, src.Driver)
@@ -236,7 +282,7 @@ func (e *Engine) MigrationID() uuid.UUID { return e.opt.MigrationID }
 func (e *Engine) Prepare(ctx context.Context) error {
 	if _, err := e.ledger.CreateOrchestration(ctx, store.Orchestration{ID: e.opt.MigrationID,
 		MigrationType: e.opt.MigrationType, TotalEntities: int32(len(e.spec.Entities)),
-		Configuration: mustJSON(map[string]any{"spec": e.spec.Name, "version": e.spec.Version}),
+		Configuration: e.configuration(),
 		CreatedBy:     e.opt.CreatedBy}); err != nil {
 		return err
 	}
@@ -250,8 +296,12 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		}
 	}
 	var problems []string
+	var plans []*entityPlan
 	for i, name := range order {
 		ent, _ := e.spec.Entity(name)
+		if err := e.ensureShape(ctx, ent); err != nil {
+			return err
+		}
 		p, err := e.compile(ctx, ent)
 		if err != nil {
 			var pe *planError
@@ -261,7 +311,8 @@ func (e *Engine) Prepare(ctx context.Context) error {
 			}
 			return err
 		}
-		total, err := p.src.Count(ctx, ent.SourceTable)
+		plans = append(plans, p)
+		total, err := p.src.Count(ctx, ent.SourceTable, p.where...)
 		if err != nil {
 			return err
 		}
@@ -280,13 +331,46 @@ func (e *Engine) Prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	if len(problems) == 0 {
+		if problems, err = e.checkUnlisted(ctx, plans); err != nil {
+			return err
+		}
+	}
+	if len(problems) == 0 {
+		held, err := e.checkExisting(ctx, plans)
+		if err != nil {
+			return err
+		}
+		problems = held
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w:\n  - %s", ErrSpec, strings.Join(problems, "\n  - "))
 	}
 	return nil
 }
 
-// legacyMapping is the entity's rules as a seed 001 legacy_entity_mappings row.
+// configuration is what the orchestration's configuration column records of how the migration
+// runs: the spec, its batch size, how many entities load at once and how many batches of one
+// entity are written at once, its error budget, what it does with rows already in the target,
+// and each source's capture mode.
+func (e *Engine) configuration() []byte {
+	capture := map[string]string{}
+	for name, src := range e.spec.Sources {
+		capture[name] = "none" // a full load reads once, nothing follows the source
+		if e.opt.MigrationType == model.MigrationIncremental {
+			capture[name] = src.CaptureMode()
+		}
+	}
+	c := map[string]any{"spec": e.spec.Name, "version": e.spec.Version, "batch_size": e.spec.BatchSize,
+		"writers_per_entity": e.writers(), "error_budget": e.spec.ErrorBudget, "on_existing": orDefault(e.spec.Target.OnExisting, spec.OnExistingFail),
+		"capture": capture}
+	if e.opt.Parallelism > 0 {
+		c["parallelism"] = e.opt.Parallelism
+	}
+	return mustJSON(c)
+}
+
+// legacyMapping is the entity's rules as a legacy_entity_mappings row.
 func legacyMapping(ent *spec.Entity, deps []string) store.LegacyEntityMapping {
 	rules := map[string]any{"key": ent.Key, "columns": ent.Columns, "source_table": ent.SourceTable,
 		"batch_size": ent.BatchSize}

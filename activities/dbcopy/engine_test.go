@@ -13,8 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -63,7 +64,7 @@ func copyAll(t *testing.T, e *Engine) {
 	ctx := ctxT(t)
 	order, _ := e.Spec().Order()
 	for _, name := range order {
-		res, err := e.CopyBatches(ctx, BatchRequest{Entity: name}, 0, nil)
+		res, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: name}, 0, nil)
 		if err != nil {
 			t.Fatalf("copy %s: %v", name, err)
 		}
@@ -87,7 +88,7 @@ func count(t *testing.T, e *Engine, q string, args ...any) int {
 
 func errorCodes(t *testing.T, e *Engine, entity string) map[string]int {
 	t.Helper()
-	rows, err := e.Pool().Query(context.Background(), `SELECT error_code, count(*) FROM migration_errors
+	rows, err := e.Pool().Query(context.Background(), `SELECT error_code, `+dbcopytest.QuarantinedRowsSQL+` FROM migration_errors
 		WHERE entity_status_id = $1 AND NOT is_resolved GROUP BY error_code`, e.EntityStatusID(entity))
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +132,15 @@ func assertClinic(t *testing.T, e *Engine, clinic *dbcopytest.Clinic) {
 			FROM entity_migration_status WHERE id = $1`, e.EntityStatusID(name)).Scan(&processed, &failed, &total); err != nil {
 			t.Fatal(err)
 		}
-		if processed != x.Loaded || failed != x.Failed() || total != x.Source {
-			t.Errorf("%s: status processed=%d failed=%d total=%d, want %d/%d/%d", name, processed, failed, total, x.Loaded, x.Failed(), x.Source)
+		if processed != x.Loaded {
+			t.Errorf("processed: want x.Loaded; %s: status processed=%d failed=%d total=%d, want %d/%d/%d",
+				name, processed, failed, total, x.Loaded, x.Failed(), x.Source)
+		} else if failed != x.Failed() {
+			t.Errorf("failed: want x.Failed(); %s: status processed=%d failed=%d total=%d, want %d/%d/%d",
+				name, processed, failed, total, x.Loaded, x.Failed(), x.Source)
+		} else if total != x.Source {
+			t.Errorf("total: want x.Source; %s: status processed=%d failed=%d total=%d, want %d/%d/%d",
+				name, processed, failed, total, x.Loaded, x.Failed(), x.Source)
 		}
 		if m := count(t, e, `SELECT count(*) FROM migration_mappings WHERE source_table = $1`, ent.SourceTable); m != x.Loaded {
 			t.Errorf("%s: %d mappings, want %d", name, m, x.Loaded)
@@ -180,7 +188,7 @@ func TestClinicFromPostgres(t *testing.T) {
 func TestBatchCrashBetweenCopyAndCommit(t *testing.T) {
 	e, _, _ := openClinic(t, "sqlite", 1, 500)
 	ctx := ctxT(t)
-	if _, err := e.CopyBatches(ctx, BatchRequest{Entity: "offices"}, 0, nil); err != nil {
+	if _, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "offices"}, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	testHookBeforeCommit = func(ctx context.Context, tx pgx.Tx) error {
@@ -192,7 +200,7 @@ func TestBatchCrashBetweenCopyAndCommit(t *testing.T) {
 		_, err := e.Pool().Exec(context.Background(), `SELECT pg_terminate_backend($1)`, pid)
 		return err
 	}
-	_, err := e.CopyBatch(ctx, BatchRequest{Entity: "profiles", BatchNumber: 0})
+	_, err := e.CopyBatch(ctx, dbmigrateapi.BatchRequest{Entity: "profiles", BatchNumber: 0})
 	testHookBeforeCommit = nil
 	if err == nil {
 		t.Fatal("batch committed although its connection was killed")
@@ -200,13 +208,24 @@ func TestBatchCrashBetweenCopyAndCommit(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM public.profiles`); n != 0 {
 		t.Fatalf("%d profile rows visible after the crash", n)
 	}
-	first, err := e.CopyBatch(ctx, BatchRequest{Entity: "profiles", BatchNumber: 0})
+	first, err := e.CopyBatch(ctx, dbmigrateapi.BatchRequest{Entity: "profiles", BatchNumber: 0})
 	if err != nil || first.Replayed {
 		t.Fatalf("re-run: %+v, %v", first, err)
 	}
-	again, err := e.CopyBatch(ctx, BatchRequest{Entity: "profiles", BatchNumber: 0})
-	if err != nil || !again.Replayed || again.LastKey != first.LastKey || again.Loaded != first.Loaded {
-		t.Fatalf("second re-run = %+v (first %+v), %v", again, first, err)
+	again, err := e.CopyBatch(ctx, dbmigrateapi.BatchRequest{Entity: "profiles", BatchNumber: 0})
+	if err != nil {
+		t.Fatalf("err: want nil; second re-run = %+v (first %+v), %v", again, first, err)
+	}
+	if !again.Replayed {
+		t.Fatalf("again.Replayed is false; second re-run = %+v (first %+v), %v", again, first, err)
+	}
+	if again.LastKey != first.LastKey {
+		t.Fatalf("again.LastKey = %v, want %v (first.LastKey); second re-run = %+v (first %+v), %v",
+			again.LastKey, first.LastKey, again, first, err)
+	}
+	if again.Loaded != first.Loaded {
+		t.Fatalf("again.Loaded = %v, want %v (first.Loaded); second re-run = %+v (first %+v), %v",
+			again.Loaded, first.Loaded, again, first, err)
 	}
 	if n := count(t, e, `SELECT count(*) FROM public.profiles`); n != first.Loaded {
 		t.Fatalf("%d profile rows, want %d (one copy)", n, first.Loaded)
@@ -221,13 +240,13 @@ func TestBatchCrashBetweenCopyAndCommit(t *testing.T) {
 
 // TestDuplicateKeyStraddlingBatchBoundary pages products (legacy id 7 appears twice) seven
 // rows at a time, so the duplicate falls on the first page's last key: the page grows to keep
-// both copies, the second is quarantined, nothing is skipped or read twice.
+// both copies, both are quarantined (duplicate_key), nothing is skipped or read twice.
 func TestDuplicateKeyStraddlingBatchBoundary(t *testing.T) {
 	for _, driver := range []string{"sqlite", "postgres"} {
 		t.Run(driver, func(t *testing.T) {
 			e, clinic, _ := openClinic(t, driver, 1, 7)
 			var sizes []int
-			res, err := e.CopyBatches(ctxT(t), BatchRequest{Entity: "products"}, 0, func(b BatchResult) error {
+			res, err := e.CopyBatches(ctxT(t), dbmigrateapi.BatchRequest{Entity: "products"}, 0, func(b BatchResult) error {
 				sizes = append(sizes, b.Rows)
 				return nil
 			})
@@ -235,8 +254,17 @@ func TestDuplicateKeyStraddlingBatchBoundary(t *testing.T) {
 				t.Fatalf("copy: %+v %v", res, err)
 			}
 			x := clinic.Expects["products"]
-			if sizes[0] != 8 || res.Rows != int64(x.Source) || res.Loaded != int64(x.Loaded) {
-				t.Fatalf("batch sizes %v, rows %d loaded %d; want first batch 8, %d rows, %d loaded", sizes, res.Rows, res.Loaded, x.Source, x.Loaded)
+			if sizes[0] != 8 {
+				t.Fatalf("sizes[0] = %v, want 8; batch sizes %v, rows %d loaded %d; want first batch 8, %d rows, %d loaded",
+					sizes[0], sizes, res.Rows, res.Loaded, x.Source, x.Loaded)
+			}
+			if res.Rows != int64(x.Source) {
+				t.Fatalf("res.Rows: want int64(x.Source); batch sizes %v, rows %d loaded %d; want first batch 8, %d rows, %d loaded",
+					sizes, res.Rows, res.Loaded, x.Source, x.Loaded)
+			}
+			if res.Loaded != int64(x.Loaded) {
+				t.Fatalf("res.Loaded: want int64(x.Loaded); batch sizes %v, rows %d loaded %d; want first batch 8, %d rows, %d loaded",
+					sizes, res.Rows, res.Loaded, x.Source, x.Loaded)
 			}
 			if codes := errorCodes(t, e, "products"); fmtCodes(codes) != fmtCodes(x.Codes) {
 				t.Fatalf("errors %s, want %s", fmtCodes(codes), fmtCodes(x.Codes))

@@ -10,9 +10,10 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 func validateAll(t *testing.T, e *Engine) map[string][]store.ValidationResult {
@@ -50,7 +51,7 @@ func TestValidationPassesThenCatchesTampering(t *testing.T) {
 		WHERE source_table = 'dispatch_comment' AND source_id = '10')`); err != nil {
 		t.Fatal(err)
 	}
-	for entity, want := range map[string]string{"offices": "key 5: content differs", "comments": "key 10: missing in target"} {
+	for entity, want := range map[string]string{"offices": "key 5: city not what the source says", "comments": "key 10: missing in target"} {
 		vs, err := e.Validate(ctx, entity)
 		if err != nil {
 			t.Fatal(err)
@@ -93,8 +94,14 @@ func TestSchemaOpsApproveExecuteRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op.RiskLevel != model.RiskCritical || op.BackupTableName == nil || !strings.Contains(op.RollbackSQL, "ADD COLUMN") {
-		t.Fatalf("planned drop = %+v", op)
+	if op.RiskLevel != model.RiskCritical {
+		t.Fatalf("op.RiskLevel = %v, want model.RiskCritical; planned drop = %+v", op.RiskLevel, op)
+	}
+	if op.BackupTableName == nil {
+		t.Fatalf("op.BackupTableName is nil; planned drop = %+v", op)
+	}
+	if !strings.Contains(op.RollbackSQL, "ADD COLUMN") {
+		t.Fatalf("strings.Contains(op.RollbackSQL, \"ADD COLUMN\") is false; planned drop = %+v", op)
 	}
 	if _, err := e.ExecuteSchemaOp(ctx, "drop-body", ""); !errors.Is(err, ErrApprovalRequired) {
 		t.Fatalf("unapproved critical op: %v", err)
@@ -103,15 +110,25 @@ func TestSchemaOpsApproveExecuteRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op.Status != model.OpCompleted || op.ApprovedBy == nil || !strings.Contains(string(op.ValidationResults), `"passed": true`) {
-		t.Fatalf("executed drop = %+v %s", op, op.ValidationResults)
+	if op.Status != model.OpCompleted {
+		t.Fatalf("op.Status = %v, want model.OpCompleted; executed drop = %+v %s",
+			op.Status, op, op.ValidationResults)
+	}
+	if op.ApprovedBy == nil {
+		t.Fatalf("op.ApprovedBy is nil; executed drop = %+v %s", op, op.ValidationResults)
+	}
+	if !strings.Contains(string(op.ValidationResults), `"passed": true`) {
+		t.Fatalf("strings.Contains(string(op.ValidationResults), `\"passed\": true`) is false; executed drop = %+v %s",
+			op, op.ValidationResults)
 	}
 	if n := count(t, e, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'comments' AND column_name = 'body'`); n != 0 {
 		t.Fatal("body still there")
 	}
 	for _, name := range []string{"add-flag", "amount-numeric", "backup-projects"} {
-		if op, err := e.ExecuteSchemaOp(ctx, name, ""); err != nil || op.Status != model.OpCompleted {
-			t.Fatalf("%s: %+v %v", name, op, err)
+		if op, err := e.ExecuteSchemaOp(ctx, name, ""); err != nil {
+			t.Fatalf("err: want nil; %s: %+v %v", name, op, err)
+		} else if op.Status != model.OpCompleted {
+			t.Fatalf("op.Status = %v, want model.OpCompleted; %s: %+v %v", op.Status, name, op, err)
 		}
 	}
 	if n := count(t, e, `SELECT count(*) FROM public.comments WHERE flagged = false`); n == 0 {
@@ -122,8 +139,10 @@ func TestSchemaOpsApproveExecuteRollback(t *testing.T) {
 	}
 	// Roll everything back in reverse order: data comes back from the backups.
 	for _, name := range []string{"backup-projects", "amount-numeric", "add-flag", "drop-body"} {
-		if op, err := e.RollbackSchemaOp(ctx, name); err != nil || op.Status != model.OpRolledBack {
-			t.Fatalf("rollback %s: %+v %v", name, op, err)
+		if op, err := e.RollbackSchemaOp(ctx, name); err != nil {
+			t.Fatalf("err: want nil; rollback %s: %+v %v", name, op, err)
+		} else if op.Status != model.OpRolledBack {
+			t.Fatalf("op.Status = %v, want model.OpRolledBack; rollback %s: %+v %v", op.Status, name, op, err)
 		}
 	}
 	if got := digest(bodies); got != wantBodies {
@@ -139,8 +158,11 @@ func TestSchemaOpsApproveExecuteRollback(t *testing.T) {
 		t.Fatal("backup not restored")
 	}
 	ops, err := e.Ledger().ListSchemaOps(ctx, e.MigrationID())
-	if err != nil || len(ops) != 4 {
-		t.Fatalf("recorded ops: %d %v", len(ops), err)
+	if err != nil {
+		t.Fatalf("err: want nil; recorded ops: %d %v", len(ops), err)
+	}
+	if len(ops) != 4 {
+		t.Fatalf("len(ops): want 4; recorded ops: %d %v", len(ops), err)
 	}
 }
 
@@ -183,8 +205,17 @@ func TestRetryFailedAfterSpecFix(t *testing.T) {
 	delete(e.plans, "offices")
 	e.mu.Unlock()
 	res, err := e.RetryFailed(ctx, "offices")
-	if err != nil || res.Retried != 1 || res.Loaded != 1 || res.Failed != 0 {
-		t.Fatalf("retry = %+v, %v", res, err)
+	if err != nil {
+		t.Fatalf("err: want nil; retry = %+v, %v", res, err)
+	}
+	if res.Retried != 1 {
+		t.Fatalf("res.Retried = %v, want 1; retry = %+v, %v", res.Retried, res, err)
+	}
+	if res.Loaded != 1 {
+		t.Fatalf("res.Loaded = %v, want 1; retry = %+v, %v", res.Loaded, res, err)
+	}
+	if res.Failed != 0 {
+		t.Fatalf("res.Failed = %v, want 0; retry = %+v, %v", res.Failed, res, err)
 	}
 	x := clinic.Expects["offices"]
 	if n := count(t, e, `SELECT count(*) FROM public.offices`); n != x.Source {
@@ -215,9 +246,15 @@ func TestIncrementalSyncPicksUpChangesAndInserts(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _, _ := openWith(t, sp)
-	full, err := e.CopyBatches(ctx, BatchRequest{Entity: "profiles"}, 0, nil)
-	if err != nil || !full.Done || full.MarkStart == "" {
-		t.Fatalf("full load = %+v, %v", full, err)
+	full, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "profiles"}, 0, nil)
+	if err != nil {
+		t.Fatalf("err: want nil; full load = %+v, %v", full, err)
+	}
+	if !full.Done {
+		t.Fatalf("full.Done is false; full load = %+v, %v", full, err)
+	}
+	if full.MarkStart == "" {
+		t.Fatalf("full.MarkStart = %v, want != \"\"; full load = %+v, %v", full.MarkStart, full, err)
 	}
 	// The legacy application keeps writing: one update, two inserts.
 	db, err := sql.Open("sqlite", "file:"+path)
@@ -236,21 +273,32 @@ func TestIncrementalSyncPicksUpChangesAndInserts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sync, err := e.CopyBatches(ctx, BatchRequest{Entity: "profiles", Sync: true, Mark: full.MarkStart, BatchNumber: full.Next.BatchNumber, After: ""}, 0, nil)
+	sync, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "profiles", Sync: true, Mark: full.MarkStart, BatchNumber: full.Next.BatchNumber, After: ""}, 0, nil)
 	if err != nil || !sync.Done {
 		t.Fatalf("sync = %+v, %v", sync, err)
 	}
-	if sync.Inserted != 2 || sync.Loaded < 3 {
-		t.Fatalf("sync inserted %d loaded %d, want 2 new and the update", sync.Inserted, sync.Loaded)
+	if sync.Inserted != 2 {
+		t.Fatalf("sync.Inserted: want 2; sync inserted %d loaded %d, want 2 new and the update",
+			sync.Inserted, sync.Loaded)
+	}
+	if sync.Loaded < 3 {
+		t.Fatalf("sync.Loaded: want >= 3; sync inserted %d loaded %d, want 2 new and the update",
+			sync.Inserted, sync.Loaded)
 	}
 	var name string
 	if err := e.Pool().QueryRow(ctx, `SELECT full_name FROM public.profiles WHERE legacy_id = 20`).Scan(&name); err != nil || !strings.HasPrefix(name, "Changed ") {
 		t.Fatalf("updated row = %q, %v", name, err)
 	}
 	// A second pass from where the first ended finds nothing new.
-	again, err := e.CopyBatches(ctx, BatchRequest{Entity: "profiles", Sync: true, Mark: sync.Next.Mark, After: sync.Next.After, BatchNumber: sync.Next.BatchNumber}, 0, nil)
-	if err != nil || again.Inserted != 0 || again.Loaded != 0 {
-		t.Fatalf("idle pass = %+v, %v", again, err)
+	again, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "profiles", Sync: true, Mark: sync.Next.Mark, After: sync.Next.After, BatchNumber: sync.Next.BatchNumber}, 0, nil)
+	if err != nil {
+		t.Fatalf("err: want nil; idle pass = %+v, %v", again, err)
+	}
+	if again.Inserted != 0 {
+		t.Fatalf("again.Inserted = %v, want 0; idle pass = %+v, %v", again.Inserted, again, err)
+	}
+	if again.Loaded != 0 {
+		t.Fatalf("again.Loaded = %v, want 0; idle pass = %+v, %v", again.Loaded, again, err)
 	}
 	vs, err := e.Validate(ctx, "profiles")
 	if err != nil || !Passed(vs, false) {

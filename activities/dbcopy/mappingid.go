@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// mappingIDs makes the ids of migration_mappings rows: UUIDv7s (Unix milliseconds first) whose
+// mappingIDs makes the ids of mapping rows and blocks: UUIDv7s (Unix milliseconds first) whose
 // 74 other bits are a counter shared by the engine's writers, then 10 random bits. Ids made by
 // concurrent writers therefore rise together as their COPY streams are sent, so every insert
 // into the primary key index lands at its right edge (PostgreSQL's fast path for the rightmost

@@ -36,8 +36,11 @@ func TestMappingIDsRiseAcrossWriters(t *testing.T) {
 				seen[id] = true
 				last = id
 				mu.Unlock()
-				if u := uuid.UUID(id); u.Version() != 7 || u.Variant() != uuid.RFC4122 {
-					t.Errorf("%s: version %d variant %v", u, u.Version(), u.Variant())
+				if u := uuid.UUID(id); u.Version() != 7 {
+					t.Errorf("%s: version %d, want 7", u, u.Version())
+					return
+				} else if u.Variant() != uuid.RFC4122 {
+					t.Errorf("%s: variant %v, want %v", u, u.Variant(), uuid.RFC4122)
 					return
 				}
 			}

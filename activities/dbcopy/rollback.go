@@ -7,8 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cutover/cutover/activities/dbcopy/source"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // RollbackEntity removes what this migration wrote for an entity: its target rows (found
@@ -40,8 +39,10 @@ func (e *Engine) RollbackEntity(ctx context.Context, entity string) (int64, erro
 			sql  string
 			args []any
 		}{
-			{`DELETE FROM migration_mappings WHERE migration_id = $1 AND source_table = $2`, []any{e.opt.MigrationID, ent.SourceTable}},
+			{`DELETE FROM migration_mapping_rows WHERE migration_id = $1 AND source_table = $2`, []any{e.opt.MigrationID, ent.SourceTable}},
+			{`DELETE FROM migration_mapping_blocks WHERE migration_id = $1 AND source_table = $2`, []any{e.opt.MigrationID, ent.SourceTable}},
 			{`DELETE FROM migration_checkpoints WHERE migration_id = $1 AND entity_name = $2`, []any{e.opt.MigrationID, entity}},
+			{`DELETE FROM transformation_counts WHERE migration_id = $1 AND entity_name = $2`, []any{e.opt.MigrationID, entity}},
 			{`DELETE FROM batch_processing_status WHERE entity_status_id = $1`, []any{statusID}},
 			{`UPDATE migration_errors SET is_resolved = true, resolution_notes = 'rolled back with the migration'
 				WHERE entity_status_id = $1 AND NOT is_resolved`, []any{statusID}},
@@ -72,18 +73,34 @@ type RetryResult struct {
 // the current spec (after a fix): rows that now load are upserted and mapped, their errors
 // resolved; rows that still fail get their current error. Counters stay true.
 func (e *Engine) RetryFailed(ctx context.Context, entity string) (RetryResult, error) {
+	return e.retryErrors(ctx, entity)
+}
+
+// RetryOrphans re-drives the rows of an entity quarantined for a missing parent (orphan_fk),
+// once the parent may have arrived: after the parent's entity finished, at the end of the load
+// and after each catch-up pass.
+func (e *Engine) RetryOrphans(ctx context.Context, entity string) (RetryResult, error) {
+	return e.retryErrors(ctx, entity, codeOrphan)
+}
+
+// codeOrphan is the error code of a row whose referenced parent is not in the target.
+const codeOrphan = "orphan_fk"
+
+// retryErrors re-drives the rows behind an entity's unresolved errors with one of codes (any
+// code when none is given).
+func (e *Engine) retryErrors(ctx context.Context, entity string, codes ...string) (RetryResult, error) {
 	p, err := e.plan(ctx, entity)
 	if err != nil {
 		return RetryResult{}, err
 	}
 	out := RetryResult{Entity: entity}
-	keys, err := e.erroredKeys(ctx, p)
+	keys, err := e.erroredKeys(ctx, p, codes...)
 	if err != nil {
 		return out, err
 	}
 	var all []any
 	for k := range keys {
-		v, err := source.KeyValue(k, p.keyInt)
+		v, err := p.keyArg(k)
 		if err != nil {
 			continue
 		}
@@ -92,7 +109,9 @@ func (e *Engine) RetryFailed(ctx context.Context, entity string) (RetryResult, e
 	const chunk = 500
 	for start := 0; start < len(all); start += chunk {
 		part := all[start:min(start+chunk, len(all))]
-		rows, err := p.src.Read(ctx, source.Query{Table: p.ent.SourceTable, Columns: p.readCols, Key: p.ent.Key.Source, In: part})
+		q := p.query()
+		q.In = part
+		rows, err := p.src.Read(ctx, q)
 		if err != nil {
 			return out, err
 		}
@@ -121,6 +140,7 @@ func (e *Engine) retryRows(ctx context.Context, p *entityPlan, rows [][]any) (Re
 		}
 		good = append(good, pr)
 	}
+	good, bad = splitDuplicates(p, good, bad)
 	keys := make([]string, 0, len(retriedKeys))
 	for k := range retriedKeys {
 		keys = append(keys, k)
@@ -133,8 +153,9 @@ func (e *Engine) retryRows(ctx context.Context, p *entityPlan, rows [][]any) (Re
 		var before int64
 		if err := tx.QueryRow(ctx, `WITH r AS (UPDATE migration_errors SET is_resolved = true,
 				resolution_notes = 're-driven by retry_failed'
-				WHERE entity_status_id = $1 AND NOT is_resolved AND source_record_id = ANY($2) RETURNING source_record_id)
-			SELECT count(DISTINCT source_record_id) FROM r`, p.statusID, keys).Scan(&before); err != nil {
+				WHERE entity_status_id = $1 AND NOT is_resolved AND source_record_id = ANY($2)
+				RETURNING source_record_id, error_code, context)
+			SELECT `+quarantinedRows+` FROM r`, p.statusID, keys).Scan(&before); err != nil {
 			return err
 		}
 		ok, orphans, err := e.checkParents(ctx, tx, p, good)
@@ -156,6 +177,9 @@ func (e *Engine) retryRows(ctx context.Context, p *entityPlan, rows [][]any) (Re
 		}
 		bad = append(bad, dbBad...)
 		if err := e.writeMappings(ctx, tx, p, loaded, true); err != nil {
+			return err
+		}
+		if err := e.countChanges(ctx, tx, p, loaded); err != nil {
 			return err
 		}
 		var recovery int64

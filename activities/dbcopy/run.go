@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 // RunResult sums up consecutive batches.
@@ -24,7 +29,7 @@ type RunResult struct {
 	Replayed     int   `json:"replayed,omitempty"`
 	ReplayedRows int64 `json:"replayed_rows,omitempty"`
 	// Next is where the following call continues.
-	Next BatchRequest `json:"next"`
+	Next dbmigrateapi.BatchRequest `json:"next"`
 }
 
 func (r *RunResult) add(b BatchResult) {
@@ -64,13 +69,23 @@ var errStopped = errors.New("an earlier batch of this run did not commit")
 
 // job is one page on its way through a writer.
 type job struct {
-	req      BatchRequest
+	req      dbmigrateapi.BatchRequest
 	pg       page
 	readLast string
 	done     chan struct{}
 	res      BatchResult
 	err      error
 	stop     bool // later batches must not commit (failure, or a replay that ended elsewhere)
+	// months are the partitions the page needs that did not exist when it was read.
+	months []time.Time
+}
+
+// writers is how many batches of an entity are written at once (Options.Writers, default 2).
+func (e *Engine) writers() int {
+	if e.opt.Writers > 0 {
+		return e.opt.Writers
+	}
+	return 2
 }
 
 // CopyBatches runs up to maxBatches batches from req (0 = until the entity is done): one
@@ -78,15 +93,12 @@ type job struct {
 // concurrently on their own connections and commit in batch order. onBatch (may be nil) sees
 // each committed batch in order; an error from it stops the run after that batch. At most
 // Writers+1 pages are in memory.
-func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches int, onBatch func(BatchResult) error) (RunResult, error) {
+func (e *Engine) CopyBatches(ctx context.Context, req dbmigrateapi.BatchRequest, maxBatches int, onBatch func(BatchResult) error) (RunResult, error) {
 	p, err := e.plan(ctx, req.Entity)
 	if err != nil {
 		return RunResult{}, err
 	}
-	writers := e.opt.Writers
-	if writers <= 0 {
-		writers = 2
-	}
+	writers := e.writers()
 	if p.sequential.Load() {
 		writers = 1
 	}
@@ -112,26 +124,65 @@ func (e *Engine) CopyBatches(ctx context.Context, req BatchRequest, maxBatches i
 	return out, err
 }
 
+// partitionBarrier creates the months a page needs that still have no partition, after every
+// job in flight is done, so no batch of this run holds the table while the creation waits for it.
+func (e *Engine) partitionBarrier(ctx context.Context, p *entityPlan, months []time.Time, inflight []*job) error {
+	if len(months) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	months = slices.DeleteFunc(slices.Clone(months), func(m time.Time) bool { return e.partitions[monthPartition(p.ent, m)] })
+	e.mu.Unlock()
+	if len(months) == 0 {
+		return nil
+	}
+	for _, o := range inflight {
+		select {
+		case <-o.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return e.createPartitions(ctx, p.ent, months)
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // copyRun is CopyBatches with a given number of writers.
-func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, maxBatches, writers int, onBatch func(BatchResult) error) (RunResult, error) {
+func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.BatchRequest, maxBatches, writers int, onBatch func(BatchResult) error) (RunResult, error) {
 	out := RunResult{Entity: req.Entity, Next: req}
 	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Every goroutine of this run ends before it returns: a writer still rolling back would
+	// hold its row locks against the batch a caller retries next (the one-writer fallback).
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
 
 	// Unbuffered: the reader keeps its next page until a writer slot is free.
 	pages := make(chan *job)
+	wg.Add(2)   // the reader and the dispatcher; the dispatcher adds its writers
 	go func() { // reader
+		defer wg.Done()
 		defer close(pages)
 		r := req
 		for i := 0; maxBatches <= 0 || i < maxBatches; i++ {
 			pg, err := e.readPage(rctx, p, r)
 			pg.err = err
+			var months []time.Time
 			if err == nil && pg.n > 0 {
 				e.prepare(p, &pg)
+				months, pg.err = e.missingPartitions(rctx, p, pg.prep.good)
+				err = pg.err
 			}
-			j := &job{req: r, pg: pg, done: make(chan struct{})}
+			j := &job{req: r, pg: pg, done: make(chan struct{}), months: months}
 			if pg.n > 0 {
-				j.readLast, _ = keyText(pg.last[0])
+				j.readLast, _ = p.rowKey(pg.last)
 			}
 			select {
 			case pages <- j:
@@ -151,9 +202,11 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, m
 
 	jobs := make(chan *job, writers)
 	go func() { // dispatcher: one writer goroutine per page, at most `writers` at once
+		defer wg.Done()
 		defer close(jobs)
 		sem := make(chan struct{}, writers)
 		var prev *job
+		var inflight []*job // dispatched and not yet done
 		for {
 			// A writer slot first, then the page: a ready page waits in the reader, not here.
 			select {
@@ -171,6 +224,13 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, m
 			case <-rctx.Done():
 				return
 			}
+			if j.pg.err == nil {
+				// A new month: every writer of this run ends its transaction before the partition
+				// is created (the lock order in partitions.go), then the pages go on.
+				j.pg.err = e.partitionBarrier(rctx, p, j.months, inflight)
+			}
+			inflight = slices.DeleteFunc(inflight, func(o *job) bool { return closed(o.done) })
+			inflight = append(inflight, j)
 			before := prev
 			turn := func() error {
 				if before == nil {
@@ -186,7 +246,9 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, m
 				}
 				return nil
 			}
+			wg.Add(1)
 			go func(j *job) {
+				defer wg.Done()
 				defer func() { <-sem }()
 				defer close(j.done)
 				if j.pg.err != nil {
@@ -207,6 +269,9 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, m
 					}
 				}
 				j.res, j.err = e.writeBatch(rctx, p, j.req, j.pg, turn)
+				if j.err != nil {
+					e.recordBatchFailure(rctx, p, j.req, j.pg.n, j.err)
+				}
 				j.pg = page{} // written: its rows may go before the results are collected
 				if j.err != nil {
 					j.stop = true
@@ -244,7 +309,7 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req BatchRequest, m
 			break
 		}
 		out.add(res)
-		out.Next = BatchRequest{Entity: req.Entity, Sync: req.Sync, After: res.LastKey, Mark: res.LastMark, BatchNumber: j.req.BatchNumber + 1}
+		out.Next = dbmigrateapi.BatchRequest{Entity: req.Entity, Sync: req.Sync, After: res.LastKey, Mark: res.LastMark, BatchNumber: j.req.BatchNumber + 1}
 		out.Done = res.Done
 		if onBatch != nil {
 			if err := onBatch(res); err != nil {

@@ -11,9 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // ErrApprovalRequired is returned for a critical operation nobody approved.

@@ -3,14 +3,14 @@ package dbcopy
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"strings"
+	"sort"
 	"time"
 
-	"github.com/cutover/cutover/activities/dbcopy/source"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // maxIssueSamples bounds the examples kept in issue_details.
@@ -19,8 +19,8 @@ const maxIssueSamples = 20
 // Validate proves an entity's copy and records each check in data_validation_results:
 // completeness (source rows = loaded + quarantined, every mapping has its target row), a full
 // content check (per-row hashes over the mapped columns, compared per key range and drilled
-// into on mismatch), referential integrity of reference columns in the target, and the spec's
-// business rules.
+// into on mismatch), referential integrity of reference columns in the target, the spec's
+// business rules, the application's insert (ready.go) and query timings (performance.go).
 func (e *Engine) Validate(ctx context.Context, entity string) ([]store.ValidationResult, error) {
 	p, err := e.plan(ctx, entity)
 	if err != nil {
@@ -28,7 +28,7 @@ func (e *Engine) Validate(ctx context.Context, entity string) ([]store.Validatio
 	}
 	var out []store.ValidationResult
 	for _, check := range []func(context.Context, *entityPlan) (store.ValidationResult, bool, error){
-		e.checkCompleteness, e.checkContent, e.checkReferences, e.checkRules,
+		e.checkCompleteness, e.checkContent, e.checkReferences, e.checkRules, e.checkAppInsert, e.checkPerformance,
 	} {
 		start := time.Now()
 		v, ok, err := check(ctx, p)
@@ -59,7 +59,7 @@ func (e *Engine) Validate(ctx context.Context, entity string) ([]store.Validatio
 }
 
 func (e *Engine) checkCompleteness(ctx context.Context, p *entityPlan) (store.ValidationResult, bool, error) {
-	src, err := p.src.Count(ctx, p.ent.SourceTable)
+	src, err := p.src.Count(ctx, p.ent.SourceTable, p.where...)
 	if err != nil {
 		return store.ValidationResult{}, false, err
 	}
@@ -71,25 +71,47 @@ func (e *Engine) checkCompleteness(ctx context.Context, p *entityPlan) (store.Va
 	err = e.pool.QueryRow(ctx, fmt.Sprintf(`SELECT
 		(SELECT count(*) FROM migration_mappings WHERE migration_id = $1 AND source_table = $2),
 		(SELECT count(*) FROM migration_mappings m JOIN %s t ON %s WHERE m.migration_id = $1 AND m.source_table = $2),
-		(SELECT count(DISTINCT source_record_id) + count(*) FILTER (WHERE source_record_id IS NULL)
-		   FROM migration_errors WHERE entity_status_id = $3 AND NOT is_resolved)`, p.target, keyCmp),
+		(SELECT `+quarantinedRows+` FROM migration_errors WHERE entity_status_id = $3 AND NOT is_resolved)`, p.target, keyCmp),
 		e.opt.MigrationID, p.ent.SourceTable, p.statusID).Scan(&mapped, &present, &failed)
 	if err != nil {
 		return store.ValidationResult{}, false, err
 	}
 	unaccounted := src - mapped - failed
 	missing := mapped - present
-	v := store.ValidationResult{ValidationType: model.ValidationCompleteness, RecordsValidated: src,
-		IssuesFound: abs(unaccounted) + missing,
-		ValidationCriteria: mustJSON(map[string]any{"check": "counts",
-			"rule": "source rows = mapped rows + quarantined rows; every mapping has its target row"})}
-	if v.IssuesFound > 0 {
-		v.IssueDetails = mustJSON(map[string]any{"source_rows": src, "mapped": mapped, "in_target": present,
-			"quarantined": failed, "unaccounted": unaccounted, "mapped_missing_in_target": missing})
-	} else {
-		v.IssueDetails = mustJSON(map[string]any{"source_rows": src, "mapped": mapped, "quarantined": failed})
+	// Quarantined rows are missing from the target: the check passes only without them, and
+	// warns (naming the budget or the acceptance) when the migration may complete with them.
+	q, err := e.quarantined(ctx)
+	if err != nil {
+		return store.ValidationResult{}, false, err
 	}
+	v := store.ValidationResult{ValidationType: model.ValidationCompleteness, RecordsValidated: src,
+		IssuesFound: abs(unaccounted) + missing + failed,
+		ValidationCriteria: mustJSON(map[string]any{"check": "counts",
+			"rule": "source rows = mapped rows + quarantined rows; every mapping has its target row; " +
+				"quarantined rows are missing (allowed only by error_budget or an acceptance)"})}
+	details := map[string]any{"source_rows": src, "mapped": mapped, "quarantined": failed}
+	switch {
+	case unaccounted != 0 || missing > 0:
+		v.Status = model.ValidationFailed
+		details["in_target"], details["unaccounted"], details["mapped_missing_in_target"] = present, unaccounted, missing
+	case failed > 0 && q.allowed():
+		v.Status = model.ValidationWarning
+	case failed > 0:
+		v.Status = model.ValidationFailed
+	}
+	if failed > 0 {
+		details["missing_from_target"] = failed
+		q.details(details)
+	}
+	v.IssueDetails = mustJSON(details)
 	return v, true, nil
+}
+
+// quarantineAllowed reports whether a validation result is the warning of a completeness
+// check whose quarantined rows the error budget or an acceptance allows: it does not stop the
+// migration (other warnings do unless allow_warnings).
+func quarantineAllowed(v store.ValidationResult) bool {
+	return v.ValidationType == model.ValidationCompleteness && v.Status == model.ValidationWarning
 }
 
 func abs(n int64) int64 {
@@ -99,119 +121,177 @@ func abs(n int64) int64 {
 	return n
 }
 
-// rowHash hashes a row's target values canonically.
-func rowHash(types []string, vals []any) uint64 {
-	h := fnv.New64a()
-	for i, v := range vals {
-		h.Write([]byte(canon(types[i], v)))
-		h.Write([]byte{0x1f})
-	}
-	return h.Sum64()
-}
+// maxListedKeys bounds the keys a validation lists of each kind (its counts count them all).
+const maxListedKeys = 20
 
+// checkContent compares every source row (as the row filter selects it, quarantined keys
+// aside) with its target row, value by value against what the source value says (verify.go),
+// and finds the target rows no source row accounts for (a source row deleted since, a row
+// another writer put there). It lists the first keys of each kind with their counts.
 func (e *Engine) checkContent(ctx context.Context, p *entityPlan) (store.ValidationResult, bool, error) {
 	v := store.ValidationResult{ValidationType: model.ValidationCompleteness,
-		ValidationCriteria: mustJSON(map[string]any{"check": "content_hash", "columns": p.cols,
-			"method": "FNV-64a per row over canonical column values; sums compared per key range of one batch, rows compared on mismatch; every row, no sampling"})}
+		ValidationCriteria: mustJSON(map[string]any{"check": "content", "columns": p.cols,
+			"method": "every source row against its target row, each value compared with what the source value says " +
+				"under the column's rule (not through the copy's conversion); target rows without a source row counted " +
+				"and listed; every row, no sampling"})}
 	errored, err := e.erroredKeys(ctx, p)
 	if err != nil {
 		return v, false, err
 	}
-	sel := make([]string, len(p.cols))
-	for i, c := range p.cols {
-		sel[i] = spec.QuoteIdent(c)
-		switch p.types[i] {
-		case "numeric", "json", "jsonb":
-			sel[i] += "::text"
+	var total comparison
+	var missing, changed, broken int64
+	pages, stop := e.readAhead(ctx, p)
+	defer stop()
+	for pg := range pages {
+		if pg.err != nil {
+			return v, false, pg.err
 		}
-	}
-	keyCol := spec.QuoteIdent(p.ent.Key.Target)
-	targetQ := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = ANY($1::%s[])`, strings.Join(sel, ", "), p.target, keyCol, p.types[0])
-	var samples []string
-	var ranges, drilled int
-	q := source.Query{Table: p.ent.SourceTable, Columns: p.readCols, Key: p.ent.Key.Source, Limit: p.ent.BatchSize}
-	for {
-		rows, err := p.src.Read(ctx, q)
+		c, err := e.compareRows(ctx, p, pg.rows, nil, errored)
 		if err != nil {
 			return v, false, err
 		}
-		if len(rows) == 0 {
-			break
-		}
-		want := map[string]uint64{}
-		legacy := map[string]string{} // target key → legacy key, for readable samples
-		var keys []any
-		var sum uint64
-		for _, r := range rows {
-			k, _ := keyText(r[0])
-			if errored[k] {
-				continue
-			}
-			pr, rerr := e.transform(p, r)
-			if rerr != nil {
-				v.IssuesFound++
-				samples = appendSample(samples, fmt.Sprintf("key %s: fails to transform (%v) but is not quarantined", k, rerr))
-				continue
-			}
-			ck := canon(p.types[0], pr.values[0])
-			if _, dup := want[ck]; dup {
-				continue
-			}
-			h := rowHash(p.types, pr.values)
-			want[ck] = h
-			legacy[ck] = k
-			sum += h
-			keys = append(keys, pr.values[0])
-		}
-		v.RecordsValidated += int64(len(want))
-		ranges++
-		got := map[string]uint64{}
-		var gotSum uint64
-		if len(keys) > 0 {
-			trs, err := e.pool.Query(ctx, targetQ, keys)
-			if err != nil {
-				return v, false, err
-			}
-			for trs.Next() {
-				vals, err := trs.Values()
-				if err != nil {
-					trs.Close()
-					return v, false, err
-				}
-				h := rowHash(p.types, vals)
-				got[canon(p.types[0], vals[0])] = h
-				gotSum += h
-			}
-			trs.Close()
-			if err := trs.Err(); err != nil {
-				return v, false, err
-			}
-		}
-		if gotSum != sum || len(got) != len(want) {
-			drilled++
-			for k, h := range want {
-				g, ok := got[k]
-				switch {
-				case !ok:
-					v.IssuesFound++
-					samples = appendSample(samples, "key "+legacy[k]+": missing in target")
-				case g != h:
-					v.IssuesFound++
-					samples = appendSample(samples, "key "+legacy[k]+": content differs")
-				}
-			}
-		}
-		if len(rows) < q.Limit {
-			break
-		}
-		q.After = rows[len(rows)-1][0]
-		if s, ok := q.After.(string); ok && p.keyInt {
-			q.After, _ = source.KeyValue(s, true)
+		missing, changed, broken = missing+int64(len(c.missing)), changed+int64(len(c.changed)), broken+int64(len(c.broken))
+		total.add(c, maxListedKeys)
+	}
+	var inTarget int64
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.target).Scan(&inTarget); err != nil {
+		return v, false, err
+	}
+	extra := max(inTarget-total.matched, 0)
+	var extraKeys []string
+	if extra > 0 {
+		if extraKeys, err = e.extraRows(ctx, p, errored, maxListedKeys); err != nil {
+			return v, false, err
 		}
 	}
-	v.IssueDetails = mustJSON(map[string]any{"key_ranges": ranges, "ranges_drilled": drilled, "samples": samples,
-		"skipped_quarantined_keys": len(errored)})
+	v.RecordsValidated = total.validated + extra
+	v.IssuesFound = missing + changed + broken + extra
+	listed := func(n int64, keys []string) map[string]any {
+		return map[string]any{"count": n, "keys": orEmptyList(keys)}
+	}
+	different := listed(changed, total.changed)
+	different["columns"] = total.columns
+	v.IssueDetails = mustJSON(map[string]any{"missing": listed(missing, total.missing), "extra": listed(extra, extraKeys),
+		"different": different, "untransformable": listed(broken, total.broken), "samples": total.samples,
+		"target_rows": inTarget, "skipped_quarantined_keys": len(errored)})
 	return v, true, nil
+}
+
+// readAhead reads the entity's source rows (as the row filter selects them) page after page
+// in key order, one page ahead of the caller: the content check compares a page with the
+// target while the next one is read. A page with err is the last; stop ends the reading.
+func (e *Engine) readAhead(ctx context.Context, p *entityPlan) (pages <-chan page, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan page, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		q := p.query()
+		q.Limit = p.ent.BatchSize
+		for {
+			rows, err := p.src.Read(ctx, q)
+			if err == nil && len(rows) == 0 {
+				return
+			}
+			select {
+			case ch <- page{rows: rows, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(rows) < q.Limit {
+				return
+			}
+			q.After = p.nextAfter(rows[len(rows)-1])
+		}
+	}()
+	return ch, func() { cancel(); <-done }
+}
+
+func orEmptyList(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// extraRows lists (at most n) target rows no source row accounts for: their legacy key is not
+// in the source (under the row filter) or is quarantined, or (UUID keys) no mapping of this
+// migration placed them.
+func (e *Engine) extraRows(ctx context.Context, p *entityPlan, errored map[string]bool, n int) ([]string, error) {
+	key := spec.QuoteIdent(p.ent.Key.Target)
+	q, args := fmt.Sprintf(`SELECT t.%s::text, t.%s::text FROM %s t`, key, key, p.target), []any(nil)
+	if p.ent.Key.Mode == spec.KeyModeUUID {
+		q = fmt.Sprintf(`SELECT t.%s::text, m.source_id FROM %s t LEFT JOIN migration_mappings m
+			ON m.migration_id = $1 AND m.source_table = $2 AND m.destination_id = t.%s`, key, p.target, key)
+		args = []any{e.opt.MigrationID, p.ent.SourceTable}
+	}
+	rows, err := e.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("target rows of %s: %w", p.ent.Name, err)
+	}
+	defer rows.Close()
+	var out []string
+	type cand struct{ id, legacy string }
+	var batch []cand
+	flush := func() error {
+		var in []any
+		for _, c := range batch {
+			if c.legacy == "" || errored[c.legacy] {
+				continue
+			}
+			if v, err := p.keyArg(c.legacy); err == nil {
+				in = append(in, v)
+			}
+		}
+		present := map[string]bool{}
+		if len(in) > 0 {
+			sq := p.query()
+			sq.Columns, sq.In = p.readCols[:p.nkey], in
+			srcRows, err := p.src.Read(ctx, sq)
+			if err != nil {
+				return err
+			}
+			for _, r := range srcRows {
+				k, _ := p.rowKey(r)
+				present[k] = true
+			}
+		}
+		for _, c := range batch {
+			switch {
+			case len(out) >= n:
+			case c.legacy == "":
+				out = append(out, "row "+c.id+" (not placed by this migration)")
+			case !present[c.legacy] || errored[c.legacy]:
+				out = append(out, c.legacy)
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for rows.Next() && len(out) < n {
+		var id string
+		var legacy *string
+		if err := rows.Scan(&id, &legacy); err != nil {
+			return nil, err
+		}
+		c := cand{id: id}
+		if legacy != nil {
+			c.legacy = *legacy
+		}
+		if batch = append(batch, c); len(batch) == 500 {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func appendSample(s []string, x string) []string {
@@ -222,9 +302,10 @@ func appendSample(s []string, x string) []string {
 }
 
 // erroredKeys are the legacy keys with unresolved errors (not expected in the target).
-func (e *Engine) erroredKeys(ctx context.Context, p *entityPlan) (map[string]bool, error) {
+func (e *Engine) erroredKeys(ctx context.Context, p *entityPlan, codes ...string) (map[string]bool, error) {
 	rows, err := e.pool.Query(ctx, `SELECT DISTINCT source_record_id FROM migration_errors
-		WHERE entity_status_id = $1 AND NOT is_resolved AND source_record_id IS NOT NULL`, p.statusID)
+		WHERE entity_status_id = $1 AND NOT is_resolved AND source_record_id IS NOT NULL
+		AND (coalesce(cardinality($2::text[]), 0) = 0 OR error_code = ANY($2))`, p.statusID, codes)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +373,15 @@ func (e *Engine) checkRules(ctx context.Context, p *entityPlan) (store.Validatio
 		}
 		v.RecordsValidated = max(v.RecordsValidated, n)
 		criteria = append(criteria, r.Label())
-		details[r.Label()] = map[string]any{"violations": bad, "severity": orDefault(r.Severity, "error")}
+		d := map[string]any{"violations": bad, "severity": orDefault(r.Severity, "error")}
+		if bad > 0 {
+			keys, err := e.violatingKeys(ctx, p, viol, maxListedKeys)
+			if err != nil {
+				return v, false, fmt.Errorf("rule %s: %w", r.Label(), err)
+			}
+			d["keys"] = keys
+		}
+		details[r.Label()] = d
 		if r.Severity == "warning" {
 			warns += bad
 		} else {
@@ -313,6 +402,47 @@ func (e *Engine) checkRules(ctx context.Context, p *entityPlan) (store.Validatio
 	return v, true, nil
 }
 
+// violatingKeys are the legacy keys of (at most n) target rows matching the predicate viol.
+func (e *Engine) violatingKeys(ctx context.Context, p *entityPlan, viol string, n int) ([]string, error) {
+	key := spec.QuoteIdent(p.ent.Key.Target)
+	rows, err := e.pool.Query(ctx, fmt.Sprintf(`SELECT %s::text FROM %s WHERE %s ORDER BY 1 LIMIT %d`, key, p.target, viol, n))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || p.ent.Key.Mode != spec.KeyModeUUID || len(ids) == 0 {
+		return ids, err
+	}
+	// A UUID key names no row an operator knows: its mapping gives the legacy key.
+	rows, err = e.pool.Query(ctx, `SELECT destination_id::text, source_id FROM migration_mappings
+		WHERE migration_id = $1 AND source_table = $2 AND destination_id = ANY($3::uuid[])`, e.opt.MigrationID, p.ent.SourceTable, ids)
+	if err != nil {
+		return nil, err
+	}
+	legacy := map[string]string{}
+	for rows.Next() {
+		var id, k string
+		if err := rows.Scan(&id, &k); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		legacy[id] = k
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = legacy[id]
+		if out[i] == "" {
+			out[i] = "row " + id + " (not placed by this migration)"
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 func orDefault(s, d string) string {
 	if s == "" {
 		return d
@@ -320,10 +450,14 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// Passed reports whether results allow completing: no failure, and warnings only if allowed.
+// Passed reports whether results allow completing: no failure, and warnings only if allowed
+// (a performance warning is a measurement and never stops a migration).
 func Passed(vs []store.ValidationResult, allowWarnings bool) bool {
 	for _, v := range vs {
-		if v.Status == model.ValidationFailed || (v.Status == model.ValidationWarning && !allowWarnings) {
+		if v.ValidationType == model.ValidationPerformance {
+			continue
+		}
+		if v.Status == model.ValidationFailed || (v.Status == model.ValidationWarning && !allowWarnings && !quarantineAllowed(v)) {
 			return false
 		}
 	}

@@ -1,5 +1,5 @@
 // Package emailjob is the job-level bookkeeping of the email workflows: it registers a job and
-// its mailboxes from a spec, hands mailboxes to the workflows page by page, and mirrors the
+// its mailboxes from a spec, hands mailboxes to the workflows page by page, and records the
 // job's phase, gate, approval and DNS cutover into migration_jobs (and the gate checks into
 // migration_gate_checks) so a ticket desk can read PostgreSQL alone. The IMAP work itself is
 // activities/mail's.
@@ -15,26 +15,33 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
-	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/heartbeat"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/workflows/email/gate"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
-// ErrTypeBadSpec is the non-retryable error type of a spec that cannot be registered; it is the
-// engine's spelling, so workflows classify both alike.
-const ErrTypeBadSpec = mail.ErrTypeBadSpec
-
-// Activities is registered on the worker; method names are the activity type names.
+// Activities is registered on the worker (RegisterActivities); method names are the activity
+// type names, but for RecordEmailJob's.
 type Activities struct {
 	DB     *store.DB
 	Logger *slog.Logger
-	// OnMirrored, when set, runs after each state write, a retried one included (activities/report:
+	// OnRecorded, when set, runs after each state write, a retried one included (activities/report:
 	// the phase timeline and metrics, and the report at verified and closed; idempotent, best effort).
-	OnMirrored func(ctx context.Context, s store.JobState)
+	OnRecorded func(ctx context.Context, s store.JobState)
+	// Purge, when set, deletes a refused run and starts its redacted replacement
+	// (PurgeRefusedStart); the worker gives it its Temporal client.
+	Purge func(ctx context.Context, r RefusedStart) error
+}
+
+// RegisterActivities registers a's activities on r, RecordEmailJob under the type name recorded
+// histories carry (emailapi.RecordJobActivity), the name the workflow schedules.
+func RegisterActivities(r worker.ActivityRegistry, a *Activities) {
+	r.RegisterActivityWithOptions(a, activity.RegisterOptions{})
+	r.RegisterActivityWithOptions(a.RecordEmailJob, activity.RegisterOptions{Name: emailapi.RecordJobActivity})
 }
 
 func (a *Activities) logger() *slog.Logger {
@@ -44,77 +51,96 @@ func (a *Activities) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Registration is what RegisterEmailJob found and did.
-type Registration struct {
-	JobID     int64
-	Mailboxes int
-	Created   bool // the job row is new
-	// Existing is the job's recorded state when the row already existed and had progressed past
-	// discovered: a job restarted after an abort resumes from it instead of starting over (and
-	// never mirrors again if DNS was already cut over).
-	Existing *store.JobProgress
-}
-
 // registerBatch bounds one round trip of mailbox upserts.
 const registerBatch = 500
 
 // RegisterEmailJob creates (or finds) the job row and upserts the spec's mailboxes with their
 // spec entries, in one transaction. Re-running it with the same spec changes nothing.
-func (a *Activities) RegisterEmailJob(ctx context.Context, spec jobspec.Spec) (Registration, error) {
+func (a *Activities) RegisterEmailJob(ctx context.Context, spec jobspec.Spec) (emailapi.Registration, error) {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
-		return Registration{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSpec, nil)
+		return emailapi.Registration{}, temporal.NewNonRetryableApplicationError(err.Error(), emailapi.ErrTypeBadSpec, nil)
 	}
 	if spec.JobID <= 0 {
-		return Registration{}, temporal.NewNonRetryableApplicationError("job spec has no job_id", ErrTypeBadSpec, nil)
+		return emailapi.Registration{}, temporal.NewNonRetryableApplicationError("job spec has no job_id", emailapi.ErrTypeBadSpec, nil)
 	}
-	reg := Registration{JobID: spec.JobID}
+	var reg emailapi.Registration
 	err := a.DB.InTx(ctx, func(st *store.Store) error {
-		job, created, err := st.EnsureJob(ctx, jobRow(spec))
-		if err != nil {
-			return err
-		}
-		reg.Created = created
-		if !created && job.Phase != model.PhaseDiscovered {
-			p, err := st.GetJobProgress(ctx, spec.JobID)
-			if err != nil {
-				return err
-			}
-			reg.Existing = &p
-		}
-		rows, err := MailboxRows(spec)
-		if err != nil {
-			return err
-		}
-		for len(rows) > 0 {
-			n := min(len(rows), registerBatch)
-			if err := st.UpsertMailboxesWithSpec(ctx, spec.JobID, rows[:n]); err != nil {
-				return err
-			}
-			rows = rows[n:]
-			heartbeat.Record(ctx, n)
-		}
-		counts, err := st.CountMailboxesByStatus(ctx, spec.JobID)
-		if err != nil {
-			return err
-		}
-		for _, n := range counts {
-			reg.Mailboxes += int(n)
-		}
-		return nil
+		var err error
+		reg, err = RegisterTx(ctx, st, spec)
+		return err
 	})
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return emailapi.Registration{}, err
+	}
 	if errors.Is(err, store.ErrJobMismatch) {
-		return Registration{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSpec, nil)
+		return emailapi.Registration{}, temporal.NewNonRetryableApplicationError(err.Error(), emailapi.ErrTypeBadSpec, nil)
 	}
 	if err != nil {
-		return Registration{}, fmt.Errorf("register email job %d: %w", spec.JobID, err)
+		return emailapi.Registration{}, fmt.Errorf("register email job %d: %w", spec.JobID, err)
 	}
 	if reg.Mailboxes == 0 {
-		return Registration{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("job %d has no mailboxes registered", spec.JobID), ErrTypeBadSpec, nil)
+		return emailapi.Registration{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("job %d has no mailboxes registered", spec.JobID), emailapi.ErrTypeBadSpec, nil)
 	}
 	a.logger().InfoContext(ctx, "email job registered", "job_id", spec.JobID, "domain", spec.Domain,
 		"mailboxes", reg.Mailboxes, "created", reg.Created)
+	return reg, nil
+}
+
+// RegisterTx is RegisterEmailJob's work inside a transaction the caller owns (a CSV import
+// stores the mailboxes' secrets in the same one): the job row, the account check, the
+// mailboxes upserted with their spec entries. spec has its defaults and is valid.
+func RegisterTx(ctx context.Context, st *store.Store, spec jobspec.Spec) (emailapi.Registration, error) {
+	reg := emailapi.Registration{JobID: spec.JobID}
+	job, created, err := st.EnsureJob(ctx, jobRow(spec))
+	if err != nil {
+		return reg, err
+	}
+	reg.Created = created
+	if !created && job.Phase != model.PhaseDiscovered {
+		p, err := st.GetJobProgress(ctx, spec.JobID)
+		if err != nil {
+			return reg, err
+		}
+		reg.Existing = jobProgress(p)
+	}
+	if err := checkAccounts(ctx, st, spec); err != nil {
+		return reg, err
+	}
+	rows, err := MailboxRows(spec)
+	if err != nil {
+		return reg, err
+	}
+	if !created && len(spec.Mailboxes) > 0 {
+		if reg.Removed, err = leftOut(ctx, st, spec); err != nil {
+			return reg, err
+		}
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), registerBatch)
+		if err := st.UpsertMailboxesWithSpec(ctx, spec.JobID, rows[:n]); err != nil {
+			return reg, err
+		}
+		rows = rows[n:]
+		heartbeat.Record(ctx, n)
+	}
+	skips, err := st.ListSkips(ctx, spec.JobID)
+	if err != nil {
+		return reg, err
+	}
+	for _, sk := range skips {
+		reg.Skipped = append(reg.Skipped, emailapi.MailboxSkip(sk))
+	}
+	counts, err := st.CountMailboxesByStatus(ctx, spec.JobID)
+	if err != nil {
+		return reg, err
+	}
+	for _, n := range counts {
+		reg.Mailboxes += int(n)
+	}
 	return reg, nil
 }
 
@@ -136,9 +162,9 @@ func MailboxRows(spec jobspec.Spec) ([]store.MailboxWithSpec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mailbox %s spec: %w", m.Email, err)
 		}
-		ms := spec.MailboxSpec(spec.JobID, 0, m)
+		src, _ := spec.Logins(m)
 		out = append(out, store.MailboxWithSpec{Spec: b, Mailbox: store.Mailbox{
-			Email: m.Email, SourceType: m.SourceType, SourceHost: ms.Source.Addr, SourceUser: ms.Source.User,
+			Email: m.Email, SourceType: m.SourceType, SourceHost: src.Addr, SourceUser: src.User,
 			CredentialsRef: m.CredentialsRef, PSTPath: m.SourcePath, FolderMap: m.FolderMap,
 		}})
 	}
@@ -156,24 +182,18 @@ func Register(ctx context.Context, db *store.DB, spec jobspec.Spec) (int, error)
 	return reg.Mailboxes, nil
 }
 
-// LoadRequest asks for one page of a job's mailboxes.
-type LoadRequest struct {
-	Spec    jobspec.Spec // job-level settings (endpoints); its Mailboxes are ignored
-	AfterID int64        // last migration_mailboxes.id of the previous page
-	Limit   int
-}
-
 // LoadEmailMailboxes returns the next page of a job's mailboxes as the engine's MailboxSpecs.
-func (a *Activities) LoadEmailMailboxes(ctx context.Context, req LoadRequest) ([]mail.MailboxSpec, error) {
+func (a *Activities) LoadEmailMailboxes(ctx context.Context, req emailapi.LoadRequest) ([]emailapi.MailboxSpec, error) {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	if req.Limit <= 0 || req.Limit > 1000 {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("page size %d: want 1..1000", req.Limit), ErrTypeBadSpec, nil)
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("page size %d: want 1..1000", req.Limit), emailapi.ErrTypeBadSpec, nil)
 	}
 	spec := req.Spec.WithDefaults()
 	rows, err := a.DB.ListMailboxesWithSpec(ctx, spec.JobID, req.AfterID, req.Limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]mail.MailboxSpec, 0, len(rows))
+	out := make([]emailapi.MailboxSpec, 0, len(rows))
 	for _, r := range rows {
 		m := jobspec.Mailbox{Email: r.Email, SourceType: r.SourceType, User: r.SourceUser,
 			CredentialsRef: r.CredentialsRef, SourcePath: r.PSTPath, FolderMap: r.FolderMap}
@@ -181,24 +201,18 @@ func (a *Activities) LoadEmailMailboxes(ctx context.Context, req LoadRequest) ([
 			m = jobspec.Mailbox{}
 			if err := json.Unmarshal(r.Spec, &m); err != nil {
 				return nil, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("mailbox %d (%s) spec_json: %v", r.ID, r.Email, err), ErrTypeBadSpec, nil)
+					fmt.Sprintf("mailbox %d (%s) spec_json: %v", r.ID, r.Email, err), emailapi.ErrTypeBadSpec, nil)
 			}
 		}
-		out = append(out, spec.MailboxSpec(spec.JobID, r.ID, m))
+		out = append(out, MailboxSpec(spec, spec.JobID, r.ID, m))
 	}
 	return out, nil
 }
 
-// Mirror is one write of the job's state.
-type Mirror struct {
-	State  store.JobState
-	Checks []gate.Check // a new gate evaluation to append; nil = none
-	Notes  []string     // lines appended to migration_jobs.notes (approval note, abort reason, ...)
-}
-
-// MirrorEmailJob writes the job's state and appends a new gate evaluation in one transaction.
+// RecordEmailJob writes the job's state and appends a new gate evaluation in one transaction.
 // A retry of a write that already committed changes nothing (keyed by the activity).
-func (a *Activities) MirrorEmailJob(ctx context.Context, m Mirror) error {
+func (a *Activities) RecordEmailJob(ctx context.Context, m emailapi.JobRecord) error {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	key := ""
 	if activity.IsActivity(ctx) {
 		info := activity.GetInfo(ctx)
@@ -213,37 +227,43 @@ func (a *Activities) MirrorEmailJob(ctx context.Context, m Mirror) error {
 	}
 	now := time.Now()
 	err := a.DB.InTx(ctx, func(st *store.Store) error {
-		applied, err := st.MirrorJobState(ctx, m.State, key, note)
-		if err != nil || !applied || len(m.Checks) == 0 {
+		applied, err := st.RecordJobState(ctx, store.JobState(m.State), key, note)
+		if err != nil || !applied {
 			return err
 		}
-		rows := make([]store.GateCheck, len(m.Checks))
-		for i, c := range m.Checks {
-			rows[i] = store.GateCheck{CheckID: c.ID, Status: c.Status, Message: c.Message, CheckedAt: now}
+		if err := a.applyMailboxOps(ctx, st, m.State.ID, m.Mailboxes); err != nil {
+			return err
 		}
-		return st.RecordGateChecks(ctx, m.State.ID, rows)
+		if len(m.Checks) == 0 {
+			return nil
+		}
+		return st.RecordGateChecks(ctx, m.State.ID, checkRows(m.Checks, now))
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "JobNotFound", nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), emailapi.ErrTypeJobNotFound, nil)
 	}
-	if err == nil && a.OnMirrored != nil {
-		a.OnMirrored(ctx, m.State)
+	if err == nil && a.OnRecorded != nil {
+		a.OnRecorded(ctx, store.JobState(m.State))
 	}
 	return err
-}
-
-// MailboxMark records a mailbox failure the engine may not have recorded.
-type MailboxMark struct {
-	MailboxID int64
-	Status    model.MailboxStatus
-	LastError string
 }
 
 // MarkEmailMailbox sets a mailbox's status and last error.
-func (a *Activities) MarkEmailMailbox(ctx context.Context, m MailboxMark) error {
+func (a *Activities) MarkEmailMailbox(ctx context.Context, m emailapi.MailboxMark) error {
+	defer heartbeat.KeepAlive(ctx, nil)()
 	err := a.DB.SetMailboxStatus(ctx, m.MailboxID, m.Status, m.LastError)
 	if errors.Is(err, store.ErrNotFound) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "MailboxNotFound", nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), emailapi.ErrTypeMailboxNotFound, nil)
 	}
 	return err
+}
+
+// jobProgress maps the job row read on a restart to the contract the workflow resumes from.
+func jobProgress(p store.JobProgress) *emailapi.JobProgress {
+	return &emailapi.JobProgress{ID: p.ID, TenantID: p.TenantID, TicketID: p.TicketID, Domain: p.Domain,
+		Phase: p.Phase, Gate: p.Gate, SourceServerLabel: p.SourceServerLabel, DestIMAPHost: p.DestIMAPHost,
+		Notes: p.Notes, ApprovedBy: p.ApprovedBy, ApprovedAt: p.ApprovedAt, DNSCutoverAt: p.DNSCutoverAt,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, FailedPhase: p.FailedPhase, LastError: p.LastError,
+		CutoverPlannedAt: p.CutoverPlannedAt, SyncPercent: p.SyncPercent,
+		PredictedFinalSyncSeconds: p.PredictedFinalSyncSeconds}
 }

@@ -10,20 +10,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/cutover/cutover/activities/mail/imapx"
-	"github.com/cutover/cutover/activities/mail/sources"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/heartbeat"
 	"github.com/cutover/cutover/internal/model"
-)
-
-// Retryable error types beside ErrTypeConnect and ErrTypeThrottled.
-const (
-	ErrTypeTLS      = "TLSFailed" // certificate or handshake: permanent until the endpoint is fixed
-	ErrTypeInternal = "Internal"  // our side (database, unexpected answer): retried
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // throttleDelay is how long a throttled pass waits before its retry when the server gave no hint.
@@ -64,43 +57,6 @@ func (a *Activities) credentials(ctx context.Context, ref string) (imapx.Credent
 	return cred, nil
 }
 
-// appError classifies an engine error for Temporal: the contract's non-retryable types for
-// what retrying cannot fix, typed retryable errors for the rest.
-func appError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var (
-		se *SpecError
-		ce *CredentialsError
-		ae *temporal.ApplicationError
-	)
-	switch {
-	case errors.As(err, &ae):
-		return err
-	case errors.As(err, &se):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadSpec, err)
-	case errors.As(err, &ce):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCredentialsUnavailable, err)
-	case isSourceError(err): // sourceopen.go: a malformed pst/mbox/eml/tgz/zimbra file
-		return temporal.NewNonRetryableApplicationError(err.Error(), sources.ErrTypeBadSource, err)
-	case errors.Is(err, ErrMirrorAfterCutover):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMirrorAfterCutover, err)
-	}
-	switch imapx.ClassOf(err) {
-	case imapx.ClassAuth:
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeAuthFailed, err)
-	case imapx.ClassTLS:
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTLS, err)
-	case imapx.ClassConnect:
-		return temporal.NewApplicationError(err.Error(), ErrTypeConnect, err)
-	case imapx.ClassThrottled:
-		return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeThrottled,
-			temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: retryDelay(err)}) // throttle.go: the server's hint
-	}
-	return temporal.NewApplicationError(err.Error(), ErrTypeInternal, err)
-}
-
 // runKey is the idempotency key of this activity's run row: retries of one activity share it.
 func runKey(ctx context.Context, kind string) *string {
 	if !activity.IsActivity(ctx) {
@@ -124,7 +80,7 @@ var errPassLockLost = errors.New("the mailbox's pass lock was lost with its data
 // not timed out itself, until the earlier attempt has stopped and closed its connections; its
 // reconcile then settles what that attempt left pending. The returned context ends if the lock
 // is lost, and release lets it go.
-func (a *Activities) lockPass(ctx context.Context, mailboxID int64, details Progress) (context.Context, func(), error) {
+func (a *Activities) lockPass(ctx context.Context, mailboxID int64, details emailapi.Progress) (context.Context, func(), error) {
 	if a.DB == nil {
 		return ctx, func() {}, nil
 	}
@@ -150,7 +106,7 @@ func (a *Activities) lockPass(ctx context.Context, mailboxID int64, details Prog
 }
 
 // startRun records (or, on a retry, re-opens) the run row.
-func (a *Activities) startRun(ctx context.Context, spec MailboxSpec, rt model.RunType, tool model.Tool, by, kind string) (int64, error) {
+func (a *Activities) startRun(ctx context.Context, spec emailapi.MailboxSpec, rt model.RunType, tool model.Tool, by, kind string) (int64, error) {
 	if a.DB == nil {
 		return 0, nil
 	}
@@ -163,9 +119,13 @@ func (a *Activities) startRun(ctx context.Context, spec MailboxSpec, rt model.Ru
 	return r.ID, nil
 }
 
-func (a *Activities) finishRun(ctx context.Context, id int64, status model.RunStatus, stats any) {
+func (a *Activities) finishRun(ctx context.Context, id int64, status model.RunStatus, stats any, l *runLog) {
 	if a.DB == nil || id == 0 {
 		return
+	}
+	logPath, err := l.write(a.LogDir, id, status)
+	if err != nil {
+		a.logger().Warn("write run log", "run_id", id, "dir", a.LogDir, "err", err)
 	}
 	b, err := json.Marshal(stats)
 	if err != nil {
@@ -175,7 +135,7 @@ func (a *Activities) finishRun(ctx context.Context, id int64, status model.RunSt
 	if status == model.RunFailed {
 		code = 1
 	}
-	if err := a.DB.FinishRun(context.WithoutCancel(ctx), id, status, &code, b, ""); err != nil {
+	if err := a.DB.FinishRun(context.WithoutCancel(ctx), id, status, &code, b, logPath); err != nil {
 		a.logger().Error("record run outcome", "run_id", id, "err", err)
 	}
 }
@@ -199,29 +159,33 @@ func (a *Activities) setMailbox(ctx context.Context, id int64, f func(*store.Mai
 	}
 }
 
-func (a *Activities) preflightMailbox(ctx context.Context, spec MailboxSpec) (PreflightReport, error) {
+func (a *Activities) preflightMailbox(ctx context.Context, spec emailapi.MailboxSpec) (emailapi.PreflightReport, error) {
 	runID, err := a.startRun(ctx, spec, model.RunPreflight, model.ToolIMAPSync, "worker", "preflight")
 	if err != nil {
-		return PreflightReport{}, appError(err)
+		return emailapi.PreflightReport{}, a.fail(ctx, spec, err)
 	}
-	stop := heartbeat.KeepAlive(ctx, Progress{RunID: runID})
+	l := newRunLog(spec, "preflight")
+	stop := heartbeat.KeepAlive(ctx, emailapi.Progress{RunID: runID})
 	rep, err := a.engine().Preflight(ctx, spec, runID)
 	stop()
 	rep.RunID = runID
 	if err != nil {
 		observeFailure(err)
-		a.finishRun(ctx, runID, model.RunFailed, map[string]any{"error": err.Error(), "error_class": errorClass(err)})
-		a.setMailbox(ctx, spec.MailboxID, func(p *store.MailboxProgress) { p.Status, p.LastError = model.MailboxError, err.Error() })
-		return rep, appError(err)
+		l.failed(err)
+		a.finishRun(ctx, runID, model.RunFailed, map[string]any{"error": err.Error(), "error_class": errorClass(err)}, l)
+		out := a.fail(ctx, spec, err)
+		a.setMailbox(ctx, spec.MailboxID, func(p *store.MailboxProgress) { p.Status, p.LastError = model.MailboxError, messageOf(out) })
+		return rep, out
 	}
 	var msgs, bytes int64
 	for _, f := range rep.Folders {
 		msgs += f.SourceMessages
 		bytes += f.SourceBytes
 	}
+	l.preflight(rep)
 	a.finishRun(ctx, runID, model.RunSuccess, map[string]any{"folders": len(rep.Folders), "messages_source": msgs,
 		"bytes_source": bytes, "dest_quota_used": rep.DestQuotaUsed, "dest_quota_limit": rep.DestQuotaLimit,
-		"append_limit": rep.AppendLimit, "warnings": rep.Warnings})
+		"append_limit": rep.AppendLimit, "warnings": rep.Warnings}, l)
 	a.setMailbox(ctx, spec.MailboxID, func(p *store.MailboxProgress) {
 		p.MessagesSource, p.BytesSource = msgs, bytes
 		if p.Status == model.MailboxError {
@@ -231,7 +195,7 @@ func (a *Activities) preflightMailbox(ctx context.Context, spec MailboxSpec) (Pr
 	return rep, nil
 }
 
-func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStats, error) {
+func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) (emailapi.PassStats, error) {
 	if req.RunType == "" {
 		req.RunType = model.RunDelta
 	}
@@ -240,81 +204,110 @@ func (a *Activities) syncMailbox(ctx context.Context, req PassRequest) (PassStat
 		by = "worker"
 	}
 	rt, tool := passRunKind(req.Spec, req.RunType) // sourceopen.go: pst_upload, tgz_import, imap-upload, doveadm...
+	passStart := time.Now()
 	runID, err := a.startRun(ctx, req.Spec, rt, tool, by, "sync")
 	if err != nil {
-		return PassStats{}, appError(err)
+		return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 	}
-	var resume *Progress
+	var resume *emailapi.Progress
 	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
-		var p Progress
+		var p emailapi.Progress
 		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && p.RunID == runID {
 			resume = &p
 			a.logger().Info("resuming pass from heartbeat", "mailbox_id", req.Spec.MailboxID, "run_id", runID,
 				"transferred", p.Counters.Transferred, "folders_done", len(p.Done), "folder", p.Folder, "last_uid", p.LastUID)
 		}
 	}
-	dry := req.Mode == ModeDryRun
+	dry := req.Mode == model.ModeDryRun
 	if !dry {
-		details := Progress{RunID: runID}
+		details := emailapi.Progress{RunID: runID}
 		if resume != nil {
 			details = *resume
 		}
 		var release func()
 		if ctx, release, err = a.lockPass(ctx, req.Spec.MailboxID, details); err != nil {
-			return PassStats{}, appError(err)
+			return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 		}
 		defer release()
-		a.setMailbox(ctx, req.Spec.MailboxID, func(p *store.MailboxProgress) { p.Status = model.MailboxSyncing })
+		if a.DB != nil {
+			if err := a.DB.SetMailboxSyncing(context.WithoutCancel(ctx), req.Spec.MailboxID); err != nil {
+				a.logger().Error("update mailbox", "mailbox_id", req.Spec.MailboxID, "err", err)
+			}
+		}
 	}
-	heartbeat.Record(ctx, Progress{RunID: runID})
+	// Until the pass reports progress, a retry still resumes where the previous attempt got.
+	initial := emailapi.Progress{RunID: runID}
+	if resume != nil {
+		initial = *resume
+	}
+	beat := heartbeat.Start(ctx, initial)
+	beat.Set(initial)
+	report := a.passReporter(ctx, req)
 	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
-		OnProgress: func(p Progress) { heartbeat.Record(ctx, p) }})
+		OnProgress: func(p emailapi.Progress) { beat.Set(p); report(p.Counters.Transferred, false) }})
+	beat.Stop()
 	stats.RunID = runID
 	if err != nil && errors.Is(context.Cause(ctx), errPassLockLost) {
 		err = fmt.Errorf("%w: %w", errPassLockLost, err) // say why the pass was cut short
 	}
 	observePass(req.RunType, resume, stats, err)
 	if err != nil {
-		a.finishRun(ctx, runID, model.RunFailed, stats.json(err))
+		l := newRunLog(req.Spec, passKind(req))
+		l.start = passStart
+		l.pass(stats)
+		l.failed(err)
+		a.finishRun(ctx, runID, model.RunFailed, statsJSON(stats, err), l)
+		out := a.fail(ctx, req.Spec, err)
 		if !dry {
-			a.setMailbox(ctx, req.Spec.MailboxID, func(p *store.MailboxProgress) { p.Status, p.LastError = model.MailboxError, err.Error() })
+			a.setMailbox(ctx, req.Spec.MailboxID, func(p *store.MailboxProgress) { p.Status, p.LastError = model.MailboxError, messageOf(out) })
 		}
-		return stats, appError(err)
+		return stats, out
 	}
 	a.logger().Info("pass finished", "mailbox_id", req.Spec.MailboxID, "run_id", runID, "mode", stats.Mode,
 		"found", stats.Found, "transferred", stats.Transferred, "pending", stats.Pending, "quarantined", stats.Quarantined,
 		"msgs_per_sec", stats.MsgsPerSec, "duration", stats.Duration)
-	a.logger().Debug("pass statistics\n" + stats.Summary())
+	a.logger().Debug("pass statistics\n" + Summary(stats))
 	status := model.RunSuccess
 	if stats.Pending > 0 {
 		status = model.RunPartial
 	}
-	a.finishRun(ctx, runID, status, stats.json(nil))
-	if !dry {
-		a.setMailbox(ctx, req.Spec.MailboxID, func(p *store.MailboxProgress) {
-			p.MessagesSource, p.BytesSource, p.MessagesDest, p.BytesDest = 0, 0, 0, 0
-			for _, f := range stats.Folders {
-				p.MessagesSource += f.SourceMessages
-				p.BytesSource += f.SourceBytes
-				p.MessagesDest += f.DestMessages
-				p.BytesDest += f.DestBytes
-			}
-			switch {
-			case stats.Pending > 0:
-				p.Status = model.MailboxError
-				p.LastError = fmt.Sprintf("%d message(s) not copied (%s)", stats.Pending, strings.Join(stats.folderErrors(), "; "))
-			case stats.Quarantined > 0:
-				p.Status, p.LastError = model.MailboxQuarantine, fmt.Sprintf("%d message(s) quarantined", stats.Quarantined)
-			default:
-				p.Status, p.LastError = model.MailboxOK, ""
-			}
-		})
+	l := newRunLog(req.Spec, passKind(req))
+	l.start = passStart
+	l.pass(stats)
+	a.finishRun(ctx, runID, status, statsJSON(stats, nil), l)
+	report(stats.Transferred, true)
+	if !dry && a.DB != nil {
+		// Every field of the projection comes from the pass: no need to read the row first.
+		if err := a.DB.SetMailboxProgress(context.WithoutCancel(ctx), req.Spec.MailboxID, passProgress(stats)); err != nil {
+			a.logger().Error("update mailbox", "mailbox_id", req.Spec.MailboxID, "err", err)
+		}
 	}
 	return stats, nil
 }
 
+// passProgress is the mailbox's projection after a pass that ran to its end.
+func passProgress(stats emailapi.PassStats) store.MailboxProgress {
+	var p store.MailboxProgress
+	for _, f := range stats.Folders {
+		p.MessagesSource += f.SourceMessages
+		p.BytesSource += f.SourceBytes
+		p.MessagesDest += f.DestMessages
+		p.BytesDest += f.DestBytes
+	}
+	switch {
+	case stats.Pending > 0:
+		p.Status = model.MailboxError
+		p.LastError = fmt.Sprintf("%d message(s) not copied (%s)", stats.Pending, strings.Join(folderErrors(stats), "; "))
+	case stats.Quarantined > 0:
+		p.Status, p.LastError = model.MailboxQuarantine, fmt.Sprintf("%d message(s) quarantined", stats.Quarantined)
+	default:
+		p.Status, p.LastError = model.MailboxOK, ""
+	}
+	return p
+}
+
 // folderErrors lists error classes of the pass that are not per-message refusals.
-func (s PassStats) folderErrors() []string {
+func folderErrors(s emailapi.PassStats) []string {
 	var out []string
 	for class, n := range s.ErrorsByClass {
 		switch class {
@@ -327,8 +320,16 @@ func (s PassStats) folderErrors() []string {
 	return out
 }
 
-// json renders the stats as migration_runs.stats_json (seed keys transferred, errors, folders).
-func (s PassStats) json(err error) map[string]any {
+// passKind names a pass in its log's file name: its run type, or dry-run.
+func passKind(req emailapi.PassRequest) string {
+	if req.Mode == model.ModeDryRun {
+		return "dry-run"
+	}
+	return string(req.RunType)
+}
+
+// statsJSON renders the stats as migration_runs.stats_json (seed keys transferred, errors, folders).
+func statsJSON(s emailapi.PassStats, err error) map[string]any {
 	var errs int64
 	for _, n := range s.ErrorsByClass {
 		errs += n
@@ -347,26 +348,29 @@ func (s PassStats) json(err error) map[string]any {
 	return m
 }
 
-func (a *Activities) verifyMailbox(ctx context.Context, spec MailboxSpec) (VerifyReport, error) {
+func (a *Activities) verifyMailbox(ctx context.Context, spec emailapi.MailboxSpec) (emailapi.VerifyReport, error) {
 	runID, err := a.startRun(ctx, spec, model.RunVerify, model.ToolVerify, "worker", "verify")
 	if err != nil {
-		return VerifyReport{}, appError(err)
+		return emailapi.VerifyReport{}, a.fail(ctx, spec, err)
 	}
-	heartbeat.Record(ctx, Progress{RunID: runID})
-	stop := heartbeat.KeepAlive(ctx, Progress{RunID: runID})
+	l := newRunLog(spec, "verify")
+	heartbeat.Record(ctx, emailapi.Progress{RunID: runID})
+	stop := heartbeat.KeepAlive(ctx, emailapi.Progress{RunID: runID})
 	rep, err := a.engine().Verify(ctx, spec, runID)
 	stop()
 	rep.RunID = runID
 	if err != nil {
 		observeFailure(err)
-		a.finishRun(ctx, runID, model.RunFailed, map[string]any{"error": err.Error(), "error_class": errorClass(err)})
-		return rep, appError(err)
+		l.failed(err)
+		a.finishRun(ctx, runID, model.RunFailed, map[string]any{"error": err.Error(), "error_class": errorClass(err)}, l)
+		return rep, a.fail(ctx, spec, err)
 	}
 	status := model.RunSuccess
 	if !rep.OK {
 		status = model.RunPartial
 	}
+	l.verify(rep)
 	a.finishRun(ctx, runID, status, map[string]any{"ok": rep.OK, "missing": rep.Missing, "extra": rep.Extra,
-		"quarantined": rep.Quarantined, "flag_diffs": rep.FlagDiffs, "date_diffs": rep.DateDiffs, "late_copies_removed": rep.LateCopiesRemoved, "folders": rep.Folders})
+		"quarantined": rep.Quarantined, "flag_diffs": rep.FlagDiffs, "date_diffs": rep.DateDiffs, "late_copies_removed": rep.LateCopiesRemoved, "rewritten": rep.Rewritten, "folders": rep.Folders}, l)
 	return rep, nil
 }

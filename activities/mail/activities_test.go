@@ -17,8 +17,9 @@ import (
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/faultproxy"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // withVault stores the test passwords in a real vault and points the spec at its references.
@@ -73,15 +74,15 @@ func TestSyncMailboxActivityResumesFromHeartbeat(t *testing.T) {
 		p.CutAll()
 	}()
 
-	req := PassRequest{Spec: e.spec, Mode: ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 2, TriggeredBy: "tester"}
+	req := emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 2, TriggeredBy: "tester"}
 	var mu sync.Mutex
-	var last Progress
+	var last emailapi.Progress
 	var beats int
 	var s testsuite.WorkflowTestSuite
 	env1 := s.NewTestActivityEnvironment()
 	env1.RegisterActivity(a)
 	env1.SetOnActivityHeartbeatListener(func(_ *activity.Info, d converter.EncodedValues) {
-		var pr Progress
+		var pr emailapi.Progress
 		if d.HasValues() && d.Get(&pr) == nil {
 			mu.Lock()
 			last, beats = pr, beats+1
@@ -90,14 +91,26 @@ func TestSyncMailboxActivityResumesFromHeartbeat(t *testing.T) {
 	})
 	_, err := env1.ExecuteActivity(a.SyncMailbox, req)
 	var ae *temporal.ApplicationError
-	if !errors.As(err, &ae) || ae.Type() != ErrTypeConnect || ae.NonRetryable() {
-		t.Fatalf("first attempt: %v, want a retryable %s error", err, ErrTypeConnect)
+	if !errors.As(err, &ae) || ae.Type() != emailapi.ErrTypeConnect || ae.NonRetryable() {
+		t.Fatalf("first attempt: %v, want a retryable %s error", err, emailapi.ErrTypeConnect)
 	}
 	mu.Lock()
 	first := last
 	mu.Unlock()
-	if beats == 0 || first.RunID == 0 || first.Counters.Transferred == 0 || first.Counters.Transferred >= 900 {
-		t.Fatalf("first attempt heartbeats: %d, last %+v: want progress part-way", beats, first)
+	if beats == 0 {
+		t.Fatalf("beats: want != 0; first attempt heartbeats: %d, last %+v: want progress part-way", beats, first)
+	}
+	if first.RunID == 0 {
+		t.Fatalf("first.RunID = %v, want != 0; first attempt heartbeats: %d, last %+v: want progress part-way",
+			first.RunID, beats, first)
+	}
+	if first.Counters.Transferred == 0 {
+		t.Fatalf("first.Counters.Transferred = %v, want != 0; first attempt heartbeats: %d, last %+v: want progress part-way",
+			first.Counters.Transferred, beats, first)
+	}
+	if first.Counters.Transferred >= 900 {
+		t.Fatalf("first.Counters.Transferred = %v, want < 900; first attempt heartbeats: %d, last %+v: want progress part-way",
+			first.Counters.Transferred, beats, first)
 	}
 	t.Logf("first attempt stopped after %d messages, %d folders done", first.Counters.Transferred, len(first.Done))
 
@@ -110,35 +123,62 @@ func TestSyncMailboxActivityResumesFromHeartbeat(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	var st PassStats
+	var st emailapi.PassStats
 	if err := val.Get(&st); err != nil {
 		t.Fatal(err)
 	}
 	if st.RunID != first.RunID {
 		t.Errorf("retry recorded run %d, the first attempt %d: want one run row", st.RunID, first.RunID)
 	}
-	if st.Transferred != 900 || st.Pending != 0 || st.Found != 900 {
-		t.Errorf("retry stats: transferred %d found %d pending %d, want 900/900/0 (the first attempt's count carried over)", st.Transferred, st.Found, st.Pending)
+	if st.Transferred != 900 {
+		t.Errorf("st.Transferred: want 900; retry stats: transferred %d found %d pending %d, want 900/900/0 (the first attempt's count carried over)",
+			st.Transferred, st.Found, st.Pending)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; retry stats: transferred %d found %d pending %d, want 900/900/0 (the first attempt's count carried over)",
+			st.Transferred, st.Found, st.Pending)
+	} else if st.Found != 900 {
+		t.Errorf("st.Found: want 900; retry stats: transferred %d found %d pending %d, want 900/900/0 (the first attempt's count carried over)",
+			st.Transferred, st.Found, st.Pending)
 	}
 	e.requireClean(0)
 
 	ctx := context.Background()
 	runs, err := e.db.ListRuns(ctx, e.spec.JobID, e.spec.MailboxID)
-	if err != nil || len(runs) != 1 {
-		t.Fatalf("runs: %d, %v", len(runs), err)
+	if err != nil {
+		t.Fatalf("err: want nil; runs: %d, %v", len(runs), err)
+	}
+	if len(runs) != 1 {
+		t.Fatalf("len(runs): want 1; runs: %d, %v", len(runs), err)
 	}
 	r := runs[0]
 	var stats map[string]any
 	_ = json.Unmarshal(r.Stats, &stats)
-	if r.Status != model.RunSuccess || r.RunType != model.RunInitial || r.TriggeredBy != "tester" || stats["transferred"] != float64(900) {
-		t.Errorf("run row: %+v stats %v", r, stats)
+	if r.Status != model.RunSuccess {
+		t.Errorf("r.Status = %v, want model.RunSuccess; run row: %+v stats %v", r.Status, r, stats)
+	} else if r.RunType != model.RunInitial {
+		t.Errorf("r.RunType = %v, want model.RunInitial; run row: %+v stats %v", r.RunType, r, stats)
+	} else if r.TriggeredBy != "tester" {
+		t.Errorf("r.TriggeredBy = %v, want \"tester\"; run row: %+v stats %v", r.TriggeredBy, r, stats)
+	} else if stats["transferred"] != float64(900) {
+		t.Errorf("stats[\"transferred\"] = %v, want %v (float64(900)); run row: %+v stats %v",
+			stats["transferred"], float64(900), r, stats)
 	}
 	mb, err := e.db.GetMailbox(ctx, e.spec.MailboxID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mb.Status != model.MailboxOK || mb.MessagesSource != 900 || mb.MessagesDest != 900 || mb.SyncPercent != 100 {
-		t.Errorf("mailbox row: status %s source %d dest %d percent %v", mb.Status, mb.MessagesSource, mb.MessagesDest, mb.SyncPercent)
+	if mb.Status != model.MailboxOK {
+		t.Errorf("mb.Status: want model.MailboxOK; mailbox row: status %s source %d dest %d percent %v",
+			mb.Status, mb.MessagesSource, mb.MessagesDest, mb.SyncPercent)
+	} else if mb.MessagesSource != 900 {
+		t.Errorf("mb.MessagesSource: want 900; mailbox row: status %s source %d dest %d percent %v",
+			mb.Status, mb.MessagesSource, mb.MessagesDest, mb.SyncPercent)
+	} else if mb.MessagesDest != 900 {
+		t.Errorf("mb.MessagesDest: want 900; mailbox row: status %s source %d dest %d percent %v",
+			mb.Status, mb.MessagesSource, mb.MessagesDest, mb.SyncPercent)
+	} else if mb.SyncPercent != 100 {
+		t.Errorf("mb.SyncPercent: want 100; mailbox row: status %s source %d dest %d percent %v",
+			mb.Status, mb.MessagesSource, mb.MessagesDest, mb.SyncPercent)
 	}
 }
 
@@ -148,7 +188,7 @@ func TestActivityErrorTypes(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	a := withVault(t, e)
 	var s testsuite.WorkflowTestSuite
-	run := func(req PassRequest) error {
+	run := func(req emailapi.PassRequest) error {
 		env := s.NewTestActivityEnvironment()
 		env.RegisterActivity(a)
 		_, err := env.ExecuteActivity(a.SyncMailbox, req)
@@ -167,13 +207,13 @@ func TestActivityErrorTypes(t *testing.T) {
 	noRef := e.spec
 	noRef.Source.CredentialsRef = "00000000-0000-0000-0000-000000000000"
 	for name, c := range map[string]struct {
-		req  PassRequest
+		req  emailapi.PassRequest
 		want string
 	}{
-		"auth":   {PassRequest{Spec: wrongPw, RunType: model.RunDelta}, ErrTypeAuthFailed},
-		"regex":  {PassRequest{Spec: badRegex, RunType: model.RunDelta}, ErrTypeBadSpec},
-		"ref":    {PassRequest{Spec: noRef, RunType: model.RunDelta}, ErrTypeCredentialsUnavailable},
-		"mirror": {PassRequest{Spec: e.spec, Mode: ModeMirror, RunType: model.RunFinal, Phase: model.PhaseDNSCutover}, ErrTypeMirrorAfterCutover},
+		"auth":   {emailapi.PassRequest{Spec: wrongPw, RunType: model.RunDelta}, emailapi.ErrTypeAuthFailed},
+		"regex":  {emailapi.PassRequest{Spec: badRegex, RunType: model.RunDelta}, emailapi.ErrTypeBadSpec},
+		"ref":    {emailapi.PassRequest{Spec: noRef, RunType: model.RunDelta}, emailapi.ErrTypeCredentialsUnavailable},
+		"mirror": {emailapi.PassRequest{Spec: e.spec, Mode: model.ModeMirror, RunType: model.RunFinal, Phase: model.PhaseDNSCutover}, emailapi.ErrTypeMirrorAfterCutover},
 	} {
 		err := run(c.req)
 		var ae *temporal.ApplicationError
@@ -188,8 +228,8 @@ func TestActivityErrorTypes(t *testing.T) {
 	down := e.spec
 	down.Dest.Addr = "127.0.0.1:1"
 	var ae *temporal.ApplicationError
-	if err := run(PassRequest{Spec: down}); !errors.As(err, &ae) || ae.Type() != ErrTypeConnect || ae.NonRetryable() {
-		t.Errorf("destination down: %v, want retryable %s", err, ErrTypeConnect)
+	if err := run(emailapi.PassRequest{Spec: down}); !errors.As(err, &ae) || ae.Type() != emailapi.ErrTypeConnect || ae.NonRetryable() {
+		t.Errorf("destination down: %v, want retryable %s", err, emailapi.ErrTypeConnect)
 	}
 }
 
@@ -208,7 +248,7 @@ func TestPreflightActivity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep PreflightReport
+	var rep emailapi.PreflightReport
 	if err := val.Get(&rep); err != nil {
 		t.Fatal(err)
 	}
@@ -223,15 +263,21 @@ func TestPreflightActivity(t *testing.T) {
 	if msgs != countCorpus(corpus) || !sent {
 		t.Errorf("folders: %d messages (want %d), Sent Items mapped: %v: %+v", msgs, countCorpus(corpus), sent, rep.Folders)
 	}
-	if rep.AppendLimit != 1048576 || rep.DestQuotaLimit != 1<<30 {
-		t.Errorf("append limit %d, quota limit %d", rep.AppendLimit, rep.DestQuotaLimit)
+	if rep.AppendLimit != 1048576 {
+		t.Errorf("rep.AppendLimit: want 1048576; append limit %d, quota limit %d",
+			rep.AppendLimit, rep.DestQuotaLimit)
+	} else if rep.DestQuotaLimit != 1<<30 {
+		t.Errorf("rep.DestQuotaLimit: want 1<<30; append limit %d, quota limit %d",
+			rep.AppendLimit, rep.DestQuotaLimit)
 	}
 	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "1 message(s) larger") {
 		t.Errorf("warnings do not mention the oversized message: %q", rep.Warnings)
 	}
 	mb, _ := e.db.GetMailbox(context.Background(), e.spec.MailboxID)
-	if mb.MessagesSource != msgs || mb.BytesSource == 0 {
-		t.Errorf("mailbox row: %+v", mb)
+	if mb.MessagesSource != msgs {
+		t.Errorf("mb.MessagesSource = %v, want %v (msgs); mailbox row: %+v", mb.MessagesSource, msgs, mb)
+	} else if mb.BytesSource == 0 {
+		t.Errorf("mb.BytesSource = %v, want != 0; mailbox row: %+v", mb.BytesSource, mb)
 	}
 }
 
@@ -245,11 +291,11 @@ func TestOverlappingAttemptsOfAPassCopyOnce(t *testing.T) {
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
 	p := proxied(t, e, true)
 	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, BytesPerSec: 1 << 20}) // the first attempt is still copying when the second starts
-	req := PassRequest{Spec: e.spec, Mode: ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 2, TriggeredBy: "tester"}
+	req := emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 2, TriggeredBy: "tester"}
 
 	var s testsuite.WorkflowTestSuite
 	type result struct {
-		st  PassStats
+		st  emailapi.PassStats
 		err error
 		end time.Time
 	}
@@ -257,7 +303,7 @@ func TestOverlappingAttemptsOfAPassCopyOnce(t *testing.T) {
 		env := s.NewTestActivityEnvironment()
 		env.RegisterActivity(a)
 		val, err := env.ExecuteActivity(a.SyncMailbox, req)
-		var st PassStats
+		var st emailapi.PassStats
 		if err == nil {
 			err = val.Get(&st)
 		}
@@ -277,8 +323,11 @@ func TestOverlappingAttemptsOfAPassCopyOnce(t *testing.T) {
 	}
 	go run(second)
 	r1, r2 := <-first, <-second
-	if r1.err != nil || r2.err != nil {
-		t.Fatalf("attempts: %v / %v", r1.err, r2.err)
+	if r1.err != nil {
+		t.Fatalf("r1.err: want nil; attempts: %v / %v", r1.err, r2.err)
+	}
+	if r2.err != nil {
+		t.Fatalf("r2.err: want nil; attempts: %v / %v", r1.err, r2.err)
 	}
 	if !r2.end.After(r1.end) {
 		t.Errorf("the second attempt ended before the first: it did not wait")

@@ -20,7 +20,8 @@ import (
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // The benchmarks copy generated mailboxes between two local Dovecots and print msgs/s, MB/s
@@ -33,6 +34,9 @@ import (
 
 const benchPassword = "bench-pw"
 
+// benchAccounts is how many destination accounts a benchmark world has.
+const benchAccounts = 200
+
 // benchFolders is a mailbox's shape: 40 % INBOX, 20 % Sent, three yearly archives and Trash.
 var benchFolders = []string{"INBOX", "INBOX", "INBOX", "INBOX", "Sent", "Sent", "Archive/2021", "Archive/2022", "Archive/2023", "Trash"}
 
@@ -44,7 +48,11 @@ type benchWorld struct {
 	jobID    int64
 	next     int // destination accounts handed out
 	par      int // engine parallelism per mailbox, 0 = default
-	mu       sync.Mutex
+	// srcAddr and dstAddr, when set, are where imapsync reaches the servers (a proxy).
+	srcAddr, dstAddr string
+	issued           int            // see fresh
+	stretches        map[string]int // see nextStretch
+	mu               sync.Mutex
 }
 
 func newBenchWorld(b *testing.B, sources map[string]int) *benchWorld {
@@ -54,7 +62,7 @@ func newBenchWorld(b *testing.B, sources map[string]int) *benchWorld {
 	for u := range sources {
 		srcUsers = append(srcUsers, testenv.User{Name: u, Password: benchPassword})
 	}
-	for i := range 40 {
+	for i := range benchAccounts {
 		dstUsers = append(dstUsers, testenv.User{Name: fmt.Sprintf("d%d", i), Password: benchPassword})
 	}
 	w := &benchWorld{imapsync: os.Getenv("CUTOVER_IMAPSYNC")}
@@ -83,17 +91,16 @@ func newBenchWorld(b *testing.B, sources map[string]int) *benchWorld {
 	for u, n := range sources {
 		seedBench(b, w.src, u, n, 0)
 	}
-	for u := range sources {
-		warm(b, w.src, u)
-	}
 	return w
 }
 
-// seedBench writes n generated messages (numbered from first) into user's Maildir.
+// seedBench writes n generated messages (numbered from first) into user's Maildir and has
+// Dovecot index them (warm) before anything is timed.
 func seedBench(b *testing.B, d *testenv.Dovecot, user string, n, first int) {
 	b.Helper()
 	mailtest.SeedMaildirSeq(b, d, user, mailtest.BulkSeq(mailtest.BulkOptions{Messages: n, Folders: benchFolders,
 		Seed: uint64(first + 1), Prefix: fmt.Sprintf("%s-%d", user, first)}))
+	warm(b, d, user)
 }
 
 // warm has Dovecot index every folder before anything is timed, as a long-lived server has.
@@ -123,11 +130,30 @@ func warm(b *testing.B, d *testenv.Dovecot, user string) {
 	}
 }
 
+// fresh hands out n numbers no earlier call handed out (message numbers for seedBench).
+func (w *benchWorld) fresh(n int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.issued += n
+	return 1_000_000 + w.issued - n
+}
+
+// nextStretch numbers the runs of messages flagged in user's INBOX, from 0.
+func (w *benchWorld) nextStretch(user string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stretches == nil {
+		w.stretches = map[string]int{}
+	}
+	w.stretches[user]++
+	return w.stretches[user] - 1
+}
+
 // account hands out a fresh destination account.
 func (w *benchWorld) account(b *testing.B) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.next == 40 {
+	if w.next == benchAccounts {
 		b.Fatal("benchmark ran out of destination accounts")
 	}
 	w.next++
@@ -135,15 +161,15 @@ func (w *benchWorld) account(b *testing.B) string {
 }
 
 // spec describes copying source user src into destination account dst, with its own ledger.
-func (w *benchWorld) spec(b *testing.B, src, dst string) MailboxSpec {
+func (w *benchWorld) spec(b *testing.B, src, dst string) emailapi.MailboxSpec {
 	b.Helper()
 	mb, err := w.db.UpsertMailbox(context.Background(), store.Mailbox{JobID: w.jobID, Email: dst + "@bench.example", SourceType: model.SourceIMAP})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return MailboxSpec{JobID: w.jobID, MailboxID: mb.ID, Email: mb.Email, SourceType: model.SourceIMAP,
-		Source: Endpoint{Addr: w.src.Addr(), Security: "plain", User: src, CredentialsRef: "x"},
-		Dest:   Endpoint{Addr: w.dst.Addr(), Security: "plain", User: dst, CredentialsRef: "x"}}
+	return emailapi.MailboxSpec{JobID: w.jobID, MailboxID: mb.ID, Email: mb.Email, SourceType: model.SourceIMAP,
+		Source: emailapi.Endpoint{Addr: w.src.Addr(), Security: "plain", User: src, CredentialsRef: "x"},
+		Dest:   emailapi.Endpoint{Addr: w.dst.Addr(), Security: "plain", User: dst, CredentialsRef: "x"}}
 }
 
 // measured is one timed run.
@@ -160,10 +186,21 @@ func (m measured) msgsPerSec() float64 { return float64(m.msgs) / m.d.Seconds() 
 func (m measured) mbPerSec() float64   { return float64(m.bytes) / (1 << 20) / m.d.Seconds() }
 
 // ours runs one pass of each spec concurrently and measures the process's peak RSS.
-func (w *benchWorld) ours(b *testing.B, par int, specs ...MailboxSpec) measured {
+func (w *benchWorld) ours(b *testing.B, par int, specs ...emailapi.MailboxSpec) measured {
 	b.Helper()
 	debug.FreeOSMemory()
 	resetPeakRSS()
+	m := passAll(b, specs, func(s emailapi.MailboxSpec) (emailapi.PassStats, error) {
+		return w.eng.Sync(context.Background(), emailapi.PassRequest{Spec: s, Mode: model.ModeCopy, RunType: model.RunDelta, Parallelism: par}, SyncOptions{})
+	})
+	m.peakRSS = peakRSS()
+	return m
+}
+
+// passAll runs pass on every spec at once and sums what the passes moved; a pass that
+// leaves messages pending fails the benchmark.
+func passAll(b *testing.B, specs []emailapi.MailboxSpec, pass func(emailapi.MailboxSpec) (emailapi.PassStats, error)) measured {
+	b.Helper()
 	var m measured
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -172,7 +209,7 @@ func (w *benchWorld) ours(b *testing.B, par int, specs ...MailboxSpec) measured 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := w.eng.Sync(context.Background(), PassRequest{Spec: s, Mode: ModeCopy, RunType: model.RunDelta, Parallelism: par}, SyncOptions{})
+			st, err := pass(s)
 			if err != nil {
 				b.Error(err)
 				return
@@ -187,7 +224,6 @@ func (w *benchWorld) ours(b *testing.B, par int, specs ...MailboxSpec) measured 
 	}
 	wg.Wait()
 	m.d = time.Since(start)
-	m.peakRSS = peakRSS()
 	if m.pending != 0 {
 		b.Errorf("pass left %d messages pending", m.pending)
 	}
@@ -209,8 +245,12 @@ func (w *benchWorld) theirs(b *testing.B, pairs [][2]string) measured {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(w.imapsync, "--host1", "127.0.0.1", "--port1", port(w.src.Addr()), "--user1", p[0], "--password1", benchPassword,
-				"--host2", "127.0.0.1", "--port2", port(w.dst.Addr()), "--user2", p[1], "--password2", benchPassword,
+			srcAddr, dstAddr := w.src.Addr(), w.dst.Addr()
+			if w.srcAddr != "" {
+				srcAddr, dstAddr = w.srcAddr, w.dstAddr
+			}
+			cmd := exec.Command(w.imapsync, "--host1", "127.0.0.1", "--port1", port(srcAddr), "--user1", p[0], "--password1", benchPassword,
+				"--host2", "127.0.0.1", "--port2", port(dstAddr), "--user2", p[1], "--password2", benchPassword,
 				"--nossl1", "--nossl2", "--notls1", "--notls2", "--nolog", "--noreleasecheck")
 			cmd.Dir = dir
 			out, err := cmd.CombinedOutput()
@@ -289,7 +329,7 @@ func report(b *testing.B, what string, ours, theirs measured, haveTheirs bool) {
 func BenchmarkSyncOneMailbox(b *testing.B) {
 	const n = 20000
 	w := newBenchWorld(b, map[string]int{"big": n})
-	var ourSpec MailboxSpec
+	var ourSpec emailapi.MailboxSpec
 	var theirDest string
 	added := n
 	b.Run("initial_1x20000", func(b *testing.B) {
@@ -308,8 +348,13 @@ func BenchmarkSyncOneMailbox(b *testing.B) {
 				b.Errorf("transferred %d, want %d", ours.msgs, n)
 			}
 			// Untimed: the copy is complete and exact.
-			if rep, err := w.eng.Verify(context.Background(), ourSpec, 0); err != nil || !rep.OK || rep.Extra+rep.FlagDiffs+rep.DateDiffs != 0 {
-				b.Errorf("verify after the initial sync: %+v, %v", rep, err)
+			if rep, err := w.eng.Verify(context.Background(), ourSpec, 0); err != nil {
+				b.Errorf("err: want nil; verify after the initial sync: %+v, %v", rep, err)
+			} else if !rep.OK {
+				b.Errorf("rep.OK is false; verify after the initial sync: %+v, %v", rep, err)
+			} else if rep.Extra+rep.FlagDiffs+rep.DateDiffs != 0 {
+				b.Errorf("rep.Extra+rep.FlagDiffs+rep.DateDiffs = %v, want 0; verify after the initial sync: %+v, %v",
+					rep.Extra+rep.FlagDiffs+rep.DateDiffs, rep, err)
 			}
 			report(b, "initial 1x20000", ours, theirs, w.imapsync != "")
 		}
@@ -339,7 +384,6 @@ func BenchmarkSyncOneMailbox(b *testing.B) {
 			b.StopTimer()
 			seedBench(b, w.src, "big", n/20, added)
 			added += n / 20
-			warm(b, w.src, "big")
 			b.StartTimer()
 			ours := w.ours(b, w.par, ourSpec)
 			b.StopTimer()
@@ -365,7 +409,7 @@ func BenchmarkSyncFiveMailboxes(b *testing.B) {
 	w := newBenchWorld(b, users)
 	for range b.N {
 		b.StopTimer()
-		var specs []MailboxSpec
+		var specs []emailapi.MailboxSpec
 		var pairs [][2]string
 		for i := range 5 {
 			specs = append(specs, w.spec(b, fmt.Sprintf("m%d", i), w.account(b)))

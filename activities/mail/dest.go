@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/cutover/cutover/activities/mail/folders"
 	"github.com/cutover/cutover/activities/mail/imapx"
@@ -18,7 +19,7 @@ type dest struct {
 	ap   *imapx.Appender
 	cfg  imapx.Config
 	cred imapx.Credentials
-	ns   folders.Namespace
+	nsq  *nsQuery // the personal namespace and every one (to tell other users' and shared folders apart)
 
 	selected  string
 	sel       destState
@@ -32,13 +33,13 @@ type destState struct {
 	Messages    uint32
 }
 
-func newDest(ctx context.Context, c *imapx.Client, cred imapx.Credentials) (*dest, error) {
-	ns, err := namespaceOf(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return &dest{c: c, cfg: c.Config, cred: cred, ns: ns}, nil
+func newDest(_ context.Context, c *imapx.Client, cred imapx.Credentials) (*dest, error) {
+	return &dest{c: c, cfg: c.Config, cred: cred, nsq: askNamespace(c)}, nil
 }
+
+// namespace is the destination's personal namespace; namespaces every one.
+func (d *dest) namespace() folders.Namespace   { ns, _, _ := d.nsq.get(); return ns }
+func (d *dest) namespaces() folders.Namespaces { _, all, _ := d.nsq.get(); return all }
 
 func (d *dest) Close() {
 	if d.ap != nil {
@@ -63,15 +64,23 @@ func (d *dest) appender(ctx context.Context) (*imapx.Appender, error) {
 // appendLimit is the destination's advertised APPENDLIMIT, 0 if none.
 func (d *dest) appendLimit() int64 { return d.c.AppendLimit() }
 
-// ensure creates a destination folder (and subscribes it) unless it exists.
-func (d *dest) ensure(ctx context.Context, name string, exists, subscribe bool) error {
+// ensure creates a destination folder (and subscribes it) unless it exists. A special folder
+// (Sent, Drafts, Trash, Junk, Archive) is created with its SPECIAL-USE attribute where the
+// server has CREATE-SPECIAL-USE, so mail clients find it; a server refusing the attribute (one
+// folder per use, say) gets a plain CREATE.
+func (d *dest) ensure(ctx context.Context, name string, exists, subscribe bool, specialUse string) error {
 	if !exists && !strings.EqualFold(name, "INBOX") {
-		if err := d.c.Create(name, nil).Wait(); err != nil {
-			var ie *imap.Error
-			// ALREADYEXISTS, or a server that says NO because another worker won the race.
-			if !(isIMAPError(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists"))) {
-				return imapx.Classify("create "+name, err, imapx.ClassProtocol)
-			}
+		var opts *imap.CreateOptions
+		if specialUse != "" && specialUse != folders.Inbox && d.c.Has(imap.CapCreateSpecialUse) {
+			opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(specialUse)}}
+		}
+		err := d.c.Create(name, opts).Wait()
+		if err != nil && opts != nil && !alreadyExists(err) && !imapx.Retryable(imapx.Classify("", err, imapx.ClassProtocol)) {
+			err = d.c.Create(name, nil).Wait()
+		}
+		// ALREADYEXISTS, or a server that says NO because another worker won the race.
+		if err != nil && !alreadyExists(err) {
+			return imapx.Classify("create "+name, err, imapx.ClassProtocol)
 		}
 	}
 	if subscribe {
@@ -82,9 +91,21 @@ func (d *dest) ensure(ctx context.Context, name string, exists, subscribe bool) 
 	return nil
 }
 
+// alreadyExists reports a CREATE refused because the folder exists.
+func alreadyExists(err error) bool {
+	var ie *imap.Error
+	return isIMAPError(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists"))
+}
+
 // selectFolder SELECTs (read-write) a destination folder.
 func (d *dest) selectFolder(ctx context.Context, name string) (destState, error) {
-	data, err := d.c.Select(name, nil).Wait()
+	return d.selectSent(name, d.c.Select(name, nil))
+}
+
+// selectSent reads the answer of a destination folder's SELECT sent earlier (pipelined with
+// the source's commands) and makes it the selected folder.
+func (d *dest) selectSent(name string, cmd *imapclient.SelectCommand) (destState, error) {
+	data, err := cmd.Wait()
 	if err != nil {
 		d.selected = ""
 		return destState{}, imapx.Classify("select "+name, err, imapx.ClassNoFolder)
@@ -157,19 +178,57 @@ func (d *dest) uids(ctx context.Context) ([]uint32, error) {
 	return out, nil
 }
 
+// destListing is one folder's UIDs as listUIDs found them.
+type destListing struct {
+	uids []uint32
+	err  error
+}
+
+// listUIDs lists the UIDs of every named folder: each folder's SELECT and UID SEARCH go out
+// together, every folder's at once, and the answers are read in order (one round trip for
+// all). A folder whose SELECT fails gets its error (its search, refused or run elsewhere, is
+// ignored). No folder is left selected as far as d knows.
+func (d *dest) listUIDs(names []string) map[string]destListing {
+	var opts *imap.SearchOptions
+	if d.c.Has(imap.CapESearch) || d.c.Has(imap.CapIMAP4rev2) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	type sent struct {
+		sel    *imapclient.SelectCommand
+		search *imapclient.SearchCommand
+	}
+	cmds := make([]sent, len(names))
+	for i, name := range names {
+		cmds[i] = sent{sel: d.c.Select(name, nil), search: d.c.UIDSearch(&imap.SearchCriteria{}, opts)}
+	}
+	out := make(map[string]destListing, len(names))
+	for i, name := range names {
+		_, selErr := cmds[i].sel.Wait()
+		data, searchErr := cmds[i].search.Wait()
+		switch {
+		case selErr != nil:
+			out[name] = destListing{err: imapx.Classify("select "+name, selErr, imapx.ClassNoFolder)}
+		case searchErr != nil:
+			out[name] = destListing{err: imapx.Classify("search "+name, searchErr, imapx.ClassProtocol)}
+		default:
+			var uids []uint32
+			if set, ok := data.All.(imap.UIDSet); ok {
+				nums, _ := set.Nums()
+				for _, u := range nums {
+					uids = append(uids, uint32(u))
+				}
+			}
+			slices.Sort(uids)
+			out[name] = destListing{uids: uids}
+		}
+	}
+	d.selected = ""
+	return out
+}
+
 // metas fetches identity headers of UIDs in the selected folder.
 func (d *dest) metas(ctx context.Context, uids []uint32) ([]Meta, error) {
 	return fetchMetas(ctx, d.c, d.selected, uids)
-}
-
-// metasAbove fetches identity headers of every message with UID > above.
-func (d *dest) metasAbove(ctx context.Context, above uint32) ([]Meta, error) {
-	all, err := d.uids(ctx)
-	if err != nil {
-		return nil, err
-	}
-	i, _ := slices.BinarySearch(all, above+1)
-	return d.metas(ctx, all[i:])
 }
 
 // store changes flags of destination UIDs.

@@ -15,6 +15,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/folders"
 	"github.com/cutover/cutover/activities/mail/imapx"
 	"github.com/cutover/cutover/activities/store"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // Engine defaults.
@@ -65,8 +66,9 @@ func (e *SpecError) Unwrap() error { return e.Err }
 
 // CredentialsError means the vault could not produce a secret.
 type CredentialsError struct {
-	Ref string
-	Err error
+	Side string // source or destination
+	Ref  string
+	Err  error
 }
 
 func (e *CredentialsError) Error() string {
@@ -77,32 +79,16 @@ func (e *CredentialsError) Unwrap() error { return e.Err }
 // ErrMirrorAfterCutover refuses mirror deletes once users may write to the destination.
 var ErrMirrorAfterCutover = errors.New("mirror mode refused: the job is past DNS cutover, nothing may be deleted on the destination")
 
-// Progress is a pass's running state: what the activity heartbeats, and what a retried attempt
-// resumes from.
-type Progress struct {
-	RunID    int64
-	Folder   string // a folder being worked on
-	LastUID  uint32 // the last source UID handled in it
-	Counters Counters
-	Done     []FolderStats // folders finished (in this or an earlier attempt of the pass)
-	Elapsed  time.Duration // time spent by this and earlier attempts
-}
-
 // SyncOptions are the per-call parts of Sync beside the request.
 type SyncOptions struct {
-	RunID      int64          // migration_runs.id recorded on quarantine rows and in the stats
-	Resume     *Progress      // an earlier attempt's progress (heartbeat details)
-	OnProgress func(Progress) // called every ProgressEvery and at the end
-}
-
-// Counters are a pass's running totals.
-type Counters struct {
-	Found, Transferred, Skipped, Quarantined, Deleted, FlagsUpdated, BytesTransferred int64
-	ErrorsByClass                                                                     map[string]int64
+	RunID      int64                   // migration_runs.id recorded on quarantine rows and in the stats
+	Resume     *emailapi.Progress      // an earlier attempt's progress (heartbeat details)
+	OnProgress func(emailapi.Progress) // called every ProgressEvery and at the end
 }
 
 type counters struct {
 	found, transferred, skipped, quarantined, deleted, flags, bytes atomic.Int64
+	recopied                                                        atomic.Int64
 	mu                                                              sync.Mutex
 	errors                                                          map[string]int64
 }
@@ -116,22 +102,23 @@ func (c *counters) addError(class string, n int64) {
 	c.mu.Unlock()
 }
 
-func (c *counters) snapshot() Counters {
+func (c *counters) snapshot() emailapi.Counters {
 	c.mu.Lock()
 	errs := make(map[string]int64, len(c.errors))
 	for k, v := range c.errors {
 		errs[k] = v
 	}
 	c.mu.Unlock()
-	return Counters{Found: c.found.Load(), Transferred: c.transferred.Load(), Skipped: c.skipped.Load(),
+	return emailapi.Counters{Found: c.found.Load(), Transferred: c.transferred.Load(), Skipped: c.skipped.Load(),
 		Quarantined: c.quarantined.Load(), Deleted: c.deleted.Load(), FlagsUpdated: c.flags.Load(),
-		BytesTransferred: c.bytes.Load(), ErrorsByClass: errs}
+		BytesTransferred: c.bytes.Load(), ErrorsByClass: errs, Recopied: c.recopied.Load()}
 }
 
-func (c *counters) restore(s Counters) {
+func (c *counters) restore(s emailapi.Counters) {
 	c.transferred.Store(s.Transferred)
 	c.quarantined.Store(s.Quarantined)
 	c.deleted.Store(s.Deleted)
+	c.recopied.Store(s.Recopied)
 	c.flags.Store(s.FlagsUpdated)
 	c.bytes.Store(s.BytesTransferred)
 	for k, v := range s.ErrorsByClass {
@@ -161,13 +148,13 @@ func (e *Engine) batchBytes() int64 {
 }
 
 // endpointConfig turns a contract Endpoint into a connection configuration.
-func endpointConfig(ep Endpoint) imapx.Config {
+func endpointConfig(ep emailapi.Endpoint) imapx.Config {
 	return imapx.Config{Addr: ep.Addr, Security: ep.Security, CAFile: ep.CAFile, InsecureSkipVerify: ep.InsecureSkipVerify,
 		User: ep.User, AuthUser: ep.AuthUser, Auth: ep.Auth}
 }
 
 // validate checks a spec before anything is dialled.
-func validateSpec(spec MailboxSpec) (*folders.Filter, error) {
+func validateSpec(spec emailapi.MailboxSpec) (*folders.Filter, error) {
 	if err := validateSource(spec); err != nil { // sourceopen.go: IMAP and file source types
 		return nil, &SpecError{err}
 	}
@@ -180,14 +167,23 @@ func validateSpec(spec MailboxSpec) (*folders.Filter, error) {
 	if spec.Since != nil && spec.Before != nil && !spec.Since.Before(*spec.Before) {
 		return nil, &SpecError{errors.New("age window: since must be before before")}
 	}
+	if err := validNamespaces(spec.Namespaces); err != nil {
+		return nil, &SpecError{err}
+	}
 	f, err := folders.NewFilter(spec.Include, spec.Exclude)
+	if err == nil {
+		err = f.SkipSpecialUse(spec.SkipSpecialUse)
+	}
+	if err == nil {
+		err = f.AddRenames(spec.Renames)
+	}
 	if err != nil {
 		return nil, &SpecError{err}
 	}
 	return f, nil
 }
 
-func windowOf(spec MailboxSpec) Window {
+func windowOf(spec emailapi.MailboxSpec) Window {
 	var w Window
 	if spec.Since != nil {
 		w.Since = *spec.Since
@@ -213,18 +209,24 @@ func (s *session) close() {
 		return
 	}
 	s.closed = true
+	// Both sides log out at once: a LOGOUT waits for its answer, a round trip each.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.dst != nil {
+			s.dst.Close()
+		}
+	}()
 	if s.src != nil {
 		s.src.Close()
 	}
-	if s.dst != nil {
-		s.dst.Close()
-	}
+	<-done
 }
 
 // creds holds both sides' resolved secrets for one pass; never logged.
 type creds struct{ src, dst imapx.Credentials }
 
-func (e *Engine) resolve(ctx context.Context, spec MailboxSpec) (creds, error) {
+func (e *Engine) resolve(ctx context.Context, spec emailapi.MailboxSpec) (creds, error) {
 	var c creds
 	if e.Credentials == nil {
 		return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: errors.New("no credentials resolver")}
@@ -232,17 +234,17 @@ func (e *Engine) resolve(ctx context.Context, spec MailboxSpec) (creds, error) {
 	var err error
 	if needsSourceCredentials(spec) || spec.Source.CredentialsRef != "" {
 		if c.src, err = e.Credentials(ctx, spec.Source.CredentialsRef); err != nil {
-			return c, &CredentialsError{Ref: spec.Source.CredentialsRef, Err: err}
+			return c, &CredentialsError{Side: "source", Ref: spec.Source.CredentialsRef, Err: err}
 		}
 	}
 	if c.dst, err = e.Credentials(ctx, spec.Dest.CredentialsRef); err != nil {
-		return c, &CredentialsError{Ref: spec.Dest.CredentialsRef, Err: err}
+		return c, &CredentialsError{Side: "destination", Ref: spec.Dest.CredentialsRef, Err: err}
 	}
 	return c, nil
 }
 
 // dial opens a source and a destination connection.
-func (e *Engine) dial(ctx context.Context, spec MailboxSpec, cr creds) (*session, error) {
+func (e *Engine) dial(ctx context.Context, spec emailapi.MailboxSpec, cr creds) (*session, error) {
 	// Both logins at once: each costs a round trip or three and an authentication.
 	var dst *dest
 	var dstErr error
@@ -276,31 +278,54 @@ func (e *Engine) dial(ctx context.Context, spec MailboxSpec, cr creds) (*session
 
 // plan is the folder mapping of a pass.
 type plan struct {
-	mappings []folders.Mapping
-	status   map[string]SourceFolder // by source name
-	destList []folders.Folder
+	mappings   []folders.Mapping
+	status     map[string]SourceFolder // by source name
+	destList   []folders.Folder
+	destStatus map[string]SourceFolder    // destination folders with their status, by name
+	outside    []emailapi.NamespaceFolder // source folders of other users and shared ones, left out
+	destOnly   []emailapi.DestOnlyFolder  // destination folders no source folder maps to
 }
 
-func (e *Engine) plan(ctx context.Context, s *session, spec MailboxSpec, filter *folders.Filter) (*plan, error) {
+func (e *Engine) plan(ctx context.Context, s *session, spec emailapi.MailboxSpec, filter *folders.Filter) (*plan, error) {
+	// With status: one LIST-STATUS gives every destination folder's count, which a pass
+	// compares with the ledger's claims (destcheck.go). Both sides list at once.
+	var df []SourceFolder
+	var dstErr error
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		if df, dstErr = listFolders(ctx, s.dst.c, true); dstErr == nil {
+			_, _, dstErr = s.dst.nsq.get() // answered by now: sent before the LIST
+		}
+	}()
 	sf, err := s.src.Folders(ctx)
+	<-listed
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	df, err := listFolders(ctx, s.dst.c, false)
-	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
+	if dstErr != nil {
+		return nil, fmt.Errorf("destination: %w", dstErr)
 	}
-	p := &plan{status: map[string]SourceFolder{}}
-	src := make([]folders.Folder, len(sf))
-	for i, f := range sf {
-		src[i] = f.Folder
+	p := &plan{status: map[string]SourceFolder{}, destStatus: map[string]SourceFolder{}}
+	src := make([]folders.Folder, 0, len(sf))
+	for _, f := range sf {
+		if kind := sourceNamespace(s.src, f.Name); kind != folders.NamespacePersonal && !slices.Contains(spec.Namespaces, kind) {
+			p.outside = append(p.outside, emailapi.NamespaceFolder{Name: f.Name, Namespace: kind, Messages: f.Messages})
+			continue
+		}
+		src = append(src, f.Folder)
 		p.status[f.Name] = f
 	}
 	for _, f := range df {
 		p.destList = append(p.destList, f.Folder)
+		p.destStatus[f.Name] = f
 	}
-	m := folders.NewMapper(s.src.Namespace(), s.dst.ns, spec.FolderMap, filter, p.destList)
+	m := folders.NewMapper(s.src.Namespace(), s.dst.namespace(), spec.FolderMap, filter, p.destList)
 	p.mappings = m.Map(src)
+	p.destOnly = destOnlyFolders(s.dst, df, p.mappings)
+	if err := e.staleFolders(ctx, spec.MailboxID, sf, p.destOnly); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -311,6 +336,9 @@ type group struct {
 	mappings []folders.Mapping
 	size     int64
 	ok       bool // every folder succeeded so far (mirror deletes extras only then)
+	// extra: messages in the destination folder that no ledger row claims (the user's own,
+	// early deliveries, another tool's), as the pass last knew it.
+	extra atomic.Int64
 }
 
 func groupByDest(p *plan) []*group {
@@ -348,15 +376,6 @@ func errorClass(err error) string {
 		return "cancelled"
 	}
 	return "internal"
-}
-
-// int64s converts UIDs for the store.
-func int64s(u []uint32) []int64 {
-	out := make([]int64, len(u))
-	for i, v := range u {
-		out[i] = int64(v)
-	}
-	return out
 }
 
 // minus returns the sorted a without the members of b.

@@ -19,6 +19,8 @@ import (
 
 	"github.com/cutover/cutover/activities/mail/imapx"
 	"github.com/cutover/cutover/activities/mail/mailtest"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // scripted is a destination IMAP server (go-imap's in-memory server) whose APPEND answers a
@@ -148,7 +150,7 @@ func faultMessage(folder, id, fault string, i int) mailtest.Message {
 func TestFaultServerAnswers(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	d := startScripted(t)
-	e.spec.Dest = Endpoint{Addr: d.addr, Security: "plain", User: scriptedUser, CredentialsRef: "scripted-ref"}
+	e.spec.Dest = emailapi.Endpoint{Addr: d.addr, Security: "plain", User: scriptedUser, CredentialsRef: "scripted-ref"}
 	creds := e.eng.Credentials
 	e.eng.Credentials = func(ctx context.Context, ref string) (imapx.Credentials, error) {
 		if ref == "scripted-ref" {
@@ -167,13 +169,20 @@ func TestFaultServerAnswers(t *testing.T) {
 	d.byeAt[5], d.byeAt[17] = true, true
 	d.mu.Unlock()
 
-	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeCopy}, SyncOptions{})
+	st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy}, SyncOptions{})
 	if err != nil {
 		t.Fatalf("pass failed: %v", err)
 	}
 	t.Logf("pass: transferred %d quarantined %d pending %d errors %v; server answers %v", st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass, d.answers)
-	if st.Transferred != 26 || st.Quarantined != 4 || st.Pending != 0 {
-		t.Errorf("transferred %d quarantined %d pending %d, want 26, 4, 0", st.Transferred, st.Quarantined, st.Pending)
+	if st.Transferred != 26 {
+		t.Errorf("st.Transferred: want 26; transferred %d quarantined %d pending %d, want 26, 4, 0",
+			st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Quarantined != 4 {
+		t.Errorf("st.Quarantined: want 4; transferred %d quarantined %d pending %d, want 26, 4, 0",
+			st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; transferred %d quarantined %d pending %d, want 26, 4, 0",
+			st.Transferred, st.Quarantined, st.Pending)
 	}
 	for kind, want := range map[string]int{"bye": 2, "throttle": 3, "too-big": 1, "quota": 1, "invalid": 1, "refused": 1} {
 		if got := d.count(kind); got < want {
@@ -209,17 +218,31 @@ func TestFaultServerAnswers(t *testing.T) {
 		}
 	}
 	rep := e.verify()
-	if !rep.OK || rep.Missing != 0 || rep.Quarantined != 4 {
-		t.Errorf("verify: ok %v missing %d quarantined %d, want true, 0, 4", rep.OK, rep.Missing, rep.Quarantined)
+	if !rep.OK {
+		t.Errorf("rep.OK is false; verify: ok %v missing %d quarantined %d, want true, 0, 4",
+			rep.OK, rep.Missing, rep.Quarantined)
+	} else if rep.Missing != 0 {
+		t.Errorf("rep.Missing: want 0; verify: ok %v missing %d quarantined %d, want true, 0, 4",
+			rep.OK, rep.Missing, rep.Quarantined)
+	} else if rep.Quarantined != 4 {
+		t.Errorf("rep.Quarantined: want 4; verify: ok %v missing %d quarantined %d, want true, 0, 4",
+			rep.OK, rep.Missing, rep.Quarantined)
 	}
 
 	// The quota is raised: the next pass copies the message quarantined for it.
 	d.mu.Lock()
 	d.quotaOK = true
 	d.mu.Unlock()
-	st = e.sync(ModeCopy)
-	if st.Transferred != 1 || st.Quarantined != 3 || st.Pending != 0 {
-		t.Errorf("after the quota was raised: transferred %d quarantined %d pending %d, want 1, 3, 0", st.Transferred, st.Quarantined, st.Pending)
+	st = e.sync(model.ModeCopy)
+	if st.Transferred != 1 {
+		t.Errorf("st.Transferred: want 1; after the quota was raised: transferred %d quarantined %d pending %d, want 1, 3, 0",
+			st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Quarantined != 3 {
+		t.Errorf("st.Quarantined: want 3; after the quota was raised: transferred %d quarantined %d pending %d, want 1, 3, 0",
+			st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; after the quota was raised: transferred %d quarantined %d pending %d, want 1, 3, 0",
+			st.Transferred, st.Quarantined, st.Pending)
 	}
 	if n := scriptedMessages(t, d)["Archive <answer-7@x>"]; n != 1 {
 		t.Errorf("the quota message has %d copies, want 1", n)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // TestFaultSourceChangesBetweenPasses changes both servers behind the engine's back between a
@@ -23,8 +25,10 @@ func TestFaultSourceChangesBetweenPasses(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	corpus := mailtest.Bulk(mailtest.BulkOptions{Messages: 160, Folders: []string{"INBOX", "Archive", "Projects/Big", "Old"}, Seed: 5})
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
-	if st := e.sync(ModeCopy); st.Transferred != 160 || st.Pending != 0 {
-		t.Fatalf("first pass: transferred %d pending %d", st.Transferred, st.Pending)
+	if st := e.sync(model.ModeCopy); st.Transferred != 160 {
+		t.Fatalf("st.Transferred: want 160; first pass: transferred %d pending %d", st.Transferred, st.Pending)
+	} else if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; first pass: transferred %d pending %d", st.Transferred, st.Pending)
 	}
 	e.requireClean(0)
 	before := rawMessages(t, client(t, e.dst, dstPassword))
@@ -42,14 +46,21 @@ func TestFaultSourceChangesBetweenPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeMirror}, SyncOptions{})
+	st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeMirror}, SyncOptions{})
 	if err != nil {
 		t.Fatalf("mirror pass after the changes: %v", err)
 	}
 	t.Logf("mirror pass: transferred %d deleted %d pending %d errors %v", st.Transferred, st.Deleted, st.Pending, st.ErrorsByClass)
 	// Only the renamed folder's 40 messages are new to their (new) destination folder.
-	if st.Transferred != 40 || st.Pending != 0 || st.Quarantined != 0 {
-		t.Errorf("transferred %d pending %d quarantined %d, want 40, 0, 0", st.Transferred, st.Pending, st.Quarantined)
+	if st.Transferred != 40 {
+		t.Errorf("st.Transferred: want 40; transferred %d pending %d quarantined %d, want 40, 0, 0",
+			st.Transferred, st.Pending, st.Quarantined)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; transferred %d pending %d quarantined %d, want 40, 0, 0",
+			st.Transferred, st.Pending, st.Quarantined)
+	} else if st.Quarantined != 0 {
+		t.Errorf("st.Quarantined: want 0; transferred %d pending %d quarantined %d, want 40, 0, 0",
+			st.Transferred, st.Pending, st.Quarantined)
 	}
 	if st.ErrorsByClass["uidvalidity_reset"] != 1 {
 		t.Errorf("source UIDVALIDITY change not recorded: %v", st.ErrorsByClass)
@@ -77,7 +88,14 @@ func TestFaultSourceChangesBetweenPasses(t *testing.T) {
 			t.Errorf("%s: on the destination only", k)
 		}
 	}
-	if st := e.sync(ModeMirror); st.Transferred != 0 || st.Deleted != 0 || st.Pending != 0 {
-		t.Errorf("third pass: transferred %d deleted %d pending %d, want nothing", st.Transferred, st.Deleted, st.Pending)
+	if st := e.sync(model.ModeMirror); st.Transferred != 0 {
+		t.Errorf("st.Transferred: want 0; third pass: transferred %d deleted %d pending %d, want nothing",
+			st.Transferred, st.Deleted, st.Pending)
+	} else if st.Deleted != 0 {
+		t.Errorf("st.Deleted: want 0; third pass: transferred %d deleted %d pending %d, want nothing",
+			st.Transferred, st.Deleted, st.Pending)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; third pass: transferred %d deleted %d pending %d, want nothing",
+			st.Transferred, st.Deleted, st.Pending)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // malformed is one hostile message of the source.
@@ -57,7 +59,7 @@ func TestFaultMalformedMessages(t *testing.T) {
 	corpus = append(corpus, mailtest.Bulk(mailtest.BulkOptions{Messages: 20, Seed: 3})...) // ordinary mail beside them
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
 
-	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeCopy}, SyncOptions{})
+	st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy}, SyncOptions{})
 	if err != nil {
 		t.Fatalf("the pass failed on malformed input: %v", err)
 	}
@@ -102,8 +104,11 @@ func TestFaultMalformedMessages(t *testing.T) {
 	if rep.Missing != 0 || !rep.OK {
 		t.Errorf("verify: missing %d ok %v", rep.Missing, rep.OK)
 	}
-	if st := e.sync(ModeCopy); st.Transferred != 0 || st.Pending != 0 {
-		t.Errorf("second pass: transferred %d pending %d, want 0, 0", st.Transferred, st.Pending)
+	if st := e.sync(model.ModeCopy); st.Transferred != 0 {
+		t.Errorf("st.Transferred: want 0; second pass: transferred %d pending %d, want 0, 0",
+			st.Transferred, st.Pending)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; second pass: transferred %d pending %d, want 0, 0", st.Transferred, st.Pending)
 	}
 }
 
@@ -122,24 +127,43 @@ func TestFaultUnreadableSourceMessage(t *testing.T) {
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
 	announced := shrinkMaildirFile(t, e, "size-lie", 600)
 
-	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeCopy}, SyncOptions{})
+	st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy}, SyncOptions{})
 	if err != nil {
 		t.Fatalf("one unreadable message failed the pass: %v", err)
 	}
-	if st.Transferred != 30 || st.Quarantined != 1 || st.Pending != 0 || st.ErrorsByClass["unreadable"] != 1 {
-		t.Errorf("transferred %d quarantined %d pending %d errors %v, want 30, 1, 0 and one unreadable", st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	if st.Transferred != 30 {
+		t.Errorf("st.Transferred: want 30; transferred %d quarantined %d pending %d errors %v, want 30, 1, 0 and one unreadable",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	} else if st.Quarantined != 1 {
+		t.Errorf("st.Quarantined: want 1; transferred %d quarantined %d pending %d errors %v, want 30, 1, 0 and one unreadable",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; transferred %d quarantined %d pending %d errors %v, want 30, 1, 0 and one unreadable",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	} else if st.ErrorsByClass["unreadable"] != 1 {
+		t.Errorf("st.ErrorsByClass[\"unreadable\"] = %v, want 1; transferred %d quarantined %d pending %d errors %v, want 30, 1, 0 and one unreadable",
+			st.ErrorsByClass["unreadable"], st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
 	}
 	qs, err := e.db.ListMailQuarantine(context.Background(), e.spec.MailboxID, 0, false)
-	if err != nil || len(qs) != 1 {
-		t.Fatalf("quarantine: %+v %v", qs, err)
+	if err != nil {
+		t.Fatalf("err: want nil; quarantine: %+v %v", qs, err)
+	}
+	if len(qs) != 1 {
+		t.Fatalf("len(qs) = %v, want 1; quarantine: %+v %v", len(qs), qs, err)
 	}
 	if q := qs[0]; q.ErrorClass != "unreadable" || !q.Retry || !strings.Contains(q.Reason, "connection dropped 3 times") {
 		t.Errorf("quarantine row: %+v", q)
 	}
 	// The quarantined UID is the liar's (the source's index still knows its Message-ID).
 	out, err := e.src.Doveadm(t, "search", "-u", "alice", "mailbox", "INBOX", "header", "message-id", "size-lie@malformed.example")
-	if f := strings.Fields(out); err != nil || len(f) != 2 || f[1] != fmt.Sprint(qs[0].SourceUID) {
-		t.Errorf("quarantined UID %d; the source says the liar is %q (%v)", qs[0].SourceUID, out, err)
+	if f := strings.Fields(out); err != nil {
+		t.Errorf("err: want nil; quarantined UID %d; the source says the liar is %q (%v)", qs[0].SourceUID, out, err)
+	} else if len(f) != 2 {
+		t.Errorf("len(f) = %v, want 2; quarantined UID %d; the source says the liar is %q (%v)",
+			len(f), qs[0].SourceUID, out, err)
+	} else if f[1] != fmt.Sprint(qs[0].SourceUID) {
+		t.Errorf("f[1] = %v, want %v (fmt.Sprint(qs[0].SourceUID)); quarantined UID %d; the source says the liar is %q (%v)",
+			f[1], fmt.Sprint(qs[0].SourceUID), qs[0].SourceUID, out, err)
 	}
 	t.Logf("stored 600 bytes announced as %d: quarantined as %s — %s", announced, qs[0].ErrorClass, qs[0].Reason)
 	dc := client(t, e.dst, dstPassword)
@@ -147,9 +171,19 @@ func TestFaultUnreadableSourceMessage(t *testing.T) {
 		t.Errorf("destination INBOX holds %d messages, want the 30 readable ones", n)
 	}
 	// The next pass tries it again (the source may have been repaired) and copies nothing twice.
-	st, err = e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeCopy}, SyncOptions{})
-	if err != nil || st.Transferred != 0 || st.Quarantined != 1 || st.Pending != 0 {
-		t.Errorf("second pass: %v, transferred %d quarantined %d pending %d", err, st.Transferred, st.Quarantined, st.Pending)
+	st, err = e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy}, SyncOptions{})
+	if err != nil {
+		t.Errorf("err: want nil; second pass: %v, transferred %d quarantined %d pending %d",
+			err, st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Transferred != 0 {
+		t.Errorf("st.Transferred: want 0; second pass: %v, transferred %d quarantined %d pending %d",
+			err, st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Quarantined != 1 {
+		t.Errorf("st.Quarantined: want 1; second pass: %v, transferred %d quarantined %d pending %d",
+			err, st.Transferred, st.Quarantined, st.Pending)
+	} else if st.Pending != 0 {
+		t.Errorf("st.Pending: want 0; second pass: %v, transferred %d quarantined %d pending %d",
+			err, st.Transferred, st.Quarantined, st.Pending)
 	}
 	if n := count(t, dc, "INBOX"); n != 30 {
 		t.Errorf("after the second pass the destination INBOX holds %d messages", n)

@@ -11,7 +11,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
-	"github.com/cutover/cutover/internal/faultproxy"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
 )
 
 // These are the engine's fault tests of issue 9 (TestFault…, selected by make test-faults):
@@ -168,19 +169,26 @@ func TestFaultNetwork(t *testing.T) {
 			p := proxied(t, e, c.dest)
 			p.Set(c.fault)
 			start := time.Now()
-			st := e.sync(ModeCopy)
+			st := e.sync(model.ModeCopy)
 			if c.fault.Times > 0 && p.Cuts()+p.Stalls() == 0 {
 				t.Fatal("the fault never fired: the test proves nothing")
 			}
 			if c.reconnect && st.ErrorsByClass["reconnect"] == 0 {
 				t.Errorf("no reconnect recorded: %v", st.ErrorsByClass)
 			}
-			if n := int64(len(corpus)); st.Transferred != n || st.Pending != 0 || st.Quarantined != 0 {
-				t.Errorf("transferred %d pending %d quarantined %d, want %d, 0, 0 (errors %v)", st.Transferred, st.Pending, st.Quarantined, n, st.ErrorsByClass)
+			if n := int64(len(corpus)); st.Transferred != n {
+				t.Errorf("st.Transferred: want n; transferred %d pending %d quarantined %d, want %d, 0, 0 (errors %v)",
+					st.Transferred, st.Pending, st.Quarantined, n, st.ErrorsByClass)
+			} else if st.Pending != 0 {
+				t.Errorf("st.Pending: want 0; transferred %d pending %d quarantined %d, want %d, 0, 0 (errors %v)",
+					st.Transferred, st.Pending, st.Quarantined, n, st.ErrorsByClass)
+			} else if st.Quarantined != 0 {
+				t.Errorf("st.Quarantined: want 0; transferred %d pending %d quarantined %d, want %d, 0, 0 (errors %v)",
+					st.Transferred, st.Pending, st.Quarantined, n, st.ErrorsByClass)
 			}
 			n := byteCompare(t, e)
 			e.requireClean(0)
-			if st := e.sync(ModeCopy); st.Transferred != 0 {
+			if st := e.sync(model.ModeCopy); st.Transferred != 0 {
 				t.Errorf("the next pass transferred %d", st.Transferred)
 			}
 			t.Logf("%s: %d messages byte-identical after %s (%d connections through the proxy, %d cut, %d stalled; errors %v)", c.name, n,

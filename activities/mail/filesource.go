@@ -237,6 +237,7 @@ func (s *fileSource) meta(uid uint32, it fileItem, withIdentity bool) (Meta, err
 	h := s.sniff.Header()
 	m.Identity = identity.Of(h, m.Date)
 	m.Describe = h.Describe()
+	m.Header = h
 	return m, nil
 }
 

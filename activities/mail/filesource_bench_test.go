@@ -10,6 +10,7 @@ import (
 
 	"github.com/cutover/cutover/activities/mail/sources/sourcetest"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // BenchmarkMboxImport copies a 2,000-message mbox tree (about 9 MB, 4 folders) into a real
@@ -36,9 +37,12 @@ func BenchmarkMboxImport(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		spec := e.mailbox(model.SourceMbox, dir)
-		st, err := e.acts.SyncMailbox(context.Background(), PassRequest{Spec: spec, Mode: ModeCopy, RunType: model.RunInitial})
-		if err != nil || st.Transferred != n {
-			b.Fatalf("transferred %d: %v", st.Transferred, err)
+		st, err := e.acts.SyncMailbox(context.Background(), emailapi.PassRequest{Spec: spec, Mode: model.ModeCopy, RunType: model.RunInitial})
+		if err != nil {
+			b.Fatalf("err: want nil; transferred %d: %v", st.Transferred, err)
+		}
+		if st.Transferred != n {
+			b.Fatalf("st.Transferred: want n; transferred %d: %v", st.Transferred, err)
 		}
 		b.ReportMetric(float64(n)/st.Duration.Seconds(), "msgs/s")
 	}

@@ -27,7 +27,8 @@ import (
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
 )
 
@@ -82,7 +83,7 @@ func newFileEnv(t testing.TB, users int) *fileEnv {
 }
 
 // mailbox registers a mailbox of the given source type landing in the next destination user.
-func (e *fileEnv) mailbox(typ model.SourceType, path string) MailboxSpec {
+func (e *fileEnv) mailbox(typ model.SourceType, path string) emailapi.MailboxSpec {
 	e.t.Helper()
 	ctx := context.Background()
 	user := fmt.Sprintf("user%d", e.users)
@@ -95,20 +96,20 @@ func (e *fileEnv) mailbox(typ model.SourceType, path string) MailboxSpec {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return MailboxSpec{JobID: e.job.ID, MailboxID: mb.ID, Email: mb.Email, SourceType: typ, SourcePath: path,
-		Dest: Endpoint{Addr: e.dst.Addr(), Security: "plain", User: user, CredentialsRef: ref}}
+	return emailapi.MailboxSpec{JobID: e.job.ID, MailboxID: mb.ID, Email: mb.Email, SourceType: typ, SourcePath: path,
+		Dest: emailapi.Endpoint{Addr: e.dst.Addr(), Security: "plain", User: user, CredentialsRef: ref}}
 }
 
-func (e *fileEnv) sync(spec MailboxSpec, rt model.RunType) PassStats {
+func (e *fileEnv) sync(spec emailapi.MailboxSpec, rt model.RunType) emailapi.PassStats {
 	e.t.Helper()
-	st, err := e.acts.SyncMailbox(context.Background(), PassRequest{Spec: spec, Mode: ModeCopy, RunType: rt, Phase: model.PhaseInitialSync})
+	st, err := e.acts.SyncMailbox(context.Background(), emailapi.PassRequest{Spec: spec, Mode: model.ModeCopy, RunType: rt, Phase: model.PhaseInitialSync})
 	if err != nil {
 		e.t.Fatalf("sync %s %s: %v", spec.SourceType, spec.SourcePath, err)
 	}
 	return st
 }
 
-func (e *fileEnv) verify(spec MailboxSpec, quarantined int64) VerifyReport {
+func (e *fileEnv) verify(spec emailapi.MailboxSpec, quarantined int64) emailapi.VerifyReport {
 	e.t.Helper()
 	rep, err := e.acts.VerifyMailbox(context.Background(), spec)
 	if err != nil {
@@ -280,16 +281,34 @@ func TestFileSourcesIntoDovecot(t *testing.T) {
 			e.t = t
 			spec := e.mailbox(tc.typ, tc.path)
 			st := e.sync(spec, model.RunInitial)
-			if st.Found != int64(len(corpus)) || st.Transferred != int64(len(corpus)) || st.Quarantined != 0 || st.Pending != 0 {
-				t.Fatalf("first pass: found %d transferred %d quarantined %d pending %d, want %d copied", st.Found, st.Transferred, st.Quarantined, st.Pending, len(corpus))
+			if st.Found != int64(len(corpus)) {
+				t.Fatalf("st.Found: want int64(len(corpus)); first pass: found %d transferred %d quarantined %d pending %d, want %d copied",
+					st.Found, st.Transferred, st.Quarantined, st.Pending, len(corpus))
+			}
+			if st.Transferred != int64(len(corpus)) {
+				t.Fatalf("st.Transferred: want int64(len(corpus)); first pass: found %d transferred %d quarantined %d pending %d, want %d copied",
+					st.Found, st.Transferred, st.Quarantined, st.Pending, len(corpus))
+			}
+			if st.Quarantined != 0 {
+				t.Fatalf("st.Quarantined: want 0; first pass: found %d transferred %d quarantined %d pending %d, want %d copied",
+					st.Found, st.Transferred, st.Quarantined, st.Pending, len(corpus))
+			}
+			if st.Pending != 0 {
+				t.Fatalf("st.Pending: want 0; first pass: found %d transferred %d quarantined %d pending %d, want %d copied",
+					st.Found, st.Transferred, st.Quarantined, st.Pending, len(corpus))
 			}
 			e.verify(spec, 0)
 			e.requireCorpus(fmt.Sprintf("user%d", i), corpus, tc.stored)
 
 			// A second pass over the same file copies nothing again.
 			st = e.sync(spec, model.RunDelta)
-			if st.Transferred != 0 || st.Quarantined != 0 {
-				t.Fatalf("second pass transferred %d, quarantined %d; want nothing", st.Transferred, st.Quarantined)
+			if st.Transferred != 0 {
+				t.Fatalf("st.Transferred: want 0; second pass transferred %d, quarantined %d; want nothing",
+					st.Transferred, st.Quarantined)
+			}
+			if st.Quarantined != 0 {
+				t.Fatalf("st.Quarantined: want 0; second pass transferred %d, quarantined %d; want nothing",
+					st.Transferred, st.Quarantined)
 			}
 			runs, err := e.db.ListRuns(context.Background(), e.job.ID, spec.MailboxID)
 			if err != nil {
@@ -317,7 +336,7 @@ func TestPSTQuarantineFlipsGate(t *testing.T) {
 	}
 	e := newFileEnv(t, 2)
 	ctx := context.Background()
-	facts := func(spec MailboxSpec, st PassStats) gate.MailboxFacts {
+	facts := func(spec emailapi.MailboxSpec, st emailapi.PassStats) gate.MailboxFacts {
 		f := gate.MailboxFacts{Email: spec.Email, Synced: true, Quarantined: st.Quarantined, Pending: st.Pending}
 		for _, fs := range st.Folders {
 			f.SourceMessages += fs.SourceMessages
@@ -334,23 +353,45 @@ func TestPSTQuarantineFlipsGate(t *testing.T) {
 
 	good := e.mailbox(model.SourcePST, psttest.Path(t, "outlook.pst"))
 	st := e.sync(good, model.RunInitial)
-	if st.Transferred != 2 || st.Quarantined != 0 {
-		t.Fatalf("intact PST: transferred %d quarantined %d, want 2, 0", st.Transferred, st.Quarantined)
+	if st.Transferred != 2 {
+		t.Fatalf("st.Transferred: want 2; intact PST: transferred %d quarantined %d, want 2, 0",
+			st.Transferred, st.Quarantined)
+	}
+	if st.Quarantined != 0 {
+		t.Fatalf("st.Quarantined: want 0; intact PST: transferred %d quarantined %d, want 2, 0",
+			st.Transferred, st.Quarantined)
 	}
 	e.verify(good, 0)
 	if f := gate.Assess(facts(good, st), gate.Thresholds{})[model.CheckPSTQuarantine]; f.Status != model.CheckPass {
 		t.Fatalf("intact PST: pst_quarantine %v", f)
 	}
 	got := e.destMessages("user0")
-	if len(got["INBOX"]) != 1 || len(got["Recovered_Group2"]) != 1 || !slices.Equal(got["INBOX"][0].flags, []string{`\Seen`}) ||
-		!got["INBOX"][0].date.Equal(time.Date(2007, 4, 29, 22, 27, 33, 0, time.UTC)) {
-		t.Fatalf("intact PST on the destination: %d in INBOX, %d in Recovered_Group2, %+v", len(got["INBOX"]), len(got["Recovered_Group2"]), got["INBOX"])
+	if len(got["INBOX"]) != 1 {
+		t.Fatalf("len(got[\"INBOX\"]): want 1; intact PST on the destination: %d in INBOX, %d in Recovered_Group2, %+v",
+			len(got["INBOX"]), len(got["Recovered_Group2"]), got["INBOX"])
+	}
+	if len(got["Recovered_Group2"]) != 1 {
+		t.Fatalf("len(got[\"Recovered_Group2\"]): want 1; intact PST on the destination: %d in INBOX, %d in Recovered_Group2, %+v",
+			len(got["INBOX"]), len(got["Recovered_Group2"]), got["INBOX"])
+	}
+	if !slices.Equal(got["INBOX"][0].flags, []string{`\Seen`}) {
+		t.Fatalf("slices.Equal(got[\"INBOX\"][0].flags, []string{`\\Seen`}) is false; intact PST on the destination: %d in INBOX, %d in Recovered_Group2, %+v",
+			len(got["INBOX"]), len(got["Recovered_Group2"]), got["INBOX"])
+	}
+	if !got["INBOX"][0].date.Equal(time.Date(2007, 4, 29, 22, 27, 33, 0, time.UTC)) {
+		t.Fatalf("got[\"INBOX\"][0].date.Equal(time.Date(2007, 4, 29, 22, 27, 33, 0, time.UTC)) is false; intact PST on the destination: %d in INBOX, %d in Recovered_Group2, %+v",
+			len(got["INBOX"]), len(got["Recovered_Group2"]), got["INBOX"])
 	}
 
 	bad := e.mailbox(model.SourcePST, psttest.Damaged(t, t.TempDir()))
 	st = e.sync(bad, model.RunInitial)
-	if st.Transferred != 1 || st.Quarantined != 1 {
-		t.Fatalf("damaged PST: transferred %d quarantined %d, want 1, 1", st.Transferred, st.Quarantined)
+	if st.Transferred != 1 {
+		t.Fatalf("st.Transferred: want 1; damaged PST: transferred %d quarantined %d, want 1, 1",
+			st.Transferred, st.Quarantined)
+	}
+	if st.Quarantined != 1 {
+		t.Fatalf("st.Quarantined: want 1; damaged PST: transferred %d quarantined %d, want 1, 1",
+			st.Transferred, st.Quarantined)
 	}
 	rep := e.verify(bad, 1)
 	_ = rep
@@ -361,8 +402,14 @@ func TestPSTQuarantineFlipsGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(qs) != 1 || qs[0].ErrorClass != "unreadable" || !strings.Contains(qs[0].Reason, "readpst") {
-		t.Fatalf("quarantine rows %+v", qs)
+	if len(qs) != 1 {
+		t.Fatalf("len(qs) = %v, want 1; quarantine rows %+v", len(qs), qs)
+	}
+	if qs[0].ErrorClass != "unreadable" {
+		t.Fatalf("qs[0].ErrorClass = %v, want \"unreadable\"; quarantine rows %+v", qs[0].ErrorClass, qs)
+	}
+	if !strings.Contains(qs[0].Reason, "readpst") {
+		t.Fatalf("strings.Contains(qs[0].Reason, \"readpst\") is false; quarantine rows %+v", qs)
 	}
 	runs, err := e.db.ListRuns(ctx, e.job.ID, bad.MailboxID)
 	if err != nil {
@@ -392,7 +439,7 @@ func TestMalformedSourceIsPermanent(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := e.mailbox(model.SourceMbox, p)
-	_, err := e.acts.SyncMailbox(context.Background(), PassRequest{Spec: spec, Mode: ModeCopy, RunType: model.RunInitial})
+	_, err := e.acts.SyncMailbox(context.Background(), emailapi.PassRequest{Spec: spec, Mode: model.ModeCopy, RunType: model.RunInitial})
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != "BadSource" || !ae.NonRetryable() {
 		t.Fatalf("err = %v, want a non-retryable BadSource", err)
@@ -416,8 +463,11 @@ func TestDovecotSources(t *testing.T) {
 	}
 	src.FixOwnership(t)
 	// Let Dovecot index the account so dovecot-uidlist holds its UIDs.
-	if out, err := src.Doveadm(t, "mailbox", "status", "-u", "alice", "-t", "messages", "*"); err != nil || strings.TrimSpace(out) != fmt.Sprintf("messages=%d", len(corpus)) {
-		t.Fatalf("doveadm: %q %v", out, err)
+	if out, err := src.Doveadm(t, "mailbox", "status", "-u", "alice", "-t", "messages", "*"); err != nil {
+		t.Fatalf("err: want nil; doveadm: %q %v", out, err)
+	} else if strings.TrimSpace(out) != fmt.Sprintf("messages=%d", len(corpus)) {
+		t.Fatalf("strings.TrimSpace(out) = %v, want %v (fmt.Sprintf(\"messages=%%d\", len(corpus))); doveadm: %q %v",
+			strings.TrimSpace(out), fmt.Sprintf("messages=%d", len(corpus)), out, err)
 	}
 
 	t.Run("maildir", func(t *testing.T) {
@@ -453,7 +503,7 @@ func TestDovecotSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		spec.Source = Endpoint{Addr: src.Addr(), Security: "plain", User: "alice*master", CredentialsRef: ref}
+		spec.Source = emailapi.Endpoint{Addr: src.Addr(), Security: "plain", User: "alice*master", CredentialsRef: ref}
 		st := e.sync(spec, model.RunInitial)
 		if st.Transferred != int64(len(corpus))+1 {
 			t.Fatalf("transferred %d, want %d", st.Transferred, len(corpus)+1)
@@ -504,10 +554,14 @@ func TestZimbraFetchedOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := e.mailbox(model.SourceZimbra, "")
-	spec.Source = Endpoint{Addr: addr, Security: "tls", CAFile: ca, User: "alice@example.org", AuthUser: "admin@example.org", CredentialsRef: good}
+	spec.Source = emailapi.Endpoint{Addr: addr, Security: "tls", CAFile: ca, User: "alice@example.org", AuthUser: "admin@example.org", CredentialsRef: good}
 	st := e.sync(spec, model.RunInitial)
-	if st.Transferred != int64(len(corpus)) || st.Quarantined != 0 {
-		t.Fatalf("transferred %d quarantined %d", st.Transferred, st.Quarantined)
+	if st.Transferred != int64(len(corpus)) {
+		t.Fatalf("st.Transferred: want int64(len(corpus)); transferred %d quarantined %d",
+			st.Transferred, st.Quarantined)
+	}
+	if st.Quarantined != 0 {
+		t.Fatalf("st.Quarantined: want 0; transferred %d quarantined %d", st.Transferred, st.Quarantined)
 	}
 	e.verify(spec, 0)
 	e.requireCorpus("user0", corpus, raw)
@@ -531,10 +585,10 @@ func TestZimbraFetchedOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec2 := e.mailbox(model.SourceZimbra, "")
-	spec2.Source = Endpoint{Addr: addr, Security: "tls", CAFile: ca, User: "alice@example.org", AuthUser: "admin@example.org", CredentialsRef: bad}
-	_, err = e.acts.SyncMailbox(ctx, PassRequest{Spec: spec2, Mode: ModeCopy, RunType: model.RunInitial})
+	spec2.Source = emailapi.Endpoint{Addr: addr, Security: "tls", CAFile: ca, User: "alice@example.org", AuthUser: "admin@example.org", CredentialsRef: bad}
+	_, err = e.acts.SyncMailbox(ctx, emailapi.PassRequest{Spec: spec2, Mode: model.ModeCopy, RunType: model.RunInitial})
 	var ae *temporal.ApplicationError
-	if !errors.As(err, &ae) || ae.Type() != ErrTypeAuthFailed || strings.Contains(err.Error(), "wrong") {
+	if !errors.As(err, &ae) || ae.Type() != emailapi.ErrTypeAuthFailed || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("wrong password: %v, want AuthFailed without the password", err)
 	}
 }

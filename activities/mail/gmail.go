@@ -116,6 +116,11 @@ func containsFold(list []string, s string) bool {
 }
 
 func (g *gmailSource) Open(ctx context.Context, name string) (FolderState, error) {
+	return g.open(ctx, name, g.Source.Open)
+}
+
+// open opens a folder with the wrapped source's open (Open or KeepUIDs).
+func (g *gmailSource) open(ctx context.Context, name string, open func(context.Context, string) (FolderState, error)) (FolderState, error) {
 	// A folder worker's connection opens folders without listing them first: learn the
 	// account's shape when a Gmail folder is opened (the only ones treated differently).
 	if !g.detected && gmailLeaf(name) != "" {
@@ -123,7 +128,7 @@ func (g *gmailSource) Open(ctx context.Context, name string) (FolderState, error
 			return FolderState{}, err
 		}
 	}
-	st, err := g.Source.Open(ctx, name)
+	st, err := open(ctx, name)
 	if err != nil {
 		return st, err
 	}

@@ -10,7 +10,8 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/sourcetest"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // TestGmailPreset: a Dovecot account shaped like Gmail (labels as folders, every message also
@@ -53,10 +54,19 @@ func TestGmailPreset(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := e.mailbox(model.SourceIMAP, "")
-	spec.Source = Endpoint{Addr: gm.Addr(), Security: "plain", User: "me", CredentialsRef: ref}
+	spec.Source = emailapi.Endpoint{Addr: gm.Addr(), Security: "plain", User: "me", CredentialsRef: ref}
 	st := e.sync(spec, model.RunInitial)
-	if st.Transferred != 9 || st.Quarantined != 0 || st.Pending != 0 {
-		t.Fatalf("transferred %d quarantined %d pending %d, want 9 copied", st.Transferred, st.Quarantined, st.Pending)
+	if st.Transferred != 9 {
+		t.Fatalf("st.Transferred: want 9; transferred %d quarantined %d pending %d, want 9 copied",
+			st.Transferred, st.Quarantined, st.Pending)
+	}
+	if st.Quarantined != 0 {
+		t.Fatalf("st.Quarantined: want 0; transferred %d quarantined %d pending %d, want 9 copied",
+			st.Transferred, st.Quarantined, st.Pending)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; transferred %d quarantined %d pending %d, want 9 copied",
+			st.Transferred, st.Quarantined, st.Pending)
 	}
 	e.verify(spec, 0)
 	want := []sourcetest.Message{in(a, "INBOX"), in(c, "INBOX"), in(b, "Work"), in(c, "Work"), in(s, "Sent"),

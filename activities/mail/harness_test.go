@@ -16,7 +16,8 @@ import (
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -38,16 +39,12 @@ type env struct {
 	db       *store.DB
 	src, dst *testenv.Dovecot
 	eng      *Engine
-	spec     MailboxSpec
+	spec     emailapi.MailboxSpec
 }
 
-// newEnv starts a source and a destination Dovecot, a control database with a job and a
-// mailbox, and an engine logging in with static test credentials.
-func newEnv(t testing.TB, srcOpts, dstOpts []string) *env {
+// newControlDB creates a control database (schema applied) with a job and alice's mailbox.
+func newControlDB(t testing.TB) (*store.DB, store.Job, store.Mailbox) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs PostgreSQL and Dovecot")
-	}
 	ctx := context.Background()
 	db, err := store.OpenAndMigrate(ctx, testenv.NewDatabase(t))
 	if err != nil {
@@ -62,35 +59,49 @@ func newEnv(t testing.TB, srcOpts, dstOpts []string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, job, mb
+}
+
+// testCredentials resolves the tests' two credentials references to their static passwords.
+func testCredentials(_ context.Context, ref string) (imapx.Credentials, error) {
+	switch ref {
+	case "src-ref":
+		return imapx.Credentials{Password: srcPassword}, nil
+	case "dst-ref":
+		return imapx.Credentials{Password: dstPassword}, nil
+	}
+	return imapx.Credentials{}, fmt.Errorf("unknown ref %q", ref)
+}
+
+// newEnv starts a source and a destination Dovecot, a control database with a job and a
+// mailbox, and an engine logging in with static test credentials.
+func newEnv(t testing.TB, srcOpts, dstOpts []string) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs PostgreSQL and Dovecot")
+	}
+	db, job, mb := newControlDB(t)
 	e := &env{t: t, db: db}
 	e.src = testenv.StartDovecot(t, []testenv.User{{Name: "alice", Password: srcPassword}}, testenv.WithDovecotConfig(append(srcConfig, srcOpts...)...))
 	e.dst = testenv.StartDovecot(t, []testenv.User{{Name: "alice", Password: dstPassword}}, testenv.WithDovecotConfig(append(dstConfig, dstOpts...)...))
-	e.eng = &Engine{Store: db.Store, ReconnectDelay: 20 * time.Millisecond, Logger: testLogger(), Credentials: func(_ context.Context, ref string) (imapx.Credentials, error) {
-		switch ref {
-		case "src-ref":
-			return imapx.Credentials{Password: srcPassword}, nil
-		case "dst-ref":
-			return imapx.Credentials{Password: dstPassword}, nil
-		}
-		return imapx.Credentials{}, fmt.Errorf("unknown ref %q", ref)
-	}}
-	e.spec = MailboxSpec{JobID: job.ID, MailboxID: mb.ID, Email: mb.Email, SourceType: model.SourceIMAP,
-		Source:    Endpoint{Addr: e.src.Addr(), Security: "plain", User: "alice", CredentialsRef: "src-ref"},
-		Dest:      Endpoint{Addr: e.dst.Addr(), Security: "plain", User: "alice", CredentialsRef: "dst-ref"},
+	e.eng = &Engine{Store: db.Store, ReconnectDelay: 20 * time.Millisecond, Logger: testLogger(), Credentials: testCredentials}
+	e.spec = emailapi.MailboxSpec{JobID: job.ID, MailboxID: mb.ID, Email: mb.Email, SourceType: model.SourceIMAP,
+		Source:    emailapi.Endpoint{Addr: e.src.Addr(), Security: "plain", User: "alice", CredentialsRef: "src-ref"},
+		Dest:      emailapi.Endpoint{Addr: e.dst.Addr(), Security: "plain", User: "alice", CredentialsRef: "dst-ref"},
 		FolderMap: map[string]string{"Sent Items": "Sent"}}
 	return e
 }
 
-func (e *env) sync(mode Mode) PassStats {
+func (e *env) sync(mode model.SyncMode) emailapi.PassStats {
 	e.t.Helper()
-	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: mode, RunType: model.RunDelta, Phase: model.PhaseDeltaSync}, SyncOptions{})
+	st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: mode, RunType: model.RunDelta, Phase: model.PhaseDeltaSync}, SyncOptions{})
 	if err != nil {
 		e.t.Fatalf("sync (%s): %v", mode, err)
 	}
 	return st
 }
 
-func (e *env) verify() VerifyReport {
+func (e *env) verify() emailapi.VerifyReport {
 	e.t.Helper()
 	rep, err := e.eng.Verify(context.Background(), e.spec, 0)
 	if err != nil {
@@ -100,7 +111,7 @@ func (e *env) verify() VerifyReport {
 }
 
 // requireClean fails unless verify finds nothing but the expected quarantined messages.
-func (e *env) requireClean(quarantined int64) VerifyReport {
+func (e *env) requireClean(quarantined int64) emailapi.VerifyReport {
 	e.t.Helper()
 	rep := e.verify()
 	if !rep.OK || rep.Missing != 0 || rep.Extra != 0 || rep.FlagDiffs != 0 || rep.DateDiffs != 0 || rep.Quarantined != quarantined {

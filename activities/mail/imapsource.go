@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,45 +30,76 @@ const defaultIdleTimeout = 5 * time.Minute
 // imapSource reads a source IMAP account.
 type imapSource struct {
 	c      *imapx.Client
-	ns     folders.Namespace
+	nsq    *nsQuery
 	folder string
 	state  FolderState
 	idle   time.Duration // see Engine.IdleTimeout; 0 = defaultIdleTimeout
 }
 
-func newIMAPSource(ctx context.Context, c *imapx.Client) (*imapSource, error) {
-	ns, err := namespaceOf(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return &imapSource{c: c, ns: ns}, nil
+func newIMAPSource(_ context.Context, c *imapx.Client) (*imapSource, error) {
+	return &imapSource{c: c, nsq: askNamespace(c)}, nil
 }
 
-func (s *imapSource) Namespace() folders.Namespace { return s.ns }
+func (s *imapSource) Namespace() folders.Namespace { ns, _, _ := s.nsq.get(); return ns }
 func (s *imapSource) Close() error                 { s.c.Logout(); return nil }
 
-// namespaceOf asks NAMESPACE for the personal prefix and separator, falling back to the
-// separator LIST reports.
-func namespaceOf(ctx context.Context, c *imapx.Client) (folders.Namespace, error) {
-	var ns folders.Namespace
+// nsQuery is a NAMESPACE command sent once a session has logged in and read when first
+// needed: a session that never needs the namespaces (a folder worker's) never waits for them,
+// and the planning session's answer arrives with its LIST, in the same round trip. (Not sent
+// behind the LOGIN itself: Courier's login process drops what follows the LOGIN when it hands
+// the connection to imapd.)
+type nsQuery struct {
+	c    *imapx.Client
+	cmd  *imapclient.NamespaceCommand
+	once sync.Once
+	ns   folders.Namespace
+	all  folders.Namespaces
+	err  error
+}
+
+func askNamespace(c *imapx.Client) *nsQuery {
+	q := &nsQuery{c: c}
 	if c.Has(imap.CapNamespace) {
-		data, err := c.Namespace().Wait()
+		q.cmd = c.Namespace()
+	}
+	return q
+}
+
+// get returns the personal namespace (prefix and separator) and every namespace, falling back
+// to the separator LIST reports where NAMESPACE is missing or fails.
+func (q *nsQuery) get() (folders.Namespace, folders.Namespaces, error) {
+	q.once.Do(func() { q.ns, q.all, q.err = q.resolve() })
+	return q.ns, q.all, q.err
+}
+
+func (q *nsQuery) resolve() (folders.Namespace, folders.Namespaces, error) {
+	var ns folders.Namespace
+	if q.cmd != nil {
+		data, err := q.cmd.Wait()
 		if err == nil && len(data.Personal) > 0 {
-			ns.Prefix = data.Personal[0].Prefix
-			if d := data.Personal[0].Delim; d != 0 {
-				ns.Delim = string(d)
+			conv := func(ds []imap.NamespaceDescriptor) []folders.Namespace {
+				var out []folders.Namespace
+				for _, d := range ds {
+					n := folders.Namespace{Prefix: d.Prefix}
+					if d.Delim != 0 {
+						n.Delim = string(d.Delim)
+					}
+					out = append(out, n)
+				}
+				return out
 			}
-			return ns, nil
+			all := folders.Namespaces{Personal: conv(data.Personal), Other: conv(data.Other), Shared: conv(data.Shared)}
+			return all.Personal[0], all, nil
 		}
 	}
-	ls, err := c.List("", "", nil).Collect()
+	ls, err := q.c.List("", "", nil).Collect()
 	if err != nil {
-		return ns, imapx.Classify("list "+c.Config.User, err, imapx.ClassProtocol)
+		return ns, folders.Namespaces{}, imapx.Classify("list "+q.c.Config.User, err, imapx.ClassProtocol)
 	}
 	if len(ls) > 0 && ls[0].Delim != 0 {
 		ns.Delim = string(ls[0].Delim)
 	}
-	return ns, nil
+	return ns, folders.Namespaces{Personal: []folders.Namespace{ns}}, nil
 }
 
 // listFolders lists every folder with special use, subscription and (when asked) status,
@@ -166,13 +198,25 @@ func listFolders(ctx context.Context, c *imapx.Client, withStatus bool) ([]Sourc
 }
 
 func (s *imapSource) Folders(ctx context.Context) ([]SourceFolder, error) {
-	return listFolders(ctx, s.c, true)
+	fs, err := listFolders(ctx, s.c, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.nsq.get(); err != nil { // answered by now: sent before the LIST
+		return nil, err
+	}
+	return fs, nil
 }
 
 func (s *imapSource) Open(ctx context.Context, name string) (FolderState, error) {
-	opts := &imap.SelectOptions{ReadOnly: true, CondStore: s.c.Has(imap.CapCondStore)}
-	data, err := s.c.Select(name, opts).Wait()
+	return s.opened(name, s.c.Select(name, &imap.SelectOptions{ReadOnly: true, CondStore: s.c.Has(imap.CapCondStore)}))
+}
+
+// opened reads the answer of a folder's EXAMINE and makes it the current folder.
+func (s *imapSource) opened(name string, cmd *imapclient.SelectCommand) (FolderState, error) {
+	data, err := cmd.Wait()
 	if err != nil {
+		s.folder = ""
 		return FolderState{}, imapx.Classify("examine "+name, err, imapx.ClassFetch)
 	}
 	s.folder = name
@@ -185,37 +229,12 @@ func (s *imapSource) Keys(ctx context.Context, above uint32, w Window) ([]uint32
 	if s.state.Messages == 0 {
 		return nil, nil
 	}
-	crit := &imap.SearchCriteria{}
-	var set imap.UIDSet
-	set.AddRange(imap.UID(above+1), 0)
-	crit.UID = []imap.UIDSet{set}
-	// SEARCH SINCE/BEFORE compare dates in the server's zone: widen by a day, then filter exactly.
-	if !w.Since.IsZero() {
-		crit.Since = w.Since.AddDate(0, 0, -1)
-	}
-	if !w.Before.IsZero() {
-		crit.Before = w.Before.AddDate(0, 0, 2)
-	}
-	var opts *imap.SearchOptions
-	if s.c.Has(imap.CapESearch) || s.c.Has(imap.CapIMAP4rev2) {
-		opts = &imap.SearchOptions{ReturnAll: true}
-	}
+	crit, opts := s.keySearch(above, w)
 	data, err := s.c.UIDSearch(crit, opts).Wait()
 	if err != nil {
 		return nil, imapx.Classify("search "+s.folder, err, imapx.ClassFetch)
 	}
-	var keys []uint32
-	if uids, ok := data.All.(imap.UIDSet); ok {
-		nums, _ := uids.Nums()
-		for _, u := range nums {
-			// "n:*" includes the highest UID even when it is below n.
-			if uint32(u) > above {
-				keys = append(keys, uint32(u))
-			}
-		}
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
+	keys := keysFound(data, above)
 	if w.Empty() || len(keys) == 0 {
 		return keys, nil
 	}
@@ -243,7 +262,7 @@ func fetchMetas(ctx context.Context, c *imapx.Client, folder string, keys []uint
 		BodySection: []*imap.FetchItemBodySection{identityFields}}, func(m *imapclient.FetchMessageBuffer) error {
 		h := identity.Parse(m.FindBodySection(identityFields))
 		out = append(out, Meta{UID: uint32(m.UID), Size: m.RFC822Size, Flags: flagStrings(m.Flags), Date: m.InternalDate,
-			Identity: identity.Of(h, m.InternalDate), Describe: h.Describe()})
+			Identity: identity.Of(h, m.InternalDate), Describe: h.Describe(), Header: h})
 		return nil
 	})
 	slices.SortFunc(out, func(a, b Meta) int { return int(a.UID) - int(b.UID) })
@@ -254,14 +273,23 @@ func (s *imapSource) FlagChanges(ctx context.Context, upTo uint32, modseq uint64
 	if upTo == 0 || s.state.Messages == 0 {
 		return nil, nil
 	}
+	return s.flagsFound(s.flagFetch(upTo, modseq, s.state.HighestModSeq > 0), upTo)
+}
+
+// flagFetch sends the FETCH of FlagChanges; condStore: the folder has modification sequences.
+func (s *imapSource) flagFetch(upTo uint32, modseq uint64, condStore bool) *imapclient.FetchCommand {
 	var set imap.UIDSet
 	set.AddRange(1, imap.UID(upTo))
 	opts := &imap.FetchOptions{UID: true, Flags: true}
-	if modseq > 0 && s.state.HighestModSeq > 0 {
+	if modseq > 0 && condStore {
 		opts.ChangedSince = modseq
 	}
+	return s.c.Fetch(set, opts)
+}
+
+// flagsFound reads the answer of a flagFetch.
+func (s *imapSource) flagsFound(cmd *imapclient.FetchCommand, upTo uint32) ([]Meta, error) {
 	var out []Meta
-	cmd := s.c.Fetch(set, opts)
 	for {
 		msg := cmd.Next()
 		if msg == nil {

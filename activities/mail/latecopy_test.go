@@ -12,6 +12,7 @@ import (
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/store"
+	"github.com/cutover/cutover/internal/model"
 )
 
 // An interrupted attempt leaves APPENDs unanswered; the next attempt does not find those
@@ -23,7 +24,7 @@ func TestVerifyRemovesLateCopiesOfInterruptedAppends(t *testing.T) {
 	e.eng.SettleDelay = 10 * time.Millisecond
 	ctx := context.Background()
 	mailtest.SeedMaildir(t, e.src, "alice", bulk(60))
-	e.sync(ModeCopy)
+	e.sync(model.ModeCopy)
 
 	fs, err := e.db.ListMailFolders(ctx, e.spec.MailboxID)
 	if err != nil {
@@ -36,8 +37,11 @@ func TestVerifyRemovesLateCopiesOfInterruptedAppends(t *testing.T) {
 		}
 	}
 	rows, err := e.db.MailMessages(ctx, inbox.ID, 0, nil)
-	if err != nil || len(rows) < 12 {
-		t.Fatalf("INBOX ledger: %d rows, %v", len(rows), err)
+	if err != nil {
+		t.Fatalf("err: want nil; INBOX ledger: %d rows, %v", len(rows), err)
+	}
+	if len(rows) < 12 {
+		t.Fatalf("len(rows): want >= 12; INBOX ledger: %d rows, %v", len(rows), err)
 	}
 	// The interrupted attempt: three messages pending, their APPENDs not (yet) stored.
 	interrupted := rows[:3]
@@ -69,7 +73,7 @@ func TestVerifyRemovesLateCopiesOfInterruptedAppends(t *testing.T) {
 		HighestModSeq: inbox.HighestModSeq, DestUIDValidity: inbox.DestUIDValidity, WindowKey: inbox.WindowKey}); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.sync(ModeCopy); st.Transferred != 3 {
+	if st := e.sync(model.ModeCopy); st.Transferred != 3 {
 		t.Fatalf("the retried pass transferred %d, want the 3 lost appends copied again", st.Transferred)
 	}
 	e.requireClean(0)
@@ -86,15 +90,31 @@ func TestVerifyRemovesLateCopiesOfInterruptedAppends(t *testing.T) {
 	before := count(t, client(t, e.dst, dstPassword), "INBOX")
 
 	rep := e.verify()
-	if rep.LateCopiesRemoved != 3 || rep.Extra != 1 || rep.Missing != 0 || !rep.OK {
-		t.Fatalf("verify: removed %d late copies, extra %d, missing %d, ok %v; want 3, 1 (the user's), 0, true\n%+v",
+	if rep.LateCopiesRemoved != 3 {
+		t.Fatalf("rep.LateCopiesRemoved: want 3; verify: removed %d late copies, extra %d, missing %d, ok %v; want 3, 1 (the user's), 0, true\n%+v",
+			rep.LateCopiesRemoved, rep.Extra, rep.Missing, rep.OK, rep.Folders)
+	}
+	if rep.Extra != 1 {
+		t.Fatalf("rep.Extra: want 1; verify: removed %d late copies, extra %d, missing %d, ok %v; want 3, 1 (the user's), 0, true\n%+v",
+			rep.LateCopiesRemoved, rep.Extra, rep.Missing, rep.OK, rep.Folders)
+	}
+	if rep.Missing != 0 {
+		t.Fatalf("rep.Missing: want 0; verify: removed %d late copies, extra %d, missing %d, ok %v; want 3, 1 (the user's), 0, true\n%+v",
+			rep.LateCopiesRemoved, rep.Extra, rep.Missing, rep.OK, rep.Folders)
+	}
+	if !rep.OK {
+		t.Fatalf("rep.OK is false; verify: removed %d late copies, extra %d, missing %d, ok %v; want 3, 1 (the user's), 0, true\n%+v",
 			rep.LateCopiesRemoved, rep.Extra, rep.Missing, rep.OK, rep.Folders)
 	}
 	if after := count(t, client(t, e.dst, dstPassword), "INBOX"); after != before-3 {
 		t.Errorf("destination INBOX holds %d messages, want %d", after, before-3)
 	}
-	if rep := e.verify(); rep.LateCopiesRemoved != 0 || rep.Extra != 1 {
-		t.Errorf("second verify: removed %d, extra %d; want 0 and the user's 1", rep.LateCopiesRemoved, rep.Extra)
+	if rep := e.verify(); rep.LateCopiesRemoved != 0 {
+		t.Errorf("rep.LateCopiesRemoved: want 0; second verify: removed %d, extra %d; want 0 and the user's 1",
+			rep.LateCopiesRemoved, rep.Extra)
+	} else if rep.Extra != 1 {
+		t.Errorf("rep.Extra: want 1; second verify: removed %d, extra %d; want 0 and the user's 1",
+			rep.LateCopiesRemoved, rep.Extra)
 	}
 }
 
@@ -105,8 +125,11 @@ func appendSameMessage(t *testing.T, src, dst *imapclient.Client, uid imap.UID) 
 	body := &imap.FetchItemBodySection{Peek: true}
 	got, err := src.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{body}}).Collect()
-	if err != nil || len(got) != 1 {
-		t.Fatalf("fetch source %d: %d messages, %v", uid, len(got), err)
+	if err != nil {
+		t.Fatalf("err: want nil; fetch source %d: %d messages, %v", uid, len(got), err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("len(got): want 1; fetch source %d: %d messages, %v", uid, len(got), err)
 	}
 	raw := got[0].FindBodySection(body)
 	flags := slices.DeleteFunc(got[0].Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), `\Recent`) })

@@ -3,16 +3,17 @@ package mail
 import (
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // observePass adds what one attempt of a pass did to the worker's Prometheus counters. The
 // counters of a resumed attempt include the earlier attempts' (heartbeat details), which were
 // counted when those ended: only the difference is added.
-func observePass(rt model.RunType, resume *Progress, s PassStats, err error) {
-	if s.Mode == ModeDryRun {
+func observePass(rt model.RunType, resume *emailapi.Progress, s emailapi.PassStats, err error) {
+	if s.Mode == model.ModeDryRun {
 		return // nothing happened
 	}
-	var before Counters
+	var before emailapi.Counters
 	if resume != nil {
 		before = resume.Counters
 	}

@@ -12,7 +12,8 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/sourcetest"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // oauthBulk is a corpus big enough for a pass to be interrupted in the middle.
@@ -57,7 +58,7 @@ func TestOAuthTokenRefreshedMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := e.mailbox(model.SourceIMAPOAuth, "")
-	spec.Source = Endpoint{Addr: src.Addr(), Security: "plain", User: "alice", Auth: "xoauth2", CredentialsRef: ref}
+	spec.Source = emailapi.Endpoint{Addr: src.Addr(), Security: "plain", User: "alice", Auth: "xoauth2", CredentialsRef: ref}
 
 	eng := e.acts.engine()
 	eng.ProgressEvery = 5 * time.Millisecond
@@ -65,8 +66,8 @@ func TestOAuthTokenRefreshedMidRun(t *testing.T) {
 	eng.BatchMessages = 8 // small batches: the pass lasts long enough to be cut
 	var once sync.Once
 	cut := make(chan struct{})
-	st, err := eng.Sync(ctx, PassRequest{Spec: spec, Mode: ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 1},
-		SyncOptions{OnProgress: func(p Progress) {
+	st, err := eng.Sync(ctx, emailapi.PassRequest{Spec: spec, Mode: model.ModeCopy, RunType: model.RunInitial, Phase: model.PhaseInitialSync, Parallelism: 1},
+		SyncOptions{OnProgress: func(p emailapi.Progress) {
 			if p.Counters.Transferred < 100 {
 				return
 			}
@@ -89,8 +90,13 @@ func TestOAuthTokenRefreshedMidRun(t *testing.T) {
 	default:
 		t.Fatal("the pass ended before the cut: make the corpus bigger")
 	}
-	if st.Transferred != int64(len(corpus)) || st.Pending != 0 {
-		t.Fatalf("transferred %d pending %d, want %d, 0", st.Transferred, st.Pending, len(corpus))
+	if st.Transferred != int64(len(corpus)) {
+		t.Fatalf("st.Transferred: want int64(len(corpus)); transferred %d pending %d, want %d, 0",
+			st.Transferred, st.Pending, len(corpus))
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; transferred %d pending %d, want %d, 0",
+			st.Transferred, st.Pending, len(corpus))
 	}
 	if st.ErrorsByClass["reconnect"] == 0 {
 		t.Errorf("no reconnect recorded: the cut did not reach the pass (%v)", st.ErrorsByClass)

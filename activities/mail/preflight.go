@@ -3,42 +3,45 @@ package mail
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/cutover/cutover/activities/mail/imapx"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // Preflight logs in to both sides and reports the folders with their counts and sizes, where
 // each lands, what the destination already holds, its quota and APPENDLIMIT, and warnings
 // (messages above the limit, not enough quota, folders created under new names).
-func (e *Engine) Preflight(ctx context.Context, spec MailboxSpec, runID int64) (PreflightReport, error) {
+func (e *Engine) Preflight(ctx context.Context, spec emailapi.MailboxSpec, runID int64) (emailapi.PreflightReport, error) {
 	filter, err := validateSpec(spec)
 	if err != nil {
-		return PreflightReport{}, err
+		return emailapi.PreflightReport{}, err
 	}
 	cr, err := e.resolve(ctx, spec)
 	if err != nil {
-		return PreflightReport{}, err
+		return emailapi.PreflightReport{}, err
 	}
 	s, err := e.dial(ctx, spec, cr)
 	if err != nil {
-		return PreflightReport{}, err
+		return emailapi.PreflightReport{}, err
 	}
 	defer s.close()
 	pl, err := e.plan(ctx, s, spec, filter)
 	if err != nil {
-		return PreflightReport{}, err
+		return emailapi.PreflightReport{}, err
 	}
-	rep := PreflightReport{RunID: runID, AppendLimit: s.dst.appendLimit()}
-	destStatus := map[string]SourceFolder{}
-	if ds, err := listFolders(ctx, s.dst.c, true); err == nil {
-		for _, f := range ds {
-			destStatus[f.Name] = f
-		}
-	} else if imapx.Retryable(err) {
-		return rep, err
+	rep := emailapi.PreflightReport{RunID: runID, AppendLimit: s.dst.appendLimit(), NotPersonal: pl.outside,
+		DestOnlyFolders: pl.destOnly}
+	rep.Warnings = append(rep.Warnings, namespaceWarnings(pl)...)
+	destStatus := pl.destStatus
+	rep.DestHolds = destHolds(destStatus)
+	if n, b := sumHolds(rep.DestHolds); n > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the destination already holds %d message(s) (%d bytes) in %d folder(s): "+
+			"kept by copy and mirror passes; strict_mirror would delete those in synced folders that the source lacks",
+			n, b, len(rep.DestHolds)))
 	}
 	if s.dst.c.Has(imap.CapQuota) {
 		if roots, err := s.dst.c.GetQuotaRoot("INBOX").Wait(); err == nil {
@@ -58,7 +61,7 @@ func (e *Engine) Preflight(ctx context.Context, spec MailboxSpec, runID int64) (
 	var total int64
 	for _, m := range pl.mappings {
 		st := pl.status[m.Source.Name]
-		fs := FolderStats{Source: m.Source.Name, Dest: m.Dest, SpecialUse: m.SpecialUse, SourceMessages: st.Messages,
+		fs := emailapi.FolderStats{Source: m.Source.Name, Dest: m.Dest, SpecialUse: m.SpecialUse, SourceMessages: st.Messages,
 			SourceBytes: max(0, st.Bytes), DestMessages: destStatus[m.Dest].Messages, DestBytes: max(0, destStatus[m.Dest].Bytes)}
 		rep.Folders = append(rep.Folders, fs)
 		total += fs.SourceBytes
@@ -106,4 +109,24 @@ func (e *Engine) Preflight(ctx context.Context, spec MailboxSpec, runID int64) (
 		seen[strings.ToUpper(m.Dest)] = m.Source.Name
 	}
 	return rep, nil
+}
+
+// destHolds lists the destination folders that hold messages, by name.
+func destHolds(status map[string]SourceFolder) []emailapi.DestFolder {
+	var out []emailapi.DestFolder
+	for name, f := range status {
+		if f.Messages > 0 {
+			out = append(out, emailapi.DestFolder{Name: name, Messages: f.Messages, Bytes: max(0, f.Bytes)})
+		}
+	}
+	slices.SortFunc(out, func(a, b emailapi.DestFolder) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func sumHolds(hs []emailapi.DestFolder) (messages, bytes int64) {
+	for _, h := range hs {
+		messages += h.Messages
+		bytes += h.Bytes
+	}
+	return messages, bytes
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
+	"github.com/cutover/cutover/internal/model"
 )
 
 var quotaPlugin = []string{"mail_plugins = $mail_plugins quota", "plugin {", "  quota = maildir:User quota",
@@ -19,25 +20,61 @@ func TestAppendLimitQuarantine(t *testing.T) {
 	e := newEnv(t, nil, append([]string{"imap_capability = +APPENDLIMIT=1048576"}, quotaPlugin...))
 	corpus := mailtest.Standard(2 << 20)
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
-	st := e.sync(ModeCopy)
+	st := e.sync(model.ModeCopy)
 	n := countCorpus(corpus)
-	if st.Quarantined != 1 || st.Transferred != n-1 || st.Pending != 0 || st.ErrorsByClass["too_big"] != 1 {
-		t.Fatalf("pass: transferred %d quarantined %d pending %d errors %v; want %d, 1, 0", st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass, n-1)
+	if st.Quarantined != 1 {
+		t.Fatalf("st.Quarantined: want 1; pass: transferred %d quarantined %d pending %d errors %v; want %d, 1, 0",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass, n-1)
+	}
+	if st.Transferred != n-1 {
+		t.Fatalf("st.Transferred: want n-1; pass: transferred %d quarantined %d pending %d errors %v; want %d, 1, 0",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass, n-1)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; pass: transferred %d quarantined %d pending %d errors %v; want %d, 1, 0",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass, n-1)
+	}
+	if st.ErrorsByClass["too_big"] != 1 {
+		t.Fatalf("st.ErrorsByClass[\"too_big\"] = %v, want 1; pass: transferred %d quarantined %d pending %d errors %v; want %d, 1, 0",
+			st.ErrorsByClass["too_big"], st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass, n-1)
 	}
 	qs, err := e.db.ListMailQuarantine(context.Background(), e.spec.MailboxID, 0, false)
-	if err != nil || len(qs) != 1 {
-		t.Fatalf("quarantine rows: %+v, %v", qs, err)
+	if err != nil {
+		t.Fatalf("err: want nil; quarantine rows: %+v, %v", qs, err)
 	}
-	if q := qs[0]; q.ErrorClass != "too_big" || !strings.Contains(q.Reason, "1048576") || q.Description != "<big-attachment@corpus.example>" || q.Size <= 1<<20 {
-		t.Errorf("quarantine row: %+v", q)
+	if len(qs) != 1 {
+		t.Fatalf("len(qs) = %v, want 1; quarantine rows: %+v, %v", len(qs), qs, err)
+	}
+	if q := qs[0]; q.ErrorClass != "too_big" {
+		t.Errorf("q.ErrorClass = %v, want \"too_big\"; quarantine row: %+v", q.ErrorClass, q)
+	} else if !strings.Contains(q.Reason, "1048576") {
+		t.Errorf("strings.Contains(q.Reason, \"1048576\") is false; quarantine row: %+v", q)
+	} else if q.Description != "<big-attachment@corpus.example>" {
+		t.Errorf("q.Description = %v, want \"<big-attachment@corpus.example>\"; quarantine row: %+v",
+			q.Description, q)
+	} else if q.Size <= 1<<20 {
+		t.Errorf("q.Size = %v, want > 1<<20; quarantine row: %+v", q.Size, q)
 	}
 	rep := e.requireClean(1)
 	if rep.Missing != 0 {
 		t.Errorf("quarantined message counted missing")
 	}
-	st = e.sync(ModeCopy)
-	if st.Transferred != 0 || st.Quarantined != 1 || st.Pending != 0 || st.ErrorsByClass["too_big"] != 0 {
-		t.Fatalf("second pass: transferred %d quarantined %d pending %d errors %v", st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	st = e.sync(model.ModeCopy)
+	if st.Transferred != 0 {
+		t.Fatalf("st.Transferred: want 0; second pass: transferred %d quarantined %d pending %d errors %v",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	}
+	if st.Quarantined != 1 {
+		t.Fatalf("st.Quarantined: want 1; second pass: transferred %d quarantined %d pending %d errors %v",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; second pass: transferred %d quarantined %d pending %d errors %v",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	}
+	if st.ErrorsByClass["too_big"] != 0 {
+		t.Fatalf("st.ErrorsByClass[\"too_big\"] = %v, want 0; second pass: transferred %d quarantined %d pending %d errors %v",
+			st.ErrorsByClass["too_big"], st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
 	}
 }
 
@@ -56,13 +93,31 @@ func TestServerRefusalIsolatedAndQuarantined(t *testing.T) {
 		}
 	}
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
-	st := e.sync(ModeCopy)
-	if st.Transferred != 20 || st.Quarantined != 1 || st.Pending != 0 {
-		t.Fatalf("pass: transferred %d quarantined %d pending %d errors %v", st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	st := e.sync(model.ModeCopy)
+	if st.Transferred != 20 {
+		t.Fatalf("st.Transferred: want 20; pass: transferred %d quarantined %d pending %d errors %v",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	}
+	if st.Quarantined != 1 {
+		t.Fatalf("st.Quarantined: want 1; pass: transferred %d quarantined %d pending %d errors %v",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; pass: transferred %d quarantined %d pending %d errors %v",
+			st.Transferred, st.Quarantined, st.Pending, st.ErrorsByClass)
 	}
 	qs, _ := e.db.ListMailQuarantine(context.Background(), e.spec.MailboxID, 0, false)
-	if len(qs) != 1 || qs[0].ErrorClass != "too_big" || !strings.Contains(qs[0].Reason, "[LIMIT]") || qs[0].Description != "<too-big@x>" {
-		t.Fatalf("quarantine: %+v", qs)
+	if len(qs) != 1 {
+		t.Fatalf("len(qs) = %v, want 1; quarantine: %+v", len(qs), qs)
+	}
+	if qs[0].ErrorClass != "too_big" {
+		t.Fatalf("qs[0].ErrorClass = %v, want \"too_big\"; quarantine: %+v", qs[0].ErrorClass, qs)
+	}
+	if !strings.Contains(qs[0].Reason, "[LIMIT]") {
+		t.Fatalf("strings.Contains(qs[0].Reason, \"[LIMIT]\") is false; quarantine: %+v", qs)
+	}
+	if qs[0].Description != "<too-big@x>" {
+		t.Fatalf("qs[0].Description = %v, want \"<too-big@x>\"; quarantine: %+v", qs[0].Description, qs)
 	}
 	e.requireClean(1)
 }

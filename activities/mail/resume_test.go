@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
-	"github.com/cutover/cutover/internal/faultproxy"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 func bulk(n int) []mailtest.Message {
@@ -56,15 +58,19 @@ func TestResumeAfterConnectionCut(t *testing.T) {
 			mailtest.SeedMaildir(t, e.src, "alice", corpus)
 			p := proxied(t, e, c.dest)
 			p.Set(c.fault)
-			st := e.sync(ModeCopy)
+			st := e.sync(model.ModeCopy)
 			if p.Cuts() == 0 {
 				t.Fatal("the fault never fired: the test proves nothing")
 			}
 			if st.ErrorsByClass["reconnect"] == 0 {
 				t.Errorf("no reconnect recorded: %v", st.ErrorsByClass)
 			}
-			if st.Transferred != 600 || st.Pending != 0 {
-				t.Errorf("transferred %d pending %d, want 600 and 0 (errors %v)", st.Transferred, st.Pending, st.ErrorsByClass)
+			if st.Transferred != 600 {
+				t.Errorf("st.Transferred: want 600; transferred %d pending %d, want 600 and 0 (errors %v)",
+					st.Transferred, st.Pending, st.ErrorsByClass)
+			} else if st.Pending != 0 {
+				t.Errorf("st.Pending: want 0; transferred %d pending %d, want 600 and 0 (errors %v)",
+					st.Transferred, st.Pending, st.ErrorsByClass)
 			}
 			dc := client(t, e.dst, dstPassword)
 			total := count(t, dc, "INBOX") + count(t, dc, "INBOX.Archive") + count(t, dc, "INBOX.Projects.Big")
@@ -72,7 +78,7 @@ func TestResumeAfterConnectionCut(t *testing.T) {
 				t.Fatalf("destination holds %d messages, want exactly 600", total)
 			}
 			e.requireClean(0)
-			if st := e.sync(ModeCopy); st.Transferred != 0 {
+			if st := e.sync(model.ModeCopy); st.Transferred != 0 {
 				t.Errorf("next pass transferred %d", st.Transferred)
 			}
 			rows, _ := e.db.MailFolderCounts(context.Background(), e.spec.MailboxID)
@@ -93,12 +99,21 @@ func TestConnectionLimitDegradesGracefully(t *testing.T) {
 	e := newEnv(t, nil, []string{"mail_max_userip_connections = 3"})
 	e.eng.ChunkMessages = 50
 	mailtest.SeedMaildir(t, e.src, "alice", bulk(300))
-	st, err := e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeCopy, Parallelism: 4}, SyncOptions{})
+	st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy, Parallelism: 4}, SyncOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Transferred != 300 || st.Pending != 0 || st.ErrorsByClass["connection_limit"] == 0 {
-		t.Fatalf("transferred %d pending %d errors %v", st.Transferred, st.Pending, st.ErrorsByClass)
+	if st.Transferred != 300 {
+		t.Fatalf("st.Transferred: want 300; transferred %d pending %d errors %v",
+			st.Transferred, st.Pending, st.ErrorsByClass)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; transferred %d pending %d errors %v",
+			st.Transferred, st.Pending, st.ErrorsByClass)
+	}
+	if st.ErrorsByClass["connection_limit"] == 0 {
+		t.Fatalf("st.ErrorsByClass[\"connection_limit\"] = %v, want != 0; transferred %d pending %d errors %v",
+			st.ErrorsByClass["connection_limit"], st.Transferred, st.Pending, st.ErrorsByClass)
 	}
 	e.requireClean(0)
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/cutover/cutover/activities/mail/imapx"
-	"github.com/cutover/cutover/activities/store"
 )
 
 // A pass is a queue of work run by Parallelism workers, each with its own source connection,
@@ -27,6 +25,12 @@ import (
 //     group's next step.
 //
 // Chunks go first, so started folders finish before new ones begin.
+//
+// Before any of that, every group's destination check runs on the planning session
+// (destcheck.go) and groups whose folders LIST-STATUS proves unchanged are settled without a
+// connection. Workers start as queued work outnumbers idle workers, up to Parallelism, the
+// first on the planning session: a pass over an unchanged mailbox logs in once per side, and a
+// change in one folder is worked on those same sessions.
 
 type step struct {
 	g *group
@@ -45,10 +49,14 @@ type scheduler struct {
 	chunks  []chunk
 	running int
 	closed  bool
+	idle    int    // workers waiting for work
+	workers int    // workers started
+	max     int    // workers allowed
+	spawn   func() // starts one more worker (without connections)
 }
 
-func newScheduler(ctx context.Context) *scheduler {
-	s := &scheduler{}
+func newScheduler(ctx context.Context, max int, spawn func()) *scheduler {
+	s := &scheduler{max: max, spawn: spawn}
 	s.cond = sync.NewCond(&s.mu)
 	context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -59,18 +67,50 @@ func newScheduler(ctx context.Context) *scheduler {
 	return s
 }
 
+// fill queues the first steps and returns how many workers to start for them (at most
+// workers, at least one).
+func (s *scheduler) fill(steps []step, workers int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.steps = append(s.steps, steps...)
+	s.workers = max(1, min(s.max, len(steps), workers))
+	return s.workers
+}
+
 func (s *scheduler) pushStep(st step) {
 	s.mu.Lock()
 	s.steps = append(s.steps, st)
+	n := s.growLocked()
 	s.mu.Unlock()
 	s.cond.Signal()
+	s.grow(n)
 }
 
 func (s *scheduler) pushChunks(cs []chunk) {
 	s.mu.Lock()
 	s.chunks = append(s.chunks, cs...)
+	n := s.growLocked()
 	s.mu.Unlock()
 	s.cond.Broadcast()
+	s.grow(n)
+}
+
+// growLocked counts the workers to start for queued copy chunks: as many as they outnumber the
+// idle workers, the one pushing them included (it is about to take work), up to max. Folder
+// steps alone start no worker: they run on the sessions already open.
+func (s *scheduler) growLocked() int {
+	n := 0
+	for s.spawn != nil && s.workers < s.max && len(s.chunks) > s.idle+1+n {
+		s.workers++
+		n++
+	}
+	return n
+}
+
+func (s *scheduler) grow(n int) {
+	for range n {
+		s.spawn()
+	}
 }
 
 // next blocks until there is work, or returns false when everything is done (or cancelled).
@@ -96,7 +136,9 @@ func (s *scheduler) next() (step, *chunk, bool) {
 			s.cond.Broadcast()
 			return step{}, nil, false
 		}
+		s.idle++
 		s.cond.Wait()
+		s.idle--
 	}
 }
 
@@ -119,11 +161,107 @@ func (s *scheduler) done() {
 	s.cond.Broadcast()
 }
 
+// runWorkers works the pass's groups on s, the planning session, and on as many more as the
+// queue needs (up to par), and returns when every group is done or the pass was cut short.
+func (p *pass) runWorkers(ctx context.Context, s *session, groups []*group, par int) error {
+	for _, g := range groups {
+		g.ok = true
+		for i, m := range g.mappings {
+			fr := p.runs[m.Source.Name]
+			fr.g, fr.index = g, i
+		}
+	}
+	s = p.checkDests(ctx, s, groups)
+	var queued []step
+	var fresh int64 // source messages above the ledger's marks in the queued folders, about
+	for _, g := range groups {
+		if p.settleUnchanged(g) {
+			continue
+		}
+		queued = append(queued, step{g: g})
+		for _, m := range g.mappings {
+			if _, done := p.done[m.Source.Name]; !done {
+				fresh += p.freshEstimate(p.runs[m.Source.Name])
+			}
+		}
+	}
+	if len(queued) == 0 || ctx.Err() != nil {
+		s.close()
+		return nil
+	}
+	// Extra workers cost a login on each side (and an append connection): they start at once
+	// only for copying more than a couple of batches; otherwise the folders are worked on the
+	// planning session and more workers start only when copy chunks queue up behind it.
+	first := 1
+	if fresh >= 2*int64(p.e.batchMessages()) {
+		first = par
+	}
+	// The first worker takes its append connection before any other worker logs in, so that a
+	// server limiting connections per user can never leave the pass without one.
+	if fresh > 0 && !p.dry && s != nil {
+		if _, err := s.dst.appender(ctx); err != nil {
+			s.close()
+			return fmt.Errorf("destination: %w", err)
+		}
+	}
+	var wg sync.WaitGroup
+	start := func(ws *session) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.worker(ctx, ws)
+		}()
+	}
+	p.sched = newScheduler(ctx, par, func() { start(nil) })
+	n := p.sched.fill(queued, first)
+	start(s) // the planning connections become the first worker's
+	for range n - 1 {
+		start(nil)
+	}
+	wg.Wait()
+	return nil
+}
+
+// settleUnchanged finishes a group without a connection when LIST-STATUS proves each of its
+// folders unchanged since its last full sync (canSkip) and nothing else is due in it.
+func (p *pass) settleUnchanged(g *group) bool {
+	if p.strict && p.window.Empty() {
+		return false // strict_mirror looks for extras in every destination folder it syncs
+	}
+	for _, m := range g.mappings {
+		if _, done := p.done[m.Source.Name]; !done && !p.canSkip(p.runs[m.Source.Name]) {
+			return false
+		}
+	}
+	for _, m := range g.mappings {
+		if _, done := p.done[m.Source.Name]; done {
+			continue
+		}
+		fr, status := p.runs[m.Source.Name], p.plan.status[m.Source.Name]
+		fr.srcMessages, fr.srcBytes = status.Messages, max(0, status.Bytes)
+		p.mu.Lock()
+		fr.finished = fr.err == nil
+		p.mu.Unlock()
+	}
+	return true
+}
+
+// freshEstimate is about how many messages of a folder the pass will copy, from LIST-STATUS
+// and the ledger's marks: every message when the folder is new to the ledger or changed
+// UIDVALIDITY, else the UIDs handed out above the mark.
+func (p *pass) freshEstimate(fr *folderRun) int64 {
+	st, lf := p.plan.status[fr.m.Source.Name], fr.lf
+	if lf.UIDValidity == 0 || st.UIDValidity != uint32(lf.UIDValidity) || st.UIDNext == 0 {
+		return st.Messages
+	}
+	return min(st.Messages, max(0, int64(st.UIDNext)-1-lf.HighestUID)) + int64(len(fr.recopy)) + int64(len(p.retryQ[lf.ID]))
+}
+
 // worker runs queued work on its own connections until the pass is done. A worker other than
 // the first that cannot log in (a server limiting connections per user) hands its work back
 // and stops: the pass goes on with fewer connections.
 func (p *pass) worker(ctx context.Context, s *session) {
-	primary := s != nil
+	primary := s != nil // the planning session: never handed back
 	defer func() { s.close() }()
 	for {
 		st, c, ok := p.sched.next()
@@ -196,7 +334,8 @@ func (p *pass) folderDone(fr *folderRun) {
 // runStep prepares the next folder of a group, or closes the group.
 func (p *pass) runStep(ctx context.Context, s *session, st step) *session {
 	if st.i == len(st.g.mappings) {
-		if p.mirror && st.g.ok && p.window.Empty() {
+		// A dry run has no destination folder to look at where the job never copied.
+		if p.strict && st.g.ok && p.window.Empty() && (!p.dry || st.g.mappings[0].Exists) {
 			var err error
 			s, err = p.withRetries(ctx, s, nil, func(s *session) error { return p.mirrorExtras(ctx, s, st.g) })
 			if err != nil {
@@ -386,280 +525,5 @@ func (p *pass) openSrc(ctx context.Context, s *session, fr *folderRun) error {
 		return fmt.Errorf("source folder %q changed UIDVALIDITY during the pass (%d → %d): the next pass re-identifies it",
 			fr.m.Source.Name, fr.st.UIDValidity, st.UIDValidity)
 	}
-	return nil
-}
-
-// prepareFolder is a folder's first step; it returns the chunks to copy.
-func (p *pass) prepareFolder(ctx context.Context, s *session, fr *folderRun) ([]chunk, error) {
-	m := fr.m
-	p.worked.Store(true)
-	log := p.log.With("folder", m.Source.Name, "dest", m.Dest)
-	s.srcFolder = ""
-	if err := p.openSrc(ctx, s, fr); err != nil {
-		return nil, err
-	}
-	st := s.srcState
-	fr.st = st
-	fr.srcMessages = int64(st.Messages)
-	fr.handled = map[uint32]bool{}
-	fr.retry = nil
-	lf := fr.lf
-	// A new UIDVALIDITY (or a new destination folder) invalidates every UID the ledger holds:
-	// start over, re-identifying what the destination already has instead of copying it again.
-	if !p.dry && (lf.UIDValidity != int64(st.UIDValidity) || lf.DestName != m.Dest) {
-		if lf.UIDValidity != 0 || lf.DestName != m.Dest {
-			log.Warn("source UIDVALIDITY or destination folder changed: re-identifying", "old_uidvalidity", lf.UIDValidity,
-				"uidvalidity", st.UIDValidity, "old_dest", lf.DestName)
-			p.c.addError("uidvalidity_reset", 1)
-		}
-		if err := p.resetFolder(ctx, fr, int64(st.UIDValidity)); err != nil {
-			return nil, err
-		}
-		lf = fr.lf
-	}
-
-	var ds destState
-	fr.destKnown = !p.dry || m.Exists
-	fr.filter = flagFilter{anyKW: true}
-	if fr.destKnown {
-		var err error
-		if ds, err = s.dst.selectFolder(ctx, m.Dest); err != nil {
-			if imapx.ClassOf(err) == imapx.ClassNoFolder && !p.dry {
-				if err2 := s.dst.ensure(ctx, m.Dest, false, false); err2 != nil {
-					return nil, err2
-				}
-			}
-			return nil, err
-		}
-		fr.filter = s.dst.flagFilter()
-		if !p.dry && lf.DestUIDValidity != 0 && lf.DestUIDValidity != int64(ds.UIDValidity) {
-			log.Warn("destination UIDVALIDITY changed: re-identifying", "old", lf.DestUIDValidity, "new", ds.UIDValidity)
-			p.c.addError("dest_uidvalidity_reset", 1)
-			if err := p.resetFolder(ctx, fr, int64(st.UIDValidity)); err != nil {
-				return nil, err
-			}
-			lf = fr.lf
-		}
-		if !p.dry && lf.DestUIDValidity != int64(ds.UIDValidity) {
-			if err := p.st.SetMailFolderDestUIDValidity(ctx, lf.ID, int64(ds.UIDValidity)); err != nil {
-				return nil, err
-			}
-			lf.DestUIDValidity = int64(ds.UIDValidity)
-			fr.lf = lf
-		}
-	}
-
-	// Pending rows exist only after an interrupted attempt (this one or an earlier one); no
-	// chunk of this folder runs yet, so every unclaimed destination message is a candidate.
-	if !p.dry && (p.counts[lf.ID].Pending > 0 || !fr.failed.IsZero()) {
-		if _, err := p.reconcile(ctx, s, fr); err != nil {
-			return nil, err
-		}
-	}
-
-	// New messages: above the mark, minus what the ledger or the quarantine already holds.
-	mark := uint32(lf.HighestUID)
-	if lf.WindowKey != p.window.Key() {
-		mark = 0 // a new window: look at everything again; the ledger still skips what is done
-	}
-	keys, err := s.src.Keys(ctx, mark, p.window)
-	if err != nil {
-		return nil, err
-	}
-	fr.mark, fr.keys = mark, keys
-	known := map[uint32]bool{}
-	if lf.ID != 0 && len(keys) > 0 {
-		uids, err := p.st.MailSourceUIDs(ctx, lf.ID, int64(mark))
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range uids {
-			known[uint32(u)] = true
-		}
-	}
-	for u := range p.quarantined[lf.ID] {
-		known[u] = true
-	}
-	todo := minus(keys, known)
-	for _, q := range p.retryQ[lf.ID] {
-		if !slices.Contains(todo, uint32(q.SourceUID)) {
-			todo = append(todo, uint32(q.SourceUID))
-		}
-	}
-	slices.Sort(todo)
-	fr.todo = todo
-
-	// Mail already on the destination that the ledger cannot account for: adopt it by identity
-	// instead of copying a duplicate (first pass over a pre-filled account, UIDVALIDITY change,
-	// mail delivered to the destination).
-	if len(todo) > 0 && fr.destKnown && int64(ds.Messages) > p.claimed(m.Dest) {
-		adopted, err := p.adopt(ctx, s, fr, todo)
-		if err != nil {
-			return nil, err
-		}
-		fr.addHandled(adopted)
-		todo = minus(todo, fr.handled)
-	}
-
-	// Messages above the size limit are quarantined without being fetched.
-	if p.limit > 0 && len(todo) > 0 {
-		big, err := p.tooBig(ctx, s, fr, todo)
-		if err != nil {
-			return nil, err
-		}
-		fr.addHandled(big)
-		todo = minus(todo, fr.handled)
-	}
-
-	if p.dry {
-		metas, err := s.src.Metas(ctx, todo)
-		if err != nil {
-			return nil, err
-		}
-		for _, mt := range metas {
-			if mt.Unreadable != "" {
-				if err := p.quarantine(ctx, fr, mt, "unreadable", mt.Unreadable, false); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			fr.transferred.Add(1)
-			p.c.transferred.Add(1)
-			p.c.bytes.Add(mt.Size)
-		}
-		fr.addHandled(todo)
-		return nil, nil
-	}
-	size := p.e.ChunkMessages
-	if size <= 0 {
-		size = DefaultChunkMessages
-	}
-	var chunks []chunk
-	for len(todo) > 0 {
-		n := min(size, len(todo))
-		// A short tail rides with the chunk before it.
-		if len(todo)-n < size/4 {
-			n = len(todo)
-		}
-		chunks = append(chunks, chunk{fr: fr, uids: todo[:n]})
-		todo = todo[n:]
-	}
-	return chunks, nil
-}
-
-// finalizeFolder copies again what lost its connection, settles what was not copied, carries
-// flag changes and mirror deletes, and records the folder's marks.
-func (p *pass) finalizeFolder(ctx context.Context, s *session, fr *folderRun) error {
-	m, lf := fr.m, fr.lf
-	if err := p.openSrc(ctx, s, fr); err != nil {
-		return err
-	}
-	if fr.destKnown {
-		if _, err := s.dst.selectFolder(ctx, m.Dest); err != nil {
-			return err
-		}
-	}
-	fr.mu.Lock()
-	retry := slices.Clone(fr.retry)
-	failed := !fr.failed.IsZero()
-	fr.mu.Unlock()
-	if len(retry) > 0 || (failed && !p.dry) {
-		// Every chunk is over: appends whose answer was lost can be told apart now.
-		found, err := p.reconcile(ctx, s, fr)
-		if err != nil {
-			return err
-		}
-		fr.addHandled(found)
-		fr.mu.Lock()
-		retry = minus(retry, fr.handled)
-		fr.mu.Unlock()
-		slices.Sort(retry)
-		if len(retry) > 0 {
-			done, err := p.copyAll(ctx, s, fr, retry)
-			fr.addHandled(done)
-			if err != nil {
-				return err
-			}
-		}
-		fr.mu.Lock()
-		fr.retry = nil
-		fr.mu.Unlock()
-	}
-
-	fr.mu.Lock()
-	unhandled := minus(fr.todo, fr.handled)
-	fr.mu.Unlock()
-	if len(unhandled) > 0 && !p.dry {
-		// Not streamed: gone from the source since the search (nothing to do), or an item the
-		// source cannot produce (quarantined with its reason).
-		metas, err := s.src.Metas(ctx, unhandled)
-		if err != nil {
-			return err
-		}
-		still := map[uint32]bool{}
-		for _, mt := range metas {
-			if mt.Unreadable != "" {
-				if err := p.quarantine(ctx, fr, mt, "unreadable", mt.Unreadable, false); err != nil {
-					return err
-				}
-				continue
-			}
-			still[mt.UID] = true
-		}
-		var left []uint32
-		for _, u := range unhandled {
-			if still[u] {
-				left = append(left, u)
-			}
-		}
-		unhandled = left
-	}
-	fr.unhandled = int64(len(unhandled))
-
-	// Flags of messages synced in earlier passes: CONDSTORE tells which changed.
-	st, mark := fr.st, fr.mark
-	if mark > 0 && fr.destKnown {
-		since := uint64(lf.HighestModSeq)
-		if st.HighestModSeq == 0 {
-			since = 0
-		}
-		if since == 0 || since != st.HighestModSeq {
-			if err := p.syncFlags(ctx, s, fr, mark, since); err != nil {
-				return err
-			}
-		}
-	}
-
-	if p.mirror && fr.destKnown {
-		if err := p.mirrorGone(ctx, s, fr); err != nil {
-			return err
-		}
-	}
-
-	if p.dry {
-		return nil
-	}
-	newMark := mark
-	if len(fr.keys) > 0 {
-		newMark = max(newMark, fr.keys[len(fr.keys)-1])
-	}
-	if len(unhandled) > 0 {
-		newMark = min(newMark, unhandled[0]-1)
-	}
-	newMark = max(newMark, uint32(lf.HighestUID)*boolInt(lf.WindowKey == p.window.Key()))
-	modseq := st.HighestModSeq
-	if len(unhandled) > 0 {
-		modseq = uint64(lf.HighestModSeq) // flags of unhandled messages are not settled
-	}
-	marks := store.MailFolderMarks{HighestUID: int64(newMark), HighestModSeq: int64(modseq), DestUIDValidity: lf.DestUIDValidity,
-		WindowKey: p.window.Key(), SourceMessages: int64(st.Messages), SourceUIDNext: int64(st.UIDNext)}
-	if len(unhandled) > 0 {
-		marks.SourceUIDNext = 0 // never skip this folder while something is left
-	}
-	if err := p.st.SetMailFolderMarks(ctx, lf.ID, marks); err != nil {
-		return err
-	}
-	p.log.Debug("folder synced", "folder", m.Source.Name, "transferred", fr.transferred.Load(),
-		"quarantined", fr.quarantined.Load(), "unhandled", len(unhandled))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/activities/mail/folders"
+	"github.com/cutover/cutover/activities/mail/identity"
 )
 
 // Source is where a pass reads mail from: folders of messages, each message with flags, an
@@ -65,7 +66,8 @@ type Meta struct {
 	Flags    []string
 	Date     time.Time // INTERNALDATE
 	Identity string
-	Describe string // Message-ID or subject and date, for humans
+	Describe string          // Message-ID or subject and date, for humans
+	Header   identity.Header // the identity fields (see package identity): what a server may rewrite
 	// Unreadable is set (to the reason) for an item the source holds but cannot produce —
 	// readpst could not convert it, a file is empty. Metas reports it; Stream skips it; the
 	// engine quarantines it so it is counted, never silently dropped.

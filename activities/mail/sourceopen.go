@@ -27,6 +27,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/zimbra"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // This file connects the file-based source types of seed 000 to the engine: which spec is a
@@ -46,7 +47,7 @@ import (
 // imap and imap_oauth are IMAP accounts.
 
 // isFileSource reports whether spec's source is read from files rather than an IMAP server.
-func isFileSource(spec MailboxSpec) bool {
+func isFileSource(spec emailapi.MailboxSpec) bool {
 	switch spec.SourceType {
 	case model.SourcePST, model.SourceMbox, model.SourceEML, model.SourceTgz, model.SourceZimbra:
 		return true
@@ -57,7 +58,7 @@ func isFileSource(spec MailboxSpec) bool {
 }
 
 // needsSourceCredentials reports whether the source side logs in anywhere.
-func needsSourceCredentials(spec MailboxSpec) bool {
+func needsSourceCredentials(spec emailapi.MailboxSpec) bool {
 	if !isFileSource(spec) {
 		return true
 	}
@@ -65,7 +66,7 @@ func needsSourceCredentials(spec MailboxSpec) bool {
 }
 
 // validateSource checks the source half of a spec.
-func validateSource(spec MailboxSpec) error {
+func validateSource(spec emailapi.MailboxSpec) error {
 	switch spec.SourceType {
 	case "", model.SourceIMAP, model.SourceIMAPOAuth, model.SourceDovecot:
 		if isFileSource(spec) {
@@ -100,7 +101,7 @@ func oauthMech(auth string) bool {
 // passRunKind names a pass's run row by source type: uploads of converted files are
 // imap-upload (a PST's first upload is pst_upload, a tarball's tgz_import), a Dovecot account
 // read from disk is doveadm, IMAP accounts are imapsync.
-func passRunKind(spec MailboxSpec, rt model.RunType) (model.RunType, model.Tool) {
+func passRunKind(spec emailapi.MailboxSpec, rt model.RunType) (model.RunType, model.Tool) {
 	switch spec.SourceType {
 	case model.SourcePST:
 		if rt == model.RunInitial {
@@ -127,7 +128,7 @@ func passRunKind(spec MailboxSpec, rt model.RunType) (model.RunType, model.Tool)
 
 // dialSource opens the source side of a session: an IMAP connection, or a file source (its
 // listing shared by the pass's folder workers).
-func (e *Engine) dialSource(ctx context.Context, spec MailboxSpec, cred imapx.Credentials) (Source, *imapx.Client, error) {
+func (e *Engine) dialSource(ctx context.Context, spec emailapi.MailboxSpec, cred imapx.Credentials) (Source, *imapx.Client, error) {
 	if !isFileSource(spec) {
 		sc, err := imapx.Dial(ctx, endpointConfig(spec.Source), cred)
 		if err != nil {
@@ -214,7 +215,7 @@ func fileKey(kind, path string) (string, error) {
 }
 
 // fileSnapshot lists a file source; id names its content for UIDVALIDITY.
-func (e *Engine) fileSnapshot(ctx context.Context, spec MailboxSpec, cred imapx.Credentials) (*sources.Snapshot, string, error) {
+func (e *Engine) fileSnapshot(ctx context.Context, spec emailapi.MailboxSpec, cred imapx.Credentials) (*sources.Snapshot, string, error) {
 	kind, path := spec.SourceType, spec.SourcePath
 	if kind == model.SourceZimbra && path == "" {
 		p, err := e.fetchZimbra(ctx, spec, cred)
@@ -262,7 +263,7 @@ func wrapSourceErr(err error) error {
 }
 
 // openFile reads a file source of the given kind.
-func (e *Engine) openFile(ctx context.Context, spec MailboxSpec, kind model.SourceType, path string) (*sources.Snapshot, error) {
+func (e *Engine) openFile(ctx context.Context, spec emailapi.MailboxSpec, kind model.SourceType, path string) (*sources.Snapshot, error) {
 	work := sources.WorkRoot()
 	var lim sources.Limits
 	switch kind {
@@ -287,7 +288,7 @@ func (e *Engine) openFile(ctx context.Context, spec MailboxSpec, kind model.Sour
 
 // recordToolRun records a run of a conversion tool (readpst, a Zimbra export) as its own
 // migration_runs row; a retried activity updates the same row.
-func (e *Engine) recordToolRun(ctx context.Context, spec MailboxSpec, rt model.RunType, tool model.Tool, what string, runErr error, stats any) {
+func (e *Engine) recordToolRun(ctx context.Context, spec emailapi.MailboxSpec, rt model.RunType, tool model.Tool, what string, runErr error, stats any) {
 	if e.Store == nil || spec.JobID == 0 {
 		return
 	}
@@ -334,7 +335,7 @@ type zimbraFetch struct {
 
 // fetchZimbra downloads the account's "?fmt=tgz" export over HTTPS (tool zmmailbox, run
 // tgz_export) into the work directory, once per pass.
-func (e *Engine) fetchZimbra(ctx context.Context, spec MailboxSpec, cred imapx.Credentials) (string, error) {
+func (e *Engine) fetchZimbra(ctx context.Context, spec emailapi.MailboxSpec, cred imapx.Credentials) (string, error) {
 	key := fmt.Sprintf("%d|%s|%s", spec.MailboxID, spec.Source.Addr, spec.Source.User)
 	zimbraFetches.Lock()
 	f := zimbraFetches.m[key]
@@ -364,7 +365,7 @@ func (e *Engine) fetchZimbra(ctx context.Context, spec MailboxSpec, cred imapx.C
 	return path, nil
 }
 
-func downloadZimbra(ctx context.Context, spec MailboxSpec, cred imapx.Credentials) (string, int64, error) {
+func downloadZimbra(ctx context.Context, spec emailapi.MailboxSpec, cred imapx.Credentials) (string, int64, error) {
 	ep := spec.Source
 	scheme := "https"
 	if strings.EqualFold(ep.Security, "plain") {

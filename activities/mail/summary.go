@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
-// Summary renders the pass like imapsync's closing block, for logs and humans.
-func (s PassStats) Summary() string {
+// Summary renders a pass like imapsync's closing block, for logs and humans.
+func Summary(s emailapi.PassStats) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("++++ Statistics (%s pass, run %d)", s.Mode, s.RunID)

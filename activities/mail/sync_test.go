@@ -13,6 +13,7 @@ import (
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // TestSyncEndToEnd walks one mailbox through the life of a migration against two real
@@ -24,12 +25,24 @@ func TestSyncEndToEnd(t *testing.T) {
 	mailtest.SeedMaildir(t, e.src, "alice", corpus)
 	n := countCorpus(corpus)
 
-	st := e.sync(ModeCopy)
-	if st.Transferred != n || st.Pending != 0 || st.Quarantined != 0 || st.Found != n {
-		t.Fatalf("initial pass: transferred %d found %d pending %d quarantined %d, want %d/%d/0/0 (errors %v)",
+	st := e.sync(model.ModeCopy)
+	if st.Transferred != n {
+		t.Fatalf("st.Transferred: want n; initial pass: transferred %d found %d pending %d quarantined %d, want %d/%d/0/0 (errors %v)",
 			st.Transferred, st.Found, st.Pending, st.Quarantined, n, n, st.ErrorsByClass)
 	}
-	if sum := st.Summary(); !strings.Contains(sum, fmt.Sprintf("Messages transferred          : %d\n", n)) || !strings.Contains(sum, `"Sent Items"`) {
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; initial pass: transferred %d found %d pending %d quarantined %d, want %d/%d/0/0 (errors %v)",
+			st.Transferred, st.Found, st.Pending, st.Quarantined, n, n, st.ErrorsByClass)
+	}
+	if st.Quarantined != 0 {
+		t.Fatalf("st.Quarantined: want 0; initial pass: transferred %d found %d pending %d quarantined %d, want %d/%d/0/0 (errors %v)",
+			st.Transferred, st.Found, st.Pending, st.Quarantined, n, n, st.ErrorsByClass)
+	}
+	if st.Found != n {
+		t.Fatalf("st.Found: want n; initial pass: transferred %d found %d pending %d quarantined %d, want %d/%d/0/0 (errors %v)",
+			st.Transferred, st.Found, st.Pending, st.Quarantined, n, n, st.ErrorsByClass)
+	}
+	if sum := Summary(st); !strings.Contains(sum, fmt.Sprintf("Messages transferred          : %d\n", n)) || !strings.Contains(sum, `"Sent Items"`) {
 		t.Errorf("summary:\n%s", sum)
 	}
 	if st.BytesTransferred < 20<<20 {
@@ -61,9 +74,22 @@ func TestSyncEndToEnd(t *testing.T) {
 	}
 
 	// Nothing changed: nothing moves, and no folder is even opened.
-	st = e.sync(ModeCopy)
-	if st.Transferred != 0 || st.FlagsUpdated != 0 || st.Skipped != n || st.Pending != 0 {
-		t.Fatalf("idle pass: transferred %d flags %d skipped %d pending %d", st.Transferred, st.FlagsUpdated, st.Skipped, st.Pending)
+	st = e.sync(model.ModeCopy)
+	if st.Transferred != 0 {
+		t.Fatalf("st.Transferred: want 0; idle pass: transferred %d flags %d skipped %d pending %d",
+			st.Transferred, st.FlagsUpdated, st.Skipped, st.Pending)
+	}
+	if st.FlagsUpdated != 0 {
+		t.Fatalf("st.FlagsUpdated: want 0; idle pass: transferred %d flags %d skipped %d pending %d",
+			st.Transferred, st.FlagsUpdated, st.Skipped, st.Pending)
+	}
+	if st.Skipped != n {
+		t.Fatalf("st.Skipped: want n; idle pass: transferred %d flags %d skipped %d pending %d",
+			st.Transferred, st.FlagsUpdated, st.Skipped, st.Pending)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; idle pass: transferred %d flags %d skipped %d pending %d",
+			st.Transferred, st.FlagsUpdated, st.Skipped, st.Pending)
 	}
 
 	// Delta: three new messages and two flag changes on the source.
@@ -79,24 +105,39 @@ func TestSyncEndToEnd(t *testing.T) {
 	if err := sc.Store(imap.UIDSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged, "$Work"}}, nil).Close(); err != nil {
 		t.Fatal(err)
 	}
-	st = e.sync(ModeCopy)
-	if st.Transferred != 3 || st.FlagsUpdated != 2 || st.Pending != 0 {
-		t.Fatalf("delta pass: transferred %d flags %d pending %d, want 3 and 2", st.Transferred, st.FlagsUpdated, st.Pending)
+	st = e.sync(model.ModeCopy)
+	if st.Transferred != 3 {
+		t.Fatalf("st.Transferred: want 3; delta pass: transferred %d flags %d pending %d, want 3 and 2",
+			st.Transferred, st.FlagsUpdated, st.Pending)
+	}
+	if st.FlagsUpdated != 2 {
+		t.Fatalf("st.FlagsUpdated: want 2; delta pass: transferred %d flags %d pending %d, want 3 and 2",
+			st.Transferred, st.FlagsUpdated, st.Pending)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; delta pass: transferred %d flags %d pending %d, want 3 and 2",
+			st.Transferred, st.FlagsUpdated, st.Pending)
 	}
 	e.requireClean(0)
 
 	// A dry run reports the new message and changes nothing, so the next pass still copies it.
 	appendMsg(t, sc, "INBOX", mailtest.Message{Date: now, Raw: mailtest.Text("dry@x", "d@x", "dry", now, "dry")})
 	before := count(t, dc, "INBOX")
-	st = e.sync(ModeDryRun)
-	if st.Transferred != 1 || count(t, dc, "INBOX") != before {
-		t.Fatalf("dry run: transferred %d, destination INBOX %d → %d", st.Transferred, before, count(t, dc, "INBOX"))
+	st = e.sync(model.ModeDryRun)
+	if st.Transferred != 1 {
+		t.Fatalf("st.Transferred: want 1; dry run: transferred %d, destination INBOX %d → %d",
+			st.Transferred, before, count(t, dc, "INBOX"))
 	}
-	if st = e.sync(ModeCopy); st.Transferred != 1 {
+	if count(t, dc, "INBOX") != before {
+		t.Fatalf("want count(t, dc, \"INBOX\") == before; dry run: transferred %d, destination INBOX %d → %d",
+			st.Transferred, before, count(t, dc, "INBOX"))
+	}
+	if st = e.sync(model.ModeCopy); st.Transferred != 1 {
 		t.Fatalf("pass after dry run: transferred %d, want 1", st.Transferred)
 	}
 
-	// Mirror: a message only the destination has, and one the source deleted, both go.
+	// Strict mirror (imapsync --delete2): a message only the destination has, and one the
+	// source deleted, both go. The default mirror would keep the first (safety_test.go).
 	appendMsg(t, dc, "INBOX.Archive", mailtest.Message{Date: now, Raw: mailtest.Text("extra@x", "e@x", "extra", now, "extra")})
 	if _, err := sc.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
@@ -108,18 +149,18 @@ func TestSyncEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Copy mode never deletes.
-	if st = e.sync(ModeCopy); st.Deleted != 0 {
+	if st = e.sync(model.ModeCopy); st.Deleted != 0 {
 		t.Fatalf("copy pass deleted %d", st.Deleted)
 	}
 	if rep := e.verify(); rep.Extra != 2 {
 		t.Fatalf("before mirror: extra %d, want 2", rep.Extra)
 	}
-	if st = e.sync(ModeMirror); st.Deleted != 2 {
-		t.Fatalf("mirror pass deleted %d, want 2", st.Deleted)
+	if st = e.sync(model.ModeStrictMirror); st.Deleted != 2 {
+		t.Fatalf("strict mirror pass deleted %d, want 2", st.Deleted)
 	}
 	e.requireClean(0)
 
-	_, err = e.eng.Sync(context.Background(), PassRequest{Spec: e.spec, Mode: ModeMirror, Phase: model.PhaseFinalSync}, SyncOptions{})
+	_, err = e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeMirror, Phase: model.PhaseFinalSync}, SyncOptions{})
 	if !errors.Is(err, ErrMirrorAfterCutover) {
 		t.Fatalf("mirror after cutover: %v", err)
 	}
@@ -129,9 +170,14 @@ func TestSyncEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	projects := count(t, dc, "INBOX.Projects")
-	st = e.sync(ModeCopy)
-	if st.Transferred != 0 || st.ErrorsByClass["uidvalidity_reset"] != 1 {
-		t.Fatalf("after UIDVALIDITY change: transferred %d, resets %d", st.Transferred, st.ErrorsByClass["uidvalidity_reset"])
+	st = e.sync(model.ModeCopy)
+	if st.Transferred != 0 {
+		t.Fatalf("st.Transferred: want 0; after UIDVALIDITY change: transferred %d, resets %d",
+			st.Transferred, st.ErrorsByClass["uidvalidity_reset"])
+	}
+	if st.ErrorsByClass["uidvalidity_reset"] != 1 {
+		t.Fatalf("st.ErrorsByClass[\"uidvalidity_reset\"]: want 1; after UIDVALIDITY change: transferred %d, resets %d",
+			st.Transferred, st.ErrorsByClass["uidvalidity_reset"])
 	}
 	if got := count(t, dc, "INBOX.Projects"); got != projects {
 		t.Fatalf("destination Projects went from %d to %d messages", projects, got)
@@ -166,10 +212,15 @@ func TestAdoptsMailAlreadyOnDestination(t *testing.T) {
 	for _, m := range pre {
 		appendMsg(t, dc, "INBOX", m)
 	}
-	st := e.sync(ModeCopy)
+	st := e.sync(model.ModeCopy)
 	n := countCorpus(corpus)
-	if st.Transferred != n-int64(len(pre)) || st.Pending != 0 {
-		t.Fatalf("transferred %d pending %d, want %d (the %d already there adopted)", st.Transferred, st.Pending, n-int64(len(pre)), len(pre))
+	if st.Transferred != n-int64(len(pre)) {
+		t.Fatalf("st.Transferred: want n-int64(len(pre)); transferred %d pending %d, want %d (the %d already there adopted)",
+			st.Transferred, st.Pending, n-int64(len(pre)), len(pre))
+	}
+	if st.Pending != 0 {
+		t.Fatalf("st.Pending: want 0; transferred %d pending %d, want %d (the %d already there adopted)",
+			st.Transferred, st.Pending, n-int64(len(pre)), len(pre))
 	}
 	if got := count(t, dc, "INBOX"); got != 18 {
 		t.Errorf("destination INBOX has %d messages, want 18 (no duplicate of the adopted ones, both exact duplicates)", got)
@@ -192,13 +243,22 @@ func TestAgeWindow(t *testing.T) {
 		}
 	}
 	e.spec.Since, e.spec.Before = &since, &before
-	st := e.sync(ModeCopy)
-	if st.Transferred != in || in == 0 || in == countCorpus(corpus) {
-		t.Fatalf("windowed pass transferred %d, want %d of %d", st.Transferred, in, countCorpus(corpus))
+	st := e.sync(model.ModeCopy)
+	if st.Transferred != in {
+		t.Fatalf("st.Transferred: want in; windowed pass transferred %d, want %d of %d",
+			st.Transferred, in, countCorpus(corpus))
+	}
+	if in == 0 {
+		t.Fatalf("in: want != 0; windowed pass transferred %d, want %d of %d",
+			st.Transferred, in, countCorpus(corpus))
+	}
+	if in == countCorpus(corpus) {
+		t.Fatalf("in: want != countCorpus(corpus); windowed pass transferred %d, want %d of %d",
+			st.Transferred, in, countCorpus(corpus))
 	}
 	e.requireClean(0)
 	e.spec.Since, e.spec.Before = nil, nil
-	if st = e.sync(ModeCopy); st.Transferred != countCorpus(corpus)-in {
+	if st = e.sync(model.ModeCopy); st.Transferred != countCorpus(corpus)-in {
 		t.Fatalf("after widening the window: transferred %d, want %d", st.Transferred, countCorpus(corpus)-in)
 	}
 	e.requireClean(0)

@@ -14,6 +14,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/imapx"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 func TestThrottleHint(t *testing.T) {
@@ -32,8 +33,15 @@ func TestThrottleHint(t *testing.T) {
 	} {
 		err := &imapx.Error{Class: imapx.ClassThrottled, Op: "login", Text: tc.text}
 		d, ok := throttleHint(err)
-		if d != tc.want || ok != tc.ok || retryInPass(err) != tc.inPass {
-			t.Errorf("%q: hint %v %v in-pass %v; want %v %v %v", tc.text, d, ok, retryInPass(err), tc.want, tc.ok, tc.inPass)
+		if d != tc.want {
+			t.Errorf("d: want tc.want; %q: hint %v %v in-pass %v; want %v %v %v",
+				tc.text, d, ok, retryInPass(err), tc.want, tc.ok, tc.inPass)
+		} else if ok != tc.ok {
+			t.Errorf("ok: want tc.ok; %q: hint %v %v in-pass %v; want %v %v %v",
+				tc.text, d, ok, retryInPass(err), tc.want, tc.ok, tc.inPass)
+		} else if retryInPass(err) != tc.inPass {
+			t.Errorf("want retryInPass(err) == tc.inPass; %q: hint %v %v in-pass %v; want %v %v %v",
+				tc.text, d, ok, retryInPass(err), tc.want, tc.ok, tc.inPass)
 		}
 	}
 }
@@ -93,12 +101,25 @@ func TestThrottledPassEndsWithServerBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := e.mailbox(model.SourceIMAP, "")
-	spec.Source = Endpoint{Addr: throttlingServer(t), Security: "plain", User: "alice@contoso.com", CredentialsRef: ref}
+	spec.Source = emailapi.Endpoint{Addr: throttlingServer(t), Security: "plain", User: "alice@contoso.com", CredentialsRef: ref}
 	start := time.Now()
-	_, err = e.acts.SyncMailbox(ctx, PassRequest{Spec: spec, Mode: ModeCopy, RunType: model.RunInitial})
+	_, err = e.acts.SyncMailbox(ctx, emailapi.PassRequest{Spec: spec, Mode: model.ModeCopy, RunType: model.RunInitial})
 	var ae *temporal.ApplicationError
-	if !errors.As(err, &ae) || ae.Type() != ErrTypeThrottled || ae.NonRetryable() || ae.NextRetryDelay() != 92221*time.Millisecond {
-		t.Fatalf("err = %v, want a retryable Throttled error with NextRetryDelay 92.221s", err)
+	if !errors.As(err, &ae) {
+		t.Fatalf("errors.As(err, &ae) is false; err = %v, want a retryable Throttled error with NextRetryDelay 92.221s",
+			err)
+	}
+	if ae.Type() != emailapi.ErrTypeThrottled {
+		t.Fatalf("want ae.Type() == emailapi.ErrTypeThrottled; err = %v, want a retryable Throttled error with NextRetryDelay 92.221s",
+			err)
+	}
+	if ae.NonRetryable() {
+		t.Fatalf("ae.NonRetryable() is true; err = %v, want a retryable Throttled error with NextRetryDelay 92.221s",
+			err)
+	}
+	if ae.NextRetryDelay() != 92221*time.Millisecond {
+		t.Fatalf("want ae.NextRetryDelay() == 92221*time.Millisecond; err = %v, want a retryable Throttled error with NextRetryDelay 92.221s",
+			err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the activity waited %v before giving the wait back to Temporal", d)

@@ -44,6 +44,19 @@ type EmailReport struct {
 	Evaluations  int // gate evaluations recorded
 	Passes       []Pass
 	Phases       []store.PhaseSpan
+	// Skipped: mailboxes taken out of the job (who, when, why).
+	Skipped []store.MailboxSkip
+	// Deletions: what passes deleted on the destination, per mailbox, reason and mode.
+	Deletions []DeletionRow
+}
+
+// DeletionRow is what one mailbox's passes deleted on the destination for one reason.
+type DeletionRow struct {
+	Email    string
+	Reason   string // source_gone: the job's own copy; not_on_source: strict_mirror
+	Mode     string // mirror or strict_mirror (destructive)
+	Messages int64
+	Bytes    int64
 }
 
 // MailboxRow is one mailbox's counts.
@@ -59,7 +72,18 @@ type MailboxRow struct {
 	BytesDest   int64
 	Verified    bool // Missing comes from a verification
 	LastError   string
+	// What the destination stored differently: messages present with identifying headers it
+	// rewrote (the latest verification), and messages stored without keywords it refused.
+	Rewritten       int64
+	KeywordsDropped int64
+	DroppedKeywords []string // some of them (maxKeywordsListed)
+	// LogPath is the log of the mailbox's last run (migration_runs.log_path), relative to the
+	// report when the report's directory holds it.
+	LogPath string
 }
+
+// maxKeywordsListed bounds the refused keywords a report names per mailbox.
+const maxKeywordsListed = 20
 
 // QuarantineRow is a message (or a row) that was not copied, and why.
 type QuarantineRow struct {
@@ -102,7 +126,9 @@ type runStats struct {
 	BytesTransferred int64   `json:"bytes_transferred"`
 	Missing          *int64  `json:"missing"`
 	Extra            int64   `json:"extra"`
+	Rewritten        int64   `json:"rewritten"`
 	Report           bool    `json:"report"`
+	Mode             string  `json:"mode"`
 	Duration         float64 `json:"duration_seconds"`
 }
 
@@ -137,6 +163,7 @@ func CollectEmail(ctx context.Context, st *store.Store, jobID int64, now time.Ti
 	// The latest verification of each mailbox.
 	verified := map[int64]runStats{}
 	var mailboxRuns []store.Run
+	lastLog := map[int64]string{}
 	for _, r := range runs {
 		var s runStats
 		_ = json.Unmarshal(r.Stats, &s)
@@ -144,16 +171,25 @@ func CollectEmail(ctx context.Context, st *store.Store, jobID int64, now time.Ti
 			continue
 		}
 		mailboxRuns = append(mailboxRuns, r)
+		if r.LogPath != "" {
+			lastLog[*r.MailboxID] = r.LogPath
+		}
 		if r.RunType == model.RunVerify && r.Status != model.RunFailed && s.Missing != nil {
 			verified[*r.MailboxID] = s
 		}
 	}
+	dropped, err := st.JobDroppedKeywords(ctx, jobID, maxKeywordsListed)
+	if err != nil {
+		return rep, err
+	}
 	rep.MissingKnown = len(mbs) > 0
 	for _, m := range mbs {
 		row := MailboxRow{Email: m.Email, Status: m.Status, Source: m.MessagesSource, Dest: m.MessagesDest,
-			Quarantined: qPerMailbox[m.ID], BytesSource: m.BytesSource, BytesDest: m.BytesDest, LastError: m.LastError}
+			Quarantined: qPerMailbox[m.ID], BytesSource: m.BytesSource, BytesDest: m.BytesDest, LastError: m.LastError,
+			KeywordsDropped: dropped[m.ID].Messages, DroppedKeywords: dropped[m.ID].Keywords,
+			LogPath: lastLog[m.ID]}
 		if v, ok := verified[m.ID]; ok {
-			row.Missing, row.Extra, row.Verified = *v.Missing, v.Extra, true
+			row.Missing, row.Extra, row.Verified, row.Rewritten = *v.Missing, v.Extra, true, v.Rewritten
 		} else {
 			rep.MissingKnown = false
 			row.Missing = max(0, row.Source-row.Dest-row.Quarantined)
@@ -185,13 +221,18 @@ func CollectEmail(ctx context.Context, st *store.Store, jobID int64, now time.Ti
 	if err != nil {
 		return rep, err
 	}
-	for _, id := range model.CheckIDs { // the seed's order
+	for _, id := range model.AllCheckIDs() { // the gate's order
 		for _, c := range checks {
 			if c.CheckID == id {
 				at := c.CheckedAt
 				row := CheckRow{ID: string(c.CheckID), Status: string(c.Status), Message: c.Message, At: &at}
 				if id == model.CheckManualApproval {
 					row.By = rep.ApprovedBy
+				}
+				if c.AcceptedBy != nil && c.AcceptedAt != nil && c.AcceptReason != nil {
+					// A warning a human reviewed: who accepted it, when and why.
+					row.Status, row.By, row.At = string(c.Status)+" (accepted)", *c.AcceptedBy, c.AcceptedAt
+					row.Message += " — accepted: " + *c.AcceptReason
 				}
 				rep.Checks = append(rep.Checks, row)
 			}
@@ -207,6 +248,21 @@ func CollectEmail(ctx context.Context, st *store.Store, jobID int64, now time.Ti
 	}
 	rep.Evaluations = len(evaluations)
 	rep.Passes = emailPasses(mailboxRuns)
+	if rep.Skipped, err = st.ListSkips(ctx, jobID); err != nil {
+		return rep, err
+	}
+	dels, err := st.CountMailDeletions(ctx, jobID)
+	if err != nil {
+		return rep, err
+	}
+	emails := map[int64]string{}
+	for _, m := range mbs {
+		emails[m.ID] = m.Email
+	}
+	for _, d := range dels {
+		rep.Deletions = append(rep.Deletions, DeletionRow{Email: emails[d.MailboxID], Reason: d.Reason, Mode: d.Mode,
+			Messages: d.Messages, Bytes: d.Bytes})
+	}
 	if rep.Phases, err = st.ListPhases(ctx, KindEmail, strconv.FormatInt(jobID, 10)); err != nil {
 		return rep, err
 	}
@@ -231,6 +287,14 @@ func emailPasses(runs []store.Run) []Pass {
 			label := string(r.RunType)
 			if r.RunType == model.RunDelta || r.RunType == model.RunFinal || r.RunType == model.RunVerify {
 				label = fmt.Sprintf("%s #%d", r.RunType, counts[r.RunType])
+			}
+			var rs runStats
+			_ = json.Unmarshal(r.Stats, &rs)
+			switch rs.Mode {
+			case "strict_mirror":
+				label += " strict_mirror (destructive)"
+			case "mirror":
+				label += " mirror"
 			}
 			cur = &Pass{Label: label, Kind: string(r.RunType), Started: r.StartedAt, Finished: r.StartedAt}
 			seen = map[int64]bool{}
@@ -282,7 +346,16 @@ type DBReport struct {
 	SchemaOps    []CheckRow
 	Passes       []Pass // one per entity: its load
 	Phases       []store.PhaseSpan
-	MissingKnown bool // every entity passed a completeness validation
+	MissingKnown bool                  // every entity passed a completeness validation
+	Captures     []store.CaptureRow    // change capture per source (and the reverse flow)
+	Windows      []store.CutoverWindow // measured cutover freezes
+	// Changes are the values transformations changed, per entity and column (none silently).
+	Changes []store.TransformationCount
+	// Acceptances are the operators' acceptances of quarantined rows (db accept-errors).
+	Acceptances []store.ErrorAcceptance
+	// Error is why the migration failed, when the report is written from the workflow's state
+	// (a migration that failed before its ledger existed).
+	Error string
 }
 
 // EntityRow is one entity's counts.
@@ -328,6 +401,7 @@ func CollectDB(ctx context.Context, ledger *store.Store, id uuid.UUID, now time.
 			sourceRows[v.EntityName] = *c.SourceRows
 		}
 		switch s := valStatus[v.EntityName]; {
+		case v.ValidationType == model.ValidationPerformance: // a measurement, listed below: not the entity's verdict
 		case s == "", v.Status == model.ValidationFailed, v.Status == model.ValidationWarning && s == model.ValidationPassed:
 			valStatus[v.EntityName] = v.Status
 		}
@@ -434,6 +508,18 @@ func CollectDB(ctx context.Context, ledger *store.Store, id uuid.UUID, now time.
 		rep.SchemaOps = append(rep.SchemaOps, row)
 	}
 	if rep.Phases, err = ledger.ListPhases(ctx, KindDatabase, id.String()); err != nil {
+		return rep, err
+	}
+	if rep.Captures, err = ledger.ListCaptures(ctx, id); err != nil {
+		return rep, err
+	}
+	if rep.Windows, err = ledger.ListCutoverWindows(ctx, id); err != nil {
+		return rep, err
+	}
+	if rep.Changes, err = ledger.ListTransformationCounts(ctx, id); err != nil {
+		return rep, err
+	}
+	if rep.Acceptances, err = ledger.ListErrorAcceptances(ctx, id); err != nil {
 		return rep, err
 	}
 	return rep, nil

@@ -20,9 +20,18 @@ type cell struct {
 	Field string // data-field, for machines
 	Text  string
 	Class string
+	Href  string // a link, when set
 }
 
 type fact struct{ Label, Value string }
+
+// logCell links a mailbox's last run log (per-run logs, activities/mail/runlog.go).
+func logCell(path string) cell {
+	if path == "" {
+		return cell{}
+	}
+	return cell{Text: "last run", Href: path}
+}
 
 type phaseRow struct{ Phase, Entered, Left, Duration string }
 
@@ -48,6 +57,10 @@ type view struct {
 	Checks       []CheckRow
 	Checks2Title string
 	Checks2      []CheckRow
+
+	ChangesTitle string // "" for a report without the section
+	Changes      []store.TransformationCount
+	Sections     []section
 
 	Phases      []phaseRow
 	PassesTitle string
@@ -101,7 +114,7 @@ svg text{font:12px system-ui,sans-serif;fill:#1d2330}
 <table id="counts">
 <thead><tr>{{range .Columns}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
-{{range .Rows}}<tr>{{range .}}<td{{if .Field}} data-field="{{.Field}}"{{end}} class="{{.Class}}">{{.Text}}</td>{{end}}</tr>
+{{range .Rows}}<tr>{{range .}}<td{{if .Field}} data-field="{{.Field}}"{{end}} class="{{.Class}}">{{if .Href}}<a href="{{.Href}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
 {{end}}<tr class="total" data-row="total">{{range .Total}}<td{{if .Field}} data-field="{{.Field}}"{{end}} class="{{.Class}}">{{.Text}}</td>{{end}}</tr>
 </tbody>
 </table>
@@ -131,6 +144,17 @@ svg text{font:12px system-ui,sans-serif;fill:#1d2330}
 {{range .Checks2}}<tr><td>{{.ID}}</td><td class="{{lower .Status}}">{{.Status}}</td><td>{{.Message}}</td><td>{{.By}}</td><td>{{tsp .At}}</td></tr>
 {{end}}</tbody>
 </table>{{else}}<p class="muted">None.</p>{{end}}{{end}}
+
+{{range .Sections}}<h2>{{.Title}}</h2>
+{{if .Lines}}<ul id="{{.ID}}">{{range .Lines}}<li>{{.}}</li>{{end}}</ul>{{else}}<p class="muted">{{.Empty}}</p>{{end}}
+{{end}}
+{{if .ChangesTitle}}<h2>{{.ChangesTitle}}</h2>
+{{if .Changes}}<table id="changes">
+<thead><tr><th>Entity</th><th>Column</th><th>Change</th><th>Values</th></tr></thead>
+<tbody>
+{{range .Changes}}<tr><td>{{.EntityName}}</td><td>{{.ColumnName}}</td><td>{{.Change}}</td><td class="n" data-field="changed">{{num .ValueCount}}</td></tr>
+{{end}}</tbody>
+</table>{{else}}<p class="muted">No value was changed on its way: every loaded value is the source's.</p>{{end}}{{end}}
 
 <h2>Phases</h2>
 {{if .Phases}}<table id="phases">
@@ -168,7 +192,8 @@ func RenderEmail(w io.Writer, r EmailReport) error {
 	if r.FailedPhase != "" {
 		v.Facts = append(v.Facts, fact{"Failed in", string(r.FailedPhase) + ": " + r.LastError})
 	}
-	v.Columns = []string{"Mailbox", "Status", "Source", "Destination", "Quarantined", "Missing", "Extra", "Source size", "Destination size", "Note"}
+	v.Columns = []string{"Mailbox", "Status", "Source", "Destination", "Quarantined", "Missing", "Extra", "Source size",
+		"Destination size", "Note", "Log"}
 	row := func(m MailboxRow) []cell {
 		missing := fmtInt(m.Missing)
 		if !m.Verified {
@@ -178,7 +203,7 @@ func RenderEmail(w io.Writer, r EmailReport) error {
 			{Field: "source", Text: fmtInt(m.Source), Class: "n"}, {Field: "dest", Text: fmtInt(m.Dest), Class: "n"},
 			{Field: "quarantined", Text: fmtInt(m.Quarantined), Class: "n"}, {Field: "missing", Text: missing, Class: "n"},
 			{Field: "extra", Text: fmtInt(m.Extra), Class: "n"}, {Text: fmtBytes(m.BytesSource), Class: "n"},
-			{Text: fmtBytes(m.BytesDest), Class: "n"}, {Text: m.LastError}}
+			{Text: fmtBytes(m.BytesDest), Class: "n"}, {Text: m.LastError}, logCell(m.LogPath)}
 	}
 	for _, m := range r.Mailboxes {
 		v.Rows = append(v.Rows, row(m))
@@ -192,10 +217,52 @@ func RenderEmail(w io.Writer, r EmailReport) error {
 	} else {
 		v.ChecksNote = fmt.Sprintf("Not approved; %d gate evaluation(s) recorded.", r.Evaluations)
 	}
+	v.Sections = emailSections(r)
 	v.Phases = phaseRows(r.Phases, r.GeneratedAt)
 	v.Passes = r.Passes
 	v.Chart = chart(r.Passes, "messages/s")
 	return page.Execute(w, v)
+}
+
+// section is a titled list of lines.
+type section struct {
+	Title, ID, Empty string
+	Lines            []string
+}
+
+// emailSections lists the skipped mailboxes and what passes deleted on the destination.
+func emailSections(r EmailReport) []section {
+	skipped := section{Title: "Skipped mailboxes", ID: "skipped", Empty: "None: every mailbox is in the job."}
+	for _, s := range r.Skipped {
+		skipped.Lines = append(skipped.Lines, fmt.Sprintf("%s — skipped by %s at %s: %s", s.Email, s.By, fmtTime(&s.At), s.Reason))
+	}
+	dels := section{Title: "Deleted on the destination", ID: "deletions",
+		Empty: "Nothing: no pass deleted a message on the destination."}
+	for _, d := range r.Deletions {
+		why := "copies this job placed whose source message was deleted"
+		if d.Reason == store.DeletedNotOnSource {
+			why = "messages the source lacks, deleted by strict_mirror (destructive, imapsync --delete2)"
+		}
+		dels.Lines = append(dels.Lines, fmt.Sprintf("%s: %s message(s), %s — %s (mode %s)", d.Email, fmtInt(d.Messages),
+			fmtBytes(d.Bytes), why, d.Mode))
+	}
+	stored := section{Title: "Stored differently by the destination", ID: "rewritten",
+		Empty: "Nothing: the destination stored every message's headers and keywords as sent."}
+	for _, m := range r.Mailboxes {
+		var parts []string
+		if m.Rewritten > 0 {
+			parts = append(parts, fmt.Sprintf("%s message(s) present with identifying headers the destination rewrote "+
+				"(found through the job's record of each copy, not missing)", fmtInt(m.Rewritten)))
+		}
+		if m.KeywordsDropped > 0 {
+			parts = append(parts, fmt.Sprintf("%s message(s) stored without keywords the destination refused: %s",
+				fmtInt(m.KeywordsDropped), strings.Join(m.DroppedKeywords, " ")))
+		}
+		if len(parts) > 0 {
+			stored.Lines = append(stored.Lines, m.Email+": "+strings.Join(parts, "; "))
+		}
+	}
+	return []section{skipped, dels, stored}
 }
 
 // RenderDB writes a database migration's report.
@@ -208,6 +275,9 @@ func RenderDB(w io.Writer, r DBReport) error {
 	v.Facts = []fact{{"Type", string(r.Type)}, {"Status", string(r.Status)}, {"Started by", r.CreatedBy},
 		{"Started", fmtTime(r.StartedAt)}, {"Completed", fmtTime(r.CompletedAt)}, {"Progress", fmt.Sprintf("%.2f%%", r.Progress)},
 		{"Errors", fmtInt(r.ErrorCount)}}
+	if r.Error != "" {
+		v.Facts = append(v.Facts, fact{"Failed with", r.Error})
+	}
 	v.Columns = []string{"Entity", "Target", "Status", "Source rows", "Loaded", "Quarantined", "Missing", "Rows/s", "Validation"}
 	row := func(e EntityRow) []cell {
 		return []cell{{Text: e.Name}, {Text: e.Target}, {Text: string(e.Status), Class: string(e.Status)},
@@ -222,10 +292,45 @@ func RenderDB(w io.Writer, r DBReport) error {
 	v.Total[2].Text, v.Total[7].Text, v.Total[8].Text = fmt.Sprintf("%d entities", len(r.Entities)), "", ""
 	v.Quarantine, v.QuarantineN = r.Quarantine, r.QuarantineN
 	v.Checks, v.Checks2 = r.Validations, r.SchemaOps
+	v.ChangesTitle, v.Changes = "Values changed by transformations", r.Changes
 	v.Phases = phaseRows(r.Phases, r.GeneratedAt)
 	v.Passes = r.Passes
 	v.Chart = chart(r.Passes, "rows/s while copying")
+	v.Sections = dbSections(r)
 	return page.Execute(w, v)
+}
+
+// dbSections lists the change captures (a replication slot while it exists) and the cutover
+// windows.
+func dbSections(r DBReport) []section {
+	caps := section{Title: "Change capture", ID: "capture", Empty: "None: catch-up by key cursor, or a full migration."}
+	for _, c := range r.Captures {
+		state := "removed " + fmtTime(c.RemovedAt) + ": nothing of it is left in the source"
+		if c.RemovedAt == nil {
+			state = "still installed"
+			if c.SlotName != nil {
+				state += ", replication slot " + *c.SlotName + " (it keeps WAL until dropped)"
+			}
+		}
+		caps.Lines = append(caps.Lines, fmt.Sprintf("%s %s by %s: %s changes applied in %d drains (last %.0f/s), position %s; %s",
+			c.Direction, c.SourceName, c.Method, fmtInt(c.ChangesApplied), c.Drains, c.RowsPerSecond, c.Position, state))
+	}
+	wins := section{Title: "Cutover window", ID: "window", Empty: "No cutover freeze measured."}
+	for _, w := range r.Windows {
+		ok := "validated"
+		if !w.Passed {
+			ok = "validation failed"
+		}
+		wins.Lines = append(wins.Lines, fmt.Sprintf("%.2f s from %s to %s: %s changes drained, %s rows validated, %s",
+			w.Seconds, fmtTime(&w.StartedAt), fmtTime(&w.CompletedAt), fmtInt(w.DrainedChanges), fmtInt(w.ValidatedRows), ok))
+	}
+	acc := section{Title: "Quarantine accepted", ID: "accepted",
+		Empty: "No acceptance: quarantined rows stop the migration unless the spec's error budget holds them."}
+	for _, a := range r.Acceptances {
+		acc.Lines = append(acc.Lines, fmt.Sprintf("%s rows accepted by %s at %s: %s", fmtInt(a.QuarantinedRows), a.AcceptedBy,
+			fmtTime(&a.AcceptedAt), a.Reason))
+	}
+	return []section{acc, caps, wins}
 }
 
 func verdict(missing int64, quarantined int, known bool, item, proof string) (string, bool) {

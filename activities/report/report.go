@@ -2,7 +2,7 @@
 // counts on both sides, what was quarantined and why, the go/no-go checks and who approved
 // when, the phases and the passes with a throughput chart (inline SVG) — and keeps the phase
 // timing behind cutover_phase_duration_seconds. The bookkeeping activities call it when a
-// migration changes phase (emailjob's mirror, dbcopy's status transitions): reports appear at
+// migration changes phase (emailjob's state record, dbcopy's status transitions): reports appear at
 // verified/closed and at completed; `cutover email|db report` writes one on demand.
 package report
 
@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,6 +90,11 @@ func (r *Reporter) WriteEmail(ctx context.Context, st *store.Store, jobID int64)
 		return "", nil, err
 	}
 	path := r.EmailPath(jobID)
+	for i, m := range rep.Mailboxes { // run logs beside the report are linked relatively
+		if rel, err := filepath.Rel(r.Dir, m.LogPath); err == nil && m.LogPath != "" && !strings.HasPrefix(rel, "..") {
+			rep.Mailboxes[i].LogPath = filepath.ToSlash(rel)
+		}
+	}
 	if err := writeFile(path, func(f *os.File) error { return RenderEmail(f, rep) }); err != nil {
 		return "", nil, err
 	}
@@ -126,6 +132,14 @@ func (r *Reporter) WriteDB(ctx context.Context, ledger *store.Store, id uuid.UUI
 	return path, &rep, nil
 }
 
+// WriteDBUnrecorded writes the report of a migration its ledger knows nothing of (it failed
+// before the ledger existed in its target): what the caller knows, from the workflow's state.
+func (r *Reporter) WriteDBUnrecorded(rep DBReport) (string, error) {
+	rep.GeneratedAt = r.now().UTC()
+	path := r.DBPath(rep.MigrationID)
+	return path, writeFile(path, func(f *os.File) error { return RenderDB(f, rep) })
+}
+
 // writeFile replaces path atomically, so a reader never sees half a report.
 func writeFile(path string, render func(*os.File) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -157,10 +171,10 @@ func writeFile(path string, render func(*os.File) error) error {
 // failing (or timing out) the activity that records the migration's state.
 const reportTimeout = 40 * time.Second
 
-// EmailMirrored is emailjob's hook, called after the job's state reached PostgreSQL: it
+// EmailRecorded is emailjob's hook, called after the job's state reached PostgreSQL: it
 // records phase changes (and their duration in the metrics) and writes the report when the
 // job becomes verified or closed. Best effort: problems are logged, never returned.
-func (r *Reporter) EmailMirrored(ctx context.Context, s store.JobState) {
+func (r *Reporter) EmailRecorded(ctx context.Context, s store.JobState) {
 	if r == nil || r.DB == nil {
 		return
 	}

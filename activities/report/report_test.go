@@ -18,7 +18,7 @@ import (
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 // parsed is what a test reads back from a report: the totals row by data-field, the number of
@@ -148,16 +148,16 @@ func TestEmailReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := &report.Reporter{Dir: t.ArtifactDir(), DB: db} // kept with -artifacts: a sample report
-	// The phases as the workflow mirrors them: each change lands in the phase log.
+	// The phases as the workflow records them: each change lands in the phase log.
 	approvedAt := time.Now().UTC().Truncate(time.Second)
 	before := observations(t, "email", "preflight")
 	for _, ph := range []model.Phase{model.PhasePreflight, model.PhaseInitialSync, model.PhaseDeltaSync, model.PhaseDeltaSync,
 		model.PhaseCutoverReady, model.PhaseDNSCutover, model.PhaseFinalSync} {
 		st := store.JobState{ID: jobID, Phase: ph, Gate: model.GateWarning}
-		if _, err := db.MirrorJobState(ctx, st, "", ""); err != nil {
+		if _, err := db.RecordJobState(ctx, st, "", ""); err != nil {
 			t.Fatal(err)
 		}
-		rep.EmailMirrored(ctx, st)
+		rep.EmailRecorded(ctx, st)
 	}
 	if n := observations(t, "email", "preflight"); n != before+1 {
 		t.Errorf("preflight durations observed: %d before, %d after; want one more", before, n)
@@ -186,7 +186,9 @@ func TestEmailReport(t *testing.T) {
 		for j, rt := range []model.RunType{model.RunPreflight, model.RunInitial, model.RunDelta, model.RunDelta, model.RunFinal, model.RunVerify} {
 			started := start.Add(time.Duration(j)*10*time.Minute + time.Duration(i)*time.Second)
 			done := started.Add(30 * time.Second)
-			stats, _ := json.Marshal(map[string]any{"transferred": 40 * (j + 1), "bytes_transferred": 1000, "missing": 0, "extra": i})
+			// As the verify activity writes it: the destination rewrote one of carol's messages' headers.
+			stats, _ := json.Marshal(map[string]any{"transferred": 40 * (j + 1), "bytes_transferred": 1000, "missing": 0, "extra": i,
+				"rewritten": i / 2})
 			mb := m.ID
 			if _, err := db.RecordRun(ctx, store.Run{JobID: jobID, MailboxID: &mb, RunType: rt, Tool: model.ToolIMAPSync,
 				Status: model.RunSuccess, Stats: stats, StartedAt: started, FinishedAt: &done}); err != nil {
@@ -204,14 +206,29 @@ func TestEmailReport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st := store.JobState{ID: jobID, Phase: model.PhaseVerified, Gate: model.GateReadyForDNS, ApprovedBy: "ops-lead", ApprovedAt: &approvedAt}
-	if _, err := db.MirrorJobState(ctx, st, "", ""); err != nil {
+	// Two of bob's messages were stored without keywords the destination refused.
+	dest := int64(7)
+	var ms []store.MailMessage
+	for uid, dropped := range [][]string{nil, {"tag101", "tag100"}, {"tag102"}} {
+		ms = append(ms, store.MailMessage{FolderID: f.ID, SourceUID: int64(10 + uid), DestUID: &dest, State: store.MailCopied,
+			Identity: fmt.Sprint("id-", uid), DroppedFlags: dropped})
+	}
+	if err := db.PutMailMessages(ctx, ms); err != nil {
 		t.Fatal(err)
 	}
-	rep.EmailMirrored(ctx, st) // verified: the report is written
+
+	st := store.JobState{ID: jobID, Phase: model.PhaseVerified, Gate: model.GateReadyForDNS, ApprovedBy: "ops-lead", ApprovedAt: &approvedAt}
+	if _, err := db.RecordJobState(ctx, st, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	rep.EmailRecorded(ctx, st) // verified: the report is written
 	path, err := db.JobReportPath(ctx, jobID)
-	if err != nil || path != rep.EmailPath(jobID) {
-		t.Fatalf("report path in migration_runs = %q (%v), want %s", path, err, rep.EmailPath(jobID))
+	if err != nil {
+		t.Fatalf("err: want nil; report path in migration_runs = %q (%v), want %s", path, err, rep.EmailPath(jobID))
+	}
+	if path != rep.EmailPath(jobID) {
+		t.Fatalf("path: want rep.EmailPath(jobID); report path in migration_runs = %q (%v), want %s",
+			path, err, rep.EmailPath(jobID))
 	}
 	p := parseReport(t, path)
 	want := map[string]int64{
@@ -225,15 +242,32 @@ func TestEmailReport(t *testing.T) {
 			t.Errorf("report total %s = %d, database says %d", k, p.totals[k], v)
 		}
 	}
-	if totals, err := report.ReadTotals(path); err != nil || totals["source"] != want["source"] || totals["dest"] != want["dest"] ||
-		totals["quarantined"] != want["quarantined"] || totals["missing"] != 0 {
-		t.Errorf("ReadTotals = %v, %v; want %v", totals, err, want)
+	if totals, err := report.ReadTotals(path); err != nil {
+		t.Errorf("err: want nil; ReadTotals = %v, %v; want %v", totals, err, want)
+	} else if totals["source"] != want["source"] {
+		t.Errorf("totals[\"source\"] = %v, want %v (want[\"source\"]); ReadTotals = %v, %v; want %v",
+			totals["source"], want["source"], totals, err, want)
+	} else if totals["dest"] != want["dest"] {
+		t.Errorf("totals[\"dest\"] = %v, want %v (want[\"dest\"]); ReadTotals = %v, %v; want %v",
+			totals["dest"], want["dest"], totals, err, want)
+	} else if totals["quarantined"] != want["quarantined"] {
+		t.Errorf("totals[\"quarantined\"] = %v, want %v (want[\"quarantined\"]); ReadTotals = %v, %v; want %v",
+			totals["quarantined"], want["quarantined"], totals, err, want)
+	} else if totals["missing"] != 0 {
+		t.Errorf("totals[\"missing\"] = %v, want 0; ReadTotals = %v, %v; want %v",
+			totals["missing"], totals, err, want)
 	}
-	if p.rows != 3 || p.quarantined != 1 || !p.svg {
-		t.Errorf("rows %d, quarantine count %d, svg %v", p.rows, p.quarantined, p.svg)
+	if p.rows != 3 {
+		t.Errorf("p.rows: want 3; rows %d, quarantine count %d, svg %v", p.rows, p.quarantined, p.svg)
+	} else if p.quarantined != 1 {
+		t.Errorf("p.quarantined: want 1; rows %d, quarantine count %d, svg %v", p.rows, p.quarantined, p.svg)
+	} else if !p.svg {
+		t.Errorf("p.svg is false; rows %d, quarantine count %d, svg %v", p.rows, p.quarantined, p.svg)
 	}
 	for _, s := range []string{"Complete: 0 messages missing", "NO [LIMIT] message too large", "Holiday pictures", "ops-lead",
-		approvedAt.Format("2006-01-02 15:04:05"), "delta #2", "verify #1", "dns_cutover", "manual_approval"} {
+		approvedAt.Format("2006-01-02 15:04:05"), "delta #2", "verify #1", "dns_cutover", "manual_approval",
+		"carol@example.org: 1 message(s) present with identifying headers the destination rewrote",
+		"bob@example.org: 2 message(s) stored without keywords the destination refused: tag100 tag101 tag102"} {
 		if !strings.Contains(p.text, s) {
 			t.Errorf("report lacks %q", s)
 		}
@@ -245,12 +279,12 @@ func TestEmailReport(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	rep.EmailMirrored(ctx, st)
+	rep.EmailRecorded(ctx, st)
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("a repeated mirror of the same phase wrote the report again")
+		t.Errorf("a repeated record of the same phase wrote the report again")
 	}
 	st.Phase = model.PhaseClosed
-	rep.EmailMirrored(ctx, st)
+	rep.EmailRecorded(ctx, st)
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("closed: %v", err)
 	}
@@ -258,8 +292,16 @@ func TestEmailReport(t *testing.T) {
 		t.Errorf("%d report runs, want 1", n)
 	}
 	phases, err := db.ListPhases(ctx, report.KindEmail, strconv.Itoa(jobID))
-	if err != nil || len(phases) != 8 || phases[7].Phase != "closed" || phases[7].LeftAt != nil || phases[6].LeftAt == nil {
-		t.Errorf("phase log: %+v %v", phases, err)
+	if err != nil {
+		t.Errorf("err: want nil; phase log: %+v %v", phases, err)
+	} else if len(phases) != 8 {
+		t.Errorf("len(phases) = %v, want 8; phase log: %+v %v", len(phases), phases, err)
+	} else if phases[7].Phase != "closed" {
+		t.Errorf("phases[7].Phase = %v, want \"closed\"; phase log: %+v %v", phases[7].Phase, phases, err)
+	} else if phases[7].LeftAt != nil {
+		t.Errorf("phases[7].LeftAt = %v, want nil; phase log: %+v %v", phases[7].LeftAt, phases, err)
+	} else if phases[6].LeftAt == nil {
+		t.Errorf("phases[6].LeftAt is nil; phase log: %+v %v", phases, err)
 	}
 }
 
@@ -320,8 +362,11 @@ func TestDBReport(t *testing.T) {
 	}
 	rep.DBTransition(ctx, db.Store, id, model.OrchCompleted)
 	path, err := db.OrchestrationReport(ctx, id)
-	if err != nil || path != rep.DBPath(id) {
-		t.Fatalf("report_path = %q (%v)", path, err)
+	if err != nil {
+		t.Fatalf("err: want nil; report_path = %q (%v)", path, err)
+	}
+	if path != rep.DBPath(id) {
+		t.Fatalf("path: want rep.DBPath(id); report_path = %q (%v)", path, err)
 	}
 	p := parseReport(t, path)
 	want := map[string]int64{
@@ -335,8 +380,16 @@ func TestDBReport(t *testing.T) {
 			t.Errorf("report total %s = %d, ledger says %d", k, p.totals[k], v)
 		}
 	}
-	if p.rows != 2 || p.quarantined != 1 || !p.svg || !strings.HasPrefix(p.verdict, "Complete: 0 rows missing") {
-		t.Errorf("rows %d quarantined %d svg %v verdict %q", p.rows, p.quarantined, p.svg, p.verdict)
+	if p.rows != 2 {
+		t.Errorf("p.rows: want 2; rows %d quarantined %d svg %v verdict %q", p.rows, p.quarantined, p.svg, p.verdict)
+	} else if p.quarantined != 1 {
+		t.Errorf("p.quarantined: want 1; rows %d quarantined %d svg %v verdict %q",
+			p.rows, p.quarantined, p.svg, p.verdict)
+	} else if !p.svg {
+		t.Errorf("p.svg is false; rows %d quarantined %d svg %v verdict %q", p.rows, p.quarantined, p.svg, p.verdict)
+	} else if !strings.HasPrefix(p.verdict, "Complete: 0 rows missing") {
+		t.Errorf("strings.HasPrefix(p.verdict, \"Complete: 0 rows missing\") is false; rows %d quarantined %d svg %v verdict %q",
+			p.rows, p.quarantined, p.svg, p.verdict)
 	}
 	for _, s := range []string{"source id 4242", "23505", "emails_message_id_uniq_pkey", "running", "completed", "accounts data_completeness (counts)"} {
 		if !strings.Contains(p.text, s) {
@@ -386,7 +439,68 @@ func TestLedgerMessageCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["a@example.org"] != want["a@example.org"] || got["b@example.org"] != want["b@example.org"] {
-		t.Errorf("ledger counts %v, want %v", got, want)
+	if len(got) != 2 {
+		t.Errorf("len(got) = %v, want 2; ledger counts %v, want %v", len(got), got, want)
+	} else if got["a@example.org"] != want["a@example.org"] {
+		t.Errorf("got[\"a@example.org\"] = %v, want %v (want[\"a@example.org\"]); ledger counts %v, want %v",
+			got["a@example.org"], want["a@example.org"], got, want)
+	} else if got["b@example.org"] != want["b@example.org"] {
+		t.Errorf("got[\"b@example.org\"] = %v, want %v (want[\"b@example.org\"]); ledger counts %v, want %v",
+			got["b@example.org"], want["b@example.org"], got, want)
+	}
+}
+
+// TestDBReportShowsCaptureSlotAndWindow: while a PostgreSQL source's capture is installed the
+// report names its replication slot (it keeps WAL until dropped); once removed it says nothing
+// is left in the source; a measured cutover window is listed with its seconds and figures.
+func TestDBReportShowsCaptureSlotAndWindow(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenAndMigrate(ctx, testenv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	id := uuid.New()
+	if _, err := db.CreateOrchestration(ctx, store.Orchestration{ID: id, MigrationType: model.MigrationIncremental, TotalEntities: 1, CreatedBy: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO change_capture (migration_id, source_name, direction, method, position, slot_name,
+		changes_applied, drains, rows_per_second) VALUES ($1, 'app', 'forward', 'pg_logical', '0/1C84CF0', 'cutover_fwd_1', 6463, 4, 2642)`, id); err != nil {
+		t.Fatal(err)
+	}
+	render := func() string {
+		r, err := report.CollectDB(ctx, db.Store, id, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := report.RenderDB(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	page := render()
+	for _, want := range []string{"forward app by pg_logical: 6,463 changes applied in 4 drains (last 2642/s), position 0/1C84CF0; still installed, " +
+		"replication slot cutover_fwd_1 (it keeps WAL until dropped)", "No cutover freeze measured."} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report during catch-up lacks %q", want)
+		}
+	}
+	start := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	if _, err := db.Pool.Exec(ctx, `UPDATE change_capture SET removed_at = now() WHERE migration_id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO cutover_windows (migration_id, started_at, completed_at, seconds, drained_changes, validated_rows, passed)
+		VALUES ($1, $2, $3, 4.218, 6463, 6437, true)`, id, start, start.Add(4218*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	page = render()
+	for _, want := range []string{"nothing of it is left in the source", "4.22 s from ", "6,463 changes drained, 6,437 rows validated, validated"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report after cutover lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "cutover_fwd_1 (it keeps WAL") {
+		t.Error("report after removal still shows the slot as kept")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,6 +45,9 @@ func (s *Store) Q() Querier { return s.q }
 type DB struct {
 	*Store
 	Pool *pgxpool.Pool
+
+	lockMu sync.Mutex
+	locks  *pgxpool.Pool // session locks' connections (sessionlock.go), opened on first use
 }
 
 // URLFromEnv returns DATABASE_URL or the default.
@@ -88,8 +92,11 @@ func OpenAndMigrate(ctx context.Context, url string) (*DB, error) {
 	return db, nil
 }
 
-// Close releases the pool.
-func (db *DB) Close() { db.Pool.Close() }
+// Close releases the pools.
+func (db *DB) Close() {
+	db.closeLocks()
+	db.Pool.Close()
+}
 
 // InTx runs fn in one transaction, committed when fn returns nil.
 func (db *DB) InTx(ctx context.Context, fn func(*Store) error) error {

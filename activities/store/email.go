@@ -224,14 +224,31 @@ type MailboxProgress struct {
 func (s *Store) SetMailboxProgress(ctx context.Context, id int64, p MailboxProgress) error {
 	tag, err := s.q.Exec(ctx, `UPDATE migration_mailboxes SET
 		messages_source = $2::bigint, messages_dest = $3::bigint, bytes_source = $4, bytes_dest = $5,
-		sync_percent = CASE WHEN $2::bigint = 0 THEN 100 ELSE least(100, round(100.0 * $3::bigint / $2::bigint, 2)) END,
-		status = $6, last_error = nullif($7, ''), updated_at = now()
+		sync_percent = CASE WHEN $2::bigint > 0 THEN least(100, round(100.0 * $3::bigint / $2::bigint, 2))
+			WHEN $6 IN ('ok', 'quarantine') THEN 100 ELSE 0 END, -- nothing to copy counts only once synced
+		status = CASE WHEN status = 'skipped' THEN status ELSE $6 END,
+		last_error = CASE WHEN status = 'skipped' THEN last_error ELSE nullif($7, '') END, updated_at = now()
 		WHERE id = $1`, id, p.MessagesSource, p.MessagesDest, p.BytesSource, p.BytesDest, p.Status, p.LastError)
 	if err != nil {
 		return fmt.Errorf("set mailbox %d progress: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("set mailbox %d progress: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SetMailboxSyncing marks a mailbox as being synced, keeping its counts and last error (a
+// skipped mailbox stays skipped).
+func (s *Store) SetMailboxSyncing(ctx context.Context, id int64) error {
+	tag, err := s.q.Exec(ctx, `UPDATE migration_mailboxes SET
+		status = CASE WHEN status = 'skipped' THEN status ELSE 'syncing' END, updated_at = now()
+		WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("set mailbox %d syncing: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set mailbox %d syncing: %w", id, ErrNotFound)
 	}
 	return nil
 }
@@ -329,6 +346,10 @@ type GateCheck struct {
 	Status    model.CheckStatus `db:"status"`
 	Message   string            `db:"message"`
 	CheckedAt time.Time         `db:"checked_at"`
+	// Set when an ops lead reviewed and accepted the check's warnings: who, when, why.
+	AcceptedBy   *string    `db:"accepted_by"`
+	AcceptedAt   *time.Time `db:"accepted_at"`
+	AcceptReason *string    `db:"accept_reason"`
 }
 
 // RecordGateChecks appends one evaluation of the gate; history is kept, the latest per check wins.
@@ -339,8 +360,10 @@ func (s *Store) RecordGateChecks(ctx context.Context, jobID int64, checks []Gate
 		if at.IsZero() {
 			at = time.Now()
 		}
-		b.Queue(`INSERT INTO migration_gate_checks (job_id, check_id, status, message, checked_at)
-			VALUES ($1, $2, $3, $4, $5)`, jobID, c.CheckID, c.Status, c.Message, at)
+		b.Queue(`INSERT INTO migration_gate_checks (job_id, check_id, status, message, checked_at, accepted_by,
+				accepted_at, accept_reason)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, jobID, c.CheckID, c.Status, c.Message, at, c.AcceptedBy, c.AcceptedAt,
+			c.AcceptReason)
 	}
 	if err := s.q.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("record gate checks of job %d: %w", jobID, err)
@@ -350,7 +373,8 @@ func (s *Store) RecordGateChecks(ctx context.Context, jobID int64, checks []Gate
 
 // LatestGateChecks returns the most recent result of each check for a job.
 func (s *Store) LatestGateChecks(ctx context.Context, jobID int64) ([]GateCheck, error) {
-	rows, err := s.q.Query(ctx, `SELECT DISTINCT ON (check_id) id, job_id, check_id, status, message, checked_at
+	rows, err := s.q.Query(ctx, `SELECT DISTINCT ON (check_id) id, job_id, check_id, status, message, checked_at,
+			accepted_by, accepted_at, accept_reason
 		FROM migration_gate_checks WHERE job_id = $1 ORDER BY check_id, checked_at DESC, id DESC`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("latest gate checks of job %d: %w", jobID, err)

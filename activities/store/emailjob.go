@@ -55,7 +55,7 @@ func (s *Store) EnsureJob(ctx context.Context, j Job) (out Job, created bool, er
 	return existing, false, nil
 }
 
-// JobState is what the email workflow mirrors into migration_jobs on every change.
+// JobState is what the email workflow records into migration_jobs on every change.
 type JobState struct {
 	ID                        int64
 	Phase                     model.Phase
@@ -80,9 +80,9 @@ type JobProgress struct {
 	PredictedFinalSyncSeconds *float64    `db:"predicted_final_sync_seconds"`
 }
 
-// MirrorJobState writes st in one statement, appending note to the job's notes, unless key
+// RecordJobState writes st in one statement, appending note to the job's notes, unless key
 // is the key of the last write applied (a retried write): then it reports applied = false.
-func (s *Store) MirrorJobState(ctx context.Context, st JobState, key, note string) (applied bool, err error) {
+func (s *Store) RecordJobState(ctx context.Context, st JobState, key, note string) (applied bool, err error) {
 	var approvedBy *string
 	approvedAt := st.ApprovedAt
 	if st.ApprovedBy != "" {
@@ -100,13 +100,13 @@ func (s *Store) MirrorJobState(ctx context.Context, st JobState, key, note strin
 		st.ID, st.Phase, st.Gate, string(st.FailedPhase), st.LastError, approvedBy, approvedAt,
 		st.DNSCutoverAt, st.CutoverPlannedAt, st.SyncPercent, st.PredictedFinalSyncSeconds, key, note)
 	if err != nil {
-		return false, fmt.Errorf("mirror job %d state (phase %s, gate %s): %w", st.ID, st.Phase, st.Gate, err)
+		return false, fmt.Errorf("record job %d state (phase %s, gate %s): %w", st.ID, st.Phase, st.Gate, err)
 	}
 	if tag.RowsAffected() == 1 {
 		return true, nil
 	}
 	if _, err := s.GetJob(ctx, st.ID); err != nil {
-		return false, fmt.Errorf("mirror job %d state: %w", st.ID, err)
+		return false, fmt.Errorf("record job %d state: %w", st.ID, err)
 	}
 	return false, nil // already applied under this key
 }
@@ -167,7 +167,7 @@ func (s *Store) UpsertMailboxesWithSpec(ctx context.Context, jobID int64, ms []M
 // ListMailboxesWithSpec returns up to limit mailboxes of a job with id > afterID, by id.
 func (s *Store) ListMailboxesWithSpec(ctx context.Context, jobID, afterID int64, limit int) ([]MailboxWithSpec, error) {
 	rows, err := s.q.Query(ctx, `SELECT `+mailboxColumns+`, spec_json FROM migration_mailboxes
-		WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3`, jobID, afterID, limit)
+		WHERE job_id = $1 AND id > $2 AND status <> 'skipped' ORDER BY id LIMIT $3`, jobID, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes of job %d after %d: %w", jobID, afterID, err)
 	}
@@ -213,7 +213,10 @@ func (s *Store) CountMailboxesByStatus(ctx context.Context, jobID int64) (map[mo
 // SetMailboxStatus records a mailbox's status and last error without touching its counters
 // (a failure the engine could not record itself, e.g. credentials missing before any login).
 func (s *Store) SetMailboxStatus(ctx context.Context, id int64, status model.MailboxStatus, lastError string) error {
-	tag, err := s.q.Exec(ctx, `UPDATE migration_mailboxes SET status = $2, last_error = nullif($3, ''),
+	// A skipped mailbox stays skipped: only an un-skip (UnskipMailbox) brings it back.
+	tag, err := s.q.Exec(ctx, `UPDATE migration_mailboxes SET
+		status = CASE WHEN status = 'skipped' THEN status ELSE $2 END,
+		last_error = CASE WHEN status = 'skipped' THEN last_error ELSE nullif($3, '') END,
 		updated_at = now() WHERE id = $1`, id, status, lastError)
 	if err != nil {
 		return fmt.Errorf("set mailbox %d status %s: %w", id, status, err)

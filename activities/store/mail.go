@@ -122,9 +122,16 @@ type MailMessage struct {
 	Size         int64      `db:"size"`
 	Flags        []string   `db:"flags"`
 	InternalDate *time.Time `db:"internal_date"`
+	// DestIdentity is the identity of the copy as the destination stored it (nil until read).
+	DestIdentity *string `db:"dest_identity"`
+	// DroppedFlags are keywords of the source message the destination refused to store.
+	DroppedFlags []string `db:"dropped_flags"`
+	// FlagsUnsure: a flag change was sent and its outcome not recorded; Flags may be wrong.
+	FlagsUnsure bool `db:"flags_unsure"`
 }
 
-const mailMessageColumns = `folder_id, source_uid, dest_uid, state, identity, size, flags, internal_date`
+const mailMessageColumns = `folder_id, source_uid, dest_uid, state, identity, size, flags, internal_date, dest_identity,
+	dropped_flags, flags_unsure`
 
 // PutMailMessages inserts or replaces ledger rows (one statement for the whole slice).
 func (s *Store) PutMailMessages(ctx context.Context, ms []MailMessage) error {
@@ -133,22 +140,25 @@ func (s *Store) PutMailMessages(ctx context.Context, ms []MailMessage) error {
 	}
 	n := len(ms)
 	folder, uid, dest := make([]int64, n), make([]int64, n), make([]*int64, n)
-	state, ident, flags := make([]string, n), make([]string, n), make([]string, n)
-	size, date := make([]int64, n), make([]*time.Time, n)
+	state, ident, flags, destIdent := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+	size, date, dropped, unsure := make([]int64, n), make([]*time.Time, n), make([]string, n), make([]bool, n)
 	for i, m := range ms {
-		folder[i], uid[i], dest[i], state[i], ident[i], size[i], date[i] =
-			m.FolderID, m.SourceUID, m.DestUID, m.State, m.Identity, m.Size, m.InternalDate
-		flags[i] = strings.Join(m.Flags, " ")
+		folder[i], uid[i], dest[i], state[i], ident[i], size[i], date[i], destIdent[i] =
+			m.FolderID, m.SourceUID, m.DestUID, m.State, m.Identity, m.Size, m.InternalDate, m.DestIdentity
+		flags[i], dropped[i], unsure[i] = strings.Join(m.Flags, " "), strings.Join(m.DroppedFlags, " "), m.FlagsUnsure
 	}
 	_, err := s.q.Exec(ctx, `INSERT INTO mail_messages
-		(folder_id, source_uid, dest_uid, state, identity, size, flags, internal_date)
-		SELECT f, u, d, st, i, sz, coalesce(string_to_array(nullif(fl, ''), ' '), '{}'), dt
-		FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[])
-			AS t(f, u, d, st, i, sz, fl, dt)
+		(folder_id, source_uid, dest_uid, state, identity, size, flags, internal_date, dest_identity, dropped_flags,
+			flags_unsure)
+		SELECT f, u, d, st, i, sz, coalesce(string_to_array(nullif(fl, ''), ' '), '{}'), dt, di,
+			coalesce(string_to_array(nullif(dr, ''), ' '), '{}'), un
+		FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+			$8::timestamptz[], $9::text[], $10::text[], $11::boolean[]) AS t(f, u, d, st, i, sz, fl, dt, di, dr, un)
 		ON CONFLICT (folder_id, source_uid) DO UPDATE SET dest_uid = EXCLUDED.dest_uid, state = EXCLUDED.state,
 			identity = EXCLUDED.identity, size = EXCLUDED.size, flags = EXCLUDED.flags,
-			internal_date = EXCLUDED.internal_date`,
-		folder, uid, dest, state, ident, size, flags, date)
+			internal_date = EXCLUDED.internal_date, dest_identity = EXCLUDED.dest_identity,
+			dropped_flags = EXCLUDED.dropped_flags, flags_unsure = EXCLUDED.flags_unsure`,
+		folder, uid, dest, state, ident, size, flags, date, destIdent, dropped, unsure)
 	if err != nil {
 		return fmt.Errorf("put %d mail messages: %w", n, err)
 	}
@@ -183,7 +193,7 @@ func (s *Store) DeleteMailMessages(ctx context.Context, folderID int64, srcUIDs 
 	return nil
 }
 
-// SetMailMessageFlags records the flags now on the destination.
+// SetMailMessageFlags records the flags now on the destination (and that they are known).
 func (s *Store) SetMailMessageFlags(ctx context.Context, folderID int64, srcUIDs []int64, flags [][]string) error {
 	if len(srcUIDs) == 0 {
 		return nil
@@ -192,7 +202,8 @@ func (s *Store) SetMailMessageFlags(ctx context.Context, folderID int64, srcUIDs
 	for i, f := range flags {
 		joined[i] = strings.Join(f, " ")
 	}
-	_, err := s.q.Exec(ctx, `UPDATE mail_messages m SET flags = coalesce(string_to_array(nullif(t.fl, ''), ' '), '{}')
+	_, err := s.q.Exec(ctx, `UPDATE mail_messages m SET flags = coalesce(string_to_array(nullif(t.fl, ''), ' '), '{}'),
+			flags_unsure = false
 		FROM unnest($2::bigint[], $3::text[]) AS t(u, fl)
 		WHERE m.folder_id = $1 AND m.source_uid = t.u`, folderID, srcUIDs, joined)
 	if err != nil {
@@ -292,16 +303,18 @@ type MailFolderCount struct {
 	Bytes       int64 `db:"bytes"`
 	Pending     int64 `db:"pending"`
 	Quarantined int64 `db:"quarantined"` // unresolved
+	Dropped     int64 `db:"dropped"`     // stored without some of their keywords (see MailDroppedKeywords)
 }
 
 // MailFolderCounts summarises the ledger of every folder of a mailbox in one scan.
 func (s *Store) MailFolderCounts(ctx context.Context, mailboxID int64) (map[int64]MailFolderCount, error) {
 	rows, err := s.q.Query(ctx, `SELECT f.id AS folder_id, coalesce(m.messages, 0) AS messages,
 			coalesce(m.bytes, 0)::bigint AS bytes, coalesce(m.pending, 0) AS pending,
-			coalesce(q.quarantined, 0) AS quarantined
+			coalesce(q.quarantined, 0) AS quarantined, coalesce(m.dropped, 0) AS dropped
 		FROM mail_folders f
 		LEFT JOIN (SELECT folder_id, count(*) FILTER (WHERE state <> 'pending') AS messages,
-				sum(size) FILTER (WHERE state <> 'pending') AS bytes, count(*) FILTER (WHERE state = 'pending') AS pending
+				sum(size) FILTER (WHERE state <> 'pending') AS bytes, count(*) FILTER (WHERE state = 'pending') AS pending,
+				count(*) FILTER (WHERE cardinality(dropped_flags) > 0) AS dropped
 			FROM mail_messages WHERE folder_id IN (SELECT id FROM mail_folders WHERE mailbox_id = $1)
 			GROUP BY folder_id) m ON m.folder_id = f.id
 		LEFT JOIN (SELECT folder_id, count(*) AS quarantined FROM mail_quarantine

@@ -69,7 +69,8 @@ func (s *Store) ListPhases(ctx context.Context, kind, ref string) ([]PhaseSpan, 
 
 // ListGateChecks returns every evaluation of a job's gate, oldest first.
 func (s *Store) ListGateChecks(ctx context.Context, jobID int64) ([]GateCheck, error) {
-	rows, err := s.q.Query(ctx, `SELECT id, job_id, check_id, status, message, checked_at
+	rows, err := s.q.Query(ctx, `SELECT id, job_id, check_id, status, message, checked_at, accepted_by, accepted_at,
+			accept_reason
 		FROM migration_gate_checks WHERE job_id = $1 ORDER BY checked_at, id`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("gate checks of job %d: %w", jobID, err)

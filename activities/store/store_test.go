@@ -14,7 +14,7 @@ import (
 
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 func openDB(t *testing.T) *store.DB {
@@ -43,8 +43,10 @@ func TestOpenCreatesMissingDatabase(t *testing.T) {
 	}
 	defer db.Close()
 	var name string
-	if err := db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil || name != fresh {
-		t.Fatalf("current_database = %q (%v), want %q", name, err, fresh)
+	if err := db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatalf("err: want nil; current_database = %q (%v), want %q", name, err, fresh)
+	} else if name != fresh {
+		t.Fatalf("name: want fresh; current_database = %q (%v), want %q", name, err, fresh)
 	}
 }
 
@@ -66,8 +68,14 @@ func TestJobsAndMailboxes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if given.ID != 42 || given.Phase != model.PhaseDiscovered || given.Gate != model.GateBlocked {
-		t.Fatalf("created job = %+v", given)
+	if given.ID != 42 {
+		t.Fatalf("given.ID = %v, want 42; created job = %+v", given.ID, given)
+	}
+	if given.Phase != model.PhaseDiscovered {
+		t.Fatalf("given.Phase = %v, want model.PhaseDiscovered; created job = %+v", given.Phase, given)
+	}
+	if given.Gate != model.GateBlocked {
+		t.Fatalf("given.Gate = %v, want model.GateBlocked; created job = %+v", given.Gate, given)
 	}
 	// Generated ids must not collide with a spec-assigned one.
 	for range 3 {
@@ -95,8 +103,17 @@ func TestJobsAndMailboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _ := db.GetJob(ctx, 42)
-	if j.ApprovedBy == nil || *j.ApprovedBy != "ops-lead-7" || !j.ApprovedAt.Equal(at) || j.Gate != model.GateReadyForDNS {
-		t.Fatalf("approved job = %+v", j)
+	if j.ApprovedBy == nil {
+		t.Fatalf("j.ApprovedBy is nil; approved job = %+v", j)
+	}
+	if *j.ApprovedBy != "ops-lead-7" {
+		t.Fatalf("*j.ApprovedBy = %v, want \"ops-lead-7\"; approved job = %+v", *j.ApprovedBy, j)
+	}
+	if !j.ApprovedAt.Equal(at) {
+		t.Fatalf("j.ApprovedAt.Equal(at) is false; approved job = %+v", j)
+	}
+	if j.Gate != model.GateReadyForDNS {
+		t.Fatalf("j.Gate = %v, want model.GateReadyForDNS; approved job = %+v", j.Gate, j)
 	}
 
 	m, err := db.UpsertMailbox(ctx, store.Mailbox{JobID: 42, Email: "ana@example.com", SourceType: model.SourceIMAP,
@@ -104,8 +121,11 @@ func TestJobsAndMailboxes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != model.MailboxPending || m.FolderMap["Sent Items"] != "Sent" {
-		t.Fatalf("mailbox = %+v", m)
+	if m.Status != model.MailboxPending {
+		t.Fatalf("m.Status = %v, want model.MailboxPending; mailbox = %+v", m.Status, m)
+	}
+	if m.FolderMap["Sent Items"] != "Sent" {
+		t.Fatalf("m.FolderMap[\"Sent Items\"] = %v, want \"Sent\"; mailbox = %+v", m.FolderMap["Sent Items"], m)
 	}
 	if err := db.SetMailboxProgress(ctx, m.ID, store.MailboxProgress{MessagesSource: 8, MessagesDest: 7,
 		BytesSource: 800, BytesDest: 700, Status: model.MailboxSyncing}); err != nil {
@@ -116,8 +136,14 @@ func TestJobsAndMailboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ = db.GetMailbox(ctx, m.ID)
-	if m.SyncPercent != 87.5 || m.MessagesDest != 7 || m.Status != model.MailboxSyncing {
-		t.Fatalf("mailbox after progress = %+v", m)
+	if m.SyncPercent != 87.5 {
+		t.Fatalf("m.SyncPercent = %v, want 87.5; mailbox after progress = %+v", m.SyncPercent, m)
+	}
+	if m.MessagesDest != 7 {
+		t.Fatalf("m.MessagesDest = %v, want 7; mailbox after progress = %+v", m.MessagesDest, m)
+	}
+	if m.Status != model.MailboxSyncing {
+		t.Fatalf("m.Status = %v, want model.MailboxSyncing; mailbox after progress = %+v", m.Status, m)
 	}
 	if _, err := db.UpsertMailbox(ctx, store.Mailbox{JobID: 42, Email: "x@example.com", SourceType: "exchange"}); err == nil {
 		t.Fatal("unknown source_type accepted")
@@ -142,19 +168,33 @@ func TestRunsAreIdempotentByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r1.ID != r2.ID || r2.Status != model.RunSuccess {
-		t.Fatalf("retried run made a new row or kept old status: %+v vs %+v", r1, r2)
+	if r1.ID != r2.ID {
+		t.Fatalf("r1.ID = %v, want %v (r2.ID); retried run made a new row or kept old status: %+v vs %+v",
+			r1.ID, r2.ID, r1, r2)
+	}
+	if r2.Status != model.RunSuccess {
+		t.Fatalf("r2.Status = %v, want model.RunSuccess; retried run made a new row or kept old status: %+v vs %+v",
+			r2.Status, r1, r2)
 	}
 	runs, err := db.ListRuns(ctx, j.ID, 0)
-	if err != nil || len(runs) != 1 {
-		t.Fatalf("runs = %d (%v), want 1", len(runs), err)
+	if err != nil {
+		t.Fatalf("err: want nil; runs = %d (%v), want 1", len(runs), err)
+	}
+	if len(runs) != 1 {
+		t.Fatalf("len(runs): want 1; runs = %d (%v), want 1", len(runs), err)
 	}
 	if err := db.FinishRun(ctx, r1.ID, model.RunPartial, nil, json.RawMessage(`{"transferred":3}`), "/var/log/x"); err != nil {
 		t.Fatal(err)
 	}
 	runs, _ = db.ListRuns(ctx, j.ID, 0)
-	if runs[0].FinishedAt == nil || runs[0].LogPath != "/var/log/x" || runs[0].Status != model.RunPartial {
-		t.Fatalf("finished run = %+v", runs[0])
+	if runs[0].FinishedAt == nil {
+		t.Fatalf("runs[0].FinishedAt is nil; finished run = %+v", runs[0])
+	}
+	if runs[0].LogPath != "/var/log/x" {
+		t.Fatalf("runs[0].LogPath = %v, want \"/var/log/x\"; finished run = %+v", runs[0].LogPath, runs[0])
+	}
+	if runs[0].Status != model.RunPartial {
+		t.Fatalf("runs[0].Status = %v, want model.RunPartial; finished run = %+v", runs[0].Status, runs[0])
 	}
 }
 
@@ -182,8 +222,16 @@ func TestGateChecksLatestWins(t *testing.T) {
 	for _, c := range cs {
 		got[c.CheckID] = c.Status
 	}
-	if len(cs) != 2 || got[model.CheckCountRatio] != model.CheckPass || got[model.CheckManualApproval] != model.CheckFail {
-		t.Fatalf("latest checks = %+v", cs)
+	if len(cs) != 2 {
+		t.Fatalf("len(cs) = %v, want 2; latest checks = %+v", len(cs), cs)
+	}
+	if got[model.CheckCountRatio] != model.CheckPass {
+		t.Fatalf("got[model.CheckCountRatio] = %v, want model.CheckPass; latest checks = %+v",
+			got[model.CheckCountRatio], cs)
+	}
+	if got[model.CheckManualApproval] != model.CheckFail {
+		t.Fatalf("got[model.CheckManualApproval] = %v, want model.CheckFail; latest checks = %+v",
+			got[model.CheckManualApproval], cs)
 	}
 }
 
@@ -213,11 +261,36 @@ func TestOrchestrationFollowsSeedStateDiagram(t *testing.T) {
 		}
 	}
 	o, _ = db.GetOrchestration(ctx, id)
-	if o.Status != model.OrchCompleted || o.StartedAt == nil || o.CompletedAt == nil || o.CompletedAt.Before(*o.StartedAt) {
-		t.Fatalf("completed orchestration = %+v", o)
+	if o.Status != model.OrchCompleted {
+		t.Fatalf("o.Status = %v, want model.OrchCompleted; completed orchestration = %+v", o.Status, o)
 	}
-	if err := db.TransitionOrchestration(ctx, id, model.OrchRunning); !errors.As(err, &bad) {
-		t.Fatalf("completed → running: %v, want ErrBadTransition", err)
+	if o.StartedAt == nil {
+		t.Fatalf("o.StartedAt is nil; completed orchestration = %+v", o)
+	}
+	if o.CompletedAt == nil {
+		t.Fatalf("o.CompletedAt is nil; completed orchestration = %+v", o)
+	}
+	if o.CompletedAt.Before(*o.StartedAt) {
+		t.Fatalf("o.CompletedAt.Before(*o.StartedAt) is true; completed orchestration = %+v", o)
+	}
+	// An ended migration is taken up again by a new run (retry, retry of quarantined rows,
+	// rollback); completed never goes back to pending without rolling back.
+	if err := db.TransitionOrchestration(ctx, id, model.OrchPending); !errors.As(err, &bad) {
+		t.Fatalf("completed → pending: %v, want ErrBadTransition", err)
+	}
+	for _, s := range []model.OrchestrationStatus{model.OrchRunning, model.OrchFailed, model.OrchRunning, model.OrchCompleted,
+		model.OrchRollingBack, model.OrchPending} {
+		if err := db.TransitionOrchestration(ctx, id, s); err != nil {
+			t.Fatalf("recovery → %s: %v", s, err)
+		}
+	}
+	if err := db.TransitionOrchestration(ctx, id, model.OrchFailed); !errors.As(err, &bad) {
+		t.Fatalf("pending → failed: %v, want ErrBadTransition", err)
+	}
+	for _, s := range []model.OrchestrationStatus{model.OrchRunning, model.OrchCompleted} {
+		if err := db.TransitionOrchestration(ctx, id, s); err != nil {
+			t.Fatalf("→ %s: %v", s, err)
+		}
 	}
 	if err := db.SetOrchestrationProgress(ctx, id, 4, 5, 0); err == nil {
 		t.Fatal("completed_entities > total_entities accepted")
@@ -226,8 +299,11 @@ func TestOrchestrationFollowsSeedStateDiagram(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, _ = db.GetOrchestration(ctx, id)
-	if o.ProgressPercentage != 25 || o.ErrorCount != 3 {
-		t.Fatalf("progress = %+v", o)
+	if o.ProgressPercentage != 25 {
+		t.Fatalf("o.ProgressPercentage = %v, want 25; progress = %+v", o.ProgressPercentage, o)
+	}
+	if o.ErrorCount != 3 {
+		t.Fatalf("o.ErrorCount = %v, want 3; progress = %+v", o.ErrorCount, o)
 	}
 }
 
@@ -255,8 +331,17 @@ func TestEntityBatchCheckpointErrorAreIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := db.GetEntityStatus(ctx, mid, "offices")
-	if err != nil || got.RecordsProcessed != 9 || *got.LastProcessedID != "10" || got.StartedAt == nil {
-		t.Fatalf("entity = %+v (%v)", got, err)
+	if err != nil {
+		t.Fatalf("err: want nil; entity = %+v (%v)", got, err)
+	}
+	if got.RecordsProcessed != 9 {
+		t.Fatalf("got.RecordsProcessed = %v, want 9; entity = %+v (%v)", got.RecordsProcessed, got, err)
+	}
+	if *got.LastProcessedID != "10" {
+		t.Fatalf("*got.LastProcessedID = %v, want \"10\"; entity = %+v (%v)", *got.LastProcessedID, got, err)
+	}
+	if got.StartedAt == nil {
+		t.Fatalf("got.StartedAt is nil; entity = %+v (%v)", got, err)
 	}
 
 	now := time.Now()
@@ -264,22 +349,31 @@ func TestEntityBatchCheckpointErrorAreIdempotent(t *testing.T) {
 	for i := range 2 {
 		wrote, err := db.RecordBatch(ctx, store.Batch{EntityStatusID: e.ID, BatchNumber: 1, BatchSize: 10, Status: model.BatchCompleted,
 			RecordsSuccessful: 9, RecordsFailed: 1, StartedAt: &now, CompletedAt: &now, ProcessingDurationMS: &dur})
-		if err != nil || wrote != (i == 0) {
-			t.Fatalf("record batch #%d: wrote=%v err=%v", i, wrote, err)
+		if err != nil {
+			t.Fatalf("err: want nil; record batch #%d: wrote=%v err=%v", i, wrote, err)
+		}
+		if wrote != (i == 0) {
+			t.Fatalf("wrote: want (i == 0); record batch #%d: wrote=%v err=%v", i, wrote, err)
 		}
 		last := "10"
 		wrote, err = db.RecordCheckpoint(ctx, store.Checkpoint{MigrationID: mid, EntityName: "offices",
 			CheckpointType: model.CheckpointBatch, BatchNumber: 1, LastSourceID: &last, RecordsProcessed: 10,
 			SystemState: json.RawMessage(`{"last_processed_id":"10"}`), IsResumable: true})
-		if err != nil || wrote != (i == 0) {
-			t.Fatalf("record checkpoint #%d: wrote=%v err=%v", i, wrote, err)
+		if err != nil {
+			t.Fatalf("err: want nil; record checkpoint #%d: wrote=%v err=%v", i, wrote, err)
+		}
+		if wrote != (i == 0) {
+			t.Fatalf("wrote: want (i == 0); record checkpoint #%d: wrote=%v err=%v", i, wrote, err)
 		}
 		rec := "7"
 		wrote, err = db.RecordError(ctx, store.MigrationError{MigrationID: mid, EntityStatusID: &e.ID,
 			ErrorType: model.ErrConstraintViolation, ErrorCode: "23503", ErrorMessage: "orphan", SourceRecordID: &rec,
 			SourceData: json.RawMessage(`{"id":7}`)})
-		if err != nil || wrote != (i == 0) {
-			t.Fatalf("record error #%d: wrote=%v err=%v", i, wrote, err)
+		if err != nil {
+			t.Fatalf("err: want nil; record error #%d: wrote=%v err=%v", i, wrote, err)
+		}
+		if wrote != (i == 0) {
+			t.Fatalf("wrote: want (i == 0); record error #%d: wrote=%v err=%v", i, wrote, err)
 		}
 	}
 	if _, err := db.RecordBatch(ctx, store.Batch{EntityStatusID: e.ID, BatchNumber: 2, BatchSize: 10,
@@ -287,12 +381,21 @@ func TestEntityBatchCheckpointErrorAreIdempotent(t *testing.T) {
 		t.Fatal("completed batch with successful+failed != size accepted")
 	}
 	cp, err := db.LatestCheckpoint(ctx, mid, "offices")
-	if err != nil || cp.BatchNumber != 1 || *cp.LastSourceID != "10" {
-		t.Fatalf("latest checkpoint = %+v (%v)", cp, err)
+	if err != nil {
+		t.Fatalf("err: want nil; latest checkpoint = %+v (%v)", cp, err)
+	}
+	if cp.BatchNumber != 1 {
+		t.Fatalf("cp.BatchNumber = %v, want 1; latest checkpoint = %+v (%v)", cp.BatchNumber, cp, err)
+	}
+	if *cp.LastSourceID != "10" {
+		t.Fatalf("*cp.LastSourceID = %v, want \"10\"; latest checkpoint = %+v (%v)", *cp.LastSourceID, cp, err)
 	}
 	errs, err := db.ListErrors(ctx, mid, true)
-	if err != nil || len(errs) != 1 {
-		t.Fatalf("errors = %d (%v)", len(errs), err)
+	if err != nil {
+		t.Fatalf("err: want nil; errors = %d (%v)", len(errs), err)
+	}
+	if len(errs) != 1 {
+		t.Fatalf("len(errs): want 1; errors = %d (%v)", len(errs), err)
 	}
 	if err := db.ResolveError(ctx, errs[0].ID, "fixed spec"); err != nil {
 		t.Fatal(err)
@@ -355,8 +458,17 @@ func TestSchemaOpsNeedRollbackAndCriticalValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := db.GetSchemaOp(ctx, op.ID)
-	if err != nil || got.Status != model.OpCompleted || got.ExecutedAt == nil || *got.ApprovedBy != "dba" {
-		t.Fatalf("op = %+v (%v)", got, err)
+	if err != nil {
+		t.Fatalf("err: want nil; op = %+v (%v)", got, err)
+	}
+	if got.Status != model.OpCompleted {
+		t.Fatalf("got.Status = %v, want model.OpCompleted; op = %+v (%v)", got.Status, got, err)
+	}
+	if got.ExecutedAt == nil {
+		t.Fatalf("got.ExecutedAt is nil; op = %+v (%v)", got, err)
+	}
+	if *got.ApprovedBy != "dba" {
+		t.Fatalf("*got.ApprovedBy = %v, want \"dba\"; op = %+v (%v)", *got.ApprovedBy, got, err)
 	}
 
 	if _, err := db.UpsertLegacyEntityMapping(ctx, store.LegacyEntityMapping{SourceEntity: "dispatch_user",
@@ -367,8 +479,12 @@ func TestSchemaOpsNeedRollbackAndCriticalValidation(t *testing.T) {
 	lm, err := db.UpsertLegacyEntityMapping(ctx, store.LegacyEntityMapping{SourceEntity: "dispatch_user",
 		DestinationEntity: "profiles", TransformationRules: json.RawMessage(`{"columns":{}}`),
 		DependencyEntities: []string{"offices"}, Version: "1", IsActive: true})
-	if err != nil || lm.DependencyEntities[0] != "offices" {
-		t.Fatalf("legacy mapping = %+v (%v)", lm, err)
+	if err != nil {
+		t.Fatalf("err: want nil; legacy mapping = %+v (%v)", lm, err)
+	}
+	if lm.DependencyEntities[0] != "offices" {
+		t.Fatalf("lm.DependencyEntities[0] = %v, want \"offices\"; legacy mapping = %+v (%v)",
+			lm.DependencyEntities[0], lm, err)
 	}
 }
 

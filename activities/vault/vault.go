@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cutover/cutover/activities/store"
+	"github.com/cutover/cutover/internal/model"
 )
 
 // EnvKeys names the environment variable holding the keys.
@@ -141,6 +142,31 @@ func (v *Vault) Put(ctx context.Context, s Secret, mailboxID *int64) (string, er
 	return id.String(), nil
 }
 
+// Within returns the vault over another store with the same keys: a transaction's, so
+// secrets are stored together with what refers to them, or not at all.
+func (v *Vault) Within(st *store.Store) *Vault {
+	return &Vault{st: st, keys: v.keys, now: v.now}
+}
+
+// PutMany stores several secrets in one round trip (all or none) and returns their
+// credentials_refs in order.
+func (v *Vault) PutMany(ctx context.Context, ss []Secret) ([]string, error) {
+	cs := make([]store.Credential, len(ss))
+	refs := make([]string, len(ss))
+	for i, s := range ss {
+		blob, err := v.seal(s)
+		if err != nil {
+			return nil, err
+		}
+		cs[i] = store.Credential{ID: uuid.New(), SecretBlob: blob, ExpiresAt: expiry(s)}
+		refs[i] = cs[i].ID.String()
+	}
+	if err := v.st.InsertCredentials(ctx, cs); err != nil {
+		return nil, fmt.Errorf("vault put: %w", err)
+	}
+	return refs, nil
+}
+
 // Get decrypts the secret stored under ref. When the OAuth token has expired it returns the
 // secret together with ErrTokenExpired.
 func (v *Vault) Get(ctx context.Context, ref string) (Secret, error) {
@@ -238,7 +264,8 @@ func (v *Vault) open(blob []byte) (Secret, error) {
 func parseRef(ref string) (uuid.UUID, error) {
 	id, err := uuid.Parse(ref)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("%w %q: not a vault reference", ErrUnknownRef, ref)
+		// Never the value: it may be a secret pasted where its reference belongs.
+		return uuid.Nil, fmt.Errorf("%w: the value %s", ErrUnknownRef, model.NotACredentialsRef)
 	}
 	return id, nil
 }

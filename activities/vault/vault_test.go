@@ -15,7 +15,7 @@ import (
 
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 const (
@@ -71,8 +71,18 @@ func TestRoundTripStoresOnlyCiphertext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Password != password || got.OAuthToken != token || got.RefreshToken != refresh || !got.TokenExpiry.Equal(expiry) {
-		t.Fatal("round trip changed the secret")
+	if got.Password != password {
+		t.Fatalf("got.Password = %v, want %v (password); round trip changed the secret", got.Password, password)
+	}
+	if got.OAuthToken != token {
+		t.Fatalf("got.OAuthToken = %v, want %v (token); round trip changed the secret", got.OAuthToken, token)
+	}
+	if got.RefreshToken != refresh {
+		t.Fatalf("got.RefreshToken = %v, want %v (refresh); round trip changed the secret",
+			got.RefreshToken, refresh)
+	}
+	if !got.TokenExpiry.Equal(expiry) {
+		t.Fatalf("got.TokenExpiry.Equal(expiry) is false; round trip changed the secret")
 	}
 	var blob []byte
 	var expiresAt time.Time
@@ -100,16 +110,24 @@ func TestRotation(t *testing.T) {
 	}
 	// New key first: still decrypts what the old key encrypted.
 	rotating := mustVault(t, db, newK+","+oldKey)
-	if s, err := rotating.Get(ctx, ref); err != nil || s.Password != password {
-		t.Fatalf("get during rotation: %v", err)
+	if s, err := rotating.Get(ctx, ref); err != nil {
+		t.Fatalf("err: want nil; get during rotation: %v", err)
+	} else if s.Password != password {
+		t.Fatalf("s.Password = %v, want %v (password); get during rotation: %v", s.Password, password, err)
 	}
 	n, err := rotating.Rotate(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("rotate = %d, %v", n, err)
+	if err != nil {
+		t.Fatalf("err: want nil; rotate = %d, %v", n, err)
+	}
+	if n != 1 {
+		t.Fatalf("n: want 1; rotate = %d, %v", n, err)
 	}
 	// Old key removed: the re-encrypted secret opens with the new key alone…
-	if s, err := mustVault(t, db, newK).Get(ctx, ref); err != nil || s.Password != password {
-		t.Fatalf("get after rotation with new key only: %v", err)
+	if s, err := mustVault(t, db, newK).Get(ctx, ref); err != nil {
+		t.Fatalf("err: want nil; get after rotation with new key only: %v", err)
+	} else if s.Password != password {
+		t.Fatalf("s.Password = %v, want %v (password); get after rotation with new key only: %v",
+			s.Password, password, err)
 	}
 	// …and no longer with the old one.
 	if _, err := mustVault(t, db, oldKey).Get(ctx, ref); !errors.Is(err, vault.ErrUndecryptable) {
@@ -155,6 +173,9 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			assertNoSecret(t, err.Error())
+			if strings.Contains(err.Error(), "DROP TABLE") {
+				t.Errorf("the error repeats the value given as a reference (it may be a secret): %v", err)
+			}
 		})
 	}
 }
@@ -180,8 +201,10 @@ func TestExpiredTokenReturnsSecretForRefresh(t *testing.T) {
 		TokenExpiry: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := v.Get(ctx, ref); err != nil || s.OAuthToken != "new-"+token {
-		t.Fatalf("after refresh: %v", err)
+	if s, err := v.Get(ctx, ref); err != nil {
+		t.Fatalf("err: want nil; after refresh: %v", err)
+	} else if s.OAuthToken != "new-"+token {
+		t.Fatalf("s.OAuthToken = %v, want %v (\"new-\"+token); after refresh: %v", s.OAuthToken, "new-"+token, err)
 	}
 }
 

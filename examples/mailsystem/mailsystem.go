@@ -1,6 +1,6 @@
-// Package mailsystem generates seed 002's legacy mail system (emails.db and auth.db) for the
-// example spec beside it, its tests and the workflow end-to-end tests, and appends the writes
-// that keep arriving while a migration runs.
+// Package mailsystem generates the legacy mail system (emails.db and auth.db) for the example spec
+// beside it, its tests and the workflow end-to-end tests, and appends the writes that keep arriving
+// while a migration runs.
 package mailsystem
 
 import (

@@ -46,8 +46,10 @@ func TestRoundTripHidesPlaintext(t *testing.T) {
 		t.Fatalf("payload not encrypted: %q", p.Metadata["encoding"])
 	}
 	var back map[string]string
-	if err := dc.FromPayload(p, &back); err != nil || back["note"] != plaintext {
-		t.Fatalf("round trip = %v, %v", back, err)
+	if err := dc.FromPayload(p, &back); err != nil {
+		t.Fatalf("err: want nil; round trip = %v, %v", back, err)
+	} else if back["note"] != plaintext {
+		t.Fatalf("back[\"note\"] = %v, want %v (plaintext); round trip = %v, %v", back["note"], plaintext, back, err)
 	}
 }
 
@@ -58,8 +60,10 @@ func TestRotationAndUnknownKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s string
-	if err := codec.DataConverter(mustCodec(t, newK, oldK)).FromPayload(p, &s); err != nil || s != "x" {
-		t.Fatalf("decode with rotated list: %q, %v", s, err)
+	if err := codec.DataConverter(mustCodec(t, newK, oldK)).FromPayload(p, &s); err != nil {
+		t.Fatalf("err: want nil; decode with rotated list: %q, %v", s, err)
+	} else if s != "x" {
+		t.Fatalf("s: want \"x\"; decode with rotated list: %q, %v", s, err)
 	}
 	_, err = mustCodec(t, newK).Decode([]*commonpb.Payload{p})
 	if !errors.Is(err, codec.ErrUnknownKey) {
@@ -77,8 +81,11 @@ func TestPlainPayloadsPassThrough(t *testing.T) {
 	c := mustCodec(t, genKey(t))
 	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"hi"`)}
 	out, err := c.Decode([]*commonpb.Payload{plain})
-	if err != nil || string(out[0].Data) != `"hi"` {
-		t.Fatalf("plain payload: %v, %v", out, err)
+	if err != nil {
+		t.Fatalf("err: want nil; plain payload: %v, %v", out, err)
+	}
+	if string(out[0].Data) != `"hi"` {
+		t.Fatalf("string(out[0].Data) = %v, want `\"hi\"`; plain payload: %v, %v", string(out[0].Data), out, err)
 	}
 }
 
@@ -91,8 +98,11 @@ func TestParseKeysErrors(t *testing.T) {
 		}
 	}
 	c, err := codec.FromEnv(func(string) string { return "" })
-	if c != nil || err != nil {
-		t.Fatalf("unset env = %v, %v; want no codec", c, err)
+	if c != nil {
+		t.Fatalf("c: want nil; unset env = %v, %v; want no codec", c, err)
+	}
+	if err != nil {
+		t.Fatalf("err: want nil; unset env = %v, %v; want no codec", c, err)
 	}
 }
 
@@ -127,8 +137,13 @@ func TestHTTPHandlerDecodesForTheUIWithToken(t *testing.T) {
 	}
 	resp := post("s3cret-token")
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:8233" {
-		t.Fatalf("decode: status %d, CORS %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("resp.StatusCode: want http.StatusOK; decode: status %d, CORS %q",
+			resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:8233" {
+		t.Fatalf("want resp.Header.Get(\"Access-Control-Allow-Origin\") == \"http://127.0.0.1:8233\"; decode: status %d, CORS %q",
+			resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 	var raw json.RawMessage
 	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
@@ -138,7 +153,11 @@ func TestHTTPHandlerDecodesForTheUIWithToken(t *testing.T) {
 	if err := protojson.Unmarshal(raw, &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Payloads) != 1 || string(out.Payloads[0].Data) != `"`+plaintext+`"` {
-		t.Fatalf("decoded = %v", out.Payloads)
+	if len(out.Payloads) != 1 {
+		t.Fatalf("len(out.Payloads) = %v, want 1; decoded = %v", len(out.Payloads), out.Payloads)
+	}
+	if string(out.Payloads[0].Data) != `"`+plaintext+`"` {
+		t.Fatalf("string(out.Payloads[0].Data) = %v, want %v (`\"`+plaintext+`\"`); decoded = %v",
+			string(out.Payloads[0].Data), `"`+plaintext+`"`, out.Payloads)
 	}
 }

@@ -35,6 +35,27 @@ var (
 		Help:    "Time migrations spent in each phase, recorded when the phase ends.",
 		Buckets: prometheus.ExponentialBuckets(0.1, 3, 14), // 100 ms … ~18 days
 	}, []string{"kind", "phase"})
+	CaptureChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cutover_db_capture_changes_total",
+		Help: "Source changes applied by change-capture drains, by direction (forward: source to target; reverse: back).",
+	}, []string{"direction"})
+	CapturePending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cutover_db_capture_pending",
+		Help: "Changes captured and not applied yet (SQLite change log rows; for PostgreSQL, WAL bytes), per migration and source.",
+	}, []string{"migration_id", "source", "direction", "unit"})
+	CaptureRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cutover_db_capture_rows_per_second",
+		Help: "Changes applied per second by the last drain that applied any, per migration and source.",
+	}, []string{"migration_id", "source", "direction"})
+	CapturePredicted = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cutover_db_capture_predicted_final_pass_seconds",
+		Help: "What the cutover's last drain would take now: pending changes over the drain rate, per migration.",
+	}, []string{"migration_id"})
+	CutoverWindow = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cutover_db_cutover_window_seconds",
+		Help:    "Cutover windows of captured migrations: from the freeze's start to its completion.",
+		Buckets: prometheus.ExponentialBuckets(0.25, 2, 14), // 250 ms … ~68 min
+	})
 	BatchDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "cutover_db_batch_duration_seconds",
 		Help:    "Duration of one database copy batch transaction.",
@@ -43,5 +64,6 @@ var (
 )
 
 func cutoverCollectors() []prometheus.Collector {
-	return []prometheus.Collector{MailMessages, MailBytes, DBRows, DBBatches, Errors, PassDuration, PhaseDuration, BatchDuration}
+	return []prometheus.Collector{MailMessages, MailBytes, DBRows, DBBatches, Errors, PassDuration, PhaseDuration, BatchDuration,
+		CaptureChanges, CapturePending, CaptureRate, CapturePredicted, CutoverWindow}
 }

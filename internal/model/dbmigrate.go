@@ -1,6 +1,6 @@
 package model
 
-// MigrationType is migration_orchestrations.migration_type (seed 001).
+// MigrationType is migration_orchestrations.migration_type.
 type MigrationType string
 
 const (
@@ -20,15 +20,20 @@ const (
 	OrchRollingBack OrchestrationStatus = "rolling_back"
 )
 
-// orchestrationTransitions is the seed's state diagram:
-// pending → running → completed | failed; running → rolling_back → pending.
+// orchestrationTransitions is the orchestration's state diagram: pending → running → completed |
+// failed; running → rolling_back → pending. A migration that ended can be taken up again (a new
+// run of its workflow over the same ledger): failed → running (retry from its checkpoints,
+// retry of its quarantined rows, acceptance of them), completed → running (retry of rows it
+// completed with), and failed | completed → rolling_back.
 var orchestrationTransitions = map[OrchestrationStatus][]OrchestrationStatus{
 	OrchPending:     {OrchRunning},
 	OrchRunning:     {OrchCompleted, OrchFailed, OrchRollingBack},
 	OrchRollingBack: {OrchPending},
+	OrchFailed:      {OrchRunning, OrchRollingBack},
+	OrchCompleted:   {OrchRunning, OrchRollingBack},
 }
 
-// CanTransition reports whether the seed allows moving from s to next.
+// CanTransition reports whether the state diagram allows moving from s to next.
 func (s OrchestrationStatus) CanTransition(next OrchestrationStatus) bool {
 	for _, n := range orchestrationTransitions[s] {
 		if n == next {

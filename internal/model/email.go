@@ -67,6 +67,26 @@ var SourceTypes = []SourceType{
 	SourceIMAP, SourceIMAPOAuth, SourcePST, SourceMbox, SourceEML, SourceTgz, SourceZimbra, SourceDovecot,
 }
 
+// SyncMode selects what a sync pass may change (a job's presync_mode, a pass's mode).
+type SyncMode string
+
+const (
+	ModeCopy SyncMode = "copy" // default: never deletes anything
+	// ModeMirror also deletes on the destination the copies this job placed (ledger state
+	// copied) whose source message is gone. It never deletes a message the ledger does not say
+	// this job appended: the user's own mail, mail delivered early, another tool's copies (even
+	// when adopted) stay. Presyncs only, refused after DNS cutover.
+	ModeMirror SyncMode = "mirror"
+	// ModeStrictMirror is imapsync --delete2, destructive and explicit: like ModeMirror, and it
+	// also deletes in every folder the job syncs each destination message the source lacks,
+	// whoever put it there. Presyncs only, refused after DNS cutover.
+	ModeStrictMirror SyncMode = "strict_mirror"
+	ModeDryRun       SyncMode = "dry_run" // report what would happen, change nothing
+)
+
+// Deletes reports whether passes of the mode delete on the destination.
+func (m SyncMode) Deletes() bool { return m == ModeMirror || m == ModeStrictMirror }
+
 // MailboxStatus is migration_mailboxes.status.
 type MailboxStatus string
 
@@ -76,6 +96,9 @@ const (
 	MailboxOK         MailboxStatus = "ok"
 	MailboxError      MailboxStatus = "error"
 	MailboxQuarantine MailboxStatus = "quarantine"
+	// MailboxSkipped: an operator took the mailbox out of the job (email skip, or left it out
+	// of the spec on a restart); no pass runs for it and it leaves the gate until un-skipped.
+	MailboxSkipped MailboxStatus = "skipped"
 )
 
 // RunType is migration_runs.run_type.
@@ -120,18 +143,38 @@ const (
 type CheckID string
 
 const (
-	CheckCountRatio     CheckID = "count_ratio"
-	CheckInboxComplete  CheckID = "inbox_complete"
-	CheckSentComplete   CheckID = "sent_complete"
-	CheckPSTQuarantine  CheckID = "pst_quarantine"
-	CheckDeltaPending   CheckID = "delta_pending"
+	CheckCountRatio    CheckID = "count_ratio"
+	CheckInboxComplete CheckID = "inbox_complete"
+	CheckSentComplete  CheckID = "sent_complete"
+	CheckPSTQuarantine CheckID = "pst_quarantine"
+	CheckDeltaPending  CheckID = "delta_pending"
+	// CheckDestHeld: mail on the destination the job did not place (the user's own, early
+	// deliveries, another tool's). Kept by every mode but strict_mirror; a human reviews it.
+	CheckDestHeld CheckID = "dest_held"
+	// CheckDNSTTL: the MX or the IMAP host name has a TTL above the spec's max_ttl before DNS
+	// is switched (the switch would take that long to reach every client). Job-level.
+	CheckDNSTTL CheckID = "dns_ttl"
+	// CheckMXSwitched: after the DNS cutover confirmation MX does not point at the
+	// destination; the final sync waits. Job-level.
+	CheckMXSwitched     CheckID = "mx_switched"
 	CheckManualApproval CheckID = "manual_approval"
 )
 
 // CheckIDs lists the gate checks in the order they are evaluated and shown.
 var CheckIDs = []CheckID{
 	CheckCountRatio, CheckInboxComplete, CheckSentComplete, CheckPSTQuarantine, CheckDeltaPending,
-	CheckManualApproval,
+	CheckDestHeld, CheckManualApproval,
+}
+
+// DNSCheckIDs are the job-level checks of a job with DNS checks (its spec's dns section),
+// shown before manual_approval.
+var DNSCheckIDs = []CheckID{CheckDNSTTL, CheckMXSwitched}
+
+// AllCheckIDs lists every check a job may record, in the order they are shown.
+func AllCheckIDs() []CheckID {
+	n := len(CheckIDs)
+	out := append(append(append([]CheckID{}, CheckIDs[:n-1]...), DNSCheckIDs...), CheckIDs[n-1])
+	return out
 }
 
 // CheckStatus is migration_gate_checks.status.

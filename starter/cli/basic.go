@@ -21,7 +21,7 @@ var Version = "dev"
 func init() {
 	register("version", "print the version and the schema version this binary carries", runVersion)
 	register("schema apply", "create or upgrade the control tables in DATABASE_URL", runSchemaApply)
-	register("vault put", "store a secret read from stdin; prints its credentials_ref", runVaultPut)
+	register("vault put", "store a secret read from stdin (--batch: a CSV of them); prints its credentials_ref", runVaultPut)
 	register("vault rotate", "re-encrypt every secret with the first key of CUTOVER_VAULT_KEYS", runVaultRotate)
 	register("vault genkey", "print a new random vault key", runVaultGenkey)
 }
@@ -101,9 +101,17 @@ func runVaultPut(ctx context.Context, e *Env, args []string) error {
 	refOnly := fs.Bool("ref-only", false, "print only the credentials_ref (for scripts)")
 	kind := fs.String("type", "password", "password: stdin is the password; oauth: stdin is JSON {access_token, refresh_token, expiry}")
 	mailboxID := fs.Int64("mailbox-id", 0, "attach the secret to this migration_mailboxes id")
+	batch := fs.Bool("batch", false, "store several secrets in one go: stdin is a CSV with a name column and a password "+
+		"(or refresh_token, access_token, expiry) column; prints name,credentials_ref per secret")
 	out := bindOutput(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if *batch {
+		if *mailboxID != 0 || *kind != "password" {
+			return usagef("--batch takes the kind of each secret from its columns, and attaches none to a mailbox")
+		}
+		return runVaultPutBatch(ctx, e, out, *refOnly)
 	}
 	// Read at most 1 MiB: a secret, not a file.
 	raw, err := io.ReadAll(io.LimitReader(e.Stdin, 1<<20))

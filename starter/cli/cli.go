@@ -140,16 +140,46 @@ func newFlags(e *Env, path string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags, turning flag errors into usage errors and refusing stray arguments.
+// parse parses flags given before or after the positional arguments and refuses any but the
+// positional ones a command takes.
 func parse(fs *flag.FlagSet, args []string, positional int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	_, err := parseAnyOrder(fs, args, positional)
+	return err
+}
+
+// parseAnyOrder parses flags given before or after the positional arguments ("email approve 42
+// --by lead" as well as "email approve --by lead 42") and returns the positional ones, which
+// must number positional. After "--" every argument is positional.
+func parseAnyOrder(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != positional {
+		return nil, usagef("want %d argument(s), got %d: %s", positional, len(pos), strings.Join(pos, " "))
+	}
+	return pos, nil
+}
+
+// positionals parses every flag of args, wherever it stands, and returns the other arguments
+// in order. Flag errors are usage errors (flag.ErrHelp passes through).
+func positionals(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
 		}
-		return usageError{err.Error()}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil // the terminator: no flags after it
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	if fs.NArg() != positional {
-		return usagef("want %d argument(s), got %d: %s", positional, fs.NArg(), strings.Join(fs.Args(), " "))
-	}
-	return nil
 }

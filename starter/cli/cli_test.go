@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/starter/cli"
 )
 

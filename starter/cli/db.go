@@ -9,31 +9,33 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/starter/client"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 	"github.com/cutover/cutover/workflows/dbmigrate/plan"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 func init() {
 	register("db start", "validate a database migration spec (YAML or JSON), plan it and start DBMigrationWorkflow", runDBStart)
 	register("db status", "show a database migration: status, phase, per-entity progress, schema ops, validation", runDBStatus)
 	register("db approve-op", "approve a critical schema change operation (refused unless it is pending)", runDBApprove)
-	register("db rollback", "compensate a running database migration (reverse order) back to pending", dbSignal(dbmigrate.SignalRollback))
-	register("db cutover", "end the catch-up passes of an incremental migration: final pass, validation", dbSignal(dbmigrate.SignalCutover))
-	register("db retry-failed", "re-drive recorded row errors (optionally with a fixed spec)", runDBRetry)
+	register("db rollback", "compensate a database migration, running or ended (reverse order), back to pending", runDBRollback)
+	register("db cutover", "end the catch-up passes of an incremental migration: freeze, last changes, validation", dbSignal(dbmigrateapi.SignalCutover))
+	register("db close", "end the reverse flow of a cut-over migration (target.reverse_flow): it completes", dbSignal(dbmigrateapi.SignalClose))
+	register("db retry-failed", "re-drive quarantined rows (optionally with a fixed spec), of a running or an ended migration", runDBRetry)
+	register("db retry", "resume a failed database migration from its committed batches (a new run over the same ledger)", runDBResume)
+	register("db accept-errors", "accept a migration's quarantined rows (--reason, recorded and reported): it may complete with them", runDBAccept)
 }
 
-// dbWorkflowID accepts a migration UUID or its workflow id.
+// dbWorkflowID accepts a migration UUID or its workflow id (a usage error otherwise).
 func dbWorkflowID(arg string) (string, error) {
-	id := strings.TrimPrefix(arg, dbmigrate.WorkflowIDPrefix)
-	if _, err := uuid.Parse(id); err != nil {
-		return "", usagef("%q is neither a migration id nor %s<uuid>", arg, dbmigrate.WorkflowIDPrefix)
+	id, err := client.DBWorkflowID(arg)
+	if err != nil {
+		return "", usageError{err.Error()}
 	}
-	return dbmigrate.WorkflowID(id), nil
+	return id, nil
 }
 
 func loadDBSpec(e *Env, path string) (*spec.Spec, error) {
@@ -57,32 +59,34 @@ func loadDBSpec(e *Env, path string) (*spec.Spec, error) {
 	return sp, nil
 }
 
-func notFoundOr(err error, id string) error {
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
+// dbError turns the client's answers for migration id into the CLI's: not found (exit 3) with
+// where to look, a refusal with its reason.
+func dbError(err error, id string) error {
+	var refused *client.RefusedError
+	switch {
+	case errors.Is(err, client.ErrNotFound):
 		return notFoundError{fmt.Errorf("no database migration %s; list them with 'cutover db list'", id)}
+	case errors.As(err, &refused):
+		return errors.New(refused.Reason)
 	}
 	return err
 }
 
 func runDBStart(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "db start")
-	var tf temporalFlags
-	tf.bind(e, fs)
+	fs, tf, out := commandFlags(e, "db start")
 	typ := fs.String("type", string(model.MigrationFull), "full_migration, incremental or schema_cleanup")
 	id := fs.String("id", "", "migration UUID (default: a new one)")
 	by := fs.String("created-by", orDefault(e.Getenv("USER"), "cutover"), "who starts it (recorded as created_by)")
-	var cfg dbmigrate.Config
+	var cfg dbmigrateapi.Config
 	fs.IntVar(&cfg.Parallelism, "parallelism", 2, "entities copied at once")
 	fs.IntVar(&cfg.BatchesPerActivity, "batches-per-activity", 10, "batches per copy activity")
 	fs.Int64Var(&cfg.MaxErrors, "max-errors", 0, "stop an entity when more records fail (0: no limit)")
 	fs.Float64Var(&cfg.MaxErrorRatio, "max-error-ratio", 0, "stop an entity when failed/(processed+failed) exceeds it (0: no limit)")
 	fs.BoolVar(&cfg.AllowWarnings, "allow-warnings", false, "complete despite validation warnings")
 	fs.DurationVar(&cfg.SyncInterval, "sync-interval", time.Minute, "incremental: pause between catch-up passes")
-	fs.StringVar(&cfg.Events.Channel, "notify-channel", dbmigrate.DefaultChannel, "PostgreSQL NOTIFY channel for migration events (empty: none)")
+	fs.StringVar(&cfg.Events.Channel, "notify-channel", dbmigrateapi.DefaultChannel, "PostgreSQL NOTIFY channel for migration events (empty: none)")
 	fs.StringVar(&cfg.Events.Webhook, "webhook", "", "URL receiving migration events as JSON POSTs")
 	wait := fs.Bool("wait", false, "wait for the migration to end and print its summary")
-	out := bindOutput(fs)
 	specFlag := fs.String("spec", "", "the migration spec, YAML or JSON (or give it as the argument; - reads stdin)")
 	specPath, err := specArgument(fs, args, specFlag)
 	if err != nil {
@@ -108,7 +112,7 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	in := dbmigrate.Input{MigrationID: *id, MigrationType: mt, CreatedBy: *by, Spec: sp, Config: cfg}
+	in := dbmigrateapi.Input{MigrationID: *id, MigrationType: mt, CreatedBy: *by, Spec: sp, Config: cfg}
 	m, err := c.StartDBMigration(ctx, in)
 	if err != nil {
 		return err
@@ -138,7 +142,7 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 	return nil
 }
 
-func printDBState(e *Env, st dbmigrate.State) {
+func printDBState(e *Env, st dbmigrateapi.State) {
 	fmt.Fprintf(e.Stdout, "migration %s (%s): %s, phase %s, %.2f%%, %d/%d entities, %d errors\n",
 		st.MigrationID, st.MigrationType, st.Status, st.Phase, st.ProgressPercent, st.CompletedEntities, st.TotalEntities, st.ErrorCount)
 	tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
@@ -147,6 +151,16 @@ func printDBState(e *Env, st dbmigrate.State) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%.0f\n", en.Name, en.Status, en.Processed, en.Failed, en.Total, en.LastKey, en.Throughput)
 	}
 	_ = tw.Flush()
+	for _, en := range st.Entities {
+		if len(en.Changes) == 0 {
+			continue
+		}
+		parts := make([]string, len(en.Changes))
+		for i, c := range en.Changes {
+			parts[i] = fmt.Sprintf("%s %s ×%d", c.Column, c.Change, c.Count)
+		}
+		fmt.Fprintf(e.Stdout, "values changed in %s: %s\n", en.Name, strings.Join(parts, ", "))
+	}
 	for _, op := range st.Ops {
 		wait := ""
 		if op.AwaitingApproval {
@@ -164,6 +178,21 @@ func printDBState(e *Env, st dbmigrate.State) {
 		}
 		fmt.Fprintln(e.Stdout)
 	}
+	printCapture(e, st)
+	for _, r := range st.Recoveries {
+		fmt.Fprintf(e.Stdout, "taken up again: %s of the %s migration (after run %s) by %s", r.Action, r.From, r.PreviousRunID,
+			orDefault(r.RequestedBy, "?"))
+		if r.Reason != "" {
+			fmt.Fprintf(e.Stdout, ": %s", r.Reason)
+		}
+		fmt.Fprintln(e.Stdout)
+	}
+	if a := st.Accepted; a != nil {
+		fmt.Fprintf(e.Stdout, "quarantined rows accepted: %d by %s: %s\n", a.QuarantinedRows, a.By, a.Reason)
+	}
+	for _, p := range st.Pending {
+		printPending(e, p)
+	}
 	for _, r := range st.Refused {
 		fmt.Fprintf(e.Stdout, "refused: %s\n", r)
 	}
@@ -173,29 +202,23 @@ func printDBState(e *Env, st dbmigrate.State) {
 }
 
 func runDBStatus(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "db status")
-	var tf temporalFlags
-	tf.bind(e, fs)
-	out := bindOutput(fs)
-	if err := parse(fs, args, 1); err != nil {
-		return err
-	}
-	id, err := dbWorkflowID(fs.Arg(0))
+	fs, tf, out := commandFlags(e, "db status")
+	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	c, err := tf.dial(ctx)
+	id, err := dbWorkflowID(pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := tf.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	v, err := c.QueryWorkflow(ctx, id, "", dbmigrate.QueryStatus)
+	st, err := c.DBStatus(ctx, id)
 	if err != nil {
-		return notFoundOr(err, id)
-	}
-	var st dbmigrate.State
-	if err := v.Get(&st); err != nil {
-		return err
+		return dbError(err, id)
 	}
 	if out.json() {
 		return writeJSON(e.Stdout, st)
@@ -205,68 +228,60 @@ func runDBStatus(ctx context.Context, e *Env, args []string) error {
 }
 
 func runDBApprove(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "db approve-op")
-	var tf temporalFlags
-	tf.bind(e, fs)
+	fs, tf, out := commandFlags(e, "db approve-op")
 	by := fs.String("by", e.Getenv("USER"), "who approves (recorded as approved_by)")
-	out := bindOutput(fs)
-	if err := parse(fs, args, 2); err != nil {
+	pos, err := parseAnyOrder(fs, args, 2)
+	if err != nil {
 		return err
 	}
 	if *by == "" {
 		return usagef("--by is required")
 	}
-	id, err := dbWorkflowID(fs.Arg(0))
+	id, err := dbWorkflowID(pos[0])
 	if err != nil {
 		return err
 	}
-	c, err := tf.dial(ctx)
+	c, err := tf.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: dbmigrate.UpdateApprove,
-		WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{dbmigrate.Approval{Operation: fs.Arg(1), ApprovedBy: *by}}})
+	msg, err := c.ApproveSchemaChange(ctx, id, pos[1], *by)
 	if err != nil {
-		return notFoundOr(err, id)
-	}
-	var msg string
-	if err := h.Get(ctx, &msg); err != nil {
-		return err
+		return dbError(err, id)
 	}
 	if out.json() {
-		return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "operation": fs.Arg(1), "approved_by": *by, "message": msg})
+		return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "operation": pos[1], "approved_by": *by, "message": msg})
 	}
 	fmt.Fprintf(e.Stdout, "%s: %s by %s\n", id, msg, *by)
 	return nil
 }
 
-// dbSignal sends a rollback or cutover request.
+// dbSignal sends a cutover or close request.
 func dbSignal(name string) func(context.Context, *Env, []string) error {
 	return func(ctx context.Context, e *Env, args []string) error {
-		fs := newFlags(e, "db "+name)
-		var tf temporalFlags
-		tf.bind(e, fs)
-		reason := fs.String("reason", "", "why (rollback)")
-		out := bindOutput(fs)
-		if err := parse(fs, args, 1); err != nil {
-			return err
-		}
-		id, err := dbWorkflowID(fs.Arg(0))
+		fs, tf, out := commandFlags(e, "db "+name)
+		pos, err := parseAnyOrder(fs, args, 1)
 		if err != nil {
 			return err
 		}
-		c, err := tf.dial(ctx)
+		id, err := dbWorkflowID(pos[0])
+		if err != nil {
+			return err
+		}
+		c, err := tf.client(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		var arg any = dbmigrate.CutoverRequest{RequestedBy: e.Getenv("USER")}
-		if name == dbmigrate.SignalRollback {
-			arg = dbmigrate.RollbackRequest{Reason: *reason, RequestedBy: e.Getenv("USER")}
+		switch name {
+		case dbmigrateapi.SignalClose:
+			err = c.RequestClose(ctx, id, e.Getenv("USER"))
+		default:
+			err = c.RequestCutover(ctx, id, e.Getenv("USER"))
 		}
-		if err := c.SignalWorkflow(ctx, id, "", name, arg); err != nil {
-			return notFoundOr(err, id)
+		if err != nil {
+			return dbError(err, id)
 		}
 		if out.json() {
 			return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "requested": name})
@@ -277,36 +292,138 @@ func dbSignal(name string) func(context.Context, *Env, []string) error {
 }
 
 func runDBRetry(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "db retry-failed")
-	var tf temporalFlags
-	tf.bind(e, fs)
+	fs, tf, out := commandFlags(e, "db retry-failed")
 	entity := fs.String("entity", "", "only this entity (default: every completed entity)")
 	specPath := fs.String("spec", "", "a fixed spec to use from now on")
-	out := bindOutput(fs)
-	if err := parse(fs, args, 1); err != nil {
-		return err
-	}
-	id, err := dbWorkflowID(fs.Arg(0))
+	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	req := dbmigrate.RetryRequest{Entity: *entity}
+	var fixed *spec.Spec
 	if *specPath != "" {
-		if req.Spec, err = loadDBSpec(e, *specPath); err != nil {
+		if fixed, err = loadDBSpec(e, *specPath); err != nil {
 			return err
 		}
 	}
-	c, err := tf.dial(ctx)
+	return dbRecover(ctx, e, tf, out, pos[0], dbmigrateapi.Recovery{Action: dbmigrateapi.RecoverRetryFailed, Entity: *entity,
+		RequestedBy: e.Getenv("USER")}, fixed)
+}
+
+func runDBRollback(ctx context.Context, e *Env, args []string) error {
+	fs, tf, out := commandFlags(e, "db rollback")
+	reason := fs.String("reason", "", "why (recorded)")
+	pos, err := parseAnyOrder(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	return dbRecover(ctx, e, tf, out, pos[0], dbmigrateapi.Recovery{Action: dbmigrateapi.RecoverRollback,
+		Reason: *reason, RequestedBy: e.Getenv("USER")}, nil)
+}
+
+func runDBResume(ctx context.Context, e *Env, args []string) error {
+	fs, tf, out := commandFlags(e, "db retry")
+	reason := fs.String("reason", "", "why (recorded)")
+	pos, err := parseAnyOrder(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	return dbRecover(ctx, e, tf, out, pos[0], dbmigrateapi.Recovery{Action: dbmigrateapi.RecoverRetry,
+		Reason: *reason, RequestedBy: e.Getenv("USER")}, nil)
+}
+
+func runDBAccept(ctx context.Context, e *Env, args []string) error {
+	fs, tf, out := commandFlags(e, "db accept-errors")
+	reason := fs.String("reason", "", "why the quarantined rows may stay out of the target (required; recorded and reported)")
+	by := fs.String("by", e.Getenv("USER"), "who accepts (recorded)")
+	pos, err := parseAnyOrder(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return usagef("--reason is required: say why the quarantined rows may stay out of the target")
+	}
+	if *by == "" {
+		return usagef("--by is required")
+	}
+	return dbRecover(ctx, e, tf, out, pos[0], dbmigrateapi.Recovery{Action: dbmigrateapi.RecoverAccept,
+		Reason: *reason, RequestedBy: *by}, nil)
+}
+
+// dbRecover delivers a recovery request: a signal to a running migration, a new run of an
+// ended one.
+func dbRecover(ctx context.Context, e *Env, tf *temporalFlags, out *output, arg string, rec dbmigrateapi.Recovery,
+	fixed *spec.Spec) error {
+	id, err := dbWorkflowID(arg)
+	if err != nil {
+		return err
+	}
+	c, err := tf.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.SignalWorkflow(ctx, id, "", dbmigrate.SignalRetry, req); err != nil {
-		return notFoundOr(err, id)
+	r, err := c.Recover(ctx, id, rec, fixed)
+	if err != nil {
+		return dbError(err, id)
 	}
 	if out.json() {
-		return writeJSON(e.Stdout, map[string]string{"workflow_id": id, "requested": dbmigrate.SignalRetry, "entity": *entity})
+		return writeJSON(e.Stdout, map[string]any{"workflow_id": id, "requested": rec.Action, "signalled": r.Signalled,
+			"run_id": r.RunID, "previous_run_id": r.PreviousRunID})
 	}
-	fmt.Fprintf(e.Stdout, "%s: retry_failed requested\n", id)
+	if r.Signalled {
+		fmt.Fprintf(e.Stdout, "%s: %s requested (see 'cutover db status' for the outcome)\n", id, rec.Action)
+		return nil
+	}
+	fmt.Fprintf(e.Stdout, "%s: %s started as run %s, after run %s (see 'cutover db status')\n", id, rec.Action, r.RunID, r.PreviousRunID)
 	return nil
+}
+
+// printPending shows an activity Temporal runs or retries, loudly when it is stalled.
+func printPending(e *Env, p dbmigrateapi.PendingActivity) {
+	what := p.Activity
+	if p.Entity != "" {
+		what = fmt.Sprintf("%s of %s", p.Activity, p.Entity)
+	}
+	if !p.LastCommit.IsZero() {
+		what += fmt.Sprintf(" (batch %d, last commit %s ago)", p.Batch, time.Since(p.LastCommit).Round(time.Second))
+	}
+	state := "running"
+	if p.Stalled {
+		state = "STALLED"
+	}
+	fmt.Fprintf(e.Stdout, "%s: %s, attempt %d", state, what, p.Attempt)
+	if p.LastFailure != "" {
+		fmt.Fprintf(e.Stdout, ", last failure: %s", p.LastFailure)
+	}
+	if p.WorkerSilent != "" {
+		fmt.Fprintf(e.Stdout, "; %s", p.WorkerSilent)
+	}
+	fmt.Fprintln(e.Stdout)
+}
+
+// printCapture shows a captured migration's lag, its replication slots while they exist, the
+// cutover window and the reverse flow.
+func printCapture(e *Env, st dbmigrateapi.State) {
+	show := func(what string, c *dbmigrateapi.CaptureState) {
+		if c == nil {
+			return
+		}
+		if c.Removed {
+			fmt.Fprintf(e.Stdout, "%s: removed from the sources (%d changes applied)\n", what, c.ChangesApplied)
+			return
+		}
+		fmt.Fprintf(e.Stdout, "%s: %d changes at the last pass, %.0f changes/s, final pass ≈ %.1f s, %d applied\n",
+			what, c.ChangesPending, c.RowsPerSecond, c.PredictedFinalSeconds, c.ChangesApplied)
+		for _, s := range c.Sources {
+			if s.Slot != "" {
+				fmt.Fprintf(e.Stdout, "  replication slot %s (%s, %s): %d WAL bytes pending, %d retained — dropped at the end or on rollback\n",
+					s.Slot, s.Source, s.Direction, s.PendingWALBytes, s.RetainedWALBytes)
+			}
+		}
+	}
+	show("change capture", st.Capture)
+	show("reverse flow", st.Reverse)
+	if st.CutoverWindowSeconds > 0 {
+		fmt.Fprintf(e.Stdout, "cutover window: %.2f s (freeze start → completed)\n", st.CutoverWindowSeconds)
+	}
 }

@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/starter/cli"
 	"github.com/cutover/cutover/worker/workerapp"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 func TestDBCommandsUsage(t *testing.T) {
@@ -54,9 +55,10 @@ func TestDBStartStatusCutover(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan workerapp.Info, 1)
+	control := testenv.NewDatabase(t)
 	go func() {
 		done <- workerapp.Run(ctx, workerapp.Config{TemporalAddress: srv.Address(), Namespace: srv.Namespace(), TaskQueue: queue,
-			DatabaseURL: dbURL, ShutdownGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+			DatabaseURL: control, DBTargetURL: dbURL, ShutdownGrace: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 			func(i workerapp.Info) { ready <- i })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -78,22 +80,22 @@ func TestDBStartStatusCutover(t *testing.T) {
 	env := map[string]string{"TEMPORAL_ADDRESS": srv.Address(), "CUTOVER_TASK_QUEUE": queue, "USER": "ops"}
 	id := uuid.NewString()
 	r := run(t, env, "", "db", "start", "--type", "incremental", "--sync-interval", "1h", "--id", id, specPath)
-	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "started "+dbmigrate.WorkflowID(id)) || !strings.Contains(r.stdout, "wave 1: [offices profiles projects]") {
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "started "+dbmigrateapi.WorkflowID(id)) || !strings.Contains(r.stdout, "wave 1: [offices profiles projects]") {
 		t.Fatalf("db start: %+v", r)
 	}
-	status := func() dbmigrate.State {
+	status := func() dbmigrateapi.State {
 		r := run(t, env, "", "db", "status", "--json", id)
 		if r.code != cli.ExitOK {
 			t.Fatalf("db status: %+v", r)
 		}
-		var st dbmigrate.State
+		var st dbmigrateapi.State
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for status().Phase != dbmigrate.PhaseCatchingUp {
+	for status().Phase != dbmigrateapi.PhaseCatchingUp {
 		if time.Now().After(deadline) {
 			t.Fatalf("never caught up: %+v", status())
 		}
@@ -107,7 +109,7 @@ func TestDBStartStatusCutover(t *testing.T) {
 	if r.code != cli.ExitOK || !regexp.MustCompile(`(?m)^profiles\s+completed\s+995\s+5\s+1000`).MatchString(r.stdout) {
 		t.Fatalf("db status table:\n%s", r.stdout)
 	}
-	r = run(t, env, "", "db", "cutover", dbmigrate.WorkflowID(id))
+	r = run(t, env, "", "db", "cutover", dbmigrateapi.WorkflowID(id))
 	if r.code != cli.ExitOK {
 		t.Fatalf("db cutover: %+v", r)
 	}
@@ -117,17 +119,56 @@ func TestDBStartStatusCutover(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	// A completed migration's workflow is closed: a rollback cannot reach it. (The status says
-	// completed a moment before the workflow closes; a rollback signalled in between is refused
-	// by the workflow, as the seed's transitions allow none from completed.)
+	// A completed migration's workflow is closed: recovery commands start a new run of it over
+	// the same ledger (retry only resumes a failed one; a rollback empties the target).
 	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer wcancel()
-	if err := srv.Client(t).GetWorkflow(wctx, dbmigrate.WorkflowID(id), "").Get(wctx, nil); err != nil {
+	if err := srv.Client(t).GetWorkflow(wctx, dbmigrateapi.WorkflowID(id), "").Get(wctx, nil); err != nil {
 		t.Fatalf("the completed migration's workflow: %v", err)
 	}
-	r = run(t, env, "", "db", "rollback", id)
-	if r.code != cli.ExitNotFound {
+	r = run(t, env, "", "db", "retry", id)
+	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "retry refused: the migration is completed") {
+		t.Fatalf("retry of a completed migration: %+v", r)
+	}
+	r = run(t, env, "", "db", "rollback", id, "--reason", "back out")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "rollback started as run") {
 		t.Fatalf("rollback after completion: %+v", r)
+	}
+	for st := status(); st.Status != "pending" || !st.RolledBack; st = status() {
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatalf("not rolled back: %+v", st)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if st := status(); len(st.Recoveries) != 1 {
+		t.Fatalf("len(st.Recoveries) = %v, want 1; the rollback run does not link the completed one: %+v",
+			len(st.Recoveries), st.Recoveries)
+	} else if st.Recoveries[0].From != "completed" {
+		t.Fatalf("st.Recoveries[0].From = %v, want \"completed\"; the rollback run does not link the completed one: %+v",
+			st.Recoveries[0].From, st.Recoveries)
+	} else if st.Recoveries[0].Reason != "back out" {
+		t.Fatalf("st.Recoveries[0].Reason = %v, want \"back out\"; the rollback run does not link the completed one: %+v",
+			st.Recoveries[0].Reason, st.Recoveries)
+	}
+	target, err := pgx.Connect(wctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close(context.Background())
+	for _, table := range []string{"offices", "profiles", "orders"} {
+		var n int
+		if err := target.QueryRow(wctx, "SELECT count(*) FROM public."+table).Scan(&n); err != nil {
+			t.Errorf("err: want nil; %s after the rollback: %d rows (%v), want 0", table, n, err)
+		} else if n != 0 {
+			t.Errorf("n: want 0; %s after the rollback: %d rows (%v), want 0", table, n, err)
+		}
+	}
+	if err := srv.Client(t).GetWorkflow(wctx, dbmigrateapi.WorkflowID(id), "").Get(wctx, nil); err != nil {
+		t.Fatalf("the rollback run: %v", err)
+	}
+	r = run(t, env, "", "db", "rollback", id)
+	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "rollback refused: the migration is pending") {
+		t.Fatalf("rollback of a rolled back migration: %+v", r)
 	}
 	r = run(t, env, "", "db", "status", uuid.NewString())
 	if r.code != cli.ExitNotFound {

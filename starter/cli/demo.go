@@ -19,20 +19,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/activities/report"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/corpus"
-	"github.com/cutover/cutover/internal/demo"
-	"github.com/cutover/cutover/internal/devstack"
+	"github.com/cutover/cutover/internal/devtools/corpus"
+	"github.com/cutover/cutover/internal/devtools/devstack"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/workflows/dbmigrate"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/starter/client"
+	"github.com/cutover/cutover/starter/internal/demo"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 func init() {
-	register("demo", "on a running stack (make dev): two local Dovecots with a generated corpus, an email job through every phase, seed 002's database migration", runDemo)
+	register("demo", "on a running stack (make dev): two local Dovecots with a generated corpus, an email job through every phase, the mail-system database migration", runDemo)
 }
 
 // demoDovecots are the two demo servers, stopped by 'dev down' through their pid files.
@@ -60,6 +61,10 @@ func runDemo(ctx context.Context, e *Env, args []string) error {
 	state, err := filepath.Abs(*dir)
 	if err != nil {
 		return err
+	}
+	// Before anything starts: a state directory that cannot be made must not leave servers behind.
+	if err := os.MkdirAll(state, 0o750); err != nil {
+		return usagef("--state-dir: %v", err)
 	}
 	out := e.Stdout
 	step := func(format string, a ...any) { fmt.Fprintf(out, "\n== "+format+"\n", a...) }
@@ -112,7 +117,7 @@ func runDemo(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "started workflow %s: %s/namespaces/%s/workflows/%s\n", j.WorkflowID, *uiURL, tf.namespace, j.WorkflowID)
+	fmt.Fprintf(out, "started workflow %s: %s/namespaces/%s/workflows/%s\n", j.WorkflowID, *uiURL, tf.conn.Namespace, j.WorkflowID)
 	first := mailUsers[0]
 	d := &demo.EmailDriver{C: c, JobID: job.ID, Out: out, Poll: 500 * time.Millisecond, Arrive: func() error {
 		if err := corpus.WriteMaildir(src.Maildir(first.Name), demo.Arrival(first, 5, time.Now())); err != nil {
@@ -141,7 +146,7 @@ func runDemo(ctx context.Context, e *Env, args []string) error {
 		return fmt.Errorf("email job %d: %d message(s) missing (verified %v); see %s", job.ID, rep.Totals.Missing, rep.MissingKnown, emailReport)
 	}
 
-	step("seed 002: the mail system's SQLite databases into PostgreSQL (incremental, then cutover)")
+	step("database: the mail system's SQLite databases into PostgreSQL (incremental, then cutover)")
 	target, err := demoTarget(ctx, databaseURL(e))
 	if err != nil {
 		return err
@@ -160,12 +165,12 @@ func runDemo(ctx context.Context, e *Env, args []string) error {
 	fmt.Fprintf(out, "generated %s and %s: %d accounts, %d sessions, %d emails (%d with a duplicate message_id)\n",
 		data.AuthDB, data.EmailsDB, data.Accounts, data.Sessions, data.Emails, data.Duplicates)
 	fmt.Fprintf(out, "target %s\n", redactURL(target))
-	m, err := c.StartDBMigration(ctx, dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationIncremental,
-		CreatedBy: demo.Operator, Spec: dbSpec, Config: dbmigrate.Config{SyncInterval: 2 * time.Second}})
+	m, err := c.StartDBMigration(ctx, dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationIncremental,
+		CreatedBy: demo.Operator, Spec: dbSpec, Config: dbmigrateapi.Config{SyncInterval: 2 * time.Second}})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "started workflow %s: %s/namespaces/%s/workflows/%s\n", m.WorkflowID, *uiURL, tf.namespace, m.WorkflowID)
+	fmt.Fprintf(out, "started workflow %s: %s/namespaces/%s/workflows/%s\n", m.WorkflowID, *uiURL, tf.conn.Namespace, m.WorkflowID)
 	dst2, err := (&demo.DBDriver{C: c, ID: m.MigrationID, Data: data, Out: out}).Run(ctx)
 	if err != nil {
 		return fmt.Errorf("database migration %s: %w", m.MigrationID, err)
@@ -185,11 +190,11 @@ func runDemo(ctx context.Context, e *Env, args []string) error {
 
 	step("done in %s: where to look", time.Since(started).Round(time.Second))
 	tw := newTable(out)
-	fmt.Fprintf(tw, "Temporal UI\t%s/namespaces/%s/workflows?query=%s\n", *uiURL, tf.namespace,
-		url.QueryEscape(`MigrationKind="email" OR MigrationKind="database"`))
-	fmt.Fprintf(tw, "email job %d\t%s/namespaces/%s/workflows/%s\n", job.ID, *uiURL, tf.namespace, email.WorkflowID(job.ID))
+	fmt.Fprintf(tw, "Temporal UI\t%s/namespaces/%s/workflows?query=%s\n", *uiURL, tf.conn.Namespace,
+		url.QueryEscape(client.ConsoleView))
+	fmt.Fprintf(tw, "email job %d\t%s/namespaces/%s/workflows/%s\n", job.ID, *uiURL, tf.conn.Namespace, emailapi.WorkflowID(job.ID))
 	fmt.Fprintf(tw, "email report\t%s\n", emailReport)
-	fmt.Fprintf(tw, "database migration\t%s/namespaces/%s/workflows/%s\n", *uiURL, tf.namespace, m.WorkflowID)
+	fmt.Fprintf(tw, "database migration\t%s/namespaces/%s/workflows/%s\n", *uiURL, tf.conn.Namespace, m.WorkflowID)
 	fmt.Fprintf(tw, "database report\t%s\n", dbReport)
 	fmt.Fprintf(tw, "worker metrics\t%s\n", *metricsURL)
 	fmt.Fprintf(tw, "from the CLI\tbin/cutover list · bin/cutover email status %d · bin/cutover db status %s\n", job.ID, m.MigrationID)
@@ -265,7 +270,7 @@ func demoDovecotRoot(state string) string {
 	return filepath.Join(os.TempDir(), "cutover-demo-"+hex.EncodeToString(sum[:4]))
 }
 
-// demoTarget is a fresh database beside the control database for seed 002's tables, dropped
+// demoTarget is a fresh database beside the control database for the mail system's tables, dropped
 // and created again on every run.
 func demoTarget(ctx context.Context, control string) (string, error) {
 	cfg, err := pgx.ParseConfig(control)

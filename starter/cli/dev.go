@@ -8,14 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cutover/cutover/activities/report"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/devstack"
+	"github.com/cutover/cutover/internal/devtools/devstack"
 	"github.com/cutover/cutover/schema"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 func init() {
@@ -63,7 +65,16 @@ func runDevUp(ctx context.Context, e *Env, args []string) error {
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	p := devPaths{dir: *dir}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	p := devPaths{dir: abs}
+	use, err := resolveDevUp(e, fs, *port, *metrics, p.dir)
+	if err != nil {
+		return err
+	}
+	use.print(e.Stdout)
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return err
 	}
@@ -87,17 +98,24 @@ func runDevUp(ctx context.Context, e *Env, args []string) error {
 	}
 
 	if *httpPort == 0 {
-		*httpPort = *port + 10
+		*httpPort = use.port + 10
 	}
 	if *serverMetrics == 0 {
-		*serverMetrics = *port + 20
+		*serverMetrics = use.port + 20
 	}
-	srv := devstack.TemporalServer{Port: *port, HTTPPort: *httpPort, MetricsPort: *serverMetrics, UIPort: *uiPort,
-		DBFile: p.file("temporal.db"), Namespace: "default"}
+	srv := devstack.TemporalServer{IP: use.ip, Port: use.port, HTTPPort: *httpPort, MetricsPort: *serverMetrics,
+		UIPort: *uiPort, DBFile: p.file("temporal.db"), Namespace: "default"}
+	if !use.local {
+		srv.UIPort = 0 // not ours: its UI, if any, is wherever its operator put it
+	}
+	addr := net.JoinHostPort(srv.IP, strconv.Itoa(srv.Port))
 	if _, alive := devstack.ReadPid(p.file("temporal.pid")); alive {
 		fmt.Fprintf(e.Stdout, "temporal: already running (%s)\n", p.file("temporal.pid"))
-	} else if portOpen(srv.Address()) {
-		fmt.Fprintf(e.Stdout, "temporal: something already listens on %s; using it\n", srv.Address())
+	} else if portOpen(addr) {
+		fmt.Fprintf(e.Stdout, "temporal: something already listens on %s; using it\n", addr)
+	} else if !use.local {
+		return usagef("%s %s does not answer, and dev up starts a Temporal dev server only on this machine "+
+			"(a loopback address such as 127.0.0.1:7233)", use.temporal.from, addr)
 	} else {
 		if _, err := os.Stat(*temporalBin); err != nil {
 			return fmt.Errorf("temporal CLI not found at %s: run 'make tools'", *temporalBin)
@@ -110,7 +128,7 @@ func runDevUp(ctx context.Context, e *Env, args []string) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	if err := devstack.WaitTemporal(wctx, srv.Address(), "default"); err != nil {
+	if err := devstack.WaitTemporal(wctx, addr, "default"); err != nil {
 		return fmt.Errorf("%w (see %s)", err, p.file("temporal.log"))
 	}
 
@@ -136,20 +154,21 @@ func runDevUp(ctx context.Context, e *Env, args []string) error {
 			}
 			wb = filepath.Join(filepath.Dir(self), "cutover-worker")
 		}
-		env := []string{"TEMPORAL_ADDRESS=" + srv.Address(), "TEMPORAL_NAMESPACE=default",
-			"DATABASE_URL=" + databaseURL(e), vault.EnvKeys + "=" + keys, "CUTOVER_METRICS_ADDR=" + *metrics,
-			report.EnvDir + "=" + report.DirFromEnv(func(string) string { return orDefault(e.Getenv(report.EnvDir), p.file("reports")) })}
+		env := []string{envTemporalAddress + "=" + addr, "TEMPORAL_NAMESPACE=default",
+			"DATABASE_URL=" + databaseURL(e), dbmigrateapi.EnvTargetURL + "=" + e.Getenv(dbmigrateapi.EnvTargetURL),
+			vault.EnvKeys + "=" + keys, envMetricsAddr + "=" + use.metrics.value,
+			report.EnvDir + "=" + use.reports.value}
 		pid, err := devstack.Spawn(wb, nil, env, p.file("worker.log"), p.file("worker.pid"))
 		if err != nil {
 			return err
 		}
-		if err := waitHTTP(wctx, "http://"+*metrics+"/healthz"); err != nil {
+		if err := waitHTTP(wctx, "http://"+use.metrics.value+"/healthz"); err != nil {
 			return fmt.Errorf("worker pid %d did not come up: %w (see %s)", pid, err, p.file("worker.log"))
 		}
-		fmt.Fprintf(e.Stdout, "worker: started pid %d, metrics on http://%s/metrics\n", pid, *metrics)
+		fmt.Fprintf(e.Stdout, "worker: started pid %d, metrics on http://%s/metrics\n", pid, use.metrics.value)
 	}
 	fmt.Fprintf(e.Stdout, "\nTemporal UI:  %s\nTemporal:     %s (namespace default, task queue cutover)\nLogs:         %s\nReports:      %s\n",
-		srv.UIURL(), srv.Address(), p.dir, p.file("reports"))
+		dash(srv.UIURL()), addr, p.dir, use.reports.value)
 	return nil
 }
 

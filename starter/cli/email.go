@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,7 @@ import (
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/starter/client"
-	emailwf "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
@@ -24,16 +23,52 @@ import (
 func init() {
 	register("email start", "validate a job spec (YAML or JSON), register its mailboxes and start the job", runEmailStart)
 	register("email status", "show a job: phase, gate, checks, mailboxes (from the workflow, else PostgreSQL)", runEmailStatus)
-	register("email approve", "approve the go/no-go gate as the ops lead (refused while checks fail)", emailCommand(emailwf.Approve, "note"))
-	register("email cutover", "confirm DNS/MX now point at the destination (refused unless ready_for_dns)", emailCommand(emailwf.DNSCutoverConfirmed, "at"))
-	register("email retry", "resume a failed job from the phase it failed in", emailCommand(emailwf.Retry, ""))
-	register("email abort", "stop a job (left failed; start it again to resume)", emailCommand(emailwf.Abort, "reason"))
-	register("email close", "close a verified job before its soak period ends", emailCommand(emailwf.Close, "note"))
-	register("email presync", "run a presync now instead of waiting for the schedule", emailCommand(emailwf.PresyncNow, ""))
-	register("email schedule", "set (--cutover-at) or clear (--clear) the migration hour", emailCommand(emailwf.SetCutoverTime, "cutover-at"))
+	register("email approve", "approve the go/no-go gate as the ops lead (refused while checks fail); "+
+		"--accept CHECK[:MAILBOX] --reason TEXT accepts a reviewed warning", emailCommand(emailapi.Approve, "note"))
+	register("email cutover", "confirm DNS/MX now point at the destination (refused unless ready_for_dns)", emailCommand(emailapi.DNSCutoverConfirmed, "at"))
+	register("email retry", "resume a failed job from the phase it failed in", emailCommand(emailapi.Retry, ""))
+	register("email abort", "stop a job (left failed; start it again to resume)", emailCommand(emailapi.Abort, ""))
+	register("email close", "close a verified job before its soak period ends", emailCommand(emailapi.Close, "note"))
+	register("email presync", "run a presync now instead of waiting for the schedule", emailCommand(emailapi.PresyncNow, ""))
+	register("email schedule", "set (--cutover-at) or clear (--clear) the migration hour", emailCommand(emailapi.SetCutoverTime, "cutover-at"))
 }
 
 // readSpec reads a spec file, or stdin for "-".
+// loadJobSpec reads and decodes a job spec, checks the files it names, and gives it --job-id
+// (refused when the spec names another job).
+func loadJobSpec(e *Env, path string, jobID int64) (jobspec.Spec, error) {
+	raw, err := readSpec(e, path)
+	if err != nil {
+		return jobspec.Spec{}, err
+	}
+	spec, err := jobspec.Decode(raw)
+	if err != nil {
+		return spec, usageError{err.Error()}
+	}
+	if err := spec.CheckFiles(); err != nil {
+		return spec, usageError{err.Error()}
+	}
+	if jobID != 0 {
+		if spec.JobID != 0 && spec.JobID != jobID {
+			return spec, usagef("--job-id %d contradicts the spec's job_id %d", jobID, spec.JobID)
+		}
+		spec.JobID = jobID
+	}
+	return spec, nil
+}
+
+// validateUnlessImported validates a spec that lists its mailboxes; a spec without mailboxes
+// for a job given by id names a job whose mailboxes were imported (email import): imported.
+func validateUnlessImported(spec jobspec.Spec) (imported bool, err error) {
+	if len(spec.Mailboxes) == 0 && spec.MailboxCount == 0 && spec.JobID != 0 {
+		return true, nil
+	}
+	if err := spec.Validate(); err != nil {
+		return false, usageError{err.Error()}
+	}
+	return false, nil
+}
+
 func readSpec(e *Env, path string) ([]byte, error) {
 	var r io.Reader
 	if path == "-" {
@@ -54,10 +89,7 @@ func readSpec(e *Env, path string) ([]byte, error) {
 }
 
 func runEmailStart(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "email start")
-	var tf temporalFlags
-	tf.bind(e, fs)
-	out := bindOutput(fs)
+	fs, tf, out := commandFlags(e, "email start")
 	wait := fs.Bool("wait", false, "follow the job, printing each phase and gate change, until it ends")
 	poll := fs.Duration("poll", 2*time.Second, "with --wait: how often to ask the job for its status")
 	jobID := fs.Int64("job-id", 0, "job id to use when the spec has none (default: the next free id)")
@@ -66,22 +98,13 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := readSpec(e, specPath)
+	spec, err := loadJobSpec(e, specPath, *jobID)
 	if err != nil {
 		return err
 	}
-	spec, err := jobspec.Parse(raw)
+	imported, err := validateUnlessImported(spec)
 	if err != nil {
-		return usageError{err.Error()}
-	}
-	if err := spec.CheckFiles(); err != nil {
-		return usageError{err.Error()}
-	}
-	if *jobID != 0 {
-		if spec.JobID != 0 && spec.JobID != *jobID {
-			return usagef("--job-id %d contradicts the spec's job_id %d", *jobID, spec.JobID)
-		}
-		spec.JobID = *jobID
+		return err
 	}
 
 	c, err := tf.client(ctx)
@@ -99,6 +122,12 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if imported {
+		// A spec without mailboxes starts a job whose mailboxes were imported (email import).
+		if spec, err = withRegistered(ctx, db, spec); err != nil {
+			return err
+		}
+	}
 	if spec.JobID == 0 {
 		// Let PostgreSQL pick the id: the job row is created here, the workflow finds it.
 		j, err := db.CreateJob(ctx, store.Job{TenantID: spec.TenantID, Domain: spec.Domain})
@@ -112,11 +141,18 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("register job %d: %s", spec.JobID, errMessage(err))
 	}
+	return startRegistered(ctx, e, c, spec, n, out, *wait, *poll)
+}
+
+// startRegistered starts a job whose n mailboxes are registered in PostgreSQL, then follows
+// it with wait.
+func startRegistered(ctx context.Context, e *Env, c *client.Client, spec jobspec.Spec, n int, out *output,
+	wait bool, poll time.Duration) error {
 	input := spec
 	input.Mailboxes, input.MailboxCount = nil, n
 	job, err := c.StartEmailJobWith(ctx, input, c.EmailStartOptions(spec, n))
 	if errors.Is(err, client.ErrAlreadyRunning) {
-		return fmt.Errorf("job %d is already running (workflow %s); see 'cutover email status %d'", spec.JobID, emailwf.WorkflowID(spec.JobID), spec.JobID)
+		return fmt.Errorf("job %d is already running (workflow %s); see 'cutover email status %d'", spec.JobID, emailapi.WorkflowID(spec.JobID), spec.JobID)
 	}
 	if err != nil {
 		return err
@@ -128,11 +164,32 @@ func runEmailStart(ctx context.Context, e *Env, args []string) error {
 	} else {
 		fmt.Fprintf(e.Stdout, "started email job %d: %s, %d mailboxes (workflow %s, run %s)\n",
 			spec.JobID, spec.Domain, n, job.WorkflowID, job.RunID)
+		if w := strictWarning(spec); w != "" {
+			fmt.Fprintln(e.Stdout, w)
+		}
 	}
-	if !*wait {
+	if !wait {
 		return nil
 	}
-	return followJob(ctx, e, c, spec.JobID, *poll, out)
+	return followJob(ctx, e, c, spec.JobID, poll, out)
+}
+
+// strictWarning names the destructive presync mode when the spec chose it ("" otherwise).
+func strictWarning(spec jobspec.Spec) string {
+	var who []string
+	if spec.Schedule.PresyncMode == model.ModeStrictMirror {
+		who = append(who, "every mailbox")
+	}
+	for _, m := range spec.Mailboxes {
+		if m.PresyncMode == model.ModeStrictMirror {
+			who = append(who, m.Email)
+		}
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	return "DESTRUCTIVE: presync_mode strict_mirror (" + strings.Join(who, ", ") + "): presyncs delete on the " +
+		"destination every message of the synced folders the source lacks, the user's own mail included"
 }
 
 // refuseRunning fails clearly when the job's workflow already runs (before anything is written).
@@ -142,7 +199,7 @@ func refuseRunning(ctx context.Context, c *client.Client, jobID int64) error {
 		return err
 	}
 	if running {
-		return fmt.Errorf("job %d is already running (workflow %s); see 'cutover email status %d'", jobID, emailwf.WorkflowID(jobID), jobID)
+		return fmt.Errorf("job %d is already running (workflow %s); see 'cutover email status %d'", jobID, emailapi.WorkflowID(jobID), jobID)
 	}
 	return nil
 }
@@ -151,7 +208,7 @@ func refuseRunning(ctx context.Context, c *client.Client, jobID int64) error {
 // with --output json).
 func followJob(ctx context.Context, e *Env, c *client.Client, jobID int64, poll time.Duration, out *output) error {
 	type result struct {
-		st  emailwf.Status
+		st  emailapi.Status
 		err error
 	}
 	done := make(chan result, 1)
@@ -175,7 +232,7 @@ func followJob(ctx context.Context, e *Env, c *client.Client, jobID int64, poll 
 				printStatus(e.Stdout, st)
 			}
 			if r.err != nil {
-				return fmt.Errorf("job workflow %s ended: %s", emailwf.WorkflowID(jobID), errMessage(r.err))
+				return fmt.Errorf("job workflow %s ended: %s", emailapi.WorkflowID(jobID), errMessage(r.err))
 			}
 			return nil
 		case <-tick.C:
@@ -204,45 +261,8 @@ func followJob(ctx context.Context, e *Env, c *client.Client, jobID int64, poll 
 	}
 }
 
-// nextStep says what a waiting job needs from a human.
-func nextStep(st emailwf.Status) string {
-	id := st.JobID
-	switch {
-	case st.Phase == model.PhaseFailed:
-		return fmt.Sprintf("failed in %s: %s; fix and run 'cutover email retry %d'", st.FailedPhase, st.LastError, id)
-	case (st.Phase == model.PhaseDeltaSync || st.Phase == model.PhaseCutoverReady) && st.Gate == model.GateWarning && st.ApprovedBy == "":
-		return fmt.Sprintf("review the checks and 'cutover email approve %d'", id)
-	case st.Phase == model.PhaseCutoverReady && st.Gate == model.GateReadyForDNS:
-		return fmt.Sprintf("switch DNS/MX, then 'cutover email cutover %d'", id)
-	case st.Phase == model.PhaseVerified:
-		return fmt.Sprintf("soaking with INBOX post-syncs; 'cutover email close %d' ends it", id)
-	}
-	return ""
-}
-
-// parseAnyOrder parses flags given before or after the positional arguments
-// ("email approve 42 --by lead" as well as "email approve --by lead 42").
-func parseAnyOrder(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	if len(pos) != positional {
-		return nil, usagef("want %d argument(s), got %d: %s", positional, len(pos), strings.Join(pos, " "))
-	}
-	return pos, nil
-}
+// nextStep says what a waiting job needs from a human (the job's own NextAction).
+func nextStep(st emailapi.Status) string { return emailapi.NextAction(st) }
 
 func parseJobID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
@@ -253,19 +273,25 @@ func parseJobID(s string) (int64, error) {
 }
 
 // emailCommand sends one of the job's commands as a validated update: a refusal comes back
-// with its reason. extra names the command's own flag ("note", "reason", "at", "cutover-at").
+// with its reason. extra names the command's own flag ("note", "at", "cutover-at"); every
+// command takes --reason, recorded in the job's notes (migration_jobs.notes).
 func emailCommand(name, extra string) func(ctx context.Context, e *Env, args []string) error {
 	return func(ctx context.Context, e *Env, args []string) error {
-		fs := newFlags(e, "email "+name)
-		var tf temporalFlags
-		tf.bind(e, fs)
-		out := bindOutput(fs)
+		fs, tf, out := commandFlags(e, "email "+name)
 		by := fs.String("by", e.Getenv("USER"), "who is asking (user id; default $USER)")
-		var text, at string
+		var text, at, reason string
+		var accept stringList
 		clearAt := false
+		if name == emailapi.Approve {
+			fs.Var(&accept, "accept", "a warning reviewed and accepted, CHECK or CHECK:MAILBOX (repeatable; never a failing check)")
+			fs.StringVar(&reason, "reason", "", "why: recorded in the job's notes, and the reason of the accepted warnings "+
+				"(required with --accept)")
+		} else {
+			fs.StringVar(&reason, "reason", "", "why: recorded in the job's notes")
+		}
 		switch extra {
-		case "note", "reason":
-			fs.StringVar(&text, extra, "", "a line recorded in the job's notes")
+		case "note":
+			fs.StringVar(&text, extra, "", "a line recorded in the job's notes (with --reason: both)")
 		case "at":
 			fs.StringVar(&at, "at", "", "when DNS was switched, RFC 3339 (default now)")
 		case "cutover-at":
@@ -283,7 +309,13 @@ func emailCommand(name, extra string) func(ctx context.Context, e *Env, args []s
 		if strings.TrimSpace(*by) == "" {
 			return usagef("--by is required (no $USER)")
 		}
-		req := emailwf.Request{By: *by, Note: text}
+		if len(accept) > 0 && strings.TrimSpace(reason) == "" {
+			return usagef("--accept needs --reason: why the warning is acceptable")
+		}
+		req := emailapi.Request{By: *by, Note: joinNote(text, reason), Accept: accept}
+		if name == emailapi.Approve {
+			req.Reason = reason
+		}
 		if at != "" {
 			t, err := time.Parse(time.RFC3339, at)
 			if err != nil {
@@ -294,42 +326,27 @@ func emailCommand(name, extra string) func(ctx context.Context, e *Env, args []s
 		if extra == "cutover-at" && (at == "") == !clearAt {
 			return usagef("give --cutover-at or --clear")
 		}
-		c, err := tf.client(ctx)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ack, err := c.EmailCommand(ctx, id, name, req)
-		if errors.Is(err, client.ErrNotFound) {
-			return notFoundError{fmt.Errorf("job %d has no running workflow (%s); 'cutover email list' lists jobs", id, emailwf.WorkflowID(id))}
-		}
-		var refused *client.RefusedError
-		if errors.As(err, &refused) {
-			return fmt.Errorf("job %d: %s", id, refused.Reason)
-		}
-		if err != nil {
-			return fmt.Errorf("job %d: %s", id, errMessage(err))
-		}
-		if out.json() {
-			return writeJSON(e.Stdout, struct {
-				JobID   int64  `json:"migration_job_id"`
-				Command string `json:"command"`
-				emailwf.Ack
-			}{id, name, ack})
-		}
-		fmt.Fprintf(e.Stdout, "job %d: %s\nphase %s, gate %s\n", id, ack.Message, ack.Phase, ack.Gate)
-		return nil
+		return sendCommand(ctx, e, tf, out, id, name, req)
 	}
+}
+
+// joinNote is the line a command leaves in the job's notes: its --note and its --reason.
+func joinNote(note, reason string) string {
+	note, reason = strings.TrimSpace(note), strings.TrimSpace(reason)
+	switch {
+	case note == "":
+		return reason
+	case reason == "" || reason == note:
+		return note
+	}
+	return note + "; " + reason
 }
 
 // errMessage is an error's message without the SDK's decorations.
 func errMessage(err error) string { return client.ErrMessage(err) }
 
 func runEmailStatus(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "email status")
-	var tf temporalFlags
-	tf.bind(e, fs)
-	out := bindOutput(fs)
+	fs, tf, out := commandFlags(e, "email status")
 	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
@@ -358,21 +375,21 @@ func runEmailStatus(ctx context.Context, e *Env, args []string) error {
 	return nil
 }
 
-func statusFromDB(ctx context.Context, e *Env, id int64) (emailwf.Status, error) {
+func statusFromDB(ctx context.Context, e *Env, id int64) (emailapi.Status, error) {
 	db, err := store.Open(ctx, databaseURL(e))
 	if err != nil {
-		return emailwf.Status{}, err
+		return emailapi.Status{}, err
 	}
 	defer db.Close()
 	p, err := db.GetJobProgress(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return emailwf.Status{}, notFoundError{fmt.Errorf("job %d not found: no workflow %s and no migration_jobs row; list jobs with 'cutover email list'",
-			id, emailwf.WorkflowID(id))}
+		return emailapi.Status{}, notFoundError{fmt.Errorf("job %d not found: no workflow %s and no migration_jobs row; list jobs with 'cutover email list'",
+			id, emailapi.WorkflowID(id))}
 	}
 	if err != nil {
-		return emailwf.Status{}, err
+		return emailapi.Status{}, err
 	}
-	st := emailwf.Status{JobID: id, Phase: p.Phase, Gate: p.Gate, SyncPercent: float64(p.SyncPercent), Domain: p.Domain,
+	st := emailapi.Status{JobID: id, Phase: p.Phase, Gate: p.Gate, SyncPercent: float64(p.SyncPercent), Domain: p.Domain,
 		TenantID: p.TenantID, State: "unknown (from PostgreSQL)", FailedPhase: p.FailedPhase, LastError: p.LastError,
 		ApprovedAt: p.ApprovedAt, CutoverAt: p.CutoverPlannedAt, DNSCutoverAt: p.DNSCutoverAt}
 	if p.ApprovedBy != nil {
@@ -389,8 +406,8 @@ func statusFromDB(ctx context.Context, e *Env, id int64) (emailwf.Status, error)
 	st.MailboxCounts = map[model.MailboxStatus]int64{}
 	for _, m := range mbs {
 		st.MailboxCounts[m.Status]++
-		if len(st.MailboxDetails) < emailwf.DefaultKeepResults {
-			st.MailboxDetails = append(st.MailboxDetails, emailwf.MailboxProgress{Email: m.Email, Status: m.Status,
+		if len(st.MailboxDetails) < emailapi.DefaultKeepResults {
+			st.MailboxDetails = append(st.MailboxDetails, emailapi.MailboxProgress{Email: m.Email, Status: m.Status,
 				MessagesSource: m.MessagesSource, MessagesDest: m.MessagesDest, SyncPercent: float64(m.SyncPercent), LastError: m.LastError})
 		}
 	}
@@ -398,7 +415,7 @@ func statusFromDB(ctx context.Context, e *Env, id int64) (emailwf.Status, error)
 	if err != nil {
 		return st, err
 	}
-	for _, id := range model.CheckIDs { // the seed's order
+	for _, id := range model.AllCheckIDs() { // the seed's order
 		for _, c := range checks {
 			if c.CheckID == id {
 				st.Checks = append(st.Checks, gateCheck(c))
@@ -408,22 +425,33 @@ func statusFromDB(ctx context.Context, e *Env, id int64) (emailwf.Status, error)
 	return st, nil
 }
 
-func printStatus(w io.Writer, st emailwf.Status) {
+func printStatus(w io.Writer, st emailapi.Status) {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "job %d\t%s\ttenant %d\n", st.JobID, st.Domain, st.TenantID)
 	fmt.Fprintf(tw, "phase\t%s (%s)\tgate %s\tsynced %.1f%%\n", st.Phase, st.State, st.Gate, st.SyncPercent)
 	if st.Phase == model.PhaseFailed {
 		fmt.Fprintf(tw, "failed in\t%s\t%s\n", st.FailedPhase, st.LastError)
 	}
+	for _, a := range st.Retrying {
+		what := "retrying"
+		if a.Permanent {
+			what = "failed"
+		}
+		fmt.Fprintf(tw, "%s\t%s (attempt %d)\t%s: %s\n", what, a.Email, a.Attempt, a.Type, a.Message)
+	}
+	for _, sk := range st.Skipped {
+		fmt.Fprintf(tw, "skipped\t%s\tby %s at %s\t%s\n", sk.Email, sk.By, sk.At.UTC().Format(time.RFC3339), sk.Reason)
+	}
 	fmt.Fprintf(tw, "presyncs\t%d\tpredicted final sync %s\n", st.Presyncs, time.Duration(st.PredictedFinalSyncSeconds*float64(time.Second)).Round(time.Second))
 	if st.NextPresyncAt != nil {
 		fmt.Fprintf(tw, "next presync\t%s\n", st.NextPresyncAt.UTC().Format(time.RFC3339))
 	}
 	if st.CurrentPass != nil {
-		fmt.Fprintf(tw, "running\t%s %s\tsince %s\t%s\n", st.CurrentPass.RunType, st.CurrentPass.Mode, st.CurrentPass.Started.UTC().Format(time.RFC3339), st.CurrentPass.WorkflowID)
+		fmt.Fprintf(tw, "running\t%s %s\tsince %s\t%s\n", st.CurrentPass.RunType, modeName(st.CurrentPass.Mode), st.CurrentPass.Started.UTC().Format(time.RFC3339), st.CurrentPass.WorkflowID)
 	}
 	if p := st.LastPass; p != nil && p.Finished != nil {
-		fmt.Fprintf(tw, "last pass\t%s %s\t%d mailboxes, %d copied, %d failed\tin %.1fs\n", p.RunType, p.Mode, p.Mailboxes, p.Transferred, p.Failed, p.Seconds)
+		fmt.Fprintf(tw, "last pass\t%s %s\t%d mailboxes, %d copied, %d deleted, %d failed\tin %.1fs\n", p.RunType,
+			modeName(p.Mode), p.Mailboxes, p.Transferred, p.Deleted, p.Failed, p.Seconds)
 	}
 	if st.CutoverAt != nil {
 		fmt.Fprintf(tw, "cutover hour\t%s\n", st.CutoverAt.UTC().Format(time.RFC3339))
@@ -434,11 +462,26 @@ func printStatus(w io.Writer, st emailwf.Status) {
 	if st.DNSCutoverAt != nil {
 		fmt.Fprintf(tw, "DNS cut over\tat %s\tby %s\n", fmtTime(st.DNSCutoverAt), dash(st.DNSCutoverBy))
 	}
+	if d := st.DNS; d != nil {
+		for _, r := range d.Records {
+			fmt.Fprintf(tw, "dns\t%s %s\tTTL %ds\t%s\n", r.Type, r.Name, r.TTL, strings.Join(r.Values, ", "))
+		}
+		if len(d.MXSeen) > 0 && st.DNSCutoverAt != nil {
+			fmt.Fprintf(tw, "MX now\t%s\tswitched %v\n", strings.Join(d.MXSeen, ", "), d.MXSwitched)
+		}
+		if d.Error != "" {
+			fmt.Fprintf(tw, "dns\tlookup failed\t%s\n", d.Error)
+		}
+	}
 	if st.Verify != nil {
 		fmt.Fprintf(tw, "verify\tmissing %d\tquarantined %d\tok %v\n", st.Verify.Missing, st.Verify.Quarantined, st.Verify.OK)
+		if st.Verify.Rewritten > 0 {
+			fmt.Fprintf(tw, "\trewritten by the server %d\t(present; see the samples)\n", st.Verify.Rewritten)
+		}
 	}
 	fmt.Fprintf(tw, "mailboxes\t%d", st.Mailboxes)
-	for _, s := range []model.MailboxStatus{model.MailboxOK, model.MailboxSyncing, model.MailboxPending, model.MailboxQuarantine, model.MailboxError} {
+	for _, s := range []model.MailboxStatus{model.MailboxOK, model.MailboxSyncing, model.MailboxPending, model.MailboxQuarantine,
+		model.MailboxError, model.MailboxSkipped} {
 		if n := st.MailboxCounts[s]; n > 0 {
 			fmt.Fprintf(tw, "\t%s %d", s, n)
 		}
@@ -450,7 +493,11 @@ func printStatus(w io.Writer, st emailwf.Status) {
 		tw = newTable(w)
 		fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL")
 		for _, c := range st.Checks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Status, c.Message)
+			status := string(c.Status)
+			if c.Accepted {
+				status += " (accepted)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, status, c.Message)
 		}
 		tw.Flush()
 	}
@@ -464,8 +511,12 @@ func printStatus(w io.Writer, st emailwf.Status) {
 		}
 		tw.Flush()
 	}
-	if len(st.Refused) > 0 || nextStep(st) != "" {
+	printNotifications(w, st.Notifications)
+	if len(st.Refused) > 0 || nextStep(st) != "" || st.Waiting != "" {
 		fmt.Fprintln(w)
+	}
+	if st.Waiting != "" {
+		fmt.Fprintf(w, "now: %s\n", st.Waiting)
 	}
 	for _, r := range st.Refused {
 		fmt.Fprintf(w, "refused: %s\n", r)
@@ -475,8 +526,21 @@ func printStatus(w io.Writer, st emailwf.Status) {
 	}
 }
 
+// modeName spells a pass mode, naming the destructive one.
+func modeName(m string) string {
+	if m == string(model.ModeStrictMirror) {
+		return m + " (destructive)"
+	}
+	return m
+}
+
 func gateCheck(c store.GateCheck) gate.Check {
-	return gate.Check{ID: c.CheckID, Status: c.Status, Message: c.Message}
+	g := gate.Check{ID: c.CheckID, Status: c.Status, Message: c.Message}
+	if c.AcceptedBy != nil && c.AcceptedAt != nil && c.AcceptReason != nil {
+		g.Accepted = true
+		g.Message += fmt.Sprintf(" (accepted by %s at %s: %s)", *c.AcceptedBy, c.AcceptedAt.UTC().Format(time.RFC3339), *c.AcceptReason)
+	}
+	return g
 }
 
 func fmtTime(t *time.Time) string {

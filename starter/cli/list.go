@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/starter/client"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 func init() {
@@ -23,10 +27,7 @@ func listCommand(kind string) func(ctx context.Context, e *Env, args []string) e
 		} else if kind == client.KindDatabase {
 			path = "db list"
 		}
-		fs := newFlags(e, path)
-		var tf temporalFlags
-		tf.bind(e, fs)
-		out := bindOutput(fs)
+		fs, tf, out := commandFlags(e, path)
 		var o client.ListOptions
 		o.Kind = kind
 		if kind == "" {
@@ -44,6 +45,9 @@ func listCommand(kind string) func(ctx context.Context, e *Env, args []string) e
 		}
 		if o.Kind != "" && o.Kind != client.KindEmail && o.Kind != client.KindDatabase {
 			return usagef("--kind %q: want email or database", o.Kind)
+		}
+		if known := knownPhases(o.Kind); o.Phase != "" && !slices.Contains(known, o.Phase) {
+			return usagef("--phase %q: want one of %s", o.Phase, strings.Join(known, ", "))
 		}
 		c, err := tf.client(ctx)
 		if err != nil {
@@ -63,6 +67,23 @@ func listCommand(kind string) func(ctx context.Context, e *Env, args []string) e
 		printList(e.Stdout, list, time.Now())
 		return nil
 	}
+}
+
+// knownPhases are the MigrationPhase values of a kind of migration ("" both), so a misspelt
+// phase is refused instead of listing nothing.
+func knownPhases(kind string) []string {
+	var out []string
+	if kind != client.KindDatabase {
+		for _, p := range append(slices.Clone(model.Phases), model.PhaseFailed) {
+			out = append(out, string(p))
+		}
+	}
+	if kind != client.KindEmail {
+		for _, p := range dbmigrateapi.Phases {
+			out = append(out, string(p))
+		}
+	}
+	return out
 }
 
 // printList is the list table.

@@ -119,19 +119,9 @@ func dash(s string) string {
 // specArgument is the spec file of a start command: --spec FILE, or the one positional
 // argument ("-" reads stdin). Flags may come before or after it.
 func specArgument(fs *flag.FlagSet, args []string, specFlag *string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return "", err
-			}
-			return "", usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return "", err
 	}
 	switch {
 	case *specFlag != "" && len(pos) == 0:

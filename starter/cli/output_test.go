@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/activities/dbcopy"
-	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/starter/client"
-	"github.com/cutover/cutover/workflows/dbmigrate"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
 )
 
@@ -46,12 +44,12 @@ var t0 = time.Date(2026, 6, 1, 21, 30, 0, 0, time.UTC)
 
 func tp(t time.Time) *time.Time { return &t }
 
-func emailFixture() email.Status {
-	return email.Status{JobID: 42, Phase: model.PhaseDeltaSync, Gate: model.GateWarning, SyncPercent: 99.5, Domain: "example.com",
+func emailFixture() emailapi.Status {
+	return emailapi.Status{JobID: 42, Phase: model.PhaseDeltaSync, Gate: model.GateWarning, SyncPercent: 99.5, Domain: "example.com",
 		TenantID: 7, State: "running", Mailboxes: 3, Presyncs: 2, PredictedFinalSyncSeconds: 74.4,
 		NextPresyncAt: tp(t0.Add(6 * time.Hour)),
 		MailboxCounts: map[model.MailboxStatus]int64{model.MailboxOK: 2, model.MailboxQuarantine: 1},
-		MailboxDetails: []email.MailboxProgress{
+		MailboxDetails: []emailapi.MailboxProgress{
 			{Email: "alice@example.com", Status: model.MailboxOK, MessagesSource: 1200, MessagesDest: 1200, SyncPercent: 100, LastRun: model.RunDelta},
 			{Email: "bob@example.com", Status: model.MailboxQuarantine, MessagesSource: 800, MessagesDest: 798, Quarantined: 2, SyncPercent: 100,
 				LastRun: model.RunDelta, LastError: "2 message(s) quarantined"},
@@ -61,22 +59,22 @@ func emailFixture() email.Status {
 			{ID: model.CheckCountRatio, Status: model.CheckWarn, Message: "2/3 mailboxes pass, 1 at 96.8%"},
 			{ID: model.CheckManualApproval, Status: model.CheckWarn, Message: "awaiting ops-lead approval"},
 		},
-		LastPass: &email.PassInfo{RunType: model.RunDelta, Mode: "mirror", WorkflowID: "email-wave-42-4", Started: t0.Add(-2 * time.Minute),
+		LastPass: &emailapi.PassInfo{RunType: model.RunDelta, Mode: "mirror", WorkflowID: "email-wave-42-4", Started: t0.Add(-2 * time.Minute),
 			Finished: tp(t0.Add(-time.Minute)), Seconds: 74.4, Mailboxes: 3, Transferred: 31},
 		Refused: []string{"dns_cutover_confirmed by ops: gate is warning, not ready_for_dns"},
 	}
 }
 
-func dbFixture() dbmigrate.State {
-	return dbmigrate.State{MigrationID: "8f8f2a36-4c2e-4b51-9d6b-3c8c1f1b2a10", MigrationType: model.MigrationIncremental,
-		Status: model.OrchRunning, Phase: dbmigrate.PhaseLoading, ProgressPercent: 61.25, TotalEntities: 3, CompletedEntities: 1, ErrorCount: 1,
-		Entities: []*dbmigrate.EntityState{
+func dbFixture() dbmigrateapi.State {
+	return dbmigrateapi.State{MigrationID: "8f8f2a36-4c2e-4b51-9d6b-3c8c1f1b2a10", MigrationType: model.MigrationIncremental,
+		Status: model.OrchRunning, Phase: dbmigrateapi.PhaseLoading, ProgressPercent: 61.25, TotalEntities: 3, CompletedEntities: 1, ErrorCount: 1,
+		Entities: []*dbmigrateapi.EntityState{
 			{Name: "accounts", Status: model.EntityCompleted, Total: 300, Processed: 300, Throughput: 2900},
 			{Name: "sessions", Status: model.EntityRunning, Total: 600, Processed: 250, LastKey: "250", Throughput: 1800},
 			{Name: "emails", Status: model.EntityPending, Total: 4000},
 		},
-		Ops:        []*dbmigrate.OpState{{Name: "drop_legacy_html", After: "emails", Risk: model.RiskCritical, Status: model.OpPending, AwaitingApproval: true}},
-		Validation: []dbcopy.ValidationSummary{{Entity: "accounts", Passed: true, Status: model.ValidationPassed}},
+		Ops:        []*dbmigrateapi.OpState{{Name: "drop_legacy_html", After: "emails", Risk: model.RiskCritical, Status: model.OpPending, AwaitingApproval: true}},
+		Validation: []dbmigrateapi.ValidationSummary{{Entity: "accounts", Passed: true, Status: model.ValidationPassed}},
 	}
 }
 
@@ -132,7 +130,7 @@ func TestListGolden(t *testing.T) {
 func watchFrames() []progressFrame {
 	st := emailFixture()
 	st.Phase, st.SyncPercent = model.PhaseInitialSync, 40
-	st.CurrentPass = &email.PassInfo{RunType: model.RunInitial, Mode: "copy", WorkflowID: "email-wave-42-2", Started: t0.Add(-10 * time.Second)}
+	st.CurrentPass = &emailapi.PassInfo{RunType: model.RunInitial, Mode: "copy", WorkflowID: "email-wave-42-2", Started: t0.Add(-10 * time.Second)}
 	st.Refused = nil
 	for i := range st.MailboxDetails {
 		st.MailboxDetails[i].MessagesDest = 0
@@ -145,7 +143,7 @@ func watchFrames() []progressFrame {
 	var frames []progressFrame
 	for i, copied := range []int64{100, 160, 260} {
 		live := []client.LiveMailbox{{Email: "alice@example.com", Activity: "SyncMailbox", Attempt: 1,
-			Progress: mail.Progress{Folder: "INBOX", Counters: mail.Counters{Found: copied + 40, Transferred: copied}}}}
+			Progress: emailapi.Progress{Folder: "INBOX", Counters: emailapi.Counters{Found: copied + 40, Transferred: copied}}}}
 		frames = append(frames, emailFrame(st, live, nil, t0.Add(time.Duration(i)*time.Second), rt))
 	}
 	return frames
@@ -195,8 +193,14 @@ func TestWatchJSONAndDBFrame(t *testing.T) {
 	golden(t, "watch_db.jsonl.golden", b.String())
 	// sessions: 180 rows in 2 s, smoothed with the workflow's 1800 rows/s → 945 rows/s, 170 left.
 	s := f2.Items[1]
-	if s.Name != "sessions" || s.Rate != 945 || s.ETA < 0.179 || s.ETA > 0.18 {
-		t.Errorf("sessions item %+v", s)
+	if s.Name != "sessions" {
+		t.Errorf("s.Name = %v, want \"sessions\"; sessions item %+v", s.Name, s)
+	} else if s.Rate != 945 {
+		t.Errorf("s.Rate = %v, want 945; sessions item %+v", s.Rate, s)
+	} else if s.ETA < 0.179 {
+		t.Errorf("s.ETA = %v, want >= 0.179; sessions item %+v", s.ETA, s)
+	} else if s.ETA > 0.18 {
+		t.Errorf("s.ETA = %v, want <= 0.18; sessions item %+v", s.ETA, s)
 	}
 	b.Reset()
 	newRenderer(&b, false, false).draw(f2)
@@ -218,4 +222,54 @@ func TestReportOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "report.json.golden", b.String())
+}
+
+// TestDBCaptureLagSlotAndWindowShown: `db watch` and `db status` show a captured migration's
+// lag (changes at the last pass, rate, predicted final pass) and its replication slot while it
+// exists, then the measured cutover window and the reverse flow with the command that ends it.
+func TestDBCaptureLagSlotAndWindowShown(t *testing.T) {
+	st := dbFixture()
+	st.Phase, st.Passes = dbmigrateapi.PhaseCatchingUp, 3
+	st.Capture = &dbmigrateapi.CaptureState{ChangesPending: 6463, RowsPerSecond: 2642, PredictedFinalSeconds: 2.45, ChangesApplied: 90000,
+		Sources: []dbmigrateapi.CaptureStatus{{Source: "app", Direction: "forward", Method: "pg_logical", Slot: "cutover_fwd_8f8f",
+			PendingWALBytes: 4096, RetainedWALBytes: 1 << 20}}}
+	catchingUp := []string{
+		"change capture: 6463 changes at the last pass, 2642 changes/s, final pass ≈ 2.5 s",
+		"replication slot cutover_fwd_8f8f on app: 1048576 WAL bytes retained",
+	}
+	notes := strings.Join(dbFrame(st, t0, newRates()).Notes, "\n")
+	var status bytes.Buffer
+	printCapture(&Env{Stdout: &status}, st)
+	for _, want := range catchingUp {
+		if !strings.Contains(notes, want) {
+			t.Errorf("db watch during catch-up lacks %q:\n%s", want, notes)
+		}
+	}
+	for _, want := range []string{"change capture: 6463 changes at the last pass, 2642 changes/s, final pass ≈ 2.5 s, 90000 applied",
+		"replication slot cutover_fwd_8f8f (app, forward): 4096 WAL bytes pending, 1048576 retained"} {
+		if !strings.Contains(status.String(), want) {
+			t.Errorf("db status during catch-up lacks %q:\n%s", want, status.String())
+		}
+	}
+
+	st.Phase, st.CutoverWindowSeconds = dbmigrateapi.PhaseReverseSync, 4.218
+	st.Capture.Removed, st.Capture.Sources = true, nil
+	st.Reverse = &dbmigrateapi.CaptureState{ChangesApplied: 12}
+	notes = strings.Join(dbFrame(st, t0, newRates()).Notes, "\n")
+	status.Reset()
+	printCapture(&Env{Stdout: &status}, st)
+	for _, want := range []string{"cutover window 4.22 s", "reverse flow: 12 changes written back; 'cutover db close " + st.MigrationID + "' ends it"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("db watch after cutover lacks %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "change capture:") || strings.Contains(notes, "replication slot") {
+		t.Errorf("db watch shows a removed capture:\n%s", notes)
+	}
+	for _, want := range []string{"change capture: removed from the sources (90000 changes applied)",
+		"cutover window: 4.22 s (freeze start → completed)", "reverse flow: 0 changes at the last pass"} {
+		if !strings.Contains(status.String(), want) {
+			t.Errorf("db status after cutover lacks %q:\n%s", want, status.String())
+		}
+	}
 }

@@ -13,11 +13,15 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/stacktest"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/starter/cli"
 	"github.com/cutover/cutover/starter/client"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/starter/internal/demo"
+	"github.com/cutover/cutover/starter/internal/stacktest"
+	"github.com/cutover/cutover/worker/workerapp"
+	"github.com/cutover/cutover/workflows/email/emailapi"
+	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
 // TestRecipesWatchAndTemporalUI runs, on one stack with the Temporal Web UI: the README's
@@ -36,13 +40,17 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 	temporalBin := filepath.Join(root, "bin", "temporal")
 	_, err = os.Stat(temporalBin)
 	testenv.Require(t, "temporal CLI (run 'make tools')", err)
+	// Reports from the worker every second, so the UI shows an initial sync's progress below.
+	every := workerapp.ReportsEvery
+	workerapp.ReportsEvery = time.Second
+	t.Cleanup(func() { workerapp.ReportsEvery = every })
 	s := stacktest.Start(t, stacktest.Options{UI: true, Users: 3, Messages: 15})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	env := s.Env()
 
 	const job = 701
-	spec, err := json.Marshal(s.EmailSpec(job))
+	spec, err := json.Marshal(merging(s.EmailSpec(job)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +66,7 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	waitJob := func(what string, ok func(email.Status) bool) email.Status {
+	waitJob := func(what string, ok func(emailapi.Status) bool) emailapi.Status {
 		t.Helper()
 		wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
 		defer wcancel()
@@ -81,7 +89,7 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 			switch {
 			case strings.Contains(b, "workflow start") && strings.Contains(b, "--input"):
 				seen["start --input"] = true
-				waitJob("delta_sync after the start recipe", func(st email.Status) bool { return st.Phase == model.PhaseDeltaSync })
+				waitJob("delta_sync after the start recipe", func(st emailapi.Status) bool { return st.Phase == model.PhaseDeltaSync })
 			case strings.Contains(b, "workflow query"):
 				seen["query"] = true
 				if !strings.Contains(out, `"migration_phase"`) || !strings.Contains(out, "delta_sync") {
@@ -99,7 +107,7 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 				}
 			case strings.Contains(b, "workflow signal"):
 				seen["signal"] = true
-				waitJob("the presync the signal asked for", func(st email.Status) bool { return st.Presyncs == 1 && st.CurrentPass == nil })
+				waitJob("the presync the signal asked for", func(st emailapi.Status) bool { return st.Presyncs == 1 && st.CurrentPass == nil })
 			case strings.Contains(b, "update execute"):
 				seen["update"] = true
 				if !strings.Contains(out, "ready_for_dns") {
@@ -119,7 +127,7 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 
 	t.Run("watch into a file", func(t *testing.T) {
 		// A second job, started and followed by the cutover CLI with its output in a file.
-		other := s.EmailSpec(702)
+		other := merging(s.EmailSpec(702))
 		raw, _ := json.Marshal(other)
 		path := filepath.Join(t.TempDir(), "job702.json")
 		if err := os.WriteFile(path, raw, 0o600); err != nil {
@@ -166,13 +174,57 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 		checkTemporalUI(t, s, job)
 	})
 
+	t.Run("temporal ui console", func(t *testing.T) {
+		// A third job whose mailbox's credentials are not in the vault fails its preflight.
+		const failed = 703
+		spec := merging(s.EmailSpec(failed))
+		spec.Mailboxes[0].CredentialsRef = "7d444840-9dc0-11d1-b245-5ffdce74fad2"
+		if _, err := s.Client.StartEmailJob(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
+		defer wcancel()
+		if _, err := s.Client.WaitEmail(wctx, failed, 200*time.Millisecond, func(st emailapi.Status) bool {
+			return st.Phase == model.PhaseFailed
+		}); err != nil {
+			t.Fatalf("job %d never failed: %v", failed, err)
+		}
+		checkConsole(t, s, job, failed)
+	})
+
+	t.Run("temporal ui initial sync", func(t *testing.T) {
+		// A job over one mailbox holding a few thousand messages more, its destination behind
+		// a slow link: its initial sync runs long enough to be watched on any machine.
+		const big = 704
+		u := s.Users[len(s.Users)-1]
+		s.Deliver(t, u, 4000, time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC))
+		slow, err := faultproxy.New(s.Dst.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = slow.Close() })
+		slow.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, BytesPerSec: 8 << 10}) // ~1.3 MB of small messages: minutes
+		spec := merging(demo.EmailSpec(big, s.Src.Addr(), slow.Addr(), s.Users, s.Refs))
+		spec.Mailboxes = spec.Mailboxes[len(spec.Mailboxes)-1:]
+		if _, err := s.Client.StartEmailJob(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		checkInitialSyncProgress(t, s, big)
+		if r := run(t, env, "", "email", "abort", fmt.Sprint(big), "--reason", "watched"); r.code != cli.ExitOK {
+			t.Errorf("abort the watched job: %+v", r)
+		}
+	})
+
 	t.Run("list report unknown", func(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			r := run(t, env, "", "list", "--phase", "delta_sync", "--running", "-o", "json")
 			var list []client.Summary
-			if r.code != cli.ExitOK || json.Unmarshal([]byte(r.stdout), &list) != nil {
-				t.Fatalf("list: %+v", r)
+			if r.code != cli.ExitOK {
+				t.Fatalf("r.code = %v, want cli.ExitOK; list: %+v", r.code, r)
+			}
+			if json.Unmarshal([]byte(r.stdout), &list) != nil {
+				t.Fatalf("want json.Unmarshal([]byte(r.stdout), &list) == nil; list: %+v", r)
 			}
 			ids := map[string]bool{}
 			for _, m := range list {
@@ -206,4 +258,14 @@ func TestRecipesWatchAndTemporalUI(t *testing.T) {
 			t.Errorf("approve of an unknown job: %+v", r)
 		}
 	})
+}
+
+// merging marks every mailbox of a spec as merged into its destination account on purpose:
+// this test runs two jobs over the same accounts at once, which is refused otherwise (a job
+// writing into an account another unfinished job uses copies every message twice).
+func merging(spec jobspec.Spec) jobspec.Spec {
+	for i := range spec.Mailboxes {
+		spec.Mailboxes[i].Merge = true
+	}
+	return spec
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cutover/cutover/internal/stacktest"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/starter/internal/stacktest"
 )
 
 // checkTemporalUI opens the Temporal Web UI in headless Chromium: the running job must be

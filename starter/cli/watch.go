@@ -15,8 +15,8 @@ import (
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/starter/client"
-	"github.com/cutover/cutover/workflows/dbmigrate"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 func init() {
@@ -197,7 +197,7 @@ func (r *renderer) itemLine(it progressItem, unit string, nameW int, bar bool) s
 // emailFrame builds a job's frame from its status, the live heartbeats of its pass and, when
 // PostgreSQL answers, the sync ledger's count of each busy mailbox's copied messages (heartbeats
 // reach the server at most every 30-60 s; the ledger grows with every batch).
-func emailFrame(st email.Status, live []client.LiveMailbox, ledger map[string]int64, at time.Time, rt *rates) progressFrame {
+func emailFrame(st emailapi.Status, live []client.LiveMailbox, ledger map[string]int64, at time.Time, rt *rates) progressFrame {
 	f := progressFrame{At: at, Unit: "msg", Title: fmt.Sprintf("job %d %s · phase %s · gate %s · %.1f%% synced",
 		st.JobID, st.Domain, st.Phase, st.Gate, st.SyncPercent)}
 	if p := st.CurrentPass; p != nil {
@@ -237,6 +237,9 @@ func emailFrame(st email.Status, live []client.LiveMailbox, ledger map[string]in
 		if l.Progress.Folder != "" {
 			it.Note = strings.TrimSpace(it.Note + " in " + l.Progress.Folder)
 		}
+		if l.WorkerSilent != "" {
+			it.Note = strings.TrimSpace(it.Note + "; " + l.WorkerSilent)
+		}
 		items[addr] = it
 	}
 	names := make([]string, 0, len(items))
@@ -257,7 +260,7 @@ func emailFrame(st email.Status, live []client.LiveMailbox, ledger map[string]in
 }
 
 // dbFrame builds a migration's frame from its status query.
-func dbFrame(st dbmigrate.State, at time.Time, rt *rates) progressFrame {
+func dbFrame(st dbmigrateapi.State, at time.Time, rt *rates) progressFrame {
 	f := progressFrame{At: at, Unit: "row", Title: fmt.Sprintf("migration %s · phase %s · %s · %.1f%% · %d/%d entities · %d errors",
 		st.MigrationID, st.Phase, st.Status, st.ProgressPercent, st.CompletedEntities, st.TotalEntities, st.ErrorCount)}
 	for _, e := range st.Entities {
@@ -285,6 +288,21 @@ func dbFrame(st dbmigrate.State, at time.Time, rt *rates) progressFrame {
 	}
 	if st.Passes > 0 {
 		f.Notes = append(f.Notes, fmt.Sprintf("%d catch-up passes; 'cutover db cutover %s' ends them", st.Passes, st.MigrationID))
+	}
+	if c := st.Capture; c != nil && !c.Removed {
+		f.Notes = append(f.Notes, fmt.Sprintf("change capture: %d changes at the last pass, %.0f changes/s, final pass ≈ %.1f s",
+			c.ChangesPending, c.RowsPerSecond, c.PredictedFinalSeconds))
+		for _, s := range c.Sources {
+			if s.Slot != "" {
+				f.Notes = append(f.Notes, fmt.Sprintf("replication slot %s on %s: %d WAL bytes retained", s.Slot, s.Source, s.RetainedWALBytes))
+			}
+		}
+	}
+	if st.CutoverWindowSeconds > 0 {
+		f.Notes = append(f.Notes, fmt.Sprintf("cutover window %.2f s", st.CutoverWindowSeconds))
+	}
+	if r := st.Reverse; r != nil && !r.Removed {
+		f.Notes = append(f.Notes, fmt.Sprintf("reverse flow: %d changes written back; 'cutover db close %s' ends it", r.ChangesApplied, st.MigrationID))
 	}
 	if st.Error != "" {
 		f.Notes = append(f.Notes, "error: "+st.Error)
@@ -333,10 +351,7 @@ func (w *watchFlags) loop(ctx context.Context, r *renderer, poll func(context.Co
 }
 
 func runEmailWatch(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "email watch")
-	var tf temporalFlags
-	tf.bind(e, fs)
-	out := bindOutput(fs)
+	fs, tf, out := commandFlags(e, "email watch")
 	wf := bindWatch(fs, "exit once the job reaches this phase (e.g. cutover_ready, verified)")
 	ledgerFlag := fs.Bool("ledger", true, "count copied messages in the sync ledger (DATABASE_URL) for live per-mailbox progress")
 	pos, err := parseAnyOrder(fs, args, 1)
@@ -401,17 +416,14 @@ func runEmailWatch(ctx context.Context, e *Env, args []string) error {
 }
 
 func runDBWatch(ctx context.Context, e *Env, args []string) error {
-	fs := newFlags(e, "db watch")
-	var tf temporalFlags
-	tf.bind(e, fs)
-	out := bindOutput(fs)
+	fs, tf, out := commandFlags(e, "db watch")
 	wf := bindWatch(fs, "exit once the migration reaches this phase (e.g. catching_up, done)")
 	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if _, err := client.DBWorkflowID(pos[0]); err != nil {
-		return usageError{err.Error()}
+	if _, err := dbWorkflowID(pos[0]); err != nil {
+		return err
 	}
 	c, err := tf.client(ctx)
 	if err != nil {
@@ -420,7 +432,7 @@ func runDBWatch(ctx context.Context, e *Env, args []string) error {
 	defer c.Close()
 	rt := newRates()
 	r := newRenderer(e.Stdout, isTerminal(e.Stdout), out.json())
-	var last dbmigrate.State
+	var last dbmigrateapi.State
 	err = wf.loop(ctx, r, func(ctx context.Context, now time.Time) (progressFrame, bool, error) {
 		st, err := c.DBStatus(ctx, pos[0])
 		if err != nil {

@@ -29,7 +29,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cutover/cutover/internal/codec"
+	"github.com/cutover/cutover/internal/temporalconn"
 )
+
+// Connection is how to reach Temporal: address, namespace, TLS (mutual TLS with a client
+// certificate) and an API key, as the temporal CLI names them.
+type Connection = temporalconn.Options
 
 // DefaultTaskQueue is the task queue cutover's workers poll (worker/workerapp).
 const DefaultTaskQueue = "cutover"
@@ -40,15 +45,24 @@ const (
 	KindDatabase = "database"
 )
 
+// ConsoleView is the Temporal UI's list of migrations, without the child workflows they start
+// (waves, mailbox passes, entities): the README's saved view.
+const ConsoleView = `(MigrationKind = "email" OR MigrationKind = "database") AND ParentWorkflowId IS NULL`
+
 // Options say where Temporal is. Zero values take TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 // CUTOVER_TASK_QUEUE and CUTOVER_PAYLOAD_KEYS from Getenv (default os.Getenv), else the
-// defaults of a local stack.
+// defaults of a local stack; TLS and an API key come from Connection, else from the temporal
+// CLI's variables (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA,
+// TEMPORAL_TLS_SERVER_NAME, TEMPORAL_API_KEY).
 type Options struct {
 	Address   string
 	Namespace string
-	TaskQueue string
-	Getenv    func(string) string
-	Logger    *slog.Logger // SDK logs; default: warnings and errors to stderr
+	// Connection, when set, is the whole connection (address, namespace, TLS, API key);
+	// Address and Namespace above still win when set.
+	Connection *Connection
+	TaskQueue  string
+	Getenv     func(string) string
+	Logger     *slog.Logger // SDK logs; default: warnings and errors to stderr
 }
 
 // Client talks to cutover's workflows.
@@ -65,8 +79,16 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	addr := firstOf(o.Address, getenv("TEMPORAL_ADDRESS"), "127.0.0.1:7233")
-	ns := firstOf(o.Namespace, getenv("TEMPORAL_NAMESPACE"), "default")
+	conn := temporalconn.FromEnv(getenv)
+	if o.Connection != nil {
+		conn = *o.Connection
+	}
+	conn.Address = firstOf(o.Address, conn.Address, temporalconn.DefaultAddress)
+	conn.Namespace = firstOf(o.Namespace, conn.Namespace, temporalconn.DefaultNamespace)
+	so, err := conn.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
 	pc, err := codec.FromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -75,10 +97,10 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	tc, err := sdk.DialContext(ctx, sdk.Options{HostPort: addr, Namespace: ns, Logger: log.NewStructuredLogger(logger),
-		DataConverter: codec.DataConverter(pc)})
+	so.Logger, so.DataConverter = log.NewStructuredLogger(logger), codec.DataConverter(pc)
+	tc, err := sdk.DialContext(ctx, so)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", conn.Describe(), err)
 	}
 	c := New(tc, firstOf(o.TaskQueue, getenv("CUTOVER_TASK_QUEUE"), DefaultTaskQueue))
 	c.owned, c.dc = true, codec.DataConverter(pc)
@@ -147,15 +169,31 @@ func isRefusal(err error) bool {
 }
 
 // wait polls get every poll until done says so, the context ends, or get fails.
+// waitOutage is how long wait keeps polling through transient errors before it gives up.
+const waitOutage = 2 * time.Minute
+
+// wait polls get until done. A transient error (a worker stopped while it answered the query,
+// the server restarting or busy) is polled through for up to waitOutage: an operator's wait
+// outlives a rolling restart of the workers. Any other error ends the wait at once.
 func wait[T any](ctx context.Context, poll time.Duration, get func(context.Context) (T, error), done func(T) bool) (T, error) {
 	if poll <= 0 {
 		poll = time.Second
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
 		v, err := get(ctx)
-		if err != nil || done(v) {
+		switch {
+		case err == nil && done(v):
+			return v, nil
+		case err == nil:
+			failingSince = time.Time{}
+		case ctx.Err() != nil || !transient(err):
+			return v, err
+		case failingSince.IsZero():
+			failingSince = time.Now()
+		case time.Since(failingSince) > waitOutage:
 			return v, err
 		}
 		select {
@@ -164,6 +202,19 @@ func wait[T any](ctx context.Context, poll time.Duration, get func(context.Conte
 		case <-t.C:
 		}
 	}
+}
+
+// transient says whether err is one a later poll may not meet: the call was cut (a worker or
+// the server went away mid-answer), the server was unavailable, busy or timed out.
+func transient(err error) bool {
+	var (
+		canceled    *serviceerror.Canceled
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+	)
+	return errors.As(err, &canceled) || errors.As(err, &unavailable) || errors.As(err, &deadline) ||
+		errors.As(err, &exhausted) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func firstOf(vs ...string) string {

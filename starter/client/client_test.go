@@ -15,24 +15,27 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cutover/cutover/activities/report"
-	"github.com/cutover/cutover/internal/demo"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/stacktest"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/starter/client"
-	"github.com/cutover/cutover/workflows/dbmigrate"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/starter/internal/demo"
+	"github.com/cutover/cutover/starter/internal/stacktest"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestDBWorkflowIDAndVisibilityQuery(t *testing.T) {
 	id := uuid.NewString()
-	for _, in := range []string{id, dbmigrate.WorkflowID(id)} {
-		if got, err := client.DBWorkflowID(in); err != nil || got != dbmigrate.WorkflowID(id) {
-			t.Errorf("DBWorkflowID(%q) = %q, %v", in, got, err)
+	for _, in := range []string{id, dbmigrateapi.WorkflowID(id)} {
+		if got, err := client.DBWorkflowID(in); err != nil {
+			t.Errorf("err: want nil; DBWorkflowID(%q) = %q, %v", in, got, err)
+		} else if got != dbmigrateapi.WorkflowID(id) {
+			t.Errorf("got: want dbmigrateapi.WorkflowID(id); DBWorkflowID(%q) = %q, %v", in, got, err)
 		}
 	}
 	if _, err := client.DBWorkflowID("db-migration-42"); err == nil {
@@ -55,9 +58,9 @@ func TestDBWorkflowIDAndVisibilityQuery(t *testing.T) {
 	}
 }
 
-// TestClientDrivesBothKinds is an upstream service using only this package: it starts an email
-// job from a typed spec, finds it by phase, sees a command refused with the reason, drives it
-// through every phase to closed, then runs seed 002's database migration; the worker's metrics
+// TestClientDrivesBothKinds is an upstream service using only this package: it starts an email job
+// from a typed spec, finds it by phase, sees a command refused with the reason, drives it through
+// every phase to closed, then runs the mail-system database migration; the worker's metrics
 // endpoint then shows non-zero cutover_* counters, and both reports exist.
 func TestClientDrivesBothKinds(t *testing.T) {
 	if testing.Short() {
@@ -81,13 +84,15 @@ func TestClientDrivesBothKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.WorkflowID != email.WorkflowID(jobID) || job.Mailboxes != len(s.Users) {
-		t.Errorf("job = %+v", job)
+	if job.WorkflowID != emailapi.WorkflowID(jobID) {
+		t.Errorf("job.WorkflowID = %v, want emailapi.WorkflowID(jobID); job = %+v", job.WorkflowID, job)
+	} else if job.Mailboxes != len(s.Users) {
+		t.Errorf("job.Mailboxes = %v, want %v (len(s.Users)); job = %+v", job.Mailboxes, len(s.Users), job)
 	}
 	if _, err := c.StartEmailJob(ctx, s.EmailSpec(jobID)); !errors.Is(err, client.ErrAlreadyRunning) {
 		t.Errorf("second start: %v", err)
 	}
-	if _, err := c.WaitEmail(ctx, jobID, 300*time.Millisecond, func(st email.Status) bool { return st.Phase == model.PhaseDeltaSync }); err != nil {
+	if _, err := c.WaitEmail(ctx, jobID, 300*time.Millisecond, func(st emailapi.Status) bool { return st.Phase == model.PhaseDeltaSync }); err != nil {
 		t.Fatal(err)
 	}
 	// Visibility is eventually consistent: the job shows up under its phase shortly.
@@ -99,8 +104,14 @@ func TestClientDrivesBothKinds(t *testing.T) {
 		}
 		i := slices.IndexFunc(list, func(m client.Summary) bool { return m.EmailJobID() == jobID })
 		if i >= 0 {
-			if m := list[i]; m.Execution != "Running" || m.Domain != demo.Domain || m.TenantID != 1 || m.Kind != client.KindEmail {
-				t.Errorf("listed as %+v", m)
+			if m := list[i]; m.Execution != "Running" {
+				t.Errorf("m.Execution = %v, want \"Running\"; listed as %+v", m.Execution, m)
+			} else if m.Domain != demo.Domain {
+				t.Errorf("m.Domain = %v, want demo.Domain; listed as %+v", m.Domain, m)
+			} else if m.TenantID != 1 {
+				t.Errorf("m.TenantID = %v, want 1; listed as %+v", m.TenantID, m)
+			} else if m.Kind != client.KindEmail {
+				t.Errorf("m.Kind = %v, want client.KindEmail; listed as %+v", m.Kind, m)
 			}
 			break
 		}
@@ -119,12 +130,28 @@ func TestClientDrivesBothKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Phase != model.PhaseClosed || st.ApprovedBy != demo.Operator || st.Verify == nil || st.Verify.Missing != 0 {
-		t.Fatalf("final status: phase %s approved by %q verify %+v", st.Phase, st.ApprovedBy, st.Verify)
+	if st.Phase != model.PhaseClosed {
+		t.Fatalf("st.Phase: want model.PhaseClosed; final status: phase %s approved by %q verify %+v",
+			st.Phase, st.ApprovedBy, st.Verify)
+	}
+	if st.ApprovedBy != demo.Operator {
+		t.Fatalf("st.ApprovedBy: want demo.Operator; final status: phase %s approved by %q verify %+v",
+			st.Phase, st.ApprovedBy, st.Verify)
+	}
+	if st.Verify == nil {
+		t.Fatalf("st.Verify is nil; final status: phase %s approved by %q verify %+v",
+			st.Phase, st.ApprovedBy, st.Verify)
+	}
+	if st.Verify.Missing != 0 {
+		t.Fatalf("st.Verify.Missing = %v, want 0; final status: phase %s approved by %q verify %+v",
+			st.Verify.Missing, st.Phase, st.ApprovedBy, st.Verify)
 	}
 	path, err := s.DB.JobReportPath(ctx, jobID)
-	if err != nil || path == "" {
-		t.Fatalf("report path: %q %v", path, err)
+	if err != nil {
+		t.Fatalf("err: want nil; report path: %q %v", path, err)
+	}
+	if path == "" {
+		t.Fatalf("path: want != \"\"; report path: %q %v", path, err)
 	}
 	if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), "Complete: 0 messages missing") {
 		t.Errorf("report %s: %v", path, err)
@@ -135,18 +162,33 @@ func TestClientDrivesBothKinds(t *testing.T) {
 		jobID).Scan(&source, &dest); err != nil {
 		t.Fatal(err)
 	}
-	if totals, err := report.ReadTotals(path); err != nil || totals["source"] != source || totals["dest"] != dest ||
-		totals["missing"] != 0 || totals["quarantined"] != 0 || source < int64(s.Seeded) {
-		t.Errorf("report totals %v (%v); database: source %d, dest %d; seeded %d", totals, err, source, dest, s.Seeded)
+	if totals, err := report.ReadTotals(path); err != nil {
+		t.Errorf("err: want nil; report totals %v (%v); database: source %d, dest %d; seeded %d",
+			totals, err, source, dest, s.Seeded)
+	} else if totals["source"] != source {
+		t.Errorf("totals[\"source\"] = %v, want %v (source); report totals %v (%v); database: source %d, dest %d; seeded %d",
+			totals["source"], source, totals, err, source, dest, s.Seeded)
+	} else if totals["dest"] != dest {
+		t.Errorf("totals[\"dest\"] = %v, want %v (dest); report totals %v (%v); database: source %d, dest %d; seeded %d",
+			totals["dest"], dest, totals, err, source, dest, s.Seeded)
+	} else if totals["missing"] != 0 {
+		t.Errorf("totals[\"missing\"] = %v, want 0; report totals %v (%v); database: source %d, dest %d; seeded %d",
+			totals["missing"], totals, err, source, dest, s.Seeded)
+	} else if totals["quarantined"] != 0 {
+		t.Errorf("totals[\"quarantined\"] = %v, want 0; report totals %v (%v); database: source %d, dest %d; seeded %d",
+			totals["quarantined"], totals, err, source, dest, s.Seeded)
+	} else if source < int64(s.Seeded) {
+		t.Errorf("source: want >= int64(s.Seeded); report totals %v (%v); database: source %d, dest %d; seeded %d",
+			totals, err, source, dest, s.Seeded)
 	}
 
-	// Seed 002's mail system, incremental, into the worker's database.
+	// The legacy mail system (examples/mailsystem), incremental, into the worker's default target.
 	sp, data, err := demo.MailSystem(ctx, t.TempDir(), "", 60, 600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.StartDBMigration(ctx, dbmigrate.Input{MigrationType: model.MigrationIncremental, CreatedBy: "upstream", Spec: sp,
-		Config: dbmigrate.Config{SyncInterval: time.Second}})
+	m, err := c.StartDBMigration(ctx, dbmigrateapi.Input{MigrationType: model.MigrationIncremental, CreatedBy: "upstream", Spec: sp,
+		Config: dbmigrateapi.Config{SyncInterval: time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,19 +205,41 @@ func TestClientDrivesBothKinds(t *testing.T) {
 	if dst.Status != model.OrchCompleted {
 		t.Fatalf("migration: %+v", dst)
 	}
+	target, err := pgxpool.New(ctx, s.TargetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
 	var dbReport string
-	if err := s.DB.Pool.QueryRow(ctx, `SELECT coalesce(report_path, '') FROM cutover.migration_orchestrations WHERE id = $1`,
-		m.MigrationID).Scan(&dbReport); err != nil || dbReport == "" {
-		t.Fatalf("database report path: %q %v", dbReport, err)
+	if err := target.QueryRow(ctx, `SELECT coalesce(report_path, '') FROM cutover.migration_orchestrations WHERE id = $1`,
+		m.MigrationID).Scan(&dbReport); err != nil {
+		t.Fatalf("err: want nil; database report path: %q %v", dbReport, err)
+	} else if dbReport == "" {
+		t.Fatalf("dbReport: want != \"\"; database report path: %q %v", dbReport, err)
 	}
 	var rows, loaded, failed int64
-	if err := s.DB.Pool.QueryRow(ctx, `SELECT sum(records_total), sum(records_processed), sum(records_failed)
+	if err := target.QueryRow(ctx, `SELECT sum(records_total), sum(records_processed), sum(records_failed)
 		FROM cutover.entity_migration_status WHERE migration_id = $1`, m.MigrationID).Scan(&rows, &loaded, &failed); err != nil {
 		t.Fatal(err)
 	}
-	if totals, err := report.ReadTotals(dbReport); err != nil || totals["source"] != rows || totals["loaded"] != loaded ||
-		totals["quarantined"] != failed || totals["missing"] != 0 || failed != int64(data.Duplicates) {
-		t.Errorf("database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated", totals, err, rows, loaded, failed, data.Duplicates)
+	if totals, err := report.ReadTotals(dbReport); err != nil {
+		t.Errorf("err: want nil; database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated",
+			totals, err, rows, loaded, failed, data.Duplicates)
+	} else if totals["source"] != rows {
+		t.Errorf("totals[\"source\"] = %v, want %v (rows); database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated",
+			totals["source"], rows, totals, err, rows, loaded, failed, data.Duplicates)
+	} else if totals["loaded"] != loaded {
+		t.Errorf("totals[\"loaded\"] = %v, want %v (loaded); database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated",
+			totals["loaded"], loaded, totals, err, rows, loaded, failed, data.Duplicates)
+	} else if totals["quarantined"] != failed {
+		t.Errorf("totals[\"quarantined\"] = %v, want %v (failed); database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated",
+			totals["quarantined"], failed, totals, err, rows, loaded, failed, data.Duplicates)
+	} else if totals["missing"] != 0 {
+		t.Errorf("totals[\"missing\"] = %v, want 0; database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated",
+			totals["missing"], totals, err, rows, loaded, failed, data.Duplicates)
+	} else if failed != int64(data.Duplicates) {
+		t.Errorf("failed: want int64(data.Duplicates); database report totals %v (%v); ledger: %d rows, %d loaded, %d failed; %d duplicates generated",
+			totals, err, rows, loaded, failed, data.Duplicates)
 	}
 
 	// The worker's metrics after the run.

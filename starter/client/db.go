@@ -15,7 +15,7 @@ import (
 
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/searchattr"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 	"github.com/cutover/cutover/workflows/dbmigrate/plan"
 )
 
@@ -29,16 +29,16 @@ type Migration struct {
 
 // DBWorkflowID accepts a migration UUID or its workflow id (db-migration-<uuid>).
 func DBWorkflowID(arg string) (string, error) {
-	id := strings.TrimPrefix(arg, dbmigrate.WorkflowIDPrefix)
+	id := strings.TrimPrefix(arg, dbmigrateapi.WorkflowIDPrefix)
 	if _, err := uuid.Parse(id); err != nil {
-		return "", fmt.Errorf("%q is neither a migration id nor %s<uuid>", arg, dbmigrate.WorkflowIDPrefix)
+		return "", fmt.Errorf("%q is neither a migration id nor %s<uuid>", arg, dbmigrateapi.WorkflowIDPrefix)
 	}
-	return dbmigrate.WorkflowID(id), nil
+	return dbmigrateapi.WorkflowID(id), nil
 }
 
 // DBStartOptions are the options a database migration starts with: its id, the search
 // attributes, and the summary and details the Temporal UI shows.
-func (c *Client) DBStartOptions(in dbmigrate.Input, p *plan.Plan) sdk.StartWorkflowOptions {
+func (c *Client) DBStartOptions(in dbmigrateapi.Input, p *plan.Plan) sdk.StartWorkflowOptions {
 	name := in.Spec.Name
 	if name == "" {
 		name = "spec"
@@ -49,10 +49,10 @@ func (c *Client) DBStartOptions(in dbmigrate.Input, p *plan.Plan) sdk.StartWorkf
 		fmt.Fprintf(&details, "- wave %d: %s\n", i+1, strings.Join(wave, ", "))
 	}
 	return sdk.StartWorkflowOptions{
-		ID:        dbmigrate.WorkflowID(in.MigrationID),
+		ID:        dbmigrateapi.WorkflowID(in.MigrationID),
 		TaskQueue: c.taskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(dbmigrate.Kind),
-			searchattr.Status.ValueSet(string(model.OrchPending)), searchattr.Phase.ValueSet(string(dbmigrate.PhasePlanning)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(dbmigrateapi.Kind),
+			searchattr.Status.ValueSet(string(model.OrchPending)), searchattr.Phase.ValueSet(string(dbmigrateapi.PhasePlanning)),
 			searchattr.SyncPercent.ValueSet(0)),
 		StaticSummary: fmt.Sprintf("database migration %s: %s (%s, %d entities)", in.MigrationID, name, in.MigrationType, len(p.Order)),
 		StaticDetails: details.String(),
@@ -61,7 +61,7 @@ func (c *Client) DBStartOptions(in dbmigrate.Input, p *plan.Plan) sdk.StartWorkf
 
 // StartDBMigration plans in.Spec (refusing cycles and unknown references) and starts the
 // migration; MigrationID "" gets a new UUID, MigrationType "" is full_migration.
-func (c *Client) StartDBMigration(ctx context.Context, in dbmigrate.Input) (Migration, error) {
+func (c *Client) StartDBMigration(ctx context.Context, in dbmigrateapi.Input) (Migration, error) {
 	if in.Spec == nil {
 		return Migration{}, errors.New("database migration needs a spec")
 	}
@@ -80,7 +80,7 @@ func (c *Client) StartDBMigration(ctx context.Context, in dbmigrate.Input) (Migr
 	if err != nil {
 		return Migration{}, err
 	}
-	run, err := c.tc.ExecuteWorkflow(ctx, c.DBStartOptions(in, p), dbmigrate.WorkflowName, in)
+	run, err := c.tc.ExecuteWorkflow(ctx, c.DBStartOptions(in, p), dbmigrateapi.WorkflowName, in)
 	if err != nil {
 		return Migration{}, fmt.Errorf("start database migration %s: %w", in.MigrationID, err)
 	}
@@ -88,17 +88,25 @@ func (c *Client) StartDBMigration(ctx context.Context, in dbmigrate.Input) (Migr
 }
 
 // DBStatus queries a migration (by UUID or workflow id).
-func (c *Client) DBStatus(ctx context.Context, id string) (dbmigrate.State, error) {
-	var st dbmigrate.State
+func (c *Client) DBStatus(ctx context.Context, id string) (dbmigrateapi.State, error) {
+	var st dbmigrateapi.State
 	wid, err := DBWorkflowID(id)
 	if err != nil {
 		return st, err
 	}
-	v, err := c.tc.QueryWorkflow(ctx, wid, "", dbmigrate.QueryStatus)
+	v, err := c.tc.QueryWorkflow(ctx, wid, "", dbmigrateapi.QueryStatus)
 	if err != nil {
 		return st, notFound(err, "database migration "+wid)
 	}
-	return st, v.Get(&st)
+	if err := v.Get(&st); err != nil {
+		return st, err
+	}
+	if st.Phase != dbmigrateapi.PhaseDone {
+		if err := c.addPending(ctx, &st, time.Now()); err != nil {
+			return st, fmt.Errorf("database migration %s: pending activities: %w", wid, err)
+		}
+	}
+	return st, nil
 }
 
 // DBRunning reports whether a migration's workflow runs now.
@@ -122,8 +130,12 @@ func (c *Client) ApproveSchemaChange(ctx context.Context, id, operation, by stri
 	if err != nil {
 		return "", err
 	}
-	h, err := c.tc.UpdateWorkflow(ctx, sdk.UpdateWorkflowOptions{WorkflowID: wid, UpdateName: dbmigrate.UpdateApprove,
-		WaitForStage: sdk.WorkflowUpdateStageCompleted, Args: []any{dbmigrate.Approval{Operation: operation, ApprovedBy: by}}})
+	h, err := c.tc.UpdateWorkflow(ctx, sdk.UpdateWorkflowOptions{
+		WorkflowID:   wid,
+		UpdateName:   dbmigrateapi.UpdateApprove,
+		WaitForStage: sdk.WorkflowUpdateStageCompleted,
+		Args:         []any{dbmigrateapi.Approval{Operation: operation, ApprovedBy: by}},
+	})
 	var msg string
 	if err == nil {
 		err = h.Get(ctx, &msg)
@@ -136,12 +148,12 @@ func (c *Client) ApproveSchemaChange(ctx context.Context, id, operation, by stri
 		return "", fmt.Errorf("database migration %s: %w", wid, ErrNotFound)
 	}
 	if isRefusal(err) {
-		return "", &RefusedError{Command: dbmigrate.UpdateApprove, Reason: ErrMessage(err)}
+		return "", &RefusedError{Command: dbmigrateapi.UpdateApprove, Reason: ErrMessage(err)}
 	}
 	return "", err
 }
 
-// SignalDB sends a signal (dbmigrate.SignalRollback, SignalCutover, SignalRetry) with its payload.
+// SignalDB sends a signal (dbmigrateapi.SignalRollback, SignalCutover, SignalRetry) with its payload.
 func (c *Client) SignalDB(ctx context.Context, id, name string, arg any) error {
 	wid, err := DBWorkflowID(id)
 	if err != nil {
@@ -155,18 +167,30 @@ func (c *Client) SignalDB(ctx context.Context, id, name string, arg any) error {
 
 // RequestCutover ends an incremental migration's catch-up passes: final pass, validation.
 func (c *Client) RequestCutover(ctx context.Context, id, by string) error {
-	return c.SignalDB(ctx, id, dbmigrate.SignalCutover, dbmigrate.CutoverRequest{RequestedBy: by})
+	return c.SignalDB(ctx, id, dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: by})
+}
+
+// RequestClose ends the reverse flow of a cut-over migration: it completes.
+func (c *Client) RequestClose(ctx context.Context, id, by string) error {
+	return c.SignalDB(ctx, id, dbmigrateapi.SignalClose, dbmigrateapi.CloseRequest{RequestedBy: by})
 }
 
 // RequestRollback compensates a running migration back to pending.
 func (c *Client) RequestRollback(ctx context.Context, id, by, reason string) error {
-	return c.SignalDB(ctx, id, dbmigrate.SignalRollback, dbmigrate.RollbackRequest{RequestedBy: by, Reason: reason})
+	req := dbmigrateapi.RollbackRequest{RequestedBy: by, Reason: reason}
+	return c.SignalDB(ctx, id, dbmigrateapi.SignalRollback, req)
+}
+
+// RetryFailed re-drives a migration's recorded row errors (req.Entity "" = every completed
+// entity; req.Spec, when set, is the fixed spec to use from now on).
+func (c *Client) RetryFailed(ctx context.Context, id string, req dbmigrateapi.RetryRequest) error {
+	return c.SignalDB(ctx, id, dbmigrateapi.SignalRetry, req)
 }
 
 // WaitDB polls a migration until done says so, it fails, or ctx ends.
-func (c *Client) WaitDB(ctx context.Context, id string, poll time.Duration, done func(dbmigrate.State) bool) (dbmigrate.State, error) {
-	st, err := wait(ctx, poll, func(ctx context.Context) (dbmigrate.State, error) { return c.DBStatus(ctx, id) },
-		func(st dbmigrate.State) bool { return done(st) || st.Status == model.OrchFailed })
+func (c *Client) WaitDB(ctx context.Context, id string, poll time.Duration, done func(dbmigrateapi.State) bool) (dbmigrateapi.State, error) {
+	st, err := wait(ctx, poll, func(ctx context.Context) (dbmigrateapi.State, error) { return c.DBStatus(ctx, id) },
+		func(st dbmigrateapi.State) bool { return done(st) || st.Status == model.OrchFailed })
 	if err == nil && st.Status == model.OrchFailed && !done(st) {
 		return st, fmt.Errorf("database migration %s failed: %s", id, st.Error)
 	}
@@ -175,8 +199,8 @@ func (c *Client) WaitDB(ctx context.Context, id string, poll time.Duration, done
 
 // DBResult waits for a migration's workflow to end and returns its final state (with the
 // state also when it failed).
-func (c *Client) DBResult(ctx context.Context, id string) (dbmigrate.State, error) {
-	var st dbmigrate.State
+func (c *Client) DBResult(ctx context.Context, id string) (dbmigrateapi.State, error) {
+	var st dbmigrateapi.State
 	wid, err := DBWorkflowID(id)
 	if err != nil {
 		return st, err
@@ -193,8 +217,8 @@ func (c *Client) DBResult(ctx context.Context, id string) (dbmigrate.State, erro
 }
 
 // DBInput reads the input a migration's (latest) run started with: its spec and settings.
-func (c *Client) DBInput(ctx context.Context, id string) (dbmigrate.Input, error) {
-	var in dbmigrate.Input
+func (c *Client) DBInput(ctx context.Context, id string) (dbmigrateapi.Input, error) {
+	var in dbmigrateapi.Input
 	wid, err := DBWorkflowID(id)
 	if err != nil {
 		return in, err

@@ -12,10 +12,10 @@ import (
 	sdk "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/searchattr"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/internal/silence"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -33,12 +33,12 @@ type Job struct {
 // mailboxes is the job's mailbox count (the spec's, unless they were registered beforehand).
 func (c *Client) EmailStartOptions(spec jobspec.Spec, mailboxes int) sdk.StartWorkflowOptions {
 	return sdk.StartWorkflowOptions{
-		ID:                                       email.WorkflowID(spec.JobID),
+		ID:                                       emailapi.WorkflowID(spec.JobID),
 		TaskQueue:                                c.taskQueue,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(email.Kind),
+		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Kind.ValueSet(emailapi.Kind),
 			searchattr.Domain.ValueSet(spec.Domain), searchattr.TenantID.ValueSet(spec.TenantID),
 			searchattr.Phase.ValueSet(string(model.PhaseDiscovered)), searchattr.Gate.ValueSet(string(model.GateBlocked)),
 			searchattr.Status.ValueSet("running"), searchattr.SyncPercent.ValueSet(0)),
@@ -91,7 +91,7 @@ func (c *Client) StartEmailJob(ctx context.Context, spec jobspec.Spec) (Job, err
 
 // StartEmailJobWith starts a job with the given options (EmailStartOptions, adjusted).
 func (c *Client) StartEmailJobWith(ctx context.Context, spec jobspec.Spec, opts sdk.StartWorkflowOptions) (Job, error) {
-	run, err := c.tc.ExecuteWorkflow(ctx, opts, email.WorkflowName, spec)
+	run, err := c.tc.ExecuteWorkflow(ctx, opts, emailapi.WorkflowName, spec)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
@@ -119,7 +119,7 @@ func (c *Client) describe(ctx context.Context, workflowID string) (enums.Workflo
 
 // EmailRunning reports whether a job's workflow runs now (false when it never ran or ended).
 func (c *Client) EmailRunning(ctx context.Context, jobID int64) (bool, error) {
-	st, err := c.describe(ctx, email.WorkflowID(jobID))
+	st, err := c.describe(ctx, emailapi.WorkflowID(jobID))
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return false, nil
@@ -132,9 +132,9 @@ func (c *Client) EmailRunning(ctx context.Context, jobID int64) (bool, error) {
 
 // EmailStatus queries a job: the seed's ticket payload (phase, gate, sync percent), the checks,
 // the passes and per-mailbox progress. ErrNotFound when Temporal has no such job.
-func (c *Client) EmailStatus(ctx context.Context, jobID int64) (email.Status, error) {
-	var st email.Status
-	v, err := c.tc.QueryWorkflow(ctx, email.WorkflowID(jobID), "", email.QueryStatus)
+func (c *Client) EmailStatus(ctx context.Context, jobID int64) (emailapi.Status, error) {
+	var st emailapi.Status
+	v, err := c.tc.QueryWorkflow(ctx, emailapi.WorkflowID(jobID), "", emailapi.QueryStatus)
 	if err != nil {
 		return st, notFound(err, fmt.Sprintf("email job %d", jobID))
 	}
@@ -142,21 +142,21 @@ func (c *Client) EmailStatus(ctx context.Context, jobID int64) (email.Status, er
 }
 
 // WaveProgress queries a running pass (its workflow id is the status's CurrentPass.WorkflowID).
-func (c *Client) WaveProgress(ctx context.Context, waveWorkflowID string) (email.WaveProgress, error) {
-	var p email.WaveProgress
-	v, err := c.tc.QueryWorkflow(ctx, waveWorkflowID, "", email.QueryStatus)
+func (c *Client) WaveProgress(ctx context.Context, waveWorkflowID string) (emailapi.WaveProgress, error) {
+	var p emailapi.WaveProgress
+	v, err := c.tc.QueryWorkflow(ctx, waveWorkflowID, "", emailapi.QueryStatus)
 	if err != nil {
 		return p, notFound(err, "pass "+waveWorkflowID)
 	}
 	return p, v.Get(&p)
 }
 
-// EmailCommand sends one of the job's commands (email.Approve, DNSCutoverConfirmed, Retry,
+// EmailCommand sends one of the job's commands (emailapi.Approve, DNSCutoverConfirmed, Retry,
 // Abort, SetCutoverTime, Close, PresyncNow) as a validated update and waits for the job to
 // apply it. A refusal is a *RefusedError carrying the job's reason.
-func (c *Client) EmailCommand(ctx context.Context, jobID int64, name string, req email.Request) (email.Ack, error) {
-	var ack email.Ack
-	h, err := c.tc.UpdateWorkflow(ctx, sdk.UpdateWorkflowOptions{WorkflowID: email.WorkflowID(jobID), UpdateName: name,
+func (c *Client) EmailCommand(ctx context.Context, jobID int64, name string, req emailapi.Request) (emailapi.Ack, error) {
+	var ack emailapi.Ack
+	h, err := c.tc.UpdateWorkflow(ctx, sdk.UpdateWorkflowOptions{WorkflowID: emailapi.WorkflowID(jobID), UpdateName: name,
 		Args: []any{req}, WaitForStage: sdk.WorkflowUpdateStageCompleted})
 	if err == nil {
 		err = h.Get(ctx, &ack)
@@ -166,7 +166,7 @@ func (c *Client) EmailCommand(ctx context.Context, jobID int64, name string, req
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return ack, fmt.Errorf("job %d has no running workflow (%s): %w", jobID, email.WorkflowID(jobID), ErrNotFound)
+		return ack, fmt.Errorf("job %d has no running workflow (%s): %w", jobID, emailapi.WorkflowID(jobID), ErrNotFound)
 	}
 	if isRefusal(err) {
 		return ack, &RefusedError{Command: name, Reason: ErrMessage(err)}
@@ -176,29 +176,29 @@ func (c *Client) EmailCommand(ctx context.Context, jobID int64, name string, req
 
 // SignalEmail sends a command as a signal: fire and forget (a refused one is listed in the
 // status's Refused).
-func (c *Client) SignalEmail(ctx context.Context, jobID int64, name string, req email.Request) error {
-	if err := c.tc.SignalWorkflow(ctx, email.WorkflowID(jobID), "", name, req); err != nil {
+func (c *Client) SignalEmail(ctx context.Context, jobID int64, name string, req emailapi.Request) error {
+	if err := c.tc.SignalWorkflow(ctx, emailapi.WorkflowID(jobID), "", name, req); err != nil {
 		return notFound(err, fmt.Sprintf("email job %d", jobID))
 	}
 	return nil
 }
 
 // Approve is the ops lead's approval of the go/no-go gate (refused while critical checks fail).
-func (c *Client) Approve(ctx context.Context, jobID int64, by, note string) (email.Ack, error) {
-	return c.EmailCommand(ctx, jobID, email.Approve, email.Request{By: by, Note: note})
+func (c *Client) Approve(ctx context.Context, jobID int64, by, note string) (emailapi.Ack, error) {
+	return c.EmailCommand(ctx, jobID, emailapi.Approve, emailapi.Request{By: by, Note: note})
 }
 
 // ConfirmDNSCutover says DNS/MX point at the destination now (at nil = now); refused unless the
 // gate is ready_for_dns. It answers once no presync runs any more.
-func (c *Client) ConfirmDNSCutover(ctx context.Context, jobID int64, by string, at *time.Time) (email.Ack, error) {
-	return c.EmailCommand(ctx, jobID, email.DNSCutoverConfirmed, email.Request{By: by, At: at})
+func (c *Client) ConfirmDNSCutover(ctx context.Context, jobID int64, by string, at *time.Time) (emailapi.Ack, error) {
+	return c.EmailCommand(ctx, jobID, emailapi.DNSCutoverConfirmed, emailapi.Request{By: by, At: at})
 }
 
 // WaitEmail polls a job's status until done says so (or ctx ends). A failed job ends the wait
 // with an error naming the phase and the reason.
-func (c *Client) WaitEmail(ctx context.Context, jobID int64, poll time.Duration, done func(email.Status) bool) (email.Status, error) {
-	st, err := wait(ctx, poll, func(ctx context.Context) (email.Status, error) { return c.EmailStatus(ctx, jobID) },
-		func(st email.Status) bool { return done(st) || st.Phase == model.PhaseFailed })
+func (c *Client) WaitEmail(ctx context.Context, jobID int64, poll time.Duration, done func(emailapi.Status) bool) (emailapi.Status, error) {
+	st, err := wait(ctx, poll, func(ctx context.Context) (emailapi.Status, error) { return c.EmailStatus(ctx, jobID) },
+		func(st emailapi.Status) bool { return done(st) || st.Phase == model.PhaseFailed })
 	if err == nil && st.Phase == model.PhaseFailed && !done(st) {
 		return st, fmt.Errorf("job %d failed in %s: %s", jobID, st.FailedPhase, st.LastError)
 	}
@@ -206,9 +206,9 @@ func (c *Client) WaitEmail(ctx context.Context, jobID int64, poll time.Duration,
 }
 
 // EmailResult waits for a job's workflow to end and returns its final status.
-func (c *Client) EmailResult(ctx context.Context, jobID int64) (email.Status, error) {
-	var st email.Status
-	err := c.tc.GetWorkflow(ctx, email.WorkflowID(jobID), "").Get(ctx, &st)
+func (c *Client) EmailResult(ctx context.Context, jobID int64) (emailapi.Status, error) {
+	var st emailapi.Status
+	err := c.tc.GetWorkflow(ctx, emailapi.WorkflowID(jobID), "").Get(ctx, &st)
 	if err != nil {
 		return st, notFound(err, fmt.Sprintf("email job %d", jobID))
 	}
@@ -217,16 +217,19 @@ func (c *Client) EmailResult(ctx context.Context, jobID int64) (email.Status, er
 
 // LiveMailbox is a mailbox pass in flight, from its activity's last heartbeat.
 type LiveMailbox struct {
-	Email    string        `json:"email"`
-	Activity string        `json:"activity"` // SyncMailbox, PreflightMailbox, VerifyMailbox
-	Attempt  int32         `json:"attempt"`
-	Progress mail.Progress `json:"progress"` // zero until the first heartbeat (syncs only)
-	Heard    *time.Time    `json:"last_heartbeat,omitempty"`
+	Email    string            `json:"email"`
+	Activity string            `json:"activity"` // SyncMailbox, PreflightMailbox, VerifyMailbox
+	Attempt  int32             `json:"attempt"`
+	Progress emailapi.Progress `json:"progress"` // zero until the first heartbeat (syncs only)
+	Heard    *time.Time        `json:"last_heartbeat,omitempty"`
+	// WorkerSilent: its worker stopped heartbeating; Temporal waits for the heartbeat timeout
+	// before another worker runs it.
+	WorkerSilent string `json:"worker_silent,omitempty"`
 }
 
 // LiveMailboxes reports the mailboxes a running pass of a job is working on, with the live
 // counters their sync activities heartbeat (messages found, copied, skipped so far).
-func (c *Client) LiveMailboxes(ctx context.Context, st email.Status) ([]LiveMailbox, error) {
+func (c *Client) LiveMailboxes(ctx context.Context, st emailapi.Status) ([]LiveMailbox, error) {
 	if st.CurrentPass == nil {
 		return nil, nil
 	}
@@ -236,7 +239,7 @@ func (c *Client) LiveMailboxes(ctx context.Context, st email.Status) ([]LiveMail
 	}
 	var out []LiveMailbox
 	for _, addr := range wp.InFlight {
-		d, err := c.tc.DescribeWorkflowExecution(ctx, email.MailboxWorkflowID(st.JobID, addr), "")
+		d, err := c.tc.DescribeWorkflowExecution(ctx, emailapi.MailboxWorkflowID(st.JobID, addr), "")
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			continue // finished between the two calls
@@ -247,6 +250,7 @@ func (c *Client) LiveMailboxes(ctx context.Context, st email.Status) ([]LiveMail
 		lm := LiveMailbox{Email: addr}
 		for _, pa := range d.GetPendingActivities() {
 			lm.Activity, lm.Attempt = pa.GetActivityType().GetName(), pa.GetAttempt()
+			lm.WorkerSilent = silence.Note(pa, time.Now())
 			if t := pa.GetLastHeartbeatTime(); t != nil && t.IsValid() && t.AsTime().Unix() > 0 {
 				at := t.AsTime()
 				lm.Heard = &at

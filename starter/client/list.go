@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/cutover/cutover/internal/searchattr"
-	"github.com/cutover/cutover/workflows/dbmigrate"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // ListOptions filter List. Kind, Phase, Gate and Status match the search attributes exactly;
@@ -48,7 +48,7 @@ type Summary struct {
 
 // Visibility is the visibility query List runs.
 func (o ListOptions) Visibility() string {
-	conds := []string{fmt.Sprintf("WorkflowType IN ('%s', '%s')", email.WorkflowName, dbmigrate.WorkflowName)}
+	conds := []string{fmt.Sprintf("WorkflowType IN ('%s', '%s')", emailapi.WorkflowName, dbmigrateapi.WorkflowName)}
 	eq := func(key, v string) {
 		if v != "" {
 			conds = append(conds, fmt.Sprintf("%s = '%s'", key, strings.ReplaceAll(v, "'", "''")))
@@ -56,9 +56,9 @@ func (o ListOptions) Visibility() string {
 	}
 	switch o.Kind {
 	case KindEmail:
-		conds[0] = fmt.Sprintf("WorkflowType = '%s'", email.WorkflowName)
+		conds[0] = fmt.Sprintf("WorkflowType = '%s'", emailapi.WorkflowName)
 	case KindDatabase:
-		conds[0] = fmt.Sprintf("WorkflowType = '%s'", dbmigrate.WorkflowName)
+		conds[0] = fmt.Sprintf("WorkflowType = '%s'", dbmigrateapi.WorkflowName)
 	}
 	eq(searchattr.Phase.GetName(), o.Phase)
 	eq(searchattr.Gate.GetName(), o.Gate)
@@ -104,12 +104,12 @@ func (c *Client) List(ctx context.Context, o ListOptions) ([]Summary, error) {
 			decode(fields[searchattr.TenantID.GetName()], &s.TenantID)
 			decode(fields[searchattr.SyncPercent.GetName()], &s.SyncPercent)
 			switch e.GetType().GetName() {
-			case email.WorkflowName:
+			case emailapi.WorkflowName:
 				s.Kind = KindEmail
 				s.ID = strings.TrimPrefix(s.WorkflowID, "email-job-")
-			case dbmigrate.WorkflowName:
+			case dbmigrateapi.WorkflowName:
 				s.Kind = KindDatabase
-				s.ID = strings.TrimPrefix(s.WorkflowID, dbmigrate.WorkflowIDPrefix)
+				s.ID = strings.TrimPrefix(s.WorkflowID, dbmigrateapi.WorkflowIDPrefix)
 			}
 			out = append(out, s)
 		}

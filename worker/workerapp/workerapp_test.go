@@ -22,9 +22,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/cutover/cutover/activities/health"
+	"github.com/cutover/cutover/activities/dbping"
 	"github.com/cutover/cutover/internal/codec"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/schema"
 	"github.com/cutover/cutover/worker/workerapp"
 	healthwf "github.com/cutover/cutover/workflows/health"
@@ -65,12 +65,15 @@ func TestWorkerRunsHealthCheckVisibleBySearchAttributes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res health.PingResult
+	var res dbping.PingResult
 	if err := run.Get(ctx, &res); err != nil {
 		t.Fatalf("health workflow: %v", err)
 	}
-	if res.SchemaVersion != schema.Latest() || res.Worker == "" {
-		t.Fatalf("ping result = %+v", res)
+	if res.SchemaVersion != schema.Latest() {
+		t.Fatalf("res.SchemaVersion = %v, want schema.Latest(); ping result = %+v", res.SchemaVersion, res)
+	}
+	if res.Worker == "" {
+		t.Fatalf("res.Worker = %v, want != \"\"; ping result = %+v", res.Worker, res)
 	}
 
 	query := fmt.Sprintf("WorkflowId = '%s' AND MigrationKind = 'health' AND MigrationStatus = 'ok'", id)
@@ -213,9 +216,11 @@ func TestPayloadCodecKeepsHistoryEncrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res health.PingResult
-	if err := run.Get(ctx, &res); err != nil || res.Worker == "" {
-		t.Fatalf("result through codec: %+v, %v", res, err)
+	var res dbping.PingResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("err: want nil; result through codec: %+v, %v", res, err)
+	} else if res.Worker == "" {
+		t.Fatalf("res.Worker = %v, want != \"\"; result through codec: %+v, %v", res.Worker, res, err)
 	}
 
 	plain := srv.Client(t) // no codec unless the environment sets one

@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 // childStartRetry is the GetVersion change id of startEntity's retry.
@@ -27,13 +29,13 @@ const (
 // same workflow id — and the new child then finds every batch committed (replays).
 func (w *orch) startEntity(ctx, cctx workflow.Context, in EntityInput) workflow.Future {
 	if workflow.GetVersion(ctx, childStartRetry, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return workflow.ExecuteChildWorkflow(cctx, EntityWorkflowName, in)
+		return workflow.ExecuteChildWorkflow(cctx, dbmigrateapi.EntityWorkflowName, in)
 	}
 	f, set := workflow.NewFuture(ctx)
 	workflow.Go(cctx, func(gctx workflow.Context) { // cctx: a rollback's cancel also ends the waiting
 		wait := childStartWait
 		for attempt := 1; ; attempt++ {
-			child := workflow.ExecuteChildWorkflow(gctx, EntityWorkflowName, in)
+			child := workflow.ExecuteChildWorkflow(gctx, dbmigrateapi.EntityWorkflowName, in)
 			err := child.GetChildWorkflowExecution().Get(gctx, nil)
 			if errors.As(err, new(*temporal.ChildWorkflowExecutionAlreadyStartedError)) {
 				w.log.Warn("the entity's child of an earlier run is still open; waiting for it", "entity", in.Entity,

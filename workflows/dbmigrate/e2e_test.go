@@ -22,28 +22,29 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/cutover/cutover/activities/dbcopy"
 	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/examples/mailsystem"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/worker/workerapp"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// inProcessWorker runs the cutover worker in this process on its own task queue.
+// inProcessWorker runs the cutover worker in this process on its own task queue, its control
+// database apart, migrating into dbURL when a spec names no target.
 func inProcessWorker(t *testing.T, srv *testenv.Temporal, dbURL string) string {
 	t.Helper()
 	queue := fmt.Sprintf("db-e2e-%d", time.Now().UnixNano())
+	control := testenv.NewDatabase(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan workerapp.Info, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- workerapp.Run(ctx, workerapp.Config{TemporalAddress: srv.Address(), Namespace: srv.Namespace(),
-			TaskQueue: queue, DatabaseURL: dbURL, ShutdownGrace: 5 * time.Second,
+			TaskQueue: queue, DatabaseURL: control, DBTargetURL: dbURL, ShutdownGrace: 5 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, func(i workerapp.Info) { ready <- i })
 	}()
 	select {
@@ -60,23 +61,23 @@ func inProcessWorker(t *testing.T, srv *testenv.Temporal, dbURL string) string {
 	return queue
 }
 
-func startMigration(t *testing.T, c client.Client, queue string, in dbmigrate.Input) client.WorkflowRun {
+func startMigration(t *testing.T, c client.Client, queue string, in dbmigrateapi.Input) client.WorkflowRun {
 	t.Helper()
-	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: dbmigrate.WorkflowID(in.MigrationID),
-		TaskQueue: queue}, dbmigrate.WorkflowName, in)
+	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: dbmigrateapi.WorkflowID(in.MigrationID),
+		TaskQueue: queue}, dbmigrateapi.WorkflowName, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return run
 }
 
-func query(t *testing.T, c client.Client, id string) dbmigrate.State {
+func query(t *testing.T, c client.Client, id string) dbmigrateapi.State {
 	t.Helper()
-	v, err := c.QueryWorkflow(context.Background(), id, "", dbmigrate.QueryStatus)
+	v, err := c.QueryWorkflow(context.Background(), id, "", dbmigrateapi.QueryStatus)
 	if err != nil {
 		t.Fatalf("query: %v", err)
 	}
-	var st dbmigrate.State
+	var st dbmigrateapi.State
 	if err := v.Get(&st); err != nil {
 		t.Fatal(err)
 	}
@@ -146,13 +147,13 @@ func scrubPayloads(v any, dir string) any {
 	return v
 }
 
-func clinicInput(t *testing.T, sqlitePath string, typ model.MigrationType, batch int, cfg dbmigrate.Config) dbmigrate.Input {
+func clinicInput(t *testing.T, sqlitePath string, typ model.MigrationType, batch int, cfg dbmigrateapi.Config) dbmigrateapi.Input {
 	t.Helper()
 	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", sqlitePath, batch)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: typ, CreatedBy: "e2e", Spec: sp, Config: cfg}
+	return dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: typ, CreatedBy: "e2e", Spec: sp, Config: cfg}
 }
 
 // assertClinicLoaded checks every entity against what the generator planted, and that no row
@@ -169,7 +170,8 @@ func assertClinicLoaded(t *testing.T, pool *pgxpool.Pool, clinic *dbcopytest.Cli
 			migrationID, ent.SourceTable); n != int64(x.Loaded) {
 			t.Errorf("%s: %d mappings, want %d", name, n, x.Loaded)
 		}
-		if n := one(t, pool, `SELECT count(*) FROM cutover.migration_errors e JOIN cutover.entity_migration_status s ON s.id = e.entity_status_id
+		if n := one(t, pool, `SELECT coalesce(`+dbcopytest.QuarantinedRowsSQL+`, 0) FROM cutover.migration_errors e
+			JOIN cutover.entity_migration_status s ON s.id = e.entity_status_id
 			WHERE s.migration_id = $1 AND s.entity_name = $2 AND NOT e.is_resolved`, migrationID, name); n != int64(x.Failed()) {
 			t.Errorf("%s: %d errors, want %d", name, n, x.Failed())
 		}
@@ -207,9 +209,9 @@ func assertClinicLoaded(t *testing.T, pool *pgxpool.Pool, clinic *dbcopytest.Cli
 	}
 }
 
-// TestClinicSurvivesWorkerSIGKILL migrates the seed 001 chain (~200K rows from SQLite) with
-// the worker as a separate process, SIGKILLs it in the middle of an entity, starts a new one,
-// and checks the migration completes, validates and holds every row exactly once.
+// TestClinicSurvivesWorkerSIGKILL migrates dbcopytest's clinic chain (~200K rows from SQLite) with
+// the worker as a separate process, SIGKILLs it in the middle of an entity, starts a new one, and
+// checks the migration completes, validates and holds every row exactly once.
 func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the worker and copies 200K rows")
@@ -228,10 +230,11 @@ func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 		t.Fatalf("build worker: %v\n%s", err, out)
 	}
 	queue := fmt.Sprintf("db-sigkill-%d", time.Now().UnixNano())
+	control := testenv.NewDatabase(t)
 	start := func() (*exec.Cmd, *strings.Builder) {
 		port := testenv.FreePort(t)
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address(), "DATABASE_URL="+dbURL,
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address(), "DATABASE_URL="+control, dbmigrateapi.EnvTargetURL+"="+dbURL,
 			fmt.Sprintf("CUTOVER_METRICS_ADDR=127.0.0.1:%d", port), "CUTOVER_TASK_QUEUE="+queue, "CUTOVER_VAULT_KEYS=")
 		logs := &strings.Builder{}
 		cmd.Stderr = logs
@@ -251,7 +254,7 @@ func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 	t.Cleanup(func() { _ = w1.Process.Kill() })
 
 	c := srv.Client(t)
-	in := clinicInput(t, src, model.MigrationFull, 1000, dbmigrate.Config{Parallelism: 2, BatchesPerActivity: 5,
+	in := clinicInput(t, src, model.MigrationFull, 1000, dbmigrateapi.Config{Parallelism: 2, BatchesPerActivity: 5,
 		ActivitiesPerRun: 4, HeartbeatTimeout: 5 * time.Second})
 	run := startMigration(t, c, queue, in)
 
@@ -278,12 +281,18 @@ func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 	t.Cleanup(func() { _ = w2.Process.Kill() })
 	rctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
 	defer cancel()
-	var res dbmigrate.State
+	var res dbmigrateapi.State
 	if err := run.Get(rctx, &res); err != nil {
 		t.Fatalf("migration: %v\nworker 1:\n%s\nworker 2:\n%s", err, tail(logs1.String()), tail(logs2.String()))
 	}
-	if res.Status != model.OrchCompleted || res.CompletedEntities != 10 || res.ProgressPercent != 100 {
-		t.Fatalf("result %+v", res)
+	if res.Status != model.OrchCompleted {
+		t.Fatalf("res.Status = %v, want model.OrchCompleted; result %+v", res.Status, res)
+	}
+	if res.CompletedEntities != 10 {
+		t.Fatalf("res.CompletedEntities = %v, want 10; result %+v", res.CompletedEntities, res)
+	}
+	if res.ProgressPercent != 100 {
+		t.Fatalf("res.ProgressPercent = %v, want 100; result %+v", res.ProgressPercent, res)
 	}
 	for _, v := range res.Validation {
 		if !v.Passed {
@@ -298,8 +307,8 @@ func TestClinicSurvivesWorkerSIGKILL(t *testing.T) {
 		AND completed_entities = total_entities AND progress_percentage = 100`, in.MigrationID); n != 1 {
 		t.Error("orchestration row not completed with true counters")
 	}
-	saveHistory(t, c, dbmigrate.WorkflowID(in.MigrationID), "clinic_full_migration", dir)
-	saveHistory(t, c, dbmigrate.WorkflowID(in.MigrationID)+"/profiles", "clinic_entity_profiles", dir)
+	saveHistory(t, c, dbmigrateapi.WorkflowID(in.MigrationID), "clinic_full_migration", dir)
+	saveHistory(t, c, dbmigrateapi.WorkflowID(in.MigrationID)+"/profiles", "clinic_entity_profiles", dir)
 }
 
 func tail(s string) string {
@@ -322,19 +331,24 @@ func TestRollbackReturnsTargetToEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := srv.Client(t)
-	in := clinicInput(t, src, model.MigrationIncremental, 500, dbmigrate.Config{SyncInterval: time.Hour, Parallelism: 3})
+	in := clinicInput(t, src, model.MigrationIncremental, 500, dbmigrateapi.Config{SyncInterval: time.Hour, Parallelism: 3})
 	in.Spec.SchemaOps = []spec.SchemaOp{{Name: "drop-city", Type: "drop_column", Table: "offices", Column: "city", After: "offices"}}
+	// Key-cursor catch-up, whose first pass waits for the sync interval: the dropped column is one
+	// the spec writes, so no catch-up could write it (captured rollbacks: TestCaptured… tests).
+	legacy := in.Spec.Sources["legacy"]
+	legacy.Capture = spec.CaptureKeyCursor
+	in.Spec.Sources["legacy"] = legacy
 	run := startMigration(t, c, queue, in)
-	id := dbmigrate.WorkflowID(in.MigrationID)
+	id := dbmigrateapi.WorkflowID(in.MigrationID)
 	testenv.WaitFor(t, "approval request", 2*time.Minute, func() bool {
 		st := query(t, c, id)
 		return len(st.Ops) == 1 && st.Ops[0].AwaitingApproval
 	})
-	if _, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: dbmigrate.UpdateApprove,
-		WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{dbmigrate.Approval{Operation: "drop-city", ApprovedBy: "ops-lead"}}}); err != nil {
+	if _, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: dbmigrateapi.UpdateApprove,
+		WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{dbmigrateapi.Approval{Operation: "drop-city", ApprovedBy: "ops-lead"}}}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, "catching up", 3*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrate.PhaseCatchingUp })
+	testenv.WaitFor(t, "catching up", 3*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrateapi.PhaseCatchingUp })
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -343,15 +357,22 @@ func TestRollbackReturnsTargetToEmpty(t *testing.T) {
 	if n := one(t, pool, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'offices' AND column_name = 'city'`); n != 0 {
 		t.Fatal("approved drop did not run")
 	}
-	if err := c.SignalWorkflow(ctx, id, "", dbmigrate.SignalRollback, dbmigrate.RollbackRequest{Reason: "e2e", RequestedBy: "test"}); err != nil {
+	if err := c.SignalWorkflow(ctx, id, "", dbmigrateapi.SignalRollback, dbmigrateapi.RollbackRequest{Reason: "e2e", RequestedBy: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	var res dbmigrate.State
+	var res dbmigrateapi.State
 	if err := run.Get(ctx, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != model.OrchPending || !res.RolledBack || fmt.Sprint(res.Transitions) != "[pending running rolling_back pending]" {
-		t.Fatalf("result %+v", res)
+	if res.Status != model.OrchPending {
+		t.Fatalf("res.Status = %v, want model.OrchPending; result %+v", res.Status, res)
+	}
+	if !res.RolledBack {
+		t.Fatalf("res.RolledBack is false; result %+v", res)
+	}
+	if fmt.Sprint(res.Transitions) != "[pending running rolling_back pending]" {
+		t.Fatalf("fmt.Sprint(res.Transitions) = %v, want \"[pending running rolling_back pending]\"; result %+v",
+			fmt.Sprint(res.Transitions), res)
 	}
 	for _, name := range dbcopytest.Entities {
 		ent, _ := in.Spec.Entity(name)
@@ -370,8 +391,9 @@ func TestRollbackReturnsTargetToEmpty(t *testing.T) {
 	}
 }
 
-// TestMailSystemIncrementalCutover runs seed 002's example as an incremental migration: full
-// load, writes arriving between catch-up passes, cutover, final pass, validation.
+// TestMailSystemIncrementalCutover runs the mail-system example (examples/mailsystem) as an
+// incremental migration: full load, writes arriving between catch-up passes, cutover, final pass,
+// validation.
 func TestMailSystemIncrementalCutover(t *testing.T) {
 	srv := testenv.SharedTemporal(t)
 	dbURL := testenv.NewDatabase(t)
@@ -398,15 +420,15 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer listen.Release()
-	if _, err := listen.Exec(ctx, "LISTEN "+dbmigrate.DefaultChannel); err != nil {
+	if _, err := listen.Exec(ctx, "LISTEN "+dbmigrateapi.DefaultChannel); err != nil {
 		t.Fatal(err)
 	}
 	c := srv.Client(t)
-	in := dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationIncremental, CreatedBy: "e2e", Spec: sp,
-		Config: dbmigrate.Config{SyncInterval: time.Second, Events: dbcopyEvents()}}
+	in := dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationIncremental, CreatedBy: "e2e", Spec: sp,
+		Config: dbmigrateapi.Config{SyncInterval: time.Second, Events: dbcopyEvents()}}
 	run := startMigration(t, c, queue, in)
-	id := dbmigrate.WorkflowID(in.MigrationID)
-	testenv.WaitFor(t, "catching up", 2*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrate.PhaseCatchingUp })
+	id := dbmigrateapi.WorkflowID(in.MigrationID)
+	testenv.WaitFor(t, "catching up", 2*time.Minute, func() bool { return query(t, c, id).Phase == dbmigrateapi.PhaseCatchingUp })
 	// The application keeps writing between passes.
 	for round := range 2 {
 		if err := data.Append(ctx, 5, 100, 20*24*time.Hour); err != nil {
@@ -416,23 +438,32 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 		testenv.WaitFor(t, fmt.Sprintf("a pass after write round %d", round), time.Minute, func() bool { return query(t, c, id).Passes > before+1 })
 	}
 	st := query(t, c, id)
-	if st.Status != model.OrchRunning || len(st.Entities) != 3 || st.Entities[2].Name != "emails" {
-		t.Fatalf("status during catch-up: %+v", st)
+	if st.Status != model.OrchRunning {
+		t.Fatalf("st.Status = %v, want model.OrchRunning; status during catch-up: %+v", st.Status, st)
+	}
+	if len(st.Entities) != 3 {
+		t.Fatalf("len(st.Entities) = %v, want 3; status during catch-up: %+v", len(st.Entities), st)
+	}
+	if st.Entities[2].Name != "emails" {
+		t.Fatalf("st.Entities[2].Name = %v, want \"emails\"; status during catch-up: %+v", st.Entities[2].Name, st)
 	}
 	if err := data.Append(ctx, 2, 30, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SignalWorkflow(ctx, id, "", dbmigrate.SignalCutover, dbmigrate.CutoverRequest{RequestedBy: "ops"}); err != nil {
+	if err := c.SignalWorkflow(ctx, id, "", dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: "ops"}); err != nil {
 		t.Fatal(err)
 	}
-	var res dbmigrate.State
+	var res dbmigrateapi.State
 	if err := run.Get(ctx, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != model.OrchCompleted || res.FinalPassSeconds <= 0 {
-		t.Fatalf("result %+v", res)
+	if res.Status != model.OrchCompleted {
+		t.Fatalf("res.Status = %v, want model.OrchCompleted; result %+v", res.Status, res)
 	}
-	t.Logf("final pass took %.3f s (seed 002 budget: 600 s of downtime)", res.FinalPassSeconds)
+	if res.FinalPassSeconds <= 0 {
+		t.Fatalf("res.FinalPassSeconds = %v, want > 0; result %+v", res.FinalPassSeconds, res)
+	}
+	t.Logf("final pass took %.3f s (downtime budget: 600 s)", res.FinalPassSeconds)
 	for _, v := range res.Validation {
 		if !v.Passed {
 			t.Errorf("validation of %s: %+v", v.Entity, v.Checks)
@@ -444,7 +475,7 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 	if n := one(t, pool, `SELECT count(*) FROM public.sessions`); n != int64(data.Sessions) {
 		t.Errorf("%d sessions, want %d", n, data.Sessions)
 	}
-	// The seed's migration_progress events arrived on the NOTIFY channel.
+	// The migration_progress events arrived on the NOTIFY channel.
 	nctx, ncancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ncancel()
 	n, err := listen.Conn().WaitForNotification(nctx)
@@ -452,13 +483,20 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 		t.Fatalf("no event notification: %v", err)
 	}
 	var ev map[string]any
-	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil || ev["migration_id"] != in.MigrationID || ev["event_type"] == nil {
-		t.Fatalf("event %s: %v", n.Payload, err)
+	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
+		t.Fatalf("err: want nil; event %s: %v", n.Payload, err)
+	} else if ev["migration_id"] != in.MigrationID {
+		t.Fatalf("ev[\"migration_id\"] = %v, want %v (in.MigrationID); event %s: %v",
+			ev["migration_id"], in.MigrationID, n.Payload, err)
+	} else if ev["event_type"] == nil {
+		t.Fatalf("ev[\"event_type\"] is nil; event %s: %v", n.Payload, err)
 	}
-	saveHistory(t, c, id, "mailsystem_incremental", dir)
+	saveHistory(t, c, id, "mailsystem_incremental_capture", dir)
 }
 
-func dbcopyEvents() dbcopy.EventSink { return dbcopy.EventSink{Channel: dbmigrate.DefaultChannel} }
+func dbcopyEvents() dbmigrateapi.EventSink {
+	return dbmigrateapi.EventSink{Channel: dbmigrateapi.DefaultChannel}
+}
 
 func deref(s *string) string {
 	if s == nil {

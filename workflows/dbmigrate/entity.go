@@ -9,40 +9,51 @@ import (
 
 	"github.com/cutover/cutover/activities/dbcopy"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/taskqueue"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 // EntityInput starts (or continues) one entity's copy.
 type EntityInput struct {
-	Migration dbcopy.Migration    `json:"migration"`
-	Entity    string              `json:"entity"`
-	Config    Config              `json:"config"`
-	Cursor    dbcopy.BatchRequest `json:"cursor"`
-	MarkStart string              `json:"mark_start,omitempty"`
+	Migration dbcopy.Migration          `json:"migration"`
+	Entity    string                    `json:"entity"`
+	Config    dbmigrateapi.Config       `json:"config"`
+	Cursor    dbmigrateapi.BatchRequest `json:"cursor"`
+	MarkStart string                    `json:"mark_start,omitempty"`
 	// Continued is set on runs after a continue-as-new.
 	Continued bool `json:"continued,omitempty"`
 }
 
 // EntityResult is an entity's outcome.
 type EntityResult struct {
-	Entity     string              `json:"entity"`
-	Status     model.EntityStatus  `json:"status"`
-	Total      int64               `json:"records_total"`
-	Processed  int64               `json:"records_processed"`
-	Failed     int64               `json:"records_failed"`
-	Next       dbcopy.BatchRequest `json:"next"`
-	MarkStart  string              `json:"mark_start,omitempty"`
-	Throughput float64             `json:"throughput"`
-	Reason     string              `json:"reason,omitempty"`
+	Entity     string                      `json:"entity"`
+	Status     model.EntityStatus          `json:"status"`
+	Total      int64                       `json:"records_total"`
+	Processed  int64                       `json:"records_processed"`
+	Failed     int64                       `json:"records_failed"`
+	Next       dbmigrateapi.BatchRequest   `json:"next"`
+	MarkStart  string                      `json:"mark_start,omitempty"`
+	Throughput float64                     `json:"throughput"`
+	Reason     string                      `json:"reason,omitempty"`
+	Changes    []dbmigrateapi.ColumnChange `json:"changes,omitempty"`
 }
 
 var nonRetryable = []string{dbcopy.ErrTypeSpec, dbcopy.ErrTypeApproval, dbcopy.ErrTypeTransition}
 
-func copyOptions(c Config) workflow.ActivityOptions {
+// copyAttempts bounds the attempts of a copy activity. A batch that fails for a reason of its
+// rows quarantines them and commits, so what is left to retry is the world (a lost connection,
+// a lock timeout, a killed worker): eight attempts ride out a minute and a half of it (the
+// backoff reaches 30 s), and an error that outlasts them fails the entity with its cause
+// instead of retrying for ever. Not a change of the workflow's shape: the policy travels with
+// each newly scheduled activity and replay does not compare it.
+const copyAttempts = 8
+
+func copyOptions(c dbmigrateapi.Config) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: 6 * time.Hour,
 		HeartbeatTimeout:    c.HeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			NonRetryableErrorTypes: nonRetryable},
+			MaximumAttempts: copyAttempts, NonRetryableErrorTypes: nonRetryable},
 	}
 }
 
@@ -50,7 +61,7 @@ func copyOptions(c Config) workflow.ActivityOptions {
 // finalize, validate, schema ops, rollback, retry): they may take minutes on a large table, so
 // they keep a heartbeat and a dead worker is noticed within HeartbeatTimeout, not at the end
 // of the half hour.
-func shortOptions(c Config) workflow.ActivityOptions {
+func shortOptions(c dbmigrateapi.Config) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    c.HeartbeatTimeout,
@@ -60,17 +71,29 @@ func shortOptions(c Config) workflow.ActivityOptions {
 }
 
 // bookkeepingOptions are for the small ledger writes (status rows, events, planning one
-// schema op). They have no heartbeat, so their start-to-close timeout is how long a worker
-// killed in the middle of one holds the migration up: a minute, not shortOptions' half hour
-// (seen: a SIGKILL during a status write stalled a migration past the test's six minutes).
+// schema op): a minute at most (seen: a SIGKILL during a status write stalled a migration past
+// the test's six minutes with shortOptions' half hour), and a keep-alive heartbeat so a worker
+// killed in the middle of one holds the migration up for the heartbeat timeout, not the minute.
 func bookkeepingOptions() workflow.ActivityOptions {
-	o := shortOptions(Config{})
+	o := shortOptions(dbmigrateapi.Config{}.WithDefaults())
 	o.StartToCloseTimeout = time.Minute
 	return o
 }
 
+// activityContexts are the contexts of the short, bookkeeping and copy activities, all on the
+// database engine's task queue (taskqueue.For: the workflow's own queue in runs started before
+// the pools split).
+func activityContexts(ctx workflow.Context, c dbmigrateapi.Config) (short, bookkeeping, copying workflow.Context) {
+	queue := taskqueue.For(ctx, taskqueue.DB)
+	on := func(o workflow.ActivityOptions) workflow.Context {
+		o.TaskQueue = queue
+		return workflow.WithActivityOptions(ctx, o)
+	}
+	return on(shortOptions(c)), on(bookkeepingOptions()), on(copyOptions(c))
+}
+
 // breached reports whether an entity's errors exceed the configured count or ratio.
-func breached(c Config, processed, failed int64) (bool, string) {
+func breached(c dbmigrateapi.Config, processed, failed int64) (bool, string) {
 	if c.MaxErrors > 0 && failed > c.MaxErrors {
 		return true, fmt.Sprintf("%d failed records exceed the limit of %d", failed, c.MaxErrors)
 	}
@@ -86,11 +109,9 @@ func breached(c Config, processed, failed int64) (bool, string) {
 // cursor. It reports progress to the parent, stops at the error threshold, builds indexes and
 // foreign keys once loaded, and continues as new every ActivitiesPerRun chunks.
 func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) {
-	cfg := in.Config.withDefaults()
+	cfg := in.Config.WithDefaults()
 	var a *dbcopy.Activities
-	sctx := workflow.WithActivityOptions(ctx, shortOptions(cfg))
-	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
-	cctx := workflow.WithActivityOptions(ctx, copyOptions(cfg))
+	sctx, bctx, cctx := activityContexts(ctx, cfg)
 	res := EntityResult{Entity: in.Entity, Next: in.Cursor, MarkStart: in.MarkStart}
 	if !in.Continued {
 		if err := workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
@@ -103,7 +124,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 		if chunk >= cfg.ActivitiesPerRun {
 			next := in
 			next.Cursor, next.MarkStart, next.Continued = res.Next, res.MarkStart, true
-			return res, workflow.NewContinueAsNewError(ctx, EntityWorkflowName, next)
+			return res, workflow.NewContinueAsNewError(ctx, dbmigrateapi.EntityWorkflowName, next)
 		}
 		var out dbcopy.ChunkResult
 		if err := workflow.ExecuteActivity(cctx, a.DBCopyChunk, dbcopy.ChunkRequest{Migration: in.Migration,
@@ -115,11 +136,22 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 			res.MarkStart = out.Run.MarkStart
 		}
 		res.Total, res.Processed, res.Failed, res.Throughput = out.RecordsTotal, out.RecordsProcessed, out.RecordsFailed, out.Throughput
+		if out.Changes != nil {
+			res.Changes = out.Changes
+		}
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %d/%d rows · %d quarantined · %.0f rows/s", in.Entity,
 			res.Processed+res.Failed, res.Total, res.Failed, res.Throughput))
 		if parent != nil {
-			_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalProgress, Progress{Entity: in.Entity,
-				Total: res.Total, Processed: res.Processed, Failed: res.Failed, LastKey: res.Next.After, Throughput: res.Throughput}).Get(ctx, nil)
+			p := dbmigrateapi.Progress{
+				Entity:     in.Entity,
+				Total:      res.Total,
+				Processed:  res.Processed,
+				Failed:     res.Failed,
+				LastKey:    res.Next.After,
+				Throughput: res.Throughput,
+				Changes:    res.Changes,
+			}
+			_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", dbmigrateapi.SignalProgress, p).Get(ctx, nil)
 		}
 		if bad, why := breached(cfg, res.Processed, res.Failed); bad {
 			res.Status, res.Reason = model.EntityFailed, "error threshold: "+why

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
 )
 
@@ -45,7 +46,7 @@ func TestCommandsInEveryPhase(t *testing.T) {
 		{"delta_sync blocked", st(model.PhaseDeltaSync, model.GateBlocked), "RRRAARA"},
 		{"delta_sync warning", st(model.PhaseDeltaSync, model.GateWarning), "ARRAARA"},
 		{"delta_sync ready", st(model.PhaseDeltaSync, model.GateReadyForDNS), "AARAARA"},
-		{"delta_sync ready, pass running", st(model.PhaseDeltaSync, model.GateReadyForDNS, func(s *State) { s.CurrentPass = &PassInfo{} }), "AARAARR"},
+		{"delta_sync ready, pass running", st(model.PhaseDeltaSync, model.GateReadyForDNS, func(s *State) { s.CurrentPass = &emailapi.PassInfo{} }), "AARAARR"},
 		{"cutover_ready blocked", st(model.PhaseCutoverReady, model.GateBlocked), "RRRAARA"},
 		{"cutover_ready warning", st(model.PhaseCutoverReady, model.GateWarning), "ARRAARA"},
 		{"cutover_ready ready", st(model.PhaseCutoverReady, model.GateReadyForDNS), "AARAARA"},
@@ -58,16 +59,18 @@ func TestCommandsInEveryPhase(t *testing.T) {
 			s.FailedPhase, s.DNSCutoverAt = model.PhaseFinalSync, &ts
 		}), "RRAARRR"},
 		{"failed, retry pending", st(model.PhaseFailed, model.GateBlocked, func(s *State) {
-			s.FailedPhase, s.RetryRequested = model.PhasePreflight, &Request{By: "ops"}
+			s.FailedPhase, s.RetryRequested = model.PhasePreflight, &emailapi.Request{By: "ops"}
 		}), "RRRAARR"},
-		{"being aborted", st(model.PhaseDeltaSync, model.GateReadyForDNS, func(s *State) { s.Aborted = &Request{By: "ops"} }), "RRRRRRR"},
+		{"being aborted", st(model.PhaseDeltaSync, model.GateReadyForDNS, func(s *State) { s.Aborted = &emailapi.Request{By: "ops"} }), "RRRRRRR"},
 	}
+	// The mailbox commands (skip, unskip, set_credentials) are phase-independent: review_test.go.
+	phaseCommands := emailapi.Commands[:7]
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &jobRun{st: tc.state, spec: testSpec(1).WithDefaults()}
 			var got strings.Builder
-			for _, name := range Commands {
-				err := w.validate(name, Request{By: "lead"})
+			for _, name := range phaseCommands {
+				err := w.validate(name, emailapi.Request{By: "lead"})
 				if err == nil {
 					got.WriteByte('A')
 					continue
@@ -78,10 +81,10 @@ func TestCommandsInEveryPhase(t *testing.T) {
 				}
 			}
 			if got.String() != tc.want {
-				t.Errorf("accepted/refused = %s, want %s (order %v)", got.String(), tc.want, Commands)
+				t.Errorf("accepted/refused = %s, want %s (order %v)", got.String(), tc.want, phaseCommands)
 			}
-			for _, name := range Commands {
-				if err := w.validate(name, Request{By: "  "}); err == nil || !strings.Contains(err.Error(), `needs "by"`) {
+			for _, name := range emailapi.Commands {
+				if err := w.validate(name, emailapi.Request{By: "  "}); err == nil || !strings.Contains(err.Error(), `needs "by"`) {
 					t.Errorf("%s without by: %v", name, err)
 				}
 			}
@@ -97,11 +100,11 @@ func TestRefusalsNameTheChecks(t *testing.T) {
 			{ID: model.CheckDeltaPending, Status: model.CheckWarn, Message: "1/2 mailboxes warn: a@x: 3 pending"},
 			{ID: model.CheckManualApproval, Status: model.CheckWarn, Message: "awaiting ops-lead approval"},
 		}}}
-	err := w.validate(Approve, Request{By: "lead"}).Error()
+	err := w.validate(emailapi.Approve, emailapi.Request{By: "lead"}).Error()
 	if !strings.Contains(err, "inbox_complete fail: 1/2 mailboxes fail: b@x: INBOX 5/10, 5 missing") || strings.Contains(err, "delta_pending") {
 		t.Errorf("approve refusal = %q, want only the failing checks", err)
 	}
-	err = w.validate(DNSCutoverConfirmed, Request{By: "lead"}).Error()
+	err = w.validate(emailapi.DNSCutoverConfirmed, emailapi.Request{By: "lead"}).Error()
 	for _, want := range []string{"the gate is blocked, not ready_for_dns", "inbox_complete fail", "delta_pending warn", "manual_approval warn"} {
 		if !strings.Contains(err, want) {
 			t.Errorf("dns refusal lacks %q: %q", want, err)

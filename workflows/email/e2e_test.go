@@ -25,10 +25,10 @@ import (
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/starter/cli"
 	"github.com/cutover/cutover/worker/workerapp"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -46,9 +46,16 @@ type stack struct {
 	srcRefs  map[string]string
 	dstRefs  map[string]string
 	msgDate  time.Time // dates of delivered messages count up from here (Maildir names use them)
+	tcliArgs []string  // the temporal CLI's global flags for this stack (temporalCLI)
 }
 
 func newStack(t *testing.T) *stack {
+	t.Helper()
+	return newStackWith(t, nil)
+}
+
+// newStackWith is newStack with extra configuration lines for the destination Dovecot.
+func newStackWith(t *testing.T, dstConfig []string) *stack {
 	t.Helper()
 	ctx := context.Background()
 	s := &stack{dbURL: testenv.NewDatabase(t), srcRefs: map[string]string{}, dstRefs: map[string]string{},
@@ -78,7 +85,11 @@ func newStack(t *testing.T) *stack {
 		dstUsers = append(dstUsers, testenv.User{Name: u, Password: "dst-" + u})
 	}
 	s.src = testenv.StartDovecot(t, srcUsers)
-	s.dst = testenv.StartDovecot(t, dstUsers)
+	var dstOpts []testenv.DovecotOption
+	if len(dstConfig) > 0 {
+		dstOpts = append(dstOpts, testenv.WithDovecotConfig(dstConfig...))
+	}
+	s.dst = testenv.StartDovecot(t, dstUsers, dstOpts...)
 	for _, u := range e2eUsers {
 		if s.srcRefs[u], err = v.Put(ctx, vault.Secret{Password: "src-" + u}, nil); err != nil {
 			t.Fatal(err)
@@ -98,11 +109,19 @@ func newStack(t *testing.T) *stack {
 	s.srv = testenv.SharedTemporal(t)
 	s.c = s.srv.Client(t)
 	s.queue = fmt.Sprintf("email-e2e-%d", time.Now().UnixNano())
-	wctx, stop := context.WithCancel(ctx)
+	startInProcessWorker(t, s.srv, s.dbURL, s.queue)
+	return s
+}
+
+// startInProcessWorker runs the real worker (workerapp) in this process on its own task
+// queue until the test ends; its vault key comes from the test's environment.
+func startInProcessWorker(t *testing.T, srv *testenv.Temporal, dbURL, queue string) {
+	t.Helper()
+	wctx, stop := context.WithCancel(context.Background())
 	ready, done := make(chan workerapp.Info, 1), make(chan error, 1)
 	go func() {
-		done <- workerapp.Run(wctx, workerapp.Config{TemporalAddress: s.srv.Address(), Namespace: s.srv.Namespace(),
-			TaskQueue: s.queue, DatabaseURL: s.dbURL, ShutdownGrace: 5 * time.Second,
+		done <- workerapp.Run(wctx, workerapp.Config{TemporalAddress: srv.Address(), Namespace: srv.Namespace(),
+			TaskQueue: queue, DatabaseURL: dbURL, ShutdownGrace: 5 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, func(i workerapp.Info) { ready <- i })
 	}()
 	select {
@@ -113,7 +132,6 @@ func newStack(t *testing.T) *stack {
 		t.Fatal("worker not ready in 60s")
 	}
 	t.Cleanup(func() { stop(); <-done })
-	return s
 }
 
 // message builds one test message with a unique date (Maildir file names carry it).
@@ -204,7 +222,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	s := newStack(t)
 	const jobID = 4242
-	id := email.WorkflowID(jobID)
+	id := emailapi.WorkflowID(jobID)
 	specPath := filepath.Join(t.TempDir(), "job.yaml")
 	if err := os.WriteFile(specPath, []byte(s.specYAML(jobID)), 0o600); err != nil {
 		t.Fatal(err)
@@ -225,26 +243,41 @@ func TestEndToEnd(t *testing.T) {
 		code, out, errs := s.cutover(t, "email", "start", "--wait", "--poll", "300ms", specPath)
 		waited <- [3]string{fmt.Sprint(code), out, errs}
 	}()
-	st := waitStatus(t, s.c, id, "delta_sync", func(st email.Status) bool { return st.Phase == model.PhaseDeltaSync })
+	st := waitStatus(t, s.c, id, "delta_sync", func(st emailapi.Status) bool { return st.Phase == model.PhaseDeltaSync })
 	if code, _, errs := s.cutover(t, "email", "start", specPath); code != cli.ExitFailure || !strings.Contains(errs, "already running") {
 		t.Errorf("second start of a running job: exit %d: %s", code, errs)
 	}
-	if st.Preflight == nil || st.Preflight.Messages != 24 || st.LastPass.RunType != model.RunInitial || st.SyncPercent != 100 {
-		t.Errorf("after the initial sync: preflight %+v, last pass %+v, %v%%", st.Preflight, st.LastPass, st.SyncPercent)
+	if st.Preflight == nil {
+		t.Errorf("st.Preflight is nil; after the initial sync: preflight %+v, last pass %+v, %v%%",
+			st.Preflight, st.LastPass, st.SyncPercent)
+	} else if st.Preflight.Messages != 24 {
+		t.Errorf("st.Preflight.Messages = %v, want 24; after the initial sync: preflight %+v, last pass %+v, %v%%",
+			st.Preflight.Messages, st.Preflight, st.LastPass, st.SyncPercent)
+	} else if st.LastPass.RunType != model.RunInitial {
+		t.Errorf("st.LastPass.RunType = %v, want model.RunInitial; after the initial sync: preflight %+v, last pass %+v, %v%%",
+			st.LastPass.RunType, st.Preflight, st.LastPass, st.SyncPercent)
+	} else if st.SyncPercent != 100 {
+		t.Errorf("st.SyncPercent: want 100; after the initial sync: preflight %+v, last pass %+v, %v%%",
+			st.Preflight, st.LastPass, st.SyncPercent)
 	}
 
 	// Presync 1, then mail arrives and a message is deleted at the source; presync 2 (a mirror
 	// pass, before the cutover) brings both over.
 	s.mustCutover(t, "email", "presync", fmt.Sprint(jobID), "--by", "ops")
-	waitStatus(t, s.c, id, "presync 1", func(st email.Status) bool { return st.Presyncs == 1 && st.CurrentPass == nil })
+	waitStatus(t, s.c, id, "presync 1", func(st emailapi.Status) bool { return st.Presyncs == 1 && st.CurrentPass == nil })
 	s.deliver(t, s.src, "alice", "INBOX", "alice-new-1")
 	s.deliver(t, s.src, "alice", "INBOX", "alice-new-2")
 	s.deliver(t, s.src, "bob", "Sent", "bob-sent-new")
 	remove(t, s.src, "carol", "Projects", "carol-projects-0")
 	s.mustCutover(t, "email", "presync", fmt.Sprint(jobID), "--by", "ops")
-	st = waitStatus(t, s.c, id, "presync 2", func(st email.Status) bool { return st.Presyncs == 2 && st.CurrentPass == nil })
-	if st.Gate != model.GateWarning || st.PredictedFinalSyncSeconds <= 0 {
-		t.Fatalf("after presync 2: gate %s checks %+v predicted %v", st.Gate, st.Checks, st.PredictedFinalSyncSeconds)
+	st = waitStatus(t, s.c, id, "presync 2", func(st emailapi.Status) bool { return st.Presyncs == 2 && st.CurrentPass == nil })
+	if st.Gate != model.GateWarning {
+		t.Fatalf("st.Gate: want model.GateWarning; after presync 2: gate %s checks %+v predicted %v",
+			st.Gate, st.Checks, st.PredictedFinalSyncSeconds)
+	}
+	if st.PredictedFinalSyncSeconds <= 0 {
+		t.Fatalf("st.PredictedFinalSyncSeconds: want > 0; after presync 2: gate %s checks %+v predicted %v",
+			st.Gate, st.Checks, st.PredictedFinalSyncSeconds)
 	}
 	for _, u := range e2eUsers {
 		if src, dst := s.src.MessageIDs(t, u), s.dst.MessageIDs(t, u); !slices.Equal(src, dst) {
@@ -261,7 +294,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("approve: %s", out)
 	}
 	s.mustCutover(t, "email", "schedule", fmt.Sprint(jobID), "--by", "ops", "--cutover-at", time.Now().UTC().Format(time.RFC3339))
-	waitStatus(t, s.c, id, "cutover_ready", func(st email.Status) bool { return st.Phase == model.PhaseCutoverReady })
+	waitStatus(t, s.c, id, "cutover_ready", func(st emailapi.Status) bool { return st.Phase == model.PhaseCutoverReady })
 	if out := s.mustCutover(t, "email", "cutover", fmt.Sprint(jobID), "--by", "ops-lead"); !strings.Contains(out, "phase dns_cutover") {
 		t.Fatalf("cutover: %s", out)
 	}
@@ -271,12 +304,18 @@ func TestEndToEnd(t *testing.T) {
 	remove(t, s.src, "bob", "INBOX", "bob-inbox-1")
 	s.deliver(t, s.dst, "alice", "INBOX", "alice-new-mx")
 
-	st = waitStatus(t, s.c, id, "verified", func(st email.Status) bool { return st.Phase == model.PhaseVerified })
-	if st.Verify == nil || !st.Verify.OK || st.Verify.Missing != 0 {
-		t.Fatalf("verify = %+v", st.Verify)
+	st = waitStatus(t, s.c, id, "verified", func(st emailapi.Status) bool { return st.Phase == model.PhaseVerified })
+	if st.Verify == nil {
+		t.Fatalf("st.Verify is nil; verify = %+v", st.Verify)
+	}
+	if !st.Verify.OK {
+		t.Fatalf("st.Verify.OK is false; verify = %+v", st.Verify)
+	}
+	if st.Verify.Missing != 0 {
+		t.Fatalf("st.Verify.Missing = %v, want 0; verify = %+v", st.Verify.Missing, st.Verify)
 	}
 	s.mustCutover(t, "email", "close", fmt.Sprint(jobID), "--by", "ops-lead", "--note", "users happy")
-	var res email.Status
+	var res emailapi.Status
 	if err := s.c.GetWorkflow(context.Background(), id, "").Get(context.Background(), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -319,33 +358,80 @@ func TestEndToEnd(t *testing.T) {
 		for i, r := range runsOf(t, s.c, id) {
 			record(t, s.c, fmt.Sprintf("e2e-job-run%d", i+1), id, r)
 		}
-		record(t, s.c, "e2e-wave-final", email.WaveWorkflowID(jobID, 5), "") // preflight, initial, 2 presyncs, final
-		record(t, s.c, "e2e-mailbox", email.MailboxWorkflowID(jobID, "alice@example.com"), "")
+		record(t, s.c, "e2e-wave-final", emailapi.WaveWorkflowID(jobID, 5), "") // preflight, initial, 2 presyncs, final
+		record(t, s.c, "e2e-mailbox", emailapi.MailboxWorkflowID(jobID, "alice@example.com"), "")
 	}
 }
 
 // checkOutcome compares the end state in PostgreSQL, the status query and both Dovecots.
 // destOnly lists per user what the destination may hold beyond the source.
-func (s *stack) checkOutcome(t *testing.T, jobID int64, res email.Status, destOnly map[string][]string) {
+func (s *stack) checkOutcome(t *testing.T, jobID int64, res emailapi.Status, destOnly map[string][]string) {
 	t.Helper()
 	ctx := context.Background()
-	if res.Phase != model.PhaseClosed || res.Gate != model.GateReadyForDNS || res.Presyncs != 2 || res.ApprovedBy != "ops-lead" ||
-		res.DNSCutoverAt == nil || res.Verify == nil || !res.Verify.OK {
-		t.Errorf("workflow result: %+v", res)
+	if res.Phase != model.PhaseClosed {
+		t.Errorf("res.Phase = %v, want model.PhaseClosed; workflow result: %+v", res.Phase, res)
+	} else if res.Gate != model.GateReadyForDNS {
+		t.Errorf("res.Gate = %v, want model.GateReadyForDNS; workflow result: %+v", res.Gate, res)
+	} else if res.Presyncs != 2 {
+		t.Errorf("res.Presyncs = %v, want 2; workflow result: %+v", res.Presyncs, res)
+	} else if res.ApprovedBy != "ops-lead" {
+		t.Errorf("res.ApprovedBy = %v, want \"ops-lead\"; workflow result: %+v", res.ApprovedBy, res)
+	} else if res.DNSCutoverAt == nil {
+		t.Errorf("res.DNSCutoverAt is nil; workflow result: %+v", res)
+	} else if res.Verify == nil {
+		t.Errorf("res.Verify is nil; workflow result: %+v", res)
+	} else if !res.Verify.OK {
+		t.Errorf("res.Verify.OK is false; workflow result: %+v", res)
 	}
 	job, err := s.db.GetJobProgress(ctx, jobID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Phase != res.Phase || job.Gate != res.Gate || job.ApprovedBy == nil || *job.ApprovedBy != res.ApprovedBy ||
-		job.ApprovedAt == nil || !job.ApprovedAt.Equal(*res.ApprovedAt) || job.DNSCutoverAt == nil || !job.DNSCutoverAt.Equal(*res.DNSCutoverAt) ||
-		float64(job.SyncPercent) != res.SyncPercent || job.FailedPhase != "" || job.CutoverPlannedAt == nil ||
-		job.PredictedFinalSyncSeconds == nil || *job.PredictedFinalSyncSeconds <= 0 || job.TenantID != 7 || job.Domain != "example.com" {
-		t.Errorf("migration_jobs row %+v\nvs status %+v", job, res)
+	if job.Phase != res.Phase {
+		t.Errorf("job.Phase = %v, want %v (res.Phase); migration_jobs row %+v\nvs status %+v",
+			job.Phase, res.Phase, job, res)
+	} else if job.Gate != res.Gate {
+		t.Errorf("job.Gate = %v, want %v (res.Gate); migration_jobs row %+v\nvs status %+v",
+			job.Gate, res.Gate, job, res)
+	} else if job.ApprovedBy == nil {
+		t.Errorf("job.ApprovedBy is nil; migration_jobs row %+v\nvs status %+v", job, res)
+	} else if *job.ApprovedBy != res.ApprovedBy {
+		t.Errorf("*job.ApprovedBy = %v, want %v (res.ApprovedBy); migration_jobs row %+v\nvs status %+v",
+			*job.ApprovedBy, res.ApprovedBy, job, res)
+	} else if job.ApprovedAt == nil {
+		t.Errorf("job.ApprovedAt is nil; migration_jobs row %+v\nvs status %+v", job, res)
+	} else if !job.ApprovedAt.Equal(*res.ApprovedAt) {
+		t.Errorf("job.ApprovedAt.Equal(*res.ApprovedAt) is false; migration_jobs row %+v\nvs status %+v", job, res)
+	} else if job.DNSCutoverAt == nil {
+		t.Errorf("job.DNSCutoverAt is nil; migration_jobs row %+v\nvs status %+v", job, res)
+	} else if !job.DNSCutoverAt.Equal(*res.DNSCutoverAt) {
+		t.Errorf("job.DNSCutoverAt.Equal(*res.DNSCutoverAt) is false; migration_jobs row %+v\nvs status %+v",
+			job, res)
+	} else if float64(job.SyncPercent) != res.SyncPercent {
+		t.Errorf("float64(job.SyncPercent) = %v, want %v (res.SyncPercent); migration_jobs row %+v\nvs status %+v",
+			float64(job.SyncPercent), res.SyncPercent, job, res)
+	} else if job.FailedPhase != "" {
+		t.Errorf("job.FailedPhase = %v, want \"\"; migration_jobs row %+v\nvs status %+v", job.FailedPhase, job, res)
+	} else if job.CutoverPlannedAt == nil {
+		t.Errorf("job.CutoverPlannedAt is nil; migration_jobs row %+v\nvs status %+v", job, res)
+	} else if job.PredictedFinalSyncSeconds == nil {
+		t.Errorf("job.PredictedFinalSyncSeconds is nil; migration_jobs row %+v\nvs status %+v", job, res)
+	} else if *job.PredictedFinalSyncSeconds <= 0 {
+		t.Errorf("*job.PredictedFinalSyncSeconds = %v, want > 0; migration_jobs row %+v\nvs status %+v",
+			*job.PredictedFinalSyncSeconds, job, res)
+	} else if job.TenantID != 7 {
+		t.Errorf("job.TenantID = %v, want 7; migration_jobs row %+v\nvs status %+v", job.TenantID, job, res)
+	} else if job.Domain != "example.com" {
+		t.Errorf("job.Domain = %v, want \"example.com\"; migration_jobs row %+v\nvs status %+v",
+			job.Domain, job, res)
 	}
 	checks, err := s.db.LatestGateChecks(ctx, jobID)
-	if err != nil || len(checks) != len(model.CheckIDs) {
-		t.Fatalf("gate checks: %+v %v", checks, err)
+	if err != nil {
+		t.Fatalf("err: want nil; gate checks: %+v %v", checks, err)
+	}
+	if len(checks) != len(model.CheckIDs) {
+		t.Fatalf("len(checks) = %v, want %v (len(model.CheckIDs)); gate checks: %+v %v",
+			len(checks), len(model.CheckIDs), checks, err)
 	}
 	for _, c := range checks {
 		if c.Status != model.CheckPass {
@@ -353,18 +439,33 @@ func (s *stack) checkOutcome(t *testing.T, jobID int64, res email.Status, destOn
 		}
 	}
 	mbs, err := s.db.ListMailboxes(ctx, jobID)
-	if err != nil || len(mbs) != len(e2eUsers) {
-		t.Fatalf("mailboxes: %v %v", mbs, err)
+	if err != nil {
+		t.Fatalf("err: want nil; mailboxes: %v %v", mbs, err)
+	}
+	if len(mbs) != len(e2eUsers) {
+		t.Fatalf("len(mbs) = %v, want %v (len(e2eUsers)); mailboxes: %v %v", len(mbs), len(e2eUsers), mbs, err)
 	}
 	for _, m := range mbs {
-		if m.Status != model.MailboxOK || m.SyncPercent != 100 || m.MessagesSource == 0 || m.MessagesDest < m.MessagesSource || m.LastError != "" {
-			t.Errorf("mailbox row %s: %+v", m.Email, m)
+		if m.Status != model.MailboxOK {
+			t.Errorf("m.Status = %v, want model.MailboxOK; mailbox row %s: %+v", m.Status, m.Email, m)
+		} else if m.SyncPercent != 100 {
+			t.Errorf("m.SyncPercent = %v, want 100; mailbox row %s: %+v", m.SyncPercent, m.Email, m)
+		} else if m.MessagesSource == 0 {
+			t.Errorf("m.MessagesSource = %v, want != 0; mailbox row %s: %+v", m.MessagesSource, m.Email, m)
+		} else if m.MessagesDest < m.MessagesSource {
+			t.Errorf("m.MessagesDest = %v, want >= m.MessagesSource; mailbox row %s: %+v", m.MessagesDest, m.Email, m)
+		} else if m.LastError != "" {
+			t.Errorf("m.LastError = %v, want \"\"; mailbox row %s: %+v", m.LastError, m.Email, m)
 		}
-		i := slices.IndexFunc(res.MailboxDetails, func(p email.MailboxProgress) bool { return p.Email == m.Email })
+		i := slices.IndexFunc(res.MailboxDetails, func(p emailapi.MailboxProgress) bool { return p.Email == m.Email })
 		if i < 0 {
 			t.Errorf("%s missing from the status", m.Email)
-		} else if p := res.MailboxDetails[i]; p.Status != m.Status || p.MessagesSource != m.MessagesSource {
-			t.Errorf("%s: status query %+v, PostgreSQL %s %d/%d", m.Email, p, m.Status, m.MessagesDest, m.MessagesSource)
+		} else if p := res.MailboxDetails[i]; p.Status != m.Status {
+			t.Errorf("p.Status = %v, want %v (m.Status); %s: status query %+v, PostgreSQL %s %d/%d",
+				p.Status, m.Status, m.Email, p, m.Status, m.MessagesDest, m.MessagesSource)
+		} else if p.MessagesSource != m.MessagesSource {
+			t.Errorf("p.MessagesSource = %v, want %v (m.MessagesSource); %s: status query %+v, PostgreSQL %s %d/%d",
+				p.MessagesSource, m.MessagesSource, m.Email, p, m.Status, m.MessagesDest, m.MessagesSource)
 		}
 		runs, err := s.db.ListRuns(ctx, jobID, m.ID)
 		if err != nil {
@@ -380,8 +481,16 @@ func (s *stack) checkOutcome(t *testing.T, jobID int64, res email.Status, destOn
 				t.Errorf("%s run %d (%s): status %s finished %v", m.Email, r.ID, r.RunType, r.Status, r.FinishedAt)
 			}
 		}
-		if count[model.RunPreflight] != 1 || count[model.RunInitial] != 1 || count[model.RunDelta] != 2 || count[model.RunFinal] < 1 || count[model.RunVerify] < 1 {
-			t.Errorf("%s runs: %v", m.Email, count)
+		if count[model.RunPreflight] != 1 {
+			t.Errorf("count[model.RunPreflight] = %v, want 1; %s runs: %v", count[model.RunPreflight], m.Email, count)
+		} else if count[model.RunInitial] != 1 {
+			t.Errorf("count[model.RunInitial] = %v, want 1; %s runs: %v", count[model.RunInitial], m.Email, count)
+		} else if count[model.RunDelta] != 2 {
+			t.Errorf("count[model.RunDelta] = %v, want 2; %s runs: %v", count[model.RunDelta], m.Email, count)
+		} else if count[model.RunFinal] < 1 {
+			t.Errorf("count[model.RunFinal] = %v, want >= 1; %s runs: %v", count[model.RunFinal], m.Email, count)
+		} else if count[model.RunVerify] < 1 {
+			t.Errorf("count[model.RunVerify] = %v, want >= 1; %s runs: %v", count[model.RunVerify], m.Email, count)
 		}
 	}
 	for _, u := range e2eUsers {
@@ -429,33 +538,8 @@ func TestEndToEndWithTheTemporalCLI(t *testing.T) {
 	}
 	s := newStack(t)
 	const jobID = 4343
-	id := email.WorkflowID(jobID)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(root, "bin", "temporal")
-	global := []string{"--address", s.srv.Address(), "--namespace", s.srv.Namespace()}
-	// With the payload codec on, the temporal CLI encodes inputs and decodes results through
-	// the codec endpoint, as an operator's would (`cutover codec-server`).
-	if pc, err := codec.FromEnv(os.Getenv); err != nil {
-		t.Fatal(err)
-	} else if pc != nil {
-		token := "e2e-codec-token"
-		cs := httptest.NewServer(codec.Handler(pc, token, nil))
-		t.Cleanup(cs.Close)
-		global = append(global, "--codec-endpoint", cs.URL, "--codec-auth", "Bearer "+token)
-	}
-	tcli := func(args ...string) (string, string, error) {
-		args = append(args, global...)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		var out, errb bytes.Buffer
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		return out.String(), errb.String(), err
-	}
+	id := emailapi.WorkflowID(jobID)
+	tcli := func(args ...string) (string, string, error) { return s.temporalCLI(t, args...) }
 	must := func(args ...string) string {
 		t.Helper()
 		out, errs, err := tcli(args...)
@@ -464,18 +548,20 @@ func TestEndToEndWithTheTemporalCLI(t *testing.T) {
 		}
 		return out
 	}
-	query := func() email.Status {
+	query := func() emailapi.Status {
 		t.Helper()
-		out := must("workflow", "query", "--workflow-id", id, "--name", email.QueryStatus, "-o", "json")
+		out := must("workflow", "query", "--workflow-id", id, "--name", emailapi.QueryStatus, "-o", "json")
 		var resp struct {
-			QueryResult []email.Status `json:"queryResult"`
+			QueryResult []emailapi.Status `json:"queryResult"`
 		}
-		if err := json.Unmarshal([]byte(out), &resp); err != nil || len(resp.QueryResult) != 1 {
-			t.Fatalf("query output %q: %v", out, err)
+		if err := json.Unmarshal([]byte(out), &resp); err != nil {
+			t.Fatalf("err: want nil; query output %q: %v", out, err)
+		} else if len(resp.QueryResult) != 1 {
+			t.Fatalf("len(resp.QueryResult) = %v, want 1; query output %q: %v", len(resp.QueryResult), out, err)
 		}
 		return resp.QueryResult[0]
 	}
-	waitFor := func(what string, ok func(email.Status) bool) email.Status {
+	waitFor := func(what string, ok func(emailapi.Status) bool) emailapi.Status {
 		t.Helper()
 		deadline := time.Now().Add(waitLimit)
 		for {
@@ -496,19 +582,21 @@ func TestEndToEndWithTheTemporalCLI(t *testing.T) {
 	if err := os.WriteFile(specPath, specJSON, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := []string{"workflow", "start", "--type", email.WorkflowName, "--task-queue", s.queue, "--workflow-id", id,
+	start := []string{"workflow", "start", "--type", emailapi.WorkflowName, "--task-queue", s.queue, "--workflow-id", id,
 		"--input-file", specPath, "--id-reuse-policy", "AllowDuplicateFailedOnly", "--id-conflict-policy", "Fail",
 		"--static-summary", "email job 4343"}
 	first := must(start...)
 	// A job id cannot run twice at once: a second start finds the running execution.
-	if second := must(start...); runID(second) == "" || runID(second) != runID(first) {
-		t.Errorf("second start of a running job:\n%s\nfirst:\n%s", second, first)
+	if second := must(start...); runID(second) == "" {
+		t.Errorf("want runID(second) != \"\"; second start of a running job:\n%s\nfirst:\n%s", second, first)
+	} else if runID(second) != runID(first) {
+		t.Errorf("want runID(second) == runID(first); second start of a running job:\n%s\nfirst:\n%s", second, first)
 	}
-	waitFor("delta_sync", func(st email.Status) bool { return st.Phase == model.PhaseDeltaSync })
+	waitFor("delta_sync", func(st emailapi.Status) bool { return st.Phase == model.PhaseDeltaSync })
 
 	presync := func(n int) {
-		must("workflow", "signal", "--workflow-id", id, "--name", email.PresyncNow, "--input", `{"by":"ops"}`)
-		waitFor(fmt.Sprintf("presync %d", n), func(st email.Status) bool { return st.Presyncs == n && st.CurrentPass == nil })
+		must("workflow", "signal", "--workflow-id", id, "--name", emailapi.PresyncNow, "--input", `{"by":"ops"}`)
+		waitFor(fmt.Sprintf("presync %d", n), func(st emailapi.Status) bool { return st.Presyncs == n && st.CurrentPass == nil })
 	}
 	presync(1)
 	s.deliver(t, s.src, "alice", "INBOX", "alice-new-1")
@@ -517,24 +605,24 @@ func TestEndToEndWithTheTemporalCLI(t *testing.T) {
 	remove(t, s.src, "carol", "Projects", "carol-projects-0")
 	presync(2)
 
-	_, errs, err := tcli("workflow", "update", "execute", "--workflow-id", id, "--name", email.DNSCutoverConfirmed, "--input", `{"by":"ops-lead"}`)
+	_, errs, err := tcli("workflow", "update", "execute", "--workflow-id", id, "--name", emailapi.DNSCutoverConfirmed, "--input", `{"by":"ops-lead"}`)
 	if err == nil || !strings.Contains(errs, "not ready_for_dns") {
 		t.Fatalf("DNS update before approval: %v\n%s", err, errs)
 	}
-	if out := must("workflow", "update", "execute", "--workflow-id", id, "--name", email.Approve, "--input", `{"by":"ops-lead","note":"ok"}`); !strings.Contains(out, "ready_for_dns") {
+	if out := must("workflow", "update", "execute", "--workflow-id", id, "--name", emailapi.Approve, "--input", `{"by":"ops-lead","note":"ok"}`); !strings.Contains(out, "ready_for_dns") {
 		t.Fatalf("approve: %s", out)
 	}
-	must("workflow", "signal", "--workflow-id", id, "--name", email.SetCutoverTime,
+	must("workflow", "signal", "--workflow-id", id, "--name", emailapi.SetCutoverTime,
 		"--input", fmt.Sprintf(`{"by":"ops","at":%q}`, time.Now().UTC().Format(time.RFC3339)))
-	waitFor("cutover_ready", func(st email.Status) bool { return st.Phase == model.PhaseCutoverReady })
-	if out := must("workflow", "update", "execute", "--workflow-id", id, "--name", email.DNSCutoverConfirmed, "--input", `{"by":"ops-lead"}`); !strings.Contains(out, "dns_cutover") {
+	waitFor("cutover_ready", func(st emailapi.Status) bool { return st.Phase == model.PhaseCutoverReady })
+	if out := must("workflow", "update", "execute", "--workflow-id", id, "--name", emailapi.DNSCutoverConfirmed, "--input", `{"by":"ops-lead"}`); !strings.Contains(out, "dns_cutover") {
 		t.Fatalf("DNS update: %s", out)
 	}
 	s.deliver(t, s.src, "alice", "INBOX", "alice-late")
 	remove(t, s.src, "bob", "INBOX", "bob-inbox-1")
 	s.deliver(t, s.dst, "alice", "INBOX", "alice-new-mx")
-	waitFor("verified", func(st email.Status) bool { return st.Phase == model.PhaseVerified })
-	must("workflow", "signal", "--workflow-id", id, "--name", email.Close, "--input", `{"by":"ops-lead","note":"done"}`)
+	waitFor("verified", func(st emailapi.Status) bool { return st.Phase == model.PhaseVerified })
+	must("workflow", "signal", "--workflow-id", id, "--name", emailapi.Close, "--input", `{"by":"ops-lead","note":"done"}`)
 	if out := must("workflow", "result", "--workflow-id", id); !strings.Contains(out, "closed") {
 		t.Fatalf("result: %s", out)
 	}
@@ -542,6 +630,35 @@ func TestEndToEndWithTheTemporalCLI(t *testing.T) {
 		"alice": {"INBOX <alice-new-mx@corpus.example>"},
 		"bob":   {"INBOX <bob-inbox-1@corpus.example>"},
 	})
+}
+
+// temporalCLI runs the temporal CLI against the stack's dev server, as an operator without the
+// cutover binary would. With the payload codec on, it encodes inputs and decodes results
+// through a codec endpoint, as an operator's would (`cutover codec-server`).
+func (s *stack) temporalCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	if s.tcliArgs == nil {
+		s.tcliArgs = []string{"--address", s.srv.Address(), "--namespace", s.srv.Namespace()}
+		if pc, err := codec.FromEnv(os.Getenv); err != nil {
+			t.Fatal(err)
+		} else if pc != nil {
+			token := "e2e-codec-token"
+			cs := httptest.NewServer(codec.Handler(pc, token, nil))
+			t.Cleanup(cs.Close)
+			s.tcliArgs = append(s.tcliArgs, "--codec-endpoint", cs.URL, "--codec-auth", "Bearer "+token)
+		}
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "temporal"), append(args, s.tcliArgs...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // yamlToJSON turns a YAML spec into the JSON an operator passes to `temporal workflow start`.

@@ -12,83 +12,43 @@ import (
 	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/taskqueue"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
 )
 
-// TaskKind is what a pass does to a mailbox.
-type TaskKind string
-
-const (
-	TaskPreflight TaskKind = "preflight"
-	TaskSync      TaskKind = "sync"
-	TaskVerify    TaskKind = "verify"
-)
-
-// ErrTypeMirrorAfterCutover is the error type of a refused mirror pass (the engine's spelling).
-const ErrTypeMirrorAfterCutover = mail.ErrTypeMirrorAfterCutover
-
 // nonRetryable are the engine's permanent failures: retrying cannot help.
-var nonRetryable = []string{mail.ErrTypeAuthFailed, mail.ErrTypeBadSpec, mail.ErrTypeMirrorAfterCutover,
-	mail.ErrTypeCredentialsUnavailable}
+var nonRetryable = []string{emailapi.ErrTypeAuthFailed, emailapi.ErrTypeBadSpec, emailapi.ErrTypeMirrorAfterCutover,
+	emailapi.ErrTypeCredentialsUnavailable}
 
-// Task is the part of a mailbox pass shared by every mailbox of a wave.
-type Task struct {
-	Kind    TaskKind      `json:"kind"`
-	Mode    mail.Mode     `json:"mode,omitempty"`     // sync only
-	RunType model.RunType `json:"run_type,omitempty"` // sync only: initial | delta | final
-	Phase   model.Phase   `json:"phase"`
-	// CutOver: DNS already points at the destination (users write there). With it, or with a
-	// Phase at or after dns_cutover, a mirror pass is refused before any activity runs.
-	CutOver     bool          `json:"cut_over,omitempty"`
-	Include     []string      `json:"include,omitempty"` // replaces the mailbox's include list (INBOX post-syncs)
-	Parallelism int           `json:"parallelism,omitempty"`
-	TriggeredBy string        `json:"triggered_by,omitempty"`
-	MaxAttempts int           `json:"max_attempts,omitempty"`
-	MaxInterval time.Duration `json:"max_interval,omitempty"`
-	// HeartbeatTimeout of the mailbox activities; 0 = the default (Tuning.HeartbeatTimeout).
-	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+// modeFor is the pass mode of one mailbox: the task's, or the mailbox's own in a presync.
+func modeFor(t emailapi.Task, spec emailapi.MailboxSpec) model.SyncMode {
+	if t.Presync && spec.PresyncMode != "" {
+		return spec.PresyncMode
+	}
+	return t.Mode
 }
 
 // MailboxInput is MailboxSyncWorkflow's input.
 type MailboxInput struct {
-	Task Task             `json:"task"`
-	Spec mail.MailboxSpec `json:"spec"`
+	Task emailapi.Task        `json:"task"`
+	Spec emailapi.MailboxSpec `json:"spec"`
 }
 
-// MailboxResult is one mailbox's outcome of a pass, small enough for thousands to fold into a
-// wave result.
-type MailboxResult struct {
-	MailboxID int64  `json:"mailbox_id"`
-	Email     string `json:"email"`
-	OK        bool   `json:"ok"`
-	Error     string `json:"error,omitempty"`
-	ErrorType string `json:"error_type,omitempty"`
-	RunID     int64  `json:"run_id,omitempty"`
-
-	Facts       gate.MailboxFacts `json:"facts"` // sync: the gate's inputs
-	SourceBytes int64             `json:"source_bytes,omitempty"`
-	DestBytes   int64             `json:"dest_bytes,omitempty"`
-	Transferred int64             `json:"transferred,omitempty"`
-	Deleted     int64             `json:"deleted,omitempty"`
-	Duration    time.Duration     `json:"duration,omitempty"`
-
-	Missing  int64    `json:"missing,omitempty"`  // verify
-	Extra    int64    `json:"extra,omitempty"`    // verify
-	Samples  []string `json:"samples,omitempty"`  // verify: a few differing messages
-	Warnings []string `json:"warnings,omitempty"` // preflight
-}
+// MailboxResult is one mailbox's outcome of a pass (emailapi).
+type MailboxResult = emailapi.MailboxResult
 
 // MirrorRefused reports whether a pass may not run because it would delete on a destination
 // users may already write to. It is the workflow-side rule of "no mirror after DNS cutover".
-func MirrorRefused(t Task) bool {
-	return t.Mode == mail.ModeMirror && (t.CutOver || t.Phase.AfterDNSCutover() ||
+func MirrorRefused(t emailapi.Task) bool {
+	return t.Mode.Deletes() && (t.CutOver || t.Phase.AfterDNSCutover() ||
 		t.Phase == model.PhaseFailed) // a failed job runs nothing, and never a mirror
 }
 
-func errMirrorRefused(email string, t Task) error {
+func errMirrorRefused(email string, t emailapi.Task) error {
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("mirror pass of %s refused: DNS cutover (phase %s, cut over %v) means users write to the destination; only copy passes run now",
-			email, t.Phase, t.CutOver), ErrTypeMirrorAfterCutover, nil)
+			email, t.Phase, t.CutOver), emailapi.ErrTypeMirrorAfterCutover, nil)
 }
 
 // MailboxSyncWorkflow runs one pass (preflight, sync or verify) of one mailbox and reports it.
@@ -97,37 +57,42 @@ func errMirrorRefused(email string, t Task) error {
 func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
 	res := MailboxResult{MailboxID: in.Spec.MailboxID, Email: in.Spec.Email}
 	t := in.Task
-	if t.Kind == TaskSync && MirrorRefused(t) {
+	if t.Kind == emailapi.TaskSync {
+		t.Mode = modeFor(t, in.Spec)
+	}
+	if t.Kind == emailapi.TaskSync && MirrorRefused(t) {
 		return res, errMirrorRefused(in.Spec.Email, t)
 	}
 	if len(t.Include) > 0 {
 		in.Spec.Include = t.Include
 	}
-	actx := workflow.WithActivityOptions(ctx, mailboxActivityOptions(t))
+	opts := mailboxActivityOptions(t)
+	opts.TaskQueue = taskqueue.For(ctx, taskqueue.Mail) // the IMAP engine's pool
+	actx := workflow.WithActivityOptions(ctx, opts)
 	start := workflow.Now(ctx)
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s of `%s`", t.Kind, t.RunType, in.Spec.Email))
 	var a *mail.Activities
 	var err error
 	switch t.Kind {
-	case TaskPreflight:
-		var rep mail.PreflightReport
+	case emailapi.TaskPreflight:
+		var rep emailapi.PreflightReport
 		if err = workflow.ExecuteActivity(actx, a.PreflightMailbox, in.Spec).Get(ctx, &rep); err == nil {
 			res = preflightResult(res, rep)
 		}
-	case TaskSync:
-		req := mail.PassRequest{Spec: in.Spec, Mode: t.Mode, RunType: t.RunType, Phase: t.Phase,
-			Parallelism: t.Parallelism, TriggeredBy: t.TriggeredBy}
-		var ps mail.PassStats
+	case emailapi.TaskSync:
+		req := emailapi.PassRequest{Spec: in.Spec, Mode: t.Mode, RunType: t.RunType, Phase: t.Phase,
+			Parallelism: t.Parallelism, TriggeredBy: t.TriggeredBy, RecheckDest: t.RecheckDest, DryRunOf: t.DryRunOf}
+		var ps emailapi.PassStats
 		if err = workflow.ExecuteActivity(actx, a.SyncMailbox, req).Get(ctx, &ps); err == nil {
 			res = passResult(res, ps)
 		}
-	case TaskVerify:
-		var rep mail.VerifyReport
+	case emailapi.TaskVerify:
+		var rep emailapi.VerifyReport
 		if err = workflow.ExecuteActivity(actx, a.VerifyMailbox, in.Spec).Get(ctx, &rep); err == nil {
 			res = verifyResult(res, rep)
 		}
 	default:
-		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind), mail.ErrTypeBadSpec, nil)
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind), emailapi.ErrTypeBadSpec, nil)
 	}
 	res.Duration = workflow.Now(ctx).Sub(start)
 	workflow.SetCurrentDetails(ctx, mailboxDetails(t, in.Spec.Email, res, err))
@@ -146,7 +111,7 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 		// connection) must still show on the mailbox row.
 		mctx := workflow.WithActivityOptions(ctx, bookkeepingOptions(time.Minute))
 		var b *emailjob.Activities
-		mark := emailjob.MailboxMark{MailboxID: in.Spec.MailboxID, Status: model.MailboxError,
+		mark := emailapi.MailboxMark{MailboxID: in.Spec.MailboxID, Status: model.MailboxError,
 			LastError: fmt.Sprintf("%s %s: %s", t.Kind, t.RunType, res.Error)}
 		if merr := workflow.ExecuteActivity(mctx, b.MarkEmailMailbox, mark).Get(ctx, nil); merr != nil {
 			workflow.GetLogger(ctx).Warn("could not record mailbox failure", "mailbox", in.Spec.Email, "error", merr)
@@ -157,14 +122,18 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 }
 
 // defaultHeartbeatTimeout bounds how long a mailbox activity whose worker died (a crash, a
-// SIGKILL, a lost host) stays assigned to it before Temporal retries it elsewhere.
-const defaultHeartbeatTimeout = 5 * time.Minute
+// SIGKILL, a lost host) stays assigned to it before Temporal retries it on another worker. It
+// is sized to the keep-alive, not to the work: every mailbox activity heartbeats every quarter
+// of it whatever it is doing (internal/heartbeat), and the SDK sends at most every 80% of it,
+// so 15 s leaves three seconds of slack and hands a dead worker's pass on within 15 s plus the
+// first retry's 5 s (it was 5 minutes: a SIGKILLed worker's pass stood still that long).
+const defaultHeartbeatTimeout = 15 * time.Second
 
 // mailboxActivityOptions: every mailbox activity heartbeats (a sync its progress, preflight and
 // verify their liveness), so a pass whose worker died is retried within the heartbeat timeout
 // while a large mailbox may take many hours. Without it a verify lost with its worker would
 // hold the job for the whole 12-hour start-to-close timeout.
-func mailboxActivityOptions(t Task) workflow.ActivityOptions {
+func mailboxActivityOptions(t emailapi.Task) workflow.ActivityOptions {
 	maxAttempts := int32(t.MaxAttempts)
 	if maxAttempts <= 0 {
 		maxAttempts = 10
@@ -184,9 +153,9 @@ func mailboxActivityOptions(t Task) workflow.ActivityOptions {
 		o.HeartbeatTimeout = defaultHeartbeatTimeout
 	}
 	switch t.Kind {
-	case TaskSync:
+	case emailapi.TaskSync:
 		o.StartToCloseTimeout = 48 * time.Hour
-	case TaskVerify:
+	case emailapi.TaskVerify:
 		o.StartToCloseTimeout = 12 * time.Hour
 	}
 	return o
@@ -197,8 +166,11 @@ func mailboxActivityOptions(t Task) workflow.ActivityOptions {
 func bookkeepingOptions(timeout time.Duration) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
+		// They keep a heartbeat (emailjob), so a worker killed inside one holds the job up for
+		// this long, not for the whole timeout.
+		HeartbeatTimeout: defaultHeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{emailjob.ErrTypeBadSpec, "JobNotFound", "MailboxNotFound"}},
+			NonRetryableErrorTypes: []string{emailapi.ErrTypeBadSpec, emailapi.ErrTypeJobNotFound, emailapi.ErrTypeMailboxNotFound}},
 	}
 }
 
@@ -208,20 +180,31 @@ func errorText(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
 		msg := ae.Message()
+		// The cause once: an engine error carried as the cause often repeats the message.
 		if c := errors.Unwrap(ae); c != nil {
-			msg += ": " + c.Error()
+			cm := c.Error()
+			var ce *temporal.ApplicationError
+			if errors.As(c, &ce) {
+				cm = ce.Message()
+			}
+			if cm != "" && !strings.Contains(msg, cm) {
+				msg += ": " + cm
+			}
 		}
-		if t := ae.Type(); t != "" && !strings.ContainsAny(t, "*.") && !ownErrorTypes[t] {
+		if t := ae.Type(); t != "" && !strings.ContainsAny(t, "*.") && !ownErrorTypes[t] && !strings.HasPrefix(msg, t+": ") {
 			msg = t + ": " + msg
 		}
-		return truncate(msg, 500)
+		return truncate(msg, maxErrorText)
 	}
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) {
-		return truncate("timeout ("+te.TimeoutType().String()+"): "+err.Error(), 500)
+		return truncate("timeout ("+te.TimeoutType().String()+"): "+te.Message(), maxErrorText)
 	}
-	return truncate(err.Error(), 500)
+	return truncate(err.Error(), maxErrorText)
 }
+
+// maxErrorText bounds an error kept in results and the status (the cause and its hint fit).
+const maxErrorText = 1000
 
 // ownErrorTypes are this package's phase failures, whose messages say it all.
 var ownErrorTypes = map[string]bool{"MailboxesFailed": true, "VerifyMissing": true}
@@ -249,8 +232,10 @@ func isInbox(special, name string) bool {
 	return special == `\Inbox` || strings.EqualFold(name, "INBOX")
 }
 
-func passResult(res MailboxResult, ps mail.PassStats) MailboxResult {
-	f := gate.MailboxFacts{Email: res.Email, Synced: true, Quarantined: ps.Quarantined, Pending: ps.Pending}
+func passResult(res MailboxResult, ps emailapi.PassStats) MailboxResult {
+	f := gate.MailboxFacts{Email: res.Email, Synced: true, Quarantined: ps.Quarantined, Pending: ps.Pending,
+		DestHeld: ps.DestExtra, KeywordsDropped: ps.KeywordsDropped, DroppedKeywords: ps.DroppedKeywords,
+		StaleFolders: staleFolders(ps.DestOnlyFolders)}
 	for _, fs := range ps.Folders {
 		f.SourceMessages += fs.SourceMessages
 		f.DestMessages += fs.DestMessages
@@ -277,7 +262,7 @@ func passResult(res MailboxResult, ps mail.PassStats) MailboxResult {
 
 // preflightResult sums the folders and turns what would make the sync fail into a failure
 // (quota) and what needs a human look into warnings.
-func preflightResult(res MailboxResult, rep mail.PreflightReport) MailboxResult {
+func preflightResult(res MailboxResult, rep emailapi.PreflightReport) MailboxResult {
 	res.RunID = rep.RunID
 	hasInbox, hasSent := false, false
 	for _, fs := range rep.Folders {
@@ -312,9 +297,9 @@ func preflightResult(res MailboxResult, rep mail.PreflightReport) MailboxResult 
 	return res
 }
 
-func verifyResult(res MailboxResult, rep mail.VerifyReport) MailboxResult {
+func verifyResult(res MailboxResult, rep emailapi.VerifyReport) MailboxResult {
 	res.RunID = rep.RunID
-	res.Missing, res.Extra = rep.Missing, rep.Extra
+	res.Missing, res.Extra, res.Rewritten = rep.Missing, rep.Extra, rep.Rewritten
 	res.Facts.Email, res.Facts.Synced, res.Facts.Quarantined = res.Email, true, rep.Quarantined
 	for _, fd := range rep.Folders {
 		res.Facts.SourceMessages += fd.SourceMessages
@@ -330,7 +315,7 @@ func verifyResult(res MailboxResult, rep mail.VerifyReport) MailboxResult {
 }
 
 // mailboxDetails is the Temporal UI's current details of a finished mailbox pass.
-func mailboxDetails(t Task, email string, res MailboxResult, err error) string {
+func mailboxDetails(t emailapi.Task, email string, res MailboxResult, err error) string {
 	d := fmt.Sprintf("**%s** %s of `%s`: ", t.Kind, t.RunType, email)
 	switch {
 	case err != nil:
@@ -345,8 +330,19 @@ func mailboxDetails(t Task, email string, res MailboxResult, err error) string {
 	if res.Facts.Quarantined > 0 {
 		d += fmt.Sprintf(", %d quarantined", res.Facts.Quarantined)
 	}
-	if t.Kind == TaskVerify {
+	if t.Kind == emailapi.TaskVerify {
 		d += fmt.Sprintf(", %d missing", res.Missing)
 	}
 	return d + fmt.Sprintf(" in %s", res.Duration.Round(time.Millisecond))
+}
+
+// staleFolders counts destination folders holding copies of source folders now gone.
+func staleFolders(fs []emailapi.DestOnlyFolder) int64 {
+	var n int64
+	for _, f := range fs {
+		if f.FromSource != "" {
+			n++
+		}
+	}
+	return n
 }

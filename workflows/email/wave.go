@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cutover/cutover/activities/emailjob"
-	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/searchattr"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
@@ -21,61 +21,16 @@ import (
 const (
 	DefaultPageSize      = 100
 	DefaultContinueAfter = 200
-	DefaultKeepResults   = 100
 	maxListed            = 10
 )
 
-// WaveInput is MailboxWaveWorkflow's input; the Cursor fields carry a wave across
-// continue-as-new.
-type WaveInput struct {
-	Spec        jobspec.Spec `json:"spec"` // job-level settings; Mailboxes unused (read page by page)
-	Task        Task         `json:"task"`
-	Concurrency int          `json:"concurrency"`
-	// Tuning, defaulted when zero.
-	PageSize      int `json:"page_size,omitempty"`
-	ContinueAfter int `json:"continue_after,omitempty"`
-	KeepResults   int `json:"keep_results,omitempty"`
+// The wave's contract lives in emailapi (a client starts a wave for a dry run).
+type (
+	WaveInput  = emailapi.WaveInput
+	WaveResult = emailapi.WaveResult
+)
 
-	AfterID int64      `json:"after_id,omitempty"` // last mailbox id handled by earlier runs
-	Acc     WaveResult `json:"acc"`                // what earlier runs found
-}
-
-// WaveResult is a whole pass over a job's mailboxes, summed.
-type WaveResult struct {
-	Task      Task      `json:"task"`
-	Started   time.Time `json:"started"`
-	Finished  time.Time `json:"finished"`
-	Runs      int       `json:"runs"` // executions of the wave (1 + continue-as-new count)
-	Mailboxes int64     `json:"mailboxes"`
-	OK        int64     `json:"ok"`
-	// QuarantinedMailboxes: mailboxes that passed with messages the destination refused.
-	QuarantinedMailboxes int64    `json:"quarantined_mailboxes"`
-	Failed               int64    `json:"failed"`
-	Failures             []string `json:"failures,omitempty"` // first few "email: error"
-	Warnings             []string `json:"warnings,omitempty"` // first few preflight warnings
-	Samples              []string `json:"samples,omitempty"`  // first few differing messages (verify)
-
-	Summary gate.Summary `json:"summary"` // sync: the gate's accumulated checks
-
-	SourceMessages int64 `json:"source_messages"`
-	DestMessages   int64 `json:"dest_messages"`
-	SourceBytes    int64 `json:"source_bytes"`
-	DestBytes      int64 `json:"dest_bytes"`
-	Transferred    int64 `json:"transferred"`
-	Deleted        int64 `json:"deleted"`
-	Quarantined    int64 `json:"quarantined"`
-	Pending        int64 `json:"pending"`
-	Missing        int64 `json:"missing"`
-	Extra          int64 `json:"extra"`
-
-	// Results: every mailbox's result while there are at most KeepResults, then only failures.
-	Results []MailboxResult `json:"results,omitempty"`
-}
-
-// Duration is how long the whole wave took, continue-as-new included.
-func (r WaveResult) Duration() time.Duration { return r.Finished.Sub(r.Started) }
-
-func (r *WaveResult) add(res MailboxResult, th gate.Thresholds, keep int) {
+func addResult(r *WaveResult, res MailboxResult, th gate.Thresholds, keep int) {
 	r.Mailboxes++
 	if res.OK {
 		r.OK++
@@ -98,7 +53,7 @@ func (r *WaveResult) add(res MailboxResult, th gate.Thresholds, keep int) {
 			r.Samples = append(r.Samples, s)
 		}
 	}
-	if r.Task.Kind == TaskSync {
+	if r.Task.Kind == emailapi.TaskSync {
 		r.Summary.Add(res.Facts, th)
 	}
 	f := res.Facts
@@ -112,19 +67,11 @@ func (r *WaveResult) add(res MailboxResult, th gate.Thresholds, keep int) {
 	r.Pending += f.Pending
 	r.Missing += res.Missing
 	r.Extra += res.Extra
+	r.Rewritten += res.Rewritten
 	if r.Mailboxes <= int64(keep) || (!res.OK && len(r.Results) < keep) {
 		res.Samples, res.Warnings = nil, nil // summed above; keep the result small
 		r.Results = append(r.Results, res)
 	}
-}
-
-// WaveProgress is the wave's `status` query answer.
-type WaveProgress struct {
-	Task     Task     `json:"task"`
-	Done     int64    `json:"done"`
-	Failed   int64    `json:"failed"`
-	InFlight []string `json:"in_flight"`
-	Runs     int      `json:"runs"`
 }
 
 // MailboxWaveWorkflow runs one task over every mailbox of a job, at most Concurrency at a time,
@@ -139,7 +86,7 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		in.ContinueAfter = DefaultContinueAfter
 	}
 	if in.KeepResults <= 0 {
-		in.KeepResults = DefaultKeepResults
+		in.KeepResults = emailapi.DefaultKeepResults
 	}
 	in.Concurrency = max(1, in.Concurrency)
 	spec := in.Spec.WithDefaults()
@@ -148,16 +95,14 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		acc.Task, acc.Started = in.Task, workflow.Now(ctx)
 	}
 	acc.Runs++
-	if in.Task.Kind == TaskSync && MirrorRefused(in.Task) {
+	if in.Task.Kind == emailapi.TaskSync && MirrorRefused(in.Task) {
 		return acc, errMirrorRefused("every mailbox", in.Task)
 	}
 
 	inFlight := map[string]bool{} // read only by the query; workflow logic never ranges over it
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WaveProgress, error) {
-		p := WaveProgress{Task: in.Task, Done: acc.Mailboxes, Failed: acc.Failed, Runs: acc.Runs}
-		for _, e := range workflow.DeterministicKeys(inFlight) {
-			p.InFlight = append(p.InFlight, e)
-		}
+	if err := workflow.SetQueryHandler(ctx, emailapi.QueryStatus, func() (emailapi.WaveProgress, error) {
+		p := emailapi.WaveProgress{Task: in.Task, Done: acc.Mailboxes, Failed: acc.Failed, Runs: acc.Runs}
+		p.InFlight = append(p.InFlight, workflow.DeterministicKeys(inFlight)...)
 		return p, nil
 	}); err != nil {
 		return acc, err
@@ -187,22 +132,22 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 				res = MailboxResult{Email: email, Error: errorText(err), ErrorType: errorType(err)}
 				res.Facts = gate.MailboxFacts{Email: email, Error: res.Error}
 			}
-			acc.add(res, spec.Gate, in.KeepResults)
+			addResult(&acc, res, spec.Gate, in.KeepResults)
 			waveDetails(ctx, in.Task, acc, running)
 		}
 	}
 
 	started := 0
 	exhausted, more := false, false
-	var queue []mail.MailboxSpec
+	var queue []emailapi.MailboxSpec
 	for {
 		if ctx.Err() != nil || firstErr != nil {
 			break // cancelled: start nothing more, wait for the running ones below
 		}
 		if len(queue) == 0 && !exhausted {
-			var page []mail.MailboxSpec
+			var page []emailapi.MailboxSpec
 			err := workflow.ExecuteActivity(lctx, jobActs.LoadEmailMailboxes,
-				emailjob.LoadRequest{Spec: jobOnly, AfterID: in.AfterID, Limit: in.PageSize}).Get(ctx, &page)
+				emailapi.LoadRequest{Spec: jobOnly, AfterID: in.AfterID, Limit: in.PageSize}).Get(ctx, &page)
 			if err != nil {
 				if temporal.IsCanceledError(err) {
 					break
@@ -240,14 +185,16 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		running++
 		inFlight[m.Email] = true
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:            MailboxWorkflowID(m.JobID, m.Email),
+			WorkflowID:            emailapi.MailboxWorkflowID(m.JobID, m.Email),
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 			WaitForCancellation:   true,
 			ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 			TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Domain.ValueSet(spec.Domain)),
-			StaticSummary:         fmt.Sprintf("%s %s of %s", in.Task.Kind, in.Task.RunType, m.Email),
+			// The parent is named so an operator who reaches a mailbox in the list knows whose it is.
+			StaticSummary: fmt.Sprintf("%s %s of %s · mailbox of email job %d, child of %s",
+				in.Task.Kind, in.Task.RunType, m.Email, m.JobID, workflow.GetInfo(ctx).WorkflowExecution.ID),
 		})
-		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, MailboxWorkflowName, MailboxInput{Task: in.Task, Spec: m}), collect(m.Email))
+		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, emailapi.MailboxWorkflowName, MailboxInput{Task: in.Task, Spec: m}), collect(m.Email))
 	}
 	for running > 0 {
 		sel.Select(ctx)
@@ -258,23 +205,23 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 	}
 	if more {
 		in.Acc = acc
-		return acc, workflow.NewContinueAsNewError(ctx, WaveWorkflowName, in)
+		return acc, workflow.NewContinueAsNewError(ctx, emailapi.WaveWorkflowName, in)
 	}
 	acc.Finished = workflow.Now(ctx)
 	return acc, nil
 }
 
 // waveTask fills a Task from the job's spec.
-func waveTask(spec jobspec.Spec, kind TaskKind, runType model.RunType, mode mail.Mode, phase model.Phase, cutOver bool) Task {
-	return Task{Kind: kind, RunType: runType, Mode: mode, Phase: phase, CutOver: cutOver,
+func waveTask(spec jobspec.Spec, kind emailapi.TaskKind, runType model.RunType, mode model.SyncMode, phase model.Phase, cutOver bool) emailapi.Task {
+	return emailapi.Task{Kind: kind, RunType: runType, Mode: mode, Phase: phase, CutOver: cutOver,
 		Parallelism: spec.Concurrency.Folders, TriggeredBy: "worker",
 		MaxAttempts: spec.Retry.MaxAttempts, MaxInterval: spec.Retry.MaxInterval.D()}
 }
 
 // waveDetails is the Temporal UI's current details of a wave (no history event).
-func waveDetails(ctx workflow.Context, t Task, acc WaveResult, running int) {
+func waveDetails(ctx workflow.Context, t emailapi.Task, acc WaveResult, running int) {
 	what := string(t.Kind)
-	if t.Kind == TaskSync {
+	if t.Kind == emailapi.TaskSync {
 		what = fmt.Sprintf("%s %s", t.RunType, t.Mode)
 	}
 	d := fmt.Sprintf("**%s** pass · %d mailboxes done · %d failed · %d running", what, acc.Mailboxes, acc.Failed, running)

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/cutover/cutover/activities/health"
+	"github.com/cutover/cutover/activities/dbping"
 	"github.com/cutover/cutover/internal/searchattr"
 )
 
@@ -20,17 +20,17 @@ const Name = "HealthCheck"
 const Kind = "health"
 
 // Workflow pings the database through a worker activity.
-func Workflow(ctx workflow.Context) (health.PingResult, error) {
+func Workflow(ctx workflow.Context) (dbping.PingResult, error) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		searchattr.Kind.ValueSet(Kind), searchattr.Status.ValueSet("running")); err != nil {
-		return health.PingResult{}, err
+		return dbping.PingResult{}, err
 	}
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, InitialInterval: time.Second},
 	})
-	var a *health.Activities
-	var res health.PingResult
+	var a *dbping.Activities
+	var res dbping.PingResult
 	if err := workflow.ExecuteActivity(ctx, a.PingDatabase).Get(ctx, &res); err != nil {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, searchattr.Status.ValueSet("failed"))
 		return res, err

@@ -1,7 +1,7 @@
-// Package dbcopytest generates legacy databases for the copy engine's tests, benchmarks and
-// the workflow end-to-end tests: seed 001's clinic chain (offices → profiles → doctors →
-// patients → orders; products, comments, jaws, projects, treatment plans) with planted bad rows
-// whose fate is known in advance, in SQLite or PostgreSQL.
+// Package dbcopytest generates legacy databases for the copy engine's tests, benchmarks and the
+// workflow end-to-end tests: a clinic's chain of tables (offices → profiles → doctors → patients →
+// orders; products, comments, jaws, projects, treatment plans) with planted bad rows whose fate is
+// known in advance, in SQLite or PostgreSQL.
 package dbcopytest
 
 import (
@@ -31,8 +31,12 @@ type Expect struct {
 	Entity string
 	Source int            // rows in the source table
 	Loaded int            // rows that must arrive
-	Codes  map[string]int // error_code → count of rows quarantined with it
+	Codes  map[string]int // error_code → count of rows quarantined with it (QuarantinedRowsSQL)
 }
+
+// QuarantinedRowsSQL sums migration_errors rows as source rows: one error of code
+// duplicate_key carries every row of its key (context duplicate_rows).
+const QuarantinedRowsSQL = `sum(coalesce((context->>'duplicate_rows')::int, 1))`
 
 // Failed is the number of quarantined rows.
 func (x Expect) Failed() int {
@@ -195,7 +199,8 @@ func NewClinic(scale int, forPostgres bool) *Clinic {
 	expect("orders", nOrd, nOrd-3, map[string]int{"nan": 1, "23502": 1, "orphan_fk": 1})
 	goodOrd := goodIDs(nOrd, 9, 11, 13)
 
-	// products: no primary key in the legacy table; id 7 appears twice, 12 has price 'abc'.
+	// products: no primary key in the legacy table; id 7 appears twice (both rows quarantined as
+	// duplicate_key: which one is right is the operator's call), 12 has price 'abc'.
 	nProd := n(100)
 	products := &Table{Name: "product", Columns: []string{"id", "sku", "price"}, Types: []string{"INTEGER", "TEXT", "TEXT"}}
 	for i := 1; i <= nProd; i++ {
@@ -208,7 +213,7 @@ func NewClinic(scale int, forPostgres bool) *Clinic {
 			products.Rows = append(products.Rows, []any{int64(7), "SKU-00007-dup", "9.99"})
 		}
 	}
-	expect("products", nProd+1, nProd-1, map[string]int{"23505": 1, "bad_numeric": 1})
+	expect("products", nProd+1, nProd-2, map[string]int{"duplicate_key": 2, "bad_numeric": 1})
 
 	// comments: 3 orphan author.
 	nCom := n(300)

@@ -7,6 +7,11 @@ import (
 
 func unix(s int64) time.Time { return time.Unix(s, 0).UTC() }
 
+// ClinicBudget is the clinic spec's error budget line: the clinic's bad rows are quarantined on
+// purpose (14 of them), and the budget lets a migration complete with them. Tests of a
+// migration without a budget remove the line.
+const ClinicBudget = "error_budget: {max_rows: 50}\n"
+
 // ClinicSpec is the migration spec of the clinic: source is a sqlite path or a postgres DSN.
 func ClinicSpec(driver, location string, batchSize int) string {
 	src := fmt.Sprintf("{driver: sqlite, path: %q}", location)
@@ -16,7 +21,7 @@ func ClinicSpec(driver, location string, batchSize int) string {
 	return fmt.Sprintf(`name: clinic
 version: "2024.1"
 batch_size: %d
-sources:
+`+ClinicBudget+`sources:
   legacy: %s
 target:
   create_tables: true

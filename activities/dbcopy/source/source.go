@@ -24,12 +24,17 @@ type Query struct {
 	Table   string
 	Columns []string // selected, in this order
 	Key     string
+	// Keys are a composite key's columns, in key order, instead of Key: After and Equal are
+	// then []any of one value per column, and so is each element of In.
+	Keys []string
 	// After continues after this key (nil: from the start).
 	After any
 	// Equal selects every row whose key equals it (extends a page whose last key repeats).
 	Equal any
 	// In selects the rows whose key is one of these (re-driving recorded errors).
-	In    []any
+	In []any
+	// Where keeps only the rows matching every condition (the entity's row filter).
+	Where []Cond
 	Limit int
 	// Mark switches to watermark order (Mark, Key): rows after (AfterMark, After). Rows with a
 	// NULL mark are not selected.
@@ -37,17 +42,73 @@ type Query struct {
 	AfterMark any
 }
 
-// Source is a legacy database.
+// Cond is a condition on a source column (a row filter): Op is not_null, eq, ne, gt, ge, lt,
+// le, in or max_length, Values its operands, bound as parameters (text, which both databases
+// compare with the column under its own type).
+type Cond struct {
+	Column string
+	Op     string
+	Values []string
+}
+
+// condSQL renders conditions joined with AND, adding their operands to args.
+func condSQL(where []Cond, quote func(string) string, ph func(int) string, args *[]any) string {
+	var parts []string
+	bind := func(v any) string {
+		*args = append(*args, v)
+		return ph(len(*args))
+	}
+	for _, c := range where {
+		col := quote(c.Column)
+		ops := map[string]string{"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+		switch c.Op {
+		case "not_null":
+			parts = append(parts, col+" IS NOT NULL")
+		case "in":
+			phs := make([]string, len(c.Values))
+			for i, v := range c.Values {
+				phs[i] = bind(v)
+			}
+			parts = append(parts, fmt.Sprintf("%s IN (%s)", col, strings.Join(phs, ", ")))
+		case "max_length":
+			n, _ := strconv.ParseInt(firstOf(c.Values), 10, 64)
+			parts = append(parts, fmt.Sprintf("length(%s) <= %s", col, bind(n)))
+		default:
+			op, ok := ops[c.Op]
+			if !ok {
+				op = "=" // Validate refuses other ops; never reached
+			}
+			parts = append(parts, fmt.Sprintf("%s %s %s", col, op, bind(firstOf(c.Values))))
+		}
+	}
+	return strings.Join(parts, " AND ")
+}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// Source is a legacy database. Count and Max take the entity's row filter.
 type Source interface {
 	Driver() string
+	// Tables lists the source's tables (not the ones the migration itself creates in it, named
+	// with OwnPrefix, nor the database's own).
+	Tables(ctx context.Context) ([]string, error)
 	Columns(ctx context.Context, table string) ([]Column, error)
-	Count(ctx context.Context, table string) (int64, error)
-	Max(ctx context.Context, table, column string) (any, error)
+	Count(ctx context.Context, table string, where ...Cond) (int64, error)
+	Max(ctx context.Context, table, column string, where ...Cond) (any, error)
 	// Read returns the page's rows; values are int64, float64, string, []byte, bool, time.Time
 	// or nil.
 	Read(ctx context.Context, q Query) ([][]any, error)
 	Close() error
 }
+
+// OwnPrefix starts the names of the tables a migration creates in a source (change capture,
+// the reverse flow).
+const OwnPrefix = "_cutover_"
 
 // IsIntegerType reports whether a declared type holds integers (SQLite's affinity rule: the
 // name contains INT).
@@ -99,40 +160,95 @@ func buildSelect(q Query, quote func(string) string, selectExpr func(col string)
 	}
 	b.WriteString(" FROM ")
 	b.WriteString(quote(q.Table))
-	key := quote(q.Key)
+	keyCols := q.Keys
+	if len(keyCols) == 0 {
+		keyCols = []string{q.Key}
+	}
+	keys := make([]string, len(keyCols))
+	for i, k := range keyCols {
+		keys[i] = quote(k)
+	}
 	var args []any
+	// param adds a key value (a tuple for a composite key) and returns its placeholders.
+	param := func(v any) []string {
+		vals := []any{v}
+		if t, ok := v.([]any); ok && len(q.Keys) > 0 {
+			vals = t
+		}
+		out := make([]string, len(vals))
+		for i, x := range vals {
+			args = append(args, x)
+			out[i] = ph(len(args))
+		}
+		return out
+	}
+	// equal is "key = v" (every column of a composite key equal).
+	equal := func(v any) string {
+		phs := param(v)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + " = " + phs[i]
+		}
+		return strings.Join(parts, " AND ")
+	}
+	// after is "key > v" (a row-value comparison for a composite key).
+	after := func(v any) string {
+		phs := param(v)
+		if len(keys) == 1 {
+			return keys[0] + " > " + phs[0]
+		}
+		return "(" + strings.Join(keys, ", ") + ") > (" + strings.Join(phs, ", ") + ")"
+	}
+	order := strings.Join(keys, ", ")
+	// The row filter comes first: its placeholders are numbered before the key's.
+	filter := condSQL(q.Where, quote, ph, &args)
+	where := func(cond string) string {
+		switch {
+		case filter == "":
+			return " WHERE " + cond
+		case cond == "":
+			return " WHERE " + filter
+		}
+		return " WHERE (" + filter + ") AND " + cond
+	}
 	switch {
 	case len(q.In) > 0:
-		phs := make([]string, len(q.In))
-		for i, v := range q.In {
-			args = append(args, v)
-			phs[i] = ph(i + 1)
+		if len(keys) == 1 {
+			phs := make([]string, len(q.In))
+			for i, v := range q.In {
+				phs[i] = param(v)[0]
+			}
+			fmt.Fprintf(&b, "%s ORDER BY %s", where(fmt.Sprintf("%s IN (%s)", keys[0], strings.Join(phs, ", "))), order)
+			return b.String(), args
 		}
-		fmt.Fprintf(&b, " WHERE %s IN (%s) ORDER BY %s", key, strings.Join(phs, ", "), key)
+		terms := make([]string, len(q.In))
+		for i, v := range q.In {
+			terms[i] = "(" + equal(v) + ")"
+		}
+		fmt.Fprintf(&b, "%s ORDER BY %s", where("("+strings.Join(terms, " OR ")+")"), order)
 		return b.String(), args
 	case q.Equal != nil:
-		args = append(args, q.Equal)
-		fmt.Fprintf(&b, " WHERE %s = %s", key, ph(1))
+		b.WriteString(where(equal(q.Equal)))
 		return b.String(), args
 	case q.Mark != "":
 		mark := quote(q.Mark)
-		fmt.Fprintf(&b, " WHERE %s IS NOT NULL", mark)
+		b.WriteString(where(mark + " IS NOT NULL"))
 		switch {
 		case q.AfterMark != nil && q.After != nil:
-			args = append(args, q.AfterMark, q.AfterMark, q.After)
-			fmt.Fprintf(&b, " AND (%s > %s OR (%s = %s AND %s > %s))", mark, ph(1), mark, ph(2), key, ph(3))
+			m1, m2 := param(q.AfterMark)[0], param(q.AfterMark)[0]
+			fmt.Fprintf(&b, " AND (%s > %s OR (%s = %s AND %s))", mark, m1, mark, m2, after(q.After))
 		case q.AfterMark != nil:
 			// A mark but no key yet: rows at the mark itself may be new (upserts are idempotent).
-			args = append(args, q.AfterMark)
-			fmt.Fprintf(&b, " AND %s >= %s", mark, ph(1))
+			fmt.Fprintf(&b, " AND %s >= %s", mark, param(q.AfterMark)[0])
 		}
-		fmt.Fprintf(&b, " ORDER BY %s, %s", mark, key)
+		fmt.Fprintf(&b, " ORDER BY %s, %s", mark, order)
 	default:
 		if q.After != nil {
-			args = append(args, q.After)
-			fmt.Fprintf(&b, " WHERE %s > %s", key, ph(1))
+			b.WriteString(where(after(q.After)))
+		} else if filter != "" {
+			b.WriteString(where(""))
 		}
-		fmt.Fprintf(&b, " ORDER BY %s", key)
+		fmt.Fprintf(&b, " ORDER BY %s", order)
 	}
 	if q.Limit > 0 {
 		fmt.Fprintf(&b, " LIMIT %d", q.Limit)

@@ -20,7 +20,7 @@ type SQLite struct {
 }
 
 // OpenSQLite opens path read-only. A busy timeout rides out the legacy application's writes
-// (the seed's SQLITE_BUSY under concurrent writers).
+// (SQLITE_BUSY under concurrent writers, the legacy mail system's complaint).
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("sqlite source %s: %w", path, err)
@@ -45,6 +45,25 @@ func (s *SQLite) Driver() string { return "sqlite" }
 func (s *SQLite) Close() error {
 	s.raw.close()
 	return s.db.Close()
+}
+
+// Tables implements Source.
+func (s *SQLite) Tables(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table'
+		AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND substr(name, 1, length(?)) <> ? ORDER BY name`, OwnPrefix, OwnPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: tables: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("sqlite %s: tables: %w", s.path, err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
 
 // Columns implements Source.
@@ -76,19 +95,26 @@ func (s *SQLite) Columns(ctx context.Context, table string) ([]Column, error) {
 }
 
 // Count implements Source.
-func (s *SQLite) Count(ctx context.Context, table string) (int64, error) {
+func (s *SQLite) Count(ctx context.Context, table string, where ...Cond) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+quoteSQLite(table)).Scan(&n); err != nil {
+	q, args := `SELECT count(*) FROM `+quoteSQLite(table), []any(nil)
+	if len(where) > 0 {
+		q += " WHERE " + condSQL(where, quoteSQLite, func(int) string { return "?" }, &args)
+	}
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite %s: count %s: %w", s.path, table, err)
 	}
 	return n, nil
 }
 
 // Max implements Source.
-func (s *SQLite) Max(ctx context.Context, table, column string) (any, error) {
+func (s *SQLite) Max(ctx context.Context, table, column string, where ...Cond) (any, error) {
 	var v any
-	q := fmt.Sprintf(`SELECT max(%s) FROM %s`, quoteSQLite(column), quoteSQLite(table))
-	if err := s.db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+	q, args := fmt.Sprintf(`SELECT max(%s) FROM %s`, quoteSQLite(column), quoteSQLite(table)), []any(nil)
+	if len(where) > 0 {
+		q += " WHERE " + condSQL(where, quoteSQLite, func(int) string { return "?" }, &args)
+	}
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&v); err != nil {
 		return nil, fmt.Errorf("sqlite %s: max(%s.%s): %w", s.path, table, column, err)
 	}
 	return v, nil
@@ -96,6 +122,22 @@ func (s *SQLite) Max(ctx context.Context, table, column string) (any, error) {
 
 // Read implements Source.
 func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
+	// On a raw connection (rawConn says why).
+	c, err := s.raw.get()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
+	}
+	out, err := s.readOn(ctx, c, q)
+	if err != nil {
+		c.close() // a failed connection is not reused
+		return nil, err
+	}
+	s.raw.put(c)
+	return out, nil
+}
+
+// readOn reads a page on connection c; rows are carved from one backing array per chunk.
+func (s *SQLite) readOn(ctx context.Context, c *rawConn, q Query) ([][]any, error) {
 	types := s.declType[q.Table]
 	// The driver turns text in DATE/DATETIME/TIMESTAMP columns into time.Time by its own rules;
 	// unary + (a no-op in SQLite) hides the declared type so the engine sees the raw value.
@@ -107,11 +149,6 @@ func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
 		return quoteSQLite(c)
 	}
 	query, args := buildSelect(q, quoteSQLite, sel, func(int) string { return "?" })
-	// On a raw connection (rawConn says why); rows are carved from one backing array per chunk.
-	c, err := s.raw.get()
-	if err != nil {
-		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
-	}
 	n := len(q.Columns)
 	chunk := 1024
 	var out [][]any
@@ -120,7 +157,7 @@ func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
 		chunk = min(q.Limit, 8192)
 	}
 	var backing []any
-	err = c.query(ctx, query, args, n, func(vals []any) {
+	err := c.query(ctx, query, args, n, func(vals []any) {
 		if len(backing)+n > cap(backing) {
 			backing = make([]any, 0, chunk*n)
 		}
@@ -130,9 +167,7 @@ func (s *SQLite) Read(ctx context.Context, q Query) ([][]any, error) {
 		out = append(out, row)
 	})
 	if err != nil {
-		c.close() // a failed connection is not reused
 		return nil, fmt.Errorf("sqlite %s: read %s: %w", s.path, q.Table, err)
 	}
-	s.raw.put(c)
 	return out, nil
 }

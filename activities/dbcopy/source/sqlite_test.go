@@ -31,8 +31,15 @@ func TestSQLiteMissingNamesAreErrors(t *testing.T) {
 	defer s.Close()
 
 	rows, err := s.Read(ctx, Query{Table: "t", Columns: []string{"id", "we`i\"rd"}, Key: "id", After: int64(1), Limit: 10})
-	if err != nil || len(rows) != 1 || fmt.Sprint(rows[0]...) != "2w2" {
-		t.Fatalf("read of a column named with both quotes: %v, %v", rows, err)
+	if err != nil {
+		t.Fatalf("err: want nil; read of a column named with both quotes: %v, %v", rows, err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("len(rows) = %v, want 1; read of a column named with both quotes: %v, %v", len(rows), rows, err)
+	}
+	if fmt.Sprint(rows[0]...) != "2w2" {
+		t.Fatalf("fmt.Sprint(rows[0]...) = %v, want \"2w2\"; read of a column named with both quotes: %v, %v",
+			fmt.Sprint(rows[0]...), rows, err)
 	}
 	for _, q := range []Query{
 		{Table: "t", Columns: []string{"id", "gone"}, Key: "id", Limit: 10},
@@ -47,8 +54,10 @@ func TestSQLiteMissingNamesAreErrors(t *testing.T) {
 	if v, err := s.Max(ctx, "t", "gone"); err == nil {
 		t.Errorf("max of a missing column = %v, want an error", v)
 	}
-	if n, err := s.Count(ctx, "t"); err != nil || n != 2 {
-		t.Fatalf("count = %d, %v", n, err)
+	if n, err := s.Count(ctx, "t"); err != nil {
+		t.Fatalf("err: want nil; count = %d, %v", n, err)
+	} else if n != 2 {
+		t.Fatalf("n: want 2; count = %d, %v", n, err)
 	}
 }
 
@@ -118,12 +127,16 @@ func TestSQLiteReadMatchesTheDriver(t *testing.T) {
 	}
 	// Keyset pages by a text key and by a blob key.
 	page, err := s.Read(ctx, Query{Table: "v", Columns: []string{"k"}, Key: "k", After: "b", Limit: 2})
-	if err != nil || fmt.Sprint(page) != "[[c] [d]]" {
-		t.Errorf("page after 'b': %v, %v", page, err)
+	if err != nil {
+		t.Errorf("err: want nil; page after 'b': %v, %v", page, err)
+	} else if fmt.Sprint(page) != "[[c] [d]]" {
+		t.Errorf("fmt.Sprint(page) = %v, want \"[[c] [d]]\"; page after 'b': %v, %v", fmt.Sprint(page), page, err)
 	}
 	page, err = s.Read(ctx, Query{Table: "bk", Columns: []string{"n"}, Key: "k", After: []byte{1}, Limit: 10})
-	if err != nil || fmt.Sprint(page) != "[[2] [3]]" {
-		t.Errorf("page after x'01': %v, %v", page, err)
+	if err != nil {
+		t.Errorf("err: want nil; page after x'01': %v, %v", page, err)
+	} else if fmt.Sprint(page) != "[[2] [3]]" {
+		t.Errorf("fmt.Sprint(page) = %v, want \"[[2] [3]]\"; page after x'01': %v, %v", fmt.Sprint(page), page, err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

@@ -4,7 +4,7 @@
 // modified UTF-7 names.
 //
 // Names in this package are UTF-8 as the server shows them (go-imap decodes modified UTF-7 on
-// the wire); EncodeUTF7/DecodeUTF7 are for the places that speak the raw protocol.
+// the wire); internal/utf7 is for the places that speak the raw protocol.
 package folders
 
 import (
@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/cutover/cutover/internal/model"
 )
 
 // Special-use attributes (RFC 6154), plus a pseudo attribute for INBOX.
@@ -104,9 +106,67 @@ func (ns Namespace) Join(levels []string) string {
 	return ns.Prefix + strings.Join(out, ns.Delim)
 }
 
-// Filter selects source folders by regexes on their names.
+// Filter is the operator's selection of source folders: include and exclude regexes on their
+// names, special uses left out (Trash, Junk), and regex renames.
 type Filter struct {
 	include, exclude []*regexp.Regexp
+	skipUses         []string
+	renames          []rename
+}
+
+type rename struct {
+	re *regexp.Regexp
+	to string
+}
+
+// Rename is one regex rename rule (model.FolderRename).
+type Rename = model.FolderRename
+
+// SkipSpecialUse leaves out the source folders of these special uses (spec names: trash, junk,
+// sent, drafts, archive), advertised by the server or implied by a well-known name.
+func (f *Filter) SkipSpecialUse(names []string) error {
+	for _, n := range names {
+		use, ok := model.SpecialUseNames[strings.ToLower(n)]
+		if !ok {
+			return fmt.Errorf("skip special use %q: want trash, junk, sent, drafts or archive", n)
+		}
+		f.skipUses = append(f.skipUses, use)
+	}
+	return nil
+}
+
+// AddRenames compiles rename rules, applied in order; the first that matches a folder wins.
+func (f *Filter) AddRenames(rules []Rename) error {
+	for _, r := range rules {
+		re, err := regexp.Compile(r.Match)
+		if err != nil {
+			return fmt.Errorf("rename regex %q: %w", r.Match, err)
+		}
+		if strings.TrimSpace(r.To) == "" {
+			return fmt.Errorf("rename %q: empty destination", r.Match)
+		}
+		f.renames = append(f.renames, rename{re: re, to: r.To})
+	}
+	return nil
+}
+
+// renamed is the destination path ('/' between levels) of the first rule matching path.
+func (f *Filter) renamed(path string) (string, bool) {
+	if f == nil {
+		return "", false
+	}
+	for _, r := range f.renames {
+		if m := r.re.FindStringSubmatchIndex(path); m != nil {
+			out := string(r.re.ExpandString(nil, r.to, path, m))
+			return strings.Trim(out, "/"), out != ""
+		}
+	}
+	return "", false
+}
+
+// skips reports whether a folder's special use is left out.
+func (f *Filter) skips(use string) bool {
+	return f != nil && use != "" && slices.Contains(f.skipUses, use)
 }
 
 // NewFilter compiles include and exclude regexes; an empty include list selects all.
@@ -146,7 +206,7 @@ type Mapping struct {
 	Dest       string // destination name (UTF-8, destination prefix and separator)
 	SpecialUse string // Inbox, Sent, ... or ""
 	Exists     bool   // the destination folder is already listed
-	By         string // "map" (folder_map_json), "special-use", "name", "path"
+	By         string // "map" (folder_map_json), "rename" (a regex rename), "special-use", "name", "path"
 }
 
 // Mapper turns source folders into destination names.
@@ -231,7 +291,7 @@ func SpecialUseOf(ns Namespace, f Folder) string {
 func (m *Mapper) Map(source []Folder) []Mapping {
 	var out []Mapping
 	for _, f := range source {
-		if f.NoSelect || !m.Filter.Match(f.Name) {
+		if f.NoSelect || !m.Filter.Match(f.Name) || m.Filter.skips(SpecialUseOf(m.SrcNS, f)) {
 			continue
 		}
 		out = append(out, m.One(f))
@@ -245,6 +305,8 @@ func (m *Mapper) One(f Folder) Mapping {
 	mp := Mapping{Source: f, SpecialUse: SpecialUseOf(m.SrcNS, f)}
 	if dest, ok := m.explicit(f.Name); ok {
 		mp.Dest, mp.By = dest, "map"
+	} else if dest, ok := m.Filter.renamed(strings.Join(m.SrcNS.Levels(f.Name), "/")); ok {
+		mp.Dest, mp.By = m.DestNS.Join(strings.Split(dest, "/")), "rename"
 	} else if mp.SpecialUse == Inbox {
 		mp.Dest, mp.By = "INBOX", "special-use"
 	} else if mp.SpecialUse != "" {

@@ -5,33 +5,6 @@ import (
 	"testing"
 )
 
-func TestUTF7(t *testing.T) {
-	cases := []struct{ utf8, utf7 string }{
-		{"INBOX", "INBOX"},
-		{"Entwürfe", "Entw&APw-rfe"},
-		{"Ñoño/Año", "&ANE-o&APE-o/A&APE-o"},
-		{"Tom & Jerry", "Tom &- Jerry"},
-		{"日本語", "&ZeVnLIqe-"},
-		{"~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"},
-		{"Gelöschte Elemente", "Gel&APY-schte Elemente"},
-		{"emoji 📧", "emoji &2D3c5w-"},
-	}
-	for _, c := range cases {
-		if got := EncodeUTF7(c.utf8); got != c.utf7 {
-			t.Errorf("EncodeUTF7(%q) = %q, want %q", c.utf8, got, c.utf7)
-		}
-		got, err := DecodeUTF7(c.utf7)
-		if err != nil || got != c.utf8 {
-			t.Errorf("DecodeUTF7(%q) = %q, %v, want %q", c.utf7, got, err, c.utf8)
-		}
-	}
-	for _, bad := range []string{"&", "&AGE", "&AGE-", "&ANE", "Ä", "&AEEAQg-", "&2D0-"} {
-		if got, err := DecodeUTF7(bad); err == nil {
-			t.Errorf("DecodeUTF7(%q) = %q, want an error", bad, got)
-		}
-	}
-}
-
 func TestNamespaceTranslation(t *testing.T) {
 	slash := Namespace{Delim: "/"}
 	courier := Namespace{Prefix: "INBOX.", Delim: "."}
@@ -135,15 +108,28 @@ func TestMapper(t *testing.T) {
 			t.Errorf("%q not mapped", w.src)
 			continue
 		}
-		if mp.Dest != w.dest || mp.SpecialUse != w.use || mp.By != w.by || mp.Exists != w.exists {
-			t.Errorf("%q → %q use %q by %s exists %v; want %q use %q by %s exists %v",
+		if mp.Dest != w.dest {
+			t.Errorf("mp.Dest: want w.dest; %q → %q use %q by %s exists %v; want %q use %q by %s exists %v",
+				w.src, mp.Dest, mp.SpecialUse, mp.By, mp.Exists, w.dest, w.use, w.by, w.exists)
+		} else if mp.SpecialUse != w.use {
+			t.Errorf("mp.SpecialUse: want w.use; %q → %q use %q by %s exists %v; want %q use %q by %s exists %v",
+				w.src, mp.Dest, mp.SpecialUse, mp.By, mp.Exists, w.dest, w.use, w.by, w.exists)
+		} else if mp.By != w.by {
+			t.Errorf("mp.By: want w.by; %q → %q use %q by %s exists %v; want %q use %q by %s exists %v",
+				w.src, mp.Dest, mp.SpecialUse, mp.By, mp.Exists, w.dest, w.use, w.by, w.exists)
+		} else if mp.Exists != w.exists {
+			t.Errorf("mp.Exists: want w.exists; %q → %q use %q by %s exists %v; want %q use %q by %s exists %v",
 				w.src, mp.Dest, mp.SpecialUse, mp.By, mp.Exists, w.dest, w.use, w.by, w.exists)
 		}
 	}
 
 	// A plain "Sent Items" → "Sent" map onto a destination without that prefix.
 	m2 := NewMapper(Namespace{Delim: "."}, Namespace{Delim: "/"}, map[string]string{"Sent Items": "Sent"}, nil, nil)
-	if mp := m2.One(Folder{Name: "Sent Items"}); mp.Dest != "Sent" || mp.By != "map" || mp.SpecialUse != Sent {
-		t.Errorf("explicit Sent Items → %+v", mp)
+	if mp := m2.One(Folder{Name: "Sent Items"}); mp.Dest != "Sent" {
+		t.Errorf("mp.Dest = %v, want \"Sent\"; explicit Sent Items → %+v", mp.Dest, mp)
+	} else if mp.By != "map" {
+		t.Errorf("mp.By = %v, want \"map\"; explicit Sent Items → %+v", mp.By, mp)
+	} else if mp.SpecialUse != Sent {
+		t.Errorf("mp.SpecialUse = %v, want %v (Sent); explicit Sent Items → %+v", mp.SpecialUse, Sent, mp)
 	}
 }

@@ -92,8 +92,10 @@ func TestSniffer(t *testing.T) {
 	// Feed in awkward chunks so the blank line straddles writes.
 	for i := 0; i < len(msg); i += 7 {
 		end := min(i+7, len(msg))
-		if n, err := s.Write([]byte(msg[i:end])); n != end-i || err != nil {
-			t.Fatalf("Write = %d, %v", n, err)
+		if n, err := s.Write([]byte(msg[i:end])); n != end-i {
+			t.Fatalf("n: want end-i; Write = %d, %v", n, err)
+		} else if err != nil {
+			t.Fatalf("err: want nil; Write = %d, %v", n, err)
 		}
 	}
 	if got := s.Header().MessageID(); got != "<s@t>" {
@@ -104,8 +106,10 @@ func TestSniffer(t *testing.T) {
 	}
 	s.Reset()
 	s.Write([]byte("Subject: no end of header " + strings.Repeat("x", MaxHeader)))
-	if len(s.buf) != MaxHeader || s.Header()["subject"] == "" {
-		t.Errorf("unterminated header: kept %d bytes", len(s.buf))
+	if len(s.buf) != MaxHeader {
+		t.Errorf("len(s.buf): want MaxHeader; unterminated header: kept %d bytes", len(s.buf))
+	} else if s.Header()["subject"] == "" {
+		t.Errorf("want s.Header()[\"subject\"] != \"\"; unterminated header: kept %d bytes", len(s.buf))
 	}
 	s.Reset()
 	s.Write([]byte("Message-ID: <lf@x>\n\nbody\n"))

@@ -28,6 +28,7 @@ const (
 	ClassAppendRejected Class = "append_rejected" // destination refused a message for another reason
 	ClassNoFolder       Class = "no_folder"       // TRYCREATE / NONEXISTENT
 	ClassFetch          Class = "fetch"           // source could not deliver a message
+	ClassPermission     Class = "permission"      // NOPERM: the account may not do this (create a folder): permanent
 	ClassProtocol       Class = "protocol"        // unexpected answer
 )
 
@@ -126,16 +127,34 @@ func classifyResponse(code, text string, def Class) Class {
 		return ClassThrottled
 	case "TRYCREATE", "NONEXISTENT":
 		return ClassNoFolder
+	case "NOPERM":
+		return ClassPermission
 	case "UNAVAILABLE", "INUSE", "THROTTLED":
 		return ClassThrottled
 	}
 	switch {
 	case strings.Contains(lt, "quota"):
 		return ClassQuota
-	case strings.Contains(lt, "too many") || strings.Contains(lt, "throttl") || strings.Contains(lt, "rate limit"):
+	case strings.Contains(lt, "throttl") || strings.Contains(lt, "rate limit") || tooManyOfUs(lt):
 		return ClassThrottled
 	}
 	return def
+}
+
+// tooManyOfUs reports a text saying the client does too much at once ("too many connections",
+// "too many simultaneous logins", "too many requests"). "Too many" alone says nothing: Cyrus
+// refuses an APPEND or STORE with "Too many user flags in mailbox" (its per-folder keyword
+// limit), which waiting never fixes.
+func tooManyOfUs(lt string) bool {
+	if !strings.Contains(lt, "too many") {
+		return false
+	}
+	for _, w := range []string{"connection", "session", "login", "request", "command", "simultaneous", "concurrent"} {
+		if strings.Contains(lt, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func errorf(class Class, op, format string, args ...any) *Error {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/cutover/cutover/internal/faultproxy"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -158,8 +158,14 @@ func TestAppenderMultiAppend(t *testing.T) {
 	if ClassOf(r1.Err) != ClassNoFolder {
 		t.Fatalf("batch into a missing folder: %+v", r1)
 	}
-	if r2.Err != nil || len(r2.UIDs) != 1 || r2.UIDValidity == 0 {
-		t.Fatalf("INBOX batch: %+v", r2)
+	if r2.Err != nil {
+		t.Fatalf("r2.Err = %v, want nil; INBOX batch: %+v", r2.Err, r2)
+	}
+	if len(r2.UIDs) != 1 {
+		t.Fatalf("len(r2.UIDs) = %v, want 1; INBOX batch: %+v", len(r2.UIDs), r2)
+	}
+	if r2.UIDValidity == 0 {
+		t.Fatalf("r2.UIDValidity = %v, want != 0; INBOX batch: %+v", r2.UIDValidity, r2)
 	}
 
 	c, err := Dial(ctx, cfg, cred)
@@ -179,13 +185,19 @@ func TestAppenderMultiAppend(t *testing.T) {
 		t.Fatalf("retried batch: %+v", r)
 	}
 	sel, err := c.Select("Entwürfe", nil).Wait()
-	if err != nil || sel.NumMessages != 2 {
-		t.Fatalf("select: %v, %+v", err, sel)
+	if err != nil {
+		t.Fatalf("err: want nil; select: %v, %+v", err, sel)
+	}
+	if sel.NumMessages != 2 {
+		t.Fatalf("sel.NumMessages = %v, want 2; select: %v, %+v", sel.NumMessages, err, sel)
 	}
 	bs := &imap.FetchItemBodySection{Peek: true}
 	got, err := c.Fetch(imap.UIDSetNum(1, 2), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{bs}}).Collect()
-	if err != nil || len(got) != 2 {
-		t.Fatalf("fetch: %v (%d)", err, len(got))
+	if err != nil {
+		t.Fatalf("err: want nil; fetch: %v (%d)", err, len(got))
+	}
+	if len(got) != 2 {
+		t.Fatalf("len(got): want 2; fetch: %v (%d)", err, len(got))
 	}
 	for i, m := range got {
 		if !bytes.Equal(m.FindBodySection(bs), msgs[i]) {
@@ -212,8 +224,10 @@ func TestAppenderMultiAppend(t *testing.T) {
 	b4, _ := ap.Begin("INBOX")
 	b4.Add(nil, time.Time{}, int64(len(msgs[1])), bytes.NewReader(msgs[1]))
 	b4.End()
-	if r := b4.Wait(ctx); r.Err != nil || len(r.UIDs) != 1 {
-		t.Errorf("append after a rejection: %+v", r)
+	if r := b4.Wait(ctx); r.Err != nil {
+		t.Errorf("r.Err = %v, want nil; append after a rejection: %+v", r.Err, r)
+	} else if len(r.UIDs) != 1 {
+		t.Errorf("len(r.UIDs) = %v, want 1; append after a rejection: %+v", len(r.UIDs), r)
 	}
 }
 
@@ -244,8 +258,10 @@ func TestAppenderSynchronizingLiterals(t *testing.T) {
 		t.Error("second message accepted without MULTIAPPEND")
 	}
 	b.End()
-	if r := b.Wait(ctx); r.Err != nil || len(r.UIDs) != 1 {
-		t.Fatalf("sync append: %+v", r)
+	if r := b.Wait(ctx); r.Err != nil {
+		t.Fatalf("r.Err = %v, want nil; sync append: %+v", r.Err, r)
+	} else if len(r.UIDs) != 1 {
+		t.Fatalf("len(r.UIDs) = %v, want 1; sync append: %+v", len(r.UIDs), r)
 	}
 	// Refused before a byte of the literal is sent: the reader is left untouched.
 	big := bytes.NewReader(bytes.Repeat([]byte("y"), 100<<10))
@@ -309,7 +325,10 @@ func TestAppenderAbandonedBatchNeverLands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Logout()
-	if sel, err := c.Select("INBOX", nil).Wait(); err != nil || sel.NumMessages != 0 {
-		t.Fatalf("INBOX after the abandoned APPEND: %v, %d messages, want none", err, sel.NumMessages)
+	if sel, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("err: want nil; INBOX after the abandoned APPEND: %v, %d messages, want none", err, sel.NumMessages)
+	} else if sel.NumMessages != 0 {
+		t.Fatalf("sel.NumMessages: want 0; INBOX after the abandoned APPEND: %v, %d messages, want none",
+			err, sel.NumMessages)
 	}
 }

@@ -135,7 +135,7 @@ func ExtractTar(r io.Reader, name, dir string, lim Limits) ([]Extracted, error) 
 				return nil, fmt.Errorf("extract %s[%s]: %w", name, h.Name, err)
 			}
 			continue
-		case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		case tar.TypeReg, tar.TypeGNUSparse: // the reader reports the old TypeRegA as TypeReg
 		case tar.TypeSymlink, tar.TypeLink:
 			return nil, &FormatError{File: name, Entry: h.Name, Offset: start, Msg: fmt.Sprintf("links are not accepted in a mail archive (-> %q)", h.Linkname)}
 		default:

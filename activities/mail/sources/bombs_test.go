@@ -116,8 +116,12 @@ func FuzzExtractZip(f *testing.F) {
 		out, err := sources.ExtractZip(z, work, lim)
 		if err == nil {
 			for _, x := range out {
-				if rel, rerr := filepath.Rel(work, x.Path); rerr != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-					t.Fatalf("extracted %q outside the work directory", x.Path)
+				if rel, rerr := filepath.Rel(work, x.Path); rerr != nil {
+					t.Fatalf("rerr = %v, want nil; extracted %q outside the work directory", rerr, x.Path)
+				} else if rel == ".." {
+					t.Fatalf("rel = %v, want != \"..\"; extracted %q outside the work directory", rel, x.Path)
+				} else if strings.HasPrefix(rel, "../") {
+					t.Fatalf("strings.HasPrefix(rel, \"../\") is true; extracted %q outside the work directory", x.Path)
 				}
 			}
 		}

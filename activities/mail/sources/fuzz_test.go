@@ -41,12 +41,20 @@ func FuzzExtractTar(f *testing.F) {
 			t.Logf("non-format error: %v", err)
 		}
 		entries, _ := os.ReadDir(base)
-		if len(entries) != 1 || entries[0].Name() != "work" {
-			t.Fatalf("something was written beside the work directory: %v", entries)
+		if len(entries) != 1 {
+			t.Fatalf("len(entries) = %v, want 1; something was written beside the work directory: %v",
+				len(entries), entries)
+		}
+		if entries[0].Name() != "work" {
+			t.Fatalf("want entries[0].Name() == \"work\"; something was written beside the work directory: %v", entries)
 		}
 		for _, x := range out {
-			if rel, err := filepath.Rel(work, x.Path); err != nil || rel == ".." || len(rel) > 1 && rel[:2] == ".." {
-				t.Fatalf("extracted %q outside the work directory", x.Path)
+			if rel, err := filepath.Rel(work, x.Path); err != nil {
+				t.Fatalf("err = %v, want nil; extracted %q outside the work directory", err, x.Path)
+			} else if rel == ".." {
+				t.Fatalf("rel = %v, want != \"..\"; extracted %q outside the work directory", rel, x.Path)
+			} else if len(rel) > 1 && rel[:2] == ".." {
+				t.Fatalf("len(rel) > 1 && rel[:2] == \"..\"; extracted %q outside the work directory", x.Path)
 			}
 		}
 	})

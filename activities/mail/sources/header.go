@@ -92,13 +92,13 @@ func validFieldName(b []byte) bool {
 // HeaderDate is the message's delivery time from its header: the topmost Received field (the
 // last hop, i.e. when the mailbox got it), else the Date field. ok is false when neither parses.
 func HeaderDate(h Header) (time.Time, bool) {
-	for _, rcv := range h["received"] {
-		if i := strings.LastIndexByte(rcv, ';'); i >= 0 {
-			if t, ok := ParseDate(rcv[i+1:]); ok {
+	// Only the topmost hop says when this mailbox received it.
+	if rcvd := h["received"]; len(rcvd) > 0 {
+		if i := strings.LastIndexByte(rcvd[0], ';'); i >= 0 {
+			if t, ok := ParseDate(rcvd[0][i+1:]); ok {
 				return t, true
 			}
 		}
-		break // only the topmost hop says when this mailbox received it
 	}
 	return ParseDate(h.Get("date"))
 }

@@ -174,8 +174,21 @@ func TestArchiveSafety(t *testing.T) {
 			} {
 				err := open()
 				var fe *sources.FormatError
-				if !errors.As(err, &fe) || fe.Entry != tc.entry || fe.File != a || fe.Offset < 0 {
-					t.Fatalf("err = %v, want a FormatError for entry %q with an offset", err, tc.entry)
+				if !errors.As(err, &fe) {
+					t.Fatalf("errors.As(err, &fe) is false; err = %v, want a FormatError for entry %q with an offset",
+						err, tc.entry)
+				}
+				if fe.Entry != tc.entry {
+					t.Fatalf("fe.Entry = %v, want %v (tc.entry); err = %v, want a FormatError for entry %q with an offset",
+						fe.Entry, tc.entry, err, tc.entry)
+				}
+				if fe.File != a {
+					t.Fatalf("fe.File = %v, want %v (a); err = %v, want a FormatError for entry %q with an offset",
+						fe.File, a, err, tc.entry)
+				}
+				if fe.Offset < 0 {
+					t.Fatalf("fe.Offset = %v, want >= 0; err = %v, want a FormatError for entry %q with an offset",
+						fe.Offset, err, tc.entry)
 				}
 				if !strings.Contains(err.Error(), tc.text) || !strings.Contains(err.Error(), "offset") {
 					t.Errorf("message %q lacks %q or the offset", err, tc.text)
@@ -209,8 +222,16 @@ func TestTruncatedArchives(t *testing.T) {
 	}
 	_, _, err := tgz.Open(cut, filepath.Join(dir, "work"), sources.Limits{})
 	var fe *sources.FormatError
-	if !errors.As(err, &fe) || fe.File != cut || fe.Offset < 0 {
-		t.Fatalf("truncated tgz: %v, want a FormatError with file and offset", err)
+	if !errors.As(err, &fe) {
+		t.Fatalf("errors.As(err, &fe) is false; truncated tgz: %v, want a FormatError with file and offset", err)
+	}
+	if fe.File != cut {
+		t.Fatalf("fe.File = %v, want %v (cut); truncated tgz: %v, want a FormatError with file and offset",
+			fe.File, cut, err)
+	}
+	if fe.Offset < 0 {
+		t.Fatalf("fe.Offset = %v, want >= 0; truncated tgz: %v, want a FormatError with file and offset",
+			fe.Offset, err)
 	}
 	_, err = zimbra.Open(cut, filepath.Join(dir, "work"), sources.Limits{})
 	if !errors.As(err, &fe) || fe.File != cut {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/starter/client"
-	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -60,16 +60,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	fmt.Fprintf(out, "started job %d as %s (%d mailboxes)\n", job.JobID, job.WorkflowID, job.Mailboxes)
 
-	st, err := c.WaitEmail(ctx, job.JobID, *poll, func(st email.Status) bool { return st.Phase == "delta_sync" })
+	st, err := c.WaitEmail(ctx, job.JobID, *poll, func(st emailapi.Status) bool { return st.Phase == "delta_sync" })
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "initial sync done: %.1f%% synced, gate %s\n", st.SyncPercent, st.Gate)
 
-	if err := c.SignalEmail(ctx, job.JobID, email.PresyncNow, email.Request{By: *by}); err != nil {
+	if err := c.SignalEmail(ctx, job.JobID, emailapi.PresyncNow, emailapi.Request{By: *by}); err != nil {
 		return err
 	}
-	if st, err = c.WaitEmail(ctx, job.JobID, *poll, func(st email.Status) bool { return st.Presyncs > 0 && st.CurrentPass == nil }); err != nil {
+	if st, err = c.WaitEmail(ctx, job.JobID, *poll, func(st emailapi.Status) bool { return st.Presyncs > 0 && st.CurrentPass == nil }); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "presync done: %d presync(s), predicted final sync %.1fs\n", st.Presyncs, st.PredictedFinalSyncSeconds)

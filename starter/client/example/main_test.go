@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/stacktest"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/starter/internal/stacktest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

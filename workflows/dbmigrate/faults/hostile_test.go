@@ -17,10 +17,10 @@ import (
 
 	"github.com/cutover/cutover/activities/dbcopy"
 	"github.com/cutover/cutover/activities/dbcopy/source"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // injection is the name of the table the tests would lose to an injection.
@@ -62,8 +62,10 @@ func TestFaultHostileIdentifiersNeverInject(t *testing.T) {
 	yIntact := func(where string) {
 		t.Helper()
 		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM y WHERE v LIKE 'keep %'`).Scan(&n); err != nil || n != 3 {
-			t.Fatalf("after %s: table y has %d of its 3 rows (%v)", where, n, err)
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM y WHERE v LIKE 'keep %'`).Scan(&n); err != nil {
+			t.Fatalf("err: want nil; after %s: table y has %d of its 3 rows (%v)", where, n, err)
+		} else if n != 3 {
+			t.Fatalf("n: want 3; after %s: table y has %d of its 3 rows (%v)", where, n, err)
 		}
 	}
 
@@ -112,14 +114,14 @@ func TestFaultHostileIdentifiersNeverInject(t *testing.T) {
 		queue := fmt.Sprintf("dbfault-hostile-%d", time.Now().UnixNano())
 		startWorker(t, srv.Address(), dbURL, queue)
 		c := srv.Client(t)
-		in := dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "fault-test",
+		in := dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "fault-test",
 			Spec: hostileSpec(injection)}
 		err := startMigration(t, c, queue, in).Get(ctx, nil)
 		var ae *temporal.ApplicationError
 		if !errors.As(err, &ae) || ae.Type() != "dbmigrate.invalid_spec" || !strings.Contains(err.Error(), "source_table") {
 			t.Fatalf("workflow ended with %v, want a dbmigrate.invalid_spec error naming source_table", err)
 		}
-		it := c.GetWorkflowHistory(ctx, dbmigrate.WorkflowID(in.MigrationID), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		it := c.GetWorkflowHistory(ctx, dbmigrateapi.WorkflowID(in.MigrationID), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
 			ev, err := it.Next()
 			if err != nil {
@@ -159,12 +161,21 @@ func TestFaultHostileIdentifiersNeverInject(t *testing.T) {
 		t.Run("reader "+src.Driver(), func(t *testing.T) {
 			// The table named like an injection is one identifier: its rows come back.
 			tried++
-			if n, err := src.Count(ctx, injection); err != nil || n != 2 {
-				t.Fatalf("count of the table named %q: %d, %v", injection, n, err)
+			if n, err := src.Count(ctx, injection); err != nil {
+				t.Fatalf("err: want nil; count of the table named %q: %d, %v", injection, n, err)
+			} else if n != 2 {
+				t.Fatalf("n: want 2; count of the table named %q: %d, %v", injection, n, err)
 			}
 			rows, err := src.Read(ctx, source.Query{Table: injection, Columns: []string{"id", `name")--`}, Key: "id", Limit: 10})
-			if err != nil || len(rows) != 2 || fmt.Sprint(rows[1][1]) != "b" {
-				t.Fatalf("read of the table named %q: %v, %v", injection, rows, err)
+			if err != nil {
+				t.Fatalf("err: want nil; read of the table named %q: %v, %v", injection, rows, err)
+			}
+			if len(rows) != 2 {
+				t.Fatalf("len(rows) = %v, want 2; read of the table named %q: %v, %v", len(rows), injection, rows, err)
+			}
+			if fmt.Sprint(rows[1][1]) != "b" {
+				t.Fatalf("fmt.Sprint(rows[1][1]) = %v, want \"b\"; read of the table named %q: %v, %v",
+					fmt.Sprint(rows[1][1]), injection, rows, err)
 			}
 			for _, h := range hostileNames[1:] {
 				tried += 4
@@ -182,8 +193,11 @@ func TestFaultHostileIdentifiersNeverInject(t *testing.T) {
 				}
 			}
 			rows, err = src.Read(ctx, source.Query{Table: "y", Columns: []string{"id", "v"}, Key: "id", Limit: 10})
-			if err != nil || len(rows) != 3 {
-				t.Fatalf("table y after the hostile reads: %v, %v", rows, err)
+			if err != nil {
+				t.Fatalf("err: want nil; table y after the hostile reads: %v, %v", rows, err)
+			}
+			if len(rows) != 3 {
+				t.Fatalf("len(rows) = %v, want 3; table y after the hostile reads: %v, %v", len(rows), rows, err)
 			}
 		})
 	}
@@ -210,6 +224,8 @@ sources:
 target:
   schema: lit
   create_tables: true
+ignore:
+  - {table: events}
 entities:
   - name: owners
     source_table: owners
@@ -237,10 +253,12 @@ entities:
 	srv := testenv.SharedTemporal(t)
 	queue := fmt.Sprintf("dbfault-literals-%d", time.Now().UnixNano())
 	startWorker(t, srv.Address(), dbURL, queue)
-	in := dbmigrate.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "fault-test", Spec: sp}
-	var res dbmigrate.State
-	if err := startMigration(t, srv.Client(t), queue, in).Get(ctx, &res); err != nil || res.Status != model.OrchCompleted {
-		t.Fatalf("migration with hostile literals: %s, %v", res.Status, err)
+	in := dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "fault-test", Spec: sp}
+	var res dbmigrateapi.State
+	if err := startMigration(t, srv.Client(t), queue, in).Get(ctx, &res); err != nil {
+		t.Fatalf("err: want nil; migration with hostile literals: %s, %v", res.Status, err)
+	} else if res.Status != model.OrchCompleted {
+		t.Fatalf("res.Status: want model.OrchCompleted; migration with hostile literals: %s, %v", res.Status, err)
 	}
 	for _, v := range res.Validation {
 		if !v.Passed {
@@ -248,10 +266,16 @@ entities:
 		}
 	}
 	var n, indexes int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lit.owners WHERE note = $1`, constant).Scan(&n); err != nil || n != 50 {
-		t.Fatalf("%d of 50 rows carry the constant verbatim (%v)", n, err)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM lit.owners WHERE note = $1`, constant).Scan(&n); err != nil {
+		t.Fatalf("err: want nil; %d of 50 rows carry the constant verbatim (%v)", n, err)
+	} else if n != 50 {
+		t.Fatalf("n: want 50; %d of 50 rows carry the constant verbatim (%v)", n, err)
 	}
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'lit' AND tablename = 'owners'`).Scan(&indexes); err != nil || indexes != 3 {
-		t.Fatalf("%d indexes on lit.owners, want the key, the partial and the full-text one (%v)", indexes, err)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'lit' AND tablename = 'owners'`).Scan(&indexes); err != nil {
+		t.Fatalf("err: want nil; %d indexes on lit.owners, want the key, the partial and the full-text one (%v)",
+			indexes, err)
+	} else if indexes != 3 {
+		t.Fatalf("indexes: want 3; %d indexes on lit.owners, want the key, the partial and the full-text one (%v)",
+			indexes, err)
 	}
 }

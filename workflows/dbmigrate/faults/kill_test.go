@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 // TestFaultWorkerSIGKILLDuringEntityLoad runs one small migration per seed (200 owners, 8,000

@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cutover/cutover/activities/dbcopy"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
-	"github.com/cutover/cutover/internal/testenv"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // loadRows is the large table of the load test: CUTOVER_LOAD_ROWS, else def (the small table is
@@ -25,8 +25,11 @@ import (
 func loadRows(t testing.TB, def int) int {
 	if v := os.Getenv("CUTOVER_LOAD_ROWS"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 10_000 {
-			t.Fatalf("CUTOVER_LOAD_ROWS=%q: want an integer of at least 10000", v)
+		if err != nil {
+			t.Fatalf("err = %v, want nil; CUTOVER_LOAD_ROWS=%q: want an integer of at least 10000", err, v)
+		}
+		if n < 10_000 {
+			t.Fatalf("n = %v, want >= 10_000; CUTOVER_LOAD_ROWS=%q: want an integer of at least 10000", n, v)
 		}
 		return n
 	}
@@ -56,7 +59,7 @@ func TestFaultLoadRSSFlat(t *testing.T) {
 		queue := fmt.Sprintf("dbfault-load-%d-%d", n, time.Now().UnixNano())
 		w := startWorker(t, srv.Address(), dbURL, queue)
 		start := time.Now()
-		in := src.input(t, dbmigrate.Config{HeartbeatTimeout: 30 * time.Second})
+		in := src.input(t, dbmigrateapi.Config{HeartbeatTimeout: 30 * time.Second})
 		awaitResult(t, startMigration(t, c, queue, in), 5*time.Minute+time.Duration(n/5000)*time.Second)
 		took := time.Since(start)
 		peak[n] = testenv.PeakRSS(t, w.Pid())
@@ -107,7 +110,7 @@ func BenchmarkDBLoadMemory(b *testing.B) {
 		}
 		var rows int64
 		for _, ent := range []string{"owners", "events"} {
-			res, err := e.CopyBatches(ctx, dbcopy.BatchRequest{Entity: ent}, 0, nil)
+			res, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: ent}, 0, nil)
 			if err != nil || !res.Done {
 				b.Fatalf("copy %s: %+v, %v", ent, res, err)
 			}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/cutover/cutover/activities/dbcopy"
 	"github.com/cutover/cutover/internal/codec"
-	"github.com/cutover/cutover/internal/testenv"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 // TestFaultWorkflowResetResumesFromCheckpoint resets running migrations to earlier workflow
@@ -59,7 +59,7 @@ func TestFaultWorkflowResetResumesFromCheckpoint(t *testing.T) {
 			in := src.input(t, cfg)
 			run := startMigration(t, c, queue, in)
 			ctx := context.Background()
-			childID := dbmigrate.WorkflowID(in.MigrationID) + "/events"
+			childID := dbmigrateapi.WorkflowID(in.MigrationID) + "/events"
 
 			// Mid-entity: several copy activities of events done, well before its end.
 			threshold := int64(src.owners) + int64(float64(src.events)*(0.35+0.2*r.Float64()))
@@ -79,8 +79,8 @@ func TestFaultWorkflowResetResumesFromCheckpoint(t *testing.T) {
 				resetID, from = childID, chunks[k-1].result.Run.Next.BatchNumber
 				resetEvent = fmt.Sprintf("the workflow task after copy activity %d of %d (cursor at batch %d)", k, len(chunks), from)
 			} else {
-				eventID = childStartTask(t, c, dbmigrate.WorkflowID(in.MigrationID), childID)
-				resetID, from = dbmigrate.WorkflowID(in.MigrationID), 0
+				eventID = childStartTask(t, c, dbmigrateapi.WorkflowID(in.MigrationID), childID)
+				resetID, from = dbmigrateapi.WorkflowID(in.MigrationID), 0
 				resetEvent = "the workflow task that started the events child"
 			}
 			before := batchTimes(t, pool, in.MigrationID, "events")

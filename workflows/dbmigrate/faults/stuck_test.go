@@ -8,8 +8,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/cutover/cutover/internal/testenv"
-	"github.com/cutover/cutover/workflows/dbmigrate"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
 // TestFaultWorkerSIGKILLDuringValidation kills the worker while a whole-table activity (here
@@ -56,8 +56,10 @@ func TestFaultWorkerSIGKILLDuringValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var early int64
-	if err := lock.QueryRow(ctx, `SELECT count(*) FROM cutover.data_validation_results`).Scan(&early); err != nil || early != 0 {
-		t.Fatalf("validation began before the lock (%d results, %v)", early, err)
+	if err := lock.QueryRow(ctx, `SELECT count(*) FROM cutover.data_validation_results`).Scan(&early); err != nil {
+		t.Fatalf("err: want nil; validation began before the lock (%d results, %v)", early, err)
+	} else if early != 0 {
+		t.Fatalf("early: want 0; validation began before the lock (%d results, %v)", early, err)
 	}
 	var attempt int32
 	testenv.WaitFor(t, "DBValidate started", 3*time.Minute, func() bool {
@@ -88,7 +90,7 @@ func TestFaultWorkerSIGKILLDuringValidation(t *testing.T) {
 // while none is started.
 func validateAttempt(ctx context.Context, t *testing.T, c client.Client, migrationID string) int32 {
 	t.Helper()
-	d, err := c.DescribeWorkflowExecution(ctx, dbmigrate.WorkflowID(migrationID), "")
+	d, err := c.DescribeWorkflowExecution(ctx, dbmigrateapi.WorkflowID(migrationID), "")
 	if err != nil {
 		t.Fatalf("describe: %v", err)
 	}

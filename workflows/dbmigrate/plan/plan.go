@@ -7,7 +7,7 @@ package plan
 import (
 	"fmt"
 
-	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // Plan is a migration's schedule.
@@ -18,6 +18,12 @@ type Plan struct {
 	// entities are loaded), in spec order.
 	OpsAfter map[string][]string
 	Risky    map[string]bool // operations that are critical before any assessment (drop_column or risk: critical)
+	// Changes lists, per entity in plan order, the transformations that may change a value on
+	// its way (each changed value is counted in the status and the report).
+	Changes map[string][]string
+	// Ignored lists what the spec leaves behind in the sources on purpose (ignore:), as
+	// "table" or "table.column"; anything else no entity reads refuses the migration.
+	Ignored []string
 }
 
 // New plans a spec; a cyclic dependency (or any spec problem) is an error before anything runs.
@@ -29,7 +35,21 @@ func New(sp *spec.Spec) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Order: order, Deps: sp.Dependencies(), OpsAfter: map[string][]string{}, Risky: map[string]bool{}}
+	p := &Plan{Order: order, Deps: sp.Dependencies(), OpsAfter: map[string][]string{}, Risky: map[string]bool{},
+		Changes: map[string][]string{}}
+	for _, e := range sp.Entities {
+		if c := valueChanges(e); len(c) > 0 {
+			p.Changes[e.Name] = c
+		}
+	}
+	for _, ig := range sp.Ignore {
+		if len(ig.Columns) == 0 {
+			p.Ignored = append(p.Ignored, ig.Table)
+		}
+		for _, c := range ig.Columns {
+			p.Ignored = append(p.Ignored, ig.Table+"."+c)
+		}
+	}
 	for _, op := range sp.SchemaOps {
 		p.OpsAfter[op.After] = append(p.OpsAfter[op.After], op.Name)
 		if op.Type == "drop_column" || op.Risk == "critical" {
@@ -110,11 +130,44 @@ func (p *Plan) Levels() [][]string {
 	return out
 }
 
-// String renders the plan's waves.
+// String renders the plan's waves and the transformations that may change values.
 func (p *Plan) String() string {
 	s := ""
 	for i, l := range p.Levels() {
 		s += fmt.Sprintf("wave %d: %v\n", i+1, l)
 	}
+	for _, name := range p.Order {
+		for _, c := range p.Changes[name] {
+			s += fmt.Sprintf("changes values: %s.%s (counted)\n", name, c)
+		}
+	}
+	for _, ig := range p.Ignored {
+		s += fmt.Sprintf("left behind in the source (ignore): %s\n", ig)
+	}
 	return s
+}
+
+// valueChanges are an entity's column rules that may change a value, as "column: what" (a
+// cast from text also drops spaces around a value: counted as trimmed, not listed here).
+func valueChanges(e spec.Entity) []string {
+	var out []string
+	for _, c := range e.Columns {
+		if c.Drop {
+			continue
+		}
+		var what []string
+		if c.EmptyAsNull {
+			what = append(what, "'' and blank text become NULL (empty_as_null)")
+		}
+		if c.Default != nil {
+			what = append(what, fmt.Sprintf("NULL becomes %q (default)", *c.Default))
+		}
+		if c.Round {
+			what = append(what, "values the type cannot hold exactly are rounded (round)")
+		}
+		for _, w := range what {
+			out = append(out, c.Target+": "+w)
+		}
+	}
+	return out
 }

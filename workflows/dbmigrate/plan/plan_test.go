@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
-	"github.com/cutover/cutover/activities/dbcopy/spec"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 func clinic(t *testing.T) *spec.Spec {
@@ -24,7 +24,7 @@ func TestClinicDAG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Seed 001's chain: offices → profiles → doctors → patients → orders; products after orders.
+	// The clinic chain: offices → profiles → doctors → patients → orders; products after orders.
 	want := "offices,profiles,doctors,patients,orders,products,comments,jaws,projects,treatment_plans"
 	if got := strings.Join(p.Order, ","); got != want {
 		t.Fatalf("order %s", got)
@@ -95,7 +95,18 @@ func TestOpsPlacement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(p.OpsAfter["profiles"]) != "[drop-bio]" || fmt.Sprint(p.OpsAfter[""]) != "[backup]" || !p.Risky["drop-bio"] || p.Risky["backup"] {
-		t.Fatalf("ops = %v %v", p.OpsAfter, p.Risky)
+	if fmt.Sprint(p.OpsAfter["profiles"]) != "[drop-bio]" {
+		t.Fatalf("fmt.Sprint(p.OpsAfter[\"profiles\"]) = %v, want \"[drop-bio]\"; ops = %v %v",
+			fmt.Sprint(p.OpsAfter["profiles"]), p.OpsAfter, p.Risky)
+	}
+	if fmt.Sprint(p.OpsAfter[""]) != "[backup]" {
+		t.Fatalf("fmt.Sprint(p.OpsAfter[\"\"]) = %v, want \"[backup]\"; ops = %v %v",
+			fmt.Sprint(p.OpsAfter[""]), p.OpsAfter, p.Risky)
+	}
+	if !p.Risky["drop-bio"] {
+		t.Fatalf("p.Risky[\"drop-bio\"] is false; ops = %v %v", p.OpsAfter, p.Risky)
+	}
+	if p.Risky["backup"] {
+		t.Fatalf("p.Risky[\"backup\"] is true; ops = %v %v", p.OpsAfter, p.Risky)
 	}
 }

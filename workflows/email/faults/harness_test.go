@@ -20,10 +20,11 @@ import (
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/faultproxy"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -208,8 +209,8 @@ func (j *job) start(c client.Client, queue string, spec jobspec.Spec, tuning ema
 	if tuning.HeartbeatTimeout == 0 {
 		tuning.HeartbeatTimeout = 3 * time.Second
 	}
-	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: email.WorkflowID(j.id), TaskQueue: queue,
-		WorkflowTaskTimeout: 3 * time.Second}, email.WorkflowName, spec, &email.Resume{Tuning: tuning})
+	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: emailapi.WorkflowID(j.id), TaskQueue: queue,
+		WorkflowTaskTimeout: 3 * time.Second}, emailapi.WorkflowName, spec, &email.Resume{Tuning: tuning})
 	if err != nil {
 		j.t.Fatal(err)
 	}
@@ -217,22 +218,22 @@ func (j *job) start(c client.Client, queue string, spec jobspec.Spec, tuning ema
 }
 
 // status queries the job; the error is returned, not fatal (the worker may be down).
-func status(c client.Client, id string) (email.Status, error) {
+func status(c client.Client, id string) (emailapi.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := c.QueryWorkflow(ctx, id, "", email.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, id, "", emailapi.QueryStatus)
 	if err != nil {
-		return email.Status{}, err
+		return emailapi.Status{}, err
 	}
-	var s email.Status
+	var s emailapi.Status
 	return s, v.Get(&s)
 }
 
 // awaitStatus polls the status query until ok; a failed job fails the test at once.
-func awaitStatus(t testing.TB, c client.Client, id, what string, timeout time.Duration, ok func(email.Status) bool) email.Status {
+func awaitStatus(t testing.TB, c client.Client, id, what string, timeout time.Duration, ok func(emailapi.Status) bool) emailapi.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last email.Status
+	var last emailapi.Status
 	var lastErr error
 	for time.Now().Before(deadline) {
 		s, err := status(c, id)
@@ -253,14 +254,14 @@ func awaitStatus(t testing.TB, c client.Client, id, what string, timeout time.Du
 }
 
 // command sends an update and waits for its answer, retrying while no worker answers.
-func command(t testing.TB, c client.Client, id, name string, r email.Request, timeout time.Duration) email.Ack {
+func command(t testing.TB, c client.Client, id, name string, r emailapi.Request, timeout time.Duration) emailapi.Ack {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{r},
 			WaitForStage: client.WorkflowUpdateStageCompleted})
-		var ack email.Ack
+		var ack emailapi.Ack
 		if err == nil {
 			err = h.Get(ctx, &ack)
 		}
@@ -398,11 +399,11 @@ func (j *job) slowDest(t testing.TB, bytesPerSec int) *faultproxy.Proxy {
 }
 
 // result waits for the job's workflow (following continue-as-new) and returns its status.
-func result(t testing.TB, c client.Client, id string, timeout time.Duration) email.Status {
+func result(t testing.TB, c client.Client, id string, timeout time.Duration) emailapi.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var st email.Status
+	var st emailapi.Status
 	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
 		t.Fatalf("job result: %v", err)
 	}

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // killer SIGKILLs a run's worker at seeded points and counts what it did.
@@ -106,7 +107,7 @@ func TestFaultWorkerSIGKILLDuringSync(t *testing.T) {
 				queue := fmt.Sprintf("emailfault-kill-%d-%d", seed, time.Now().UnixNano())
 				w := startWorker(t, temporal.Address(), j.dbURL, queue, j.workerEnv()...)
 				k := &killer{t: t, seed: seed, r: r, w: w, j: j, began: time.Now()}
-				id := email.WorkflowID(j.id)
+				id := emailapi.WorkflowID(j.id)
 				ctx := context.Background()
 
 				// Two kills per job, in two of the three phases (which one is spared rotates).
@@ -118,7 +119,7 @@ func TestFaultWorkerSIGKILLDuringSync(t *testing.T) {
 				if kill(0) {
 					k.atRows("initial sync", 0, initial)
 				}
-				awaitStatus(t, c, id, "initial sync done", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
+				awaitStatus(t, c, id, "initial sync done", 4*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseDeltaSync })
 
 				// A mirror presync after mail arrived and one message per mailbox was deleted.
 				rows := j.ledgerRows(ctx)
@@ -126,23 +127,23 @@ func TestFaultWorkerSIGKILLDuringSync(t *testing.T) {
 				for _, b := range j.boxes {
 					j.removeOne(t, b, "INBOX")
 				}
-				if err := c.SignalWorkflow(ctx, id, "", email.PresyncNow, email.Request{By: "fault-test"}); err != nil {
+				if err := c.SignalWorkflow(ctx, id, "", emailapi.PresyncNow, emailapi.Request{By: "fault-test"}); err != nil {
 					t.Fatal(err)
 				}
 				if kill(1) {
 					k.atRows("presync", rows, delta)
 				}
-				awaitStatus(t, c, id, "presync done", 4*time.Minute, func(s email.Status) bool { return s.Presyncs == 1 && s.CurrentPass == nil })
+				awaitStatus(t, c, id, "presync done", 4*time.Minute, func(s emailapi.Status) bool { return s.Presyncs == 1 && s.CurrentPass == nil })
 
 				// The gate, the migration hour, DNS; mail that reached the old server meanwhile
 				// is brought over by the final sync.
-				command(t, c, id, email.Approve, email.Request{By: "fault-lead", Note: "kill test"}, 2*time.Minute)
+				command(t, c, id, emailapi.Approve, emailapi.Request{By: "fault-lead", Note: "kill test"}, 2*time.Minute)
 				now := time.Now()
-				command(t, c, id, email.SetCutoverTime, email.Request{By: "fault-ops", At: &now}, 2*time.Minute)
-				awaitStatus(t, c, id, "cutover_ready", 2*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseCutoverReady })
+				command(t, c, id, emailapi.SetCutoverTime, emailapi.Request{By: "fault-ops", At: &now}, 2*time.Minute)
+				awaitStatus(t, c, id, "cutover_ready", 2*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseCutoverReady })
 				rows = j.ledgerRows(ctx)
 				delta = int64(j.deliver("final", 25+r.IntN(20)))
-				command(t, c, id, email.DNSCutoverConfirmed, email.Request{By: "fault-lead"}, 2*time.Minute)
+				command(t, c, id, emailapi.DNSCutoverConfirmed, emailapi.Request{By: "fault-lead"}, 2*time.Minute)
 				switch {
 				case !kill(2):
 				case i%2 == 0:
@@ -150,13 +151,20 @@ func TestFaultWorkerSIGKILLDuringSync(t *testing.T) {
 				default:
 					k.atRun("final sync verification", model.RunVerify)
 				}
-				awaitStatus(t, c, id, "verified", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseVerified })
-				if err := c.SignalWorkflow(ctx, id, "", email.Close, email.Request{By: "fault-lead", Note: "done"}); err != nil {
+				awaitStatus(t, c, id, "verified", 4*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseVerified })
+				if err := c.SignalWorkflow(ctx, id, "", emailapi.Close, emailapi.Request{By: "fault-lead", Note: "done"}); err != nil {
 					t.Fatal(err)
 				}
 				st := result(t, c, id, 2*time.Minute)
-				if st.Phase != model.PhaseClosed || st.Verify == nil || !st.Verify.OK || st.Verify.Missing != 0 {
-					t.Errorf("job ended in %s, verify %+v", st.Phase, st.Verify)
+				if st.Phase != model.PhaseClosed {
+					t.Errorf("st.Phase: want model.PhaseClosed; job ended in %s, verify %+v", st.Phase, st.Verify)
+				} else if st.Verify == nil {
+					t.Errorf("st.Verify is nil; job ended in %s, verify %+v", st.Phase, st.Verify)
+				} else if !st.Verify.OK {
+					t.Errorf("st.Verify.OK is false; job ended in %s, verify %+v", st.Phase, st.Verify)
+				} else if st.Verify.Missing != 0 {
+					t.Errorf("st.Verify.Missing = %v, want 0; job ended in %s, verify %+v",
+						st.Verify.Missing, st.Phase, st.Verify)
 				}
 				found := j.checkDestination(t)
 				t.Logf("seed %d: %d kills (%d inside the work), job closed %s after start; %d messages, %d missing, %d duplicated",

@@ -16,8 +16,9 @@ import (
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -25,17 +26,23 @@ import (
 func loadMailboxes(t testing.TB, def int) int {
 	if v := os.Getenv("CUTOVER_LOAD_MAILBOXES"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 10 {
-			t.Fatalf("CUTOVER_LOAD_MAILBOXES=%q: want an integer of at least 10", v)
+		if err != nil {
+			t.Fatalf("err = %v, want nil; CUTOVER_LOAD_MAILBOXES=%q: want an integer of at least 10", err, v)
+		}
+		if n < 10 {
+			t.Fatalf("n = %v, want >= 10; CUTOVER_LOAD_MAILBOXES=%q: want an integer of at least 10", n, v)
 		}
 		return n
 	}
 	return def
 }
 
-// History bounds of the load test: none may grow with the number of mailboxes.
+// History bounds of the load test: none may grow with the number of mailboxes. The job's grows
+// with time only: the worker signals it at most once per workerapp.ReportsEvery with every
+// mailbox's progress (a signal and a workflow task: reportEvents events).
 const (
 	maxJobEvents     = 200
+	reportEvents     = 4
 	maxWaveEvents    = 8*email.DefaultContinueAfter + 60 // a wave run starts at most ContinueAfter children
 	maxMailboxEvents = 30
 	maxHistoryBytes  = 1 << 20
@@ -99,8 +106,11 @@ mailboxes:
 	// As `cutover email start` does: the mailboxes go to PostgreSQL, the workflow input
 	// carries only their count.
 	registered, err := emailjob.Register(ctx, j.db, spec)
-	if err != nil || registered != n {
-		t.Fatalf("register: %d mailboxes, %v", registered, err)
+	if err != nil {
+		t.Fatalf("err: want nil; register: %d mailboxes, %v", registered, err)
+	}
+	if registered != n {
+		t.Fatalf("registered: want n; register: %d mailboxes, %v", registered, err)
 	}
 	spec.Mailboxes, spec.MailboxCount = nil, n
 
@@ -108,14 +118,25 @@ mailboxes:
 	w := startWorker(t, temporal.Address(), j.dbURL, queue, j.workerEnv()...)
 	start := time.Now()
 	j.start(c, queue, spec, email.Tuning{HeartbeatTimeout: time.Minute})
-	id := email.WorkflowID(j.id)
-	st := awaitStatus(t, c, id, "initial sync of every mailbox", 15*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
+	id := emailapi.WorkflowID(j.id)
+	st := awaitStatus(t, c, id, "initial sync of every mailbox", 15*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseDeltaSync })
 	took := time.Since(start)
 	rss := testenv.PeakRSS(t, w.Pid())
-	if st.LastPass == nil || st.LastPass.Mailboxes != int64(n) || st.LastPass.Failed != 0 || st.LastPass.Transferred != int64(n) || st.SyncPercent != 100 {
-		t.Errorf("initial sync: %+v, %v%% synced", st.LastPass, st.SyncPercent)
+	if st.LastPass == nil {
+		t.Errorf("st.LastPass is nil; initial sync: %+v, %v%% synced", st.LastPass, st.SyncPercent)
+	} else if st.LastPass.Mailboxes != int64(n) {
+		t.Errorf("st.LastPass.Mailboxes = %v, want %v (int64(n)); initial sync: %+v, %v%% synced",
+			st.LastPass.Mailboxes, int64(n), st.LastPass, st.SyncPercent)
+	} else if st.LastPass.Failed != 0 {
+		t.Errorf("st.LastPass.Failed = %v, want 0; initial sync: %+v, %v%% synced",
+			st.LastPass.Failed, st.LastPass, st.SyncPercent)
+	} else if st.LastPass.Transferred != int64(n) {
+		t.Errorf("st.LastPass.Transferred = %v, want %v (int64(n)); initial sync: %+v, %v%% synced",
+			st.LastPass.Transferred, int64(n), st.LastPass, st.SyncPercent)
+	} else if st.SyncPercent != 100 {
+		t.Errorf("st.SyncPercent: want 100; initial sync: %+v, %v%% synced", st.LastPass, st.SyncPercent)
 	}
-	if err := c.SignalWorkflow(ctx, id, "", email.Abort, email.Request{By: "load-test", Note: "measured"}); err != nil {
+	if err := c.SignalWorkflow(ctx, id, "", emailapi.Abort, emailapi.Request{By: "load-test", Note: "measured"}); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.GetWorkflow(ctx, id, "").Get(ctx, nil)
@@ -149,21 +170,25 @@ mailboxes:
 			events, size := e.GetHistoryLength(), e.GetHistorySizeBytes()
 			l := largest[kind]
 			largest[kind] = [2]int64{max(l[0], events), max(l[1], size)}
-			limit := map[string]int64{email.WorkflowName: maxJobEvents, email.WaveWorkflowName: maxWaveEvents, email.MailboxWorkflowName: maxMailboxEvents}[kind]
-			if events > limit || size > maxHistoryBytes {
-				t.Errorf("%s %s: %d events, %d bytes (limits %d events, %d bytes)", kind, e.GetExecution().GetWorkflowId(), events, size, limit, maxHistoryBytes)
+			limit := map[string]int64{emailapi.WorkflowName: maxJobEvents, emailapi.WaveWorkflowName: maxWaveEvents, emailapi.MailboxWorkflowName: maxMailboxEvents}[kind]
+			if events > limit {
+				t.Errorf("events: want <= limit; %s %s: %d events, %d bytes (limits %d events, %d bytes)",
+					kind, e.GetExecution().GetWorkflowId(), events, size, limit, maxHistoryBytes)
+			} else if size > maxHistoryBytes {
+				t.Errorf("size: want <= maxHistoryBytes; %s %s: %d events, %d bytes (limits %d events, %d bytes)",
+					kind, e.GetExecution().GetWorkflowId(), events, size, limit, maxHistoryBytes)
 			}
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
 			break
 		}
 	}
-	if counts[email.MailboxWorkflowName] != 2*n {
-		t.Errorf("%d mailbox workflows, want %d (preflight and initial sync of each mailbox)", counts[email.MailboxWorkflowName], 2*n)
+	if counts[emailapi.MailboxWorkflowName] != 2*n {
+		t.Errorf("%d mailbox workflows, want %d (preflight and initial sync of each mailbox)", counts[emailapi.MailboxWorkflowName], 2*n)
 	}
 	t.Logf("%d mailboxes: preflight + initial sync in %s (%.1f ms per mailbox workflow, 25 at a time); worker peak RSS (VmHWM) %.1f MiB",
 		n, took.Round(time.Millisecond), float64(took.Milliseconds())/float64(2*n), float64(rss)/(1<<20))
-	for _, k := range []string{email.WorkflowName, email.WaveWorkflowName, email.MailboxWorkflowName} {
+	for _, k := range []string{emailapi.WorkflowName, emailapi.WaveWorkflowName, emailapi.MailboxWorkflowName} {
 		t.Logf("%-20s %5d executions, largest history %4d events, %6d bytes", k, counts[k], largest[k][0], largest[k][1])
 	}
 	if rss > maxWorkerRSS {

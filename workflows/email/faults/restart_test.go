@@ -9,10 +9,11 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/cutover/cutover/internal/faultproxy"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // serverFault is one server fault of a restart test, injected once the job's ledger holds
@@ -29,7 +30,7 @@ type serverFault struct {
 func driveThroughServerFaults(t *testing.T, c client.Client, j *job, queue string, r *rand.Rand, seed uint64,
 	initial, final serverFault, beforeFinal func()) tally {
 	t.Helper()
-	id := email.WorkflowID(j.id)
+	id := emailapi.WorkflowID(j.id)
 	ctx := context.Background()
 	began := time.Now()
 	inject := func(f serverFault, base, delta int64) {
@@ -49,28 +50,32 @@ func driveThroughServerFaults(t *testing.T, c client.Client, j *job, queue strin
 	n := int64(j.deliver("init", 80+r.IntN(40)))
 	j.start(c, queue, j.spec(2), email.Tuning{})
 	inject(initial, 0, n)
-	awaitStatus(t, c, id, "initial sync done", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
-	command(t, c, id, email.Approve, email.Request{By: "fault-lead"}, time.Minute)
+	awaitStatus(t, c, id, "initial sync done", 4*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseDeltaSync })
+	command(t, c, id, emailapi.Approve, emailapi.Request{By: "fault-lead"}, time.Minute)
 	now := time.Now()
-	command(t, c, id, email.SetCutoverTime, email.Request{By: "fault-ops", At: &now}, time.Minute)
-	awaitStatus(t, c, id, "cutover_ready", 2*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseCutoverReady })
+	command(t, c, id, emailapi.SetCutoverTime, emailapi.Request{By: "fault-ops", At: &now}, time.Minute)
+	awaitStatus(t, c, id, "cutover_ready", 2*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseCutoverReady })
 	rows := j.ledgerRows(ctx)
 	n = int64(j.deliver("final", 40+r.IntN(20)))
 	if beforeFinal != nil {
 		beforeFinal()
 	}
-	command(t, c, id, email.DNSCutoverConfirmed, email.Request{By: "fault-lead"}, time.Minute)
+	command(t, c, id, emailapi.DNSCutoverConfirmed, emailapi.Request{By: "fault-lead"}, time.Minute)
 	inject(final, rows, n)
-	awaitStatus(t, c, id, "verified", 4*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseVerified })
-	if err := c.SignalWorkflow(ctx, id, "", email.Close, email.Request{By: "fault-lead"}); err != nil {
+	awaitStatus(t, c, id, "verified", 4*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseVerified })
+	if err := c.SignalWorkflow(ctx, id, "", emailapi.Close, emailapi.Request{By: "fault-lead"}); err != nil {
 		t.Fatal(err)
 	}
 	st := result(t, c, id, 2*time.Minute)
-	if st.Phase != model.PhaseClosed || st.Verify == nil || !st.Verify.OK {
-		t.Errorf("job ended in %s, verify %+v", st.Phase, st.Verify)
+	if st.Phase != model.PhaseClosed {
+		t.Errorf("st.Phase: want model.PhaseClosed; job ended in %s, verify %+v", st.Phase, st.Verify)
+	} else if st.Verify == nil {
+		t.Errorf("st.Verify is nil; job ended in %s, verify %+v", st.Phase, st.Verify)
+	} else if !st.Verify.OK {
+		t.Errorf("st.Verify.OK is false; job ended in %s, verify %+v", st.Phase, st.Verify)
 	}
 	for _, b := range j.boxes {
-		t.Logf("%s: activity attempts of the last pass %v", b.user, activityAttempts(t, c, email.MailboxWorkflowID(j.id, b.user+"@fault.example")))
+		t.Logf("%s: activity attempts of the last pass %v", b.user, activityAttempts(t, c, emailapi.MailboxWorkflowID(j.id, b.user+"@fault.example")))
 	}
 	return j.checkDestination(t)
 }

@@ -27,32 +27,33 @@ import (
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
 // driveToClosed takes a job from start through a presync, the gate, DNS and the final sync to
 // closed, and returns its final status.
-func driveToClosed(t *testing.T, c client.Client, j *job, queue string) email.Status {
+func driveToClosed(t *testing.T, c client.Client, j *job, queue string) emailapi.Status {
 	t.Helper()
-	id := email.WorkflowID(j.id)
+	id := emailapi.WorkflowID(j.id)
 	ctx := context.Background()
 	j.start(c, queue, j.spec(2), email.Tuning{})
-	awaitStatus(t, c, id, "initial sync done", 3*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
+	awaitStatus(t, c, id, "initial sync done", 3*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseDeltaSync })
 	j.deliver("pre", 5)
-	if err := c.SignalWorkflow(ctx, id, "", email.PresyncNow, email.Request{By: "sec-ops"}); err != nil {
+	if err := c.SignalWorkflow(ctx, id, "", emailapi.PresyncNow, emailapi.Request{By: "sec-ops"}); err != nil {
 		t.Fatal(err)
 	}
-	awaitStatus(t, c, id, "presync done", 3*time.Minute, func(s email.Status) bool { return s.Presyncs == 1 && s.CurrentPass == nil })
-	command(t, c, id, email.Approve, email.Request{By: "sec-lead"}, time.Minute)
+	awaitStatus(t, c, id, "presync done", 3*time.Minute, func(s emailapi.Status) bool { return s.Presyncs == 1 && s.CurrentPass == nil })
+	command(t, c, id, emailapi.Approve, emailapi.Request{By: "sec-lead"}, time.Minute)
 	now := time.Now()
-	command(t, c, id, email.SetCutoverTime, email.Request{By: "sec-ops", At: &now}, time.Minute)
-	awaitStatus(t, c, id, "cutover_ready", time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseCutoverReady })
+	command(t, c, id, emailapi.SetCutoverTime, emailapi.Request{By: "sec-ops", At: &now}, time.Minute)
+	awaitStatus(t, c, id, "cutover_ready", time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseCutoverReady })
 	j.deliver("final", 5)
-	command(t, c, id, email.DNSCutoverConfirmed, email.Request{By: "sec-lead"}, time.Minute)
-	awaitStatus(t, c, id, "verified", 3*time.Minute, func(s email.Status) bool { return s.Phase == model.PhaseVerified })
-	if err := c.SignalWorkflow(ctx, id, "", email.Close, email.Request{By: "sec-lead"}); err != nil {
+	command(t, c, id, emailapi.DNSCutoverConfirmed, emailapi.Request{By: "sec-lead"}, time.Minute)
+	awaitStatus(t, c, id, "verified", 3*time.Minute, func(s emailapi.Status) bool { return s.Phase == model.PhaseVerified })
+	if err := c.SignalWorkflow(ctx, id, "", emailapi.Close, emailapi.Request{By: "sec-lead"}); err != nil {
 		t.Fatal(err)
 	}
 	return result(t, c, id, time.Minute)
@@ -236,8 +237,14 @@ func TestSecurityNoSecretInHistoryLogsErrorsOrReports(t *testing.T) {
 	w := startWorker(t, temporal.Address(), good.dbURL, queue, good.workerEnv(codec.EnvKeys+"="+payloadKey,
 		"CUTOVER_LOG_LEVEL=debug", "CUTOVER_LOG_FORMAT=json")...)
 	st := driveToClosed(t, c, good, queue)
-	if st.Phase != model.PhaseClosed || st.Verify == nil || !st.Verify.OK {
-		t.Fatalf("job ended in %s, verify %+v", st.Phase, st.Verify)
+	if st.Phase != model.PhaseClosed {
+		t.Fatalf("st.Phase: want model.PhaseClosed; job ended in %s, verify %+v", st.Phase, st.Verify)
+	}
+	if st.Verify == nil {
+		t.Fatalf("st.Verify is nil; job ended in %s, verify %+v", st.Phase, st.Verify)
+	}
+	if !st.Verify.OK {
+		t.Fatalf("st.Verify.OK is false; job ended in %s, verify %+v", st.Phase, st.Verify)
 	}
 	good.checkDestination(t)
 
@@ -259,17 +266,17 @@ func TestSecurityNoSecretInHistoryLogsErrorsOrReports(t *testing.T) {
 	bad.refs["sc"] = [2]string{sref, dref}
 	bad.deliver("init", 3)
 	bad.start(c, queue, bad.spec(1), email.Tuning{})
-	failed := awaitStatus(t, c, email.WorkflowID(bad.id), "authentication failure", 2*time.Minute, func(s email.Status) bool {
+	failed := awaitStatus(t, c, emailapi.WorkflowID(bad.id), "authentication failure", 2*time.Minute, func(s emailapi.Status) bool {
 		return s.Gate == model.GateBlocked && s.LastError != "" || s.State == "failed"
 	})
 	if !strings.Contains(failed.LastError, "AuthFailed") {
 		t.Errorf("the failing job's error does not say why: %q", failed.LastError)
 	}
 	t.Logf("the failing job's error: %s", failed.LastError)
-	if err := c.SignalWorkflow(ctx, email.WorkflowID(bad.id), "", email.Abort, email.Request{By: "sec-ops", Note: "wrong password"}); err != nil {
+	if err := c.SignalWorkflow(ctx, emailapi.WorkflowID(bad.id), "", emailapi.Abort, emailapi.Request{By: "sec-ops", Note: "wrong password"}); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.GetWorkflow(ctx, email.WorkflowID(bad.id), "").Get(ctx, nil)
+	_ = c.GetWorkflow(ctx, emailapi.WorkflowID(bad.id), "").Get(ctx, nil)
 
 	secrets := []string{good.vaultKy, payloadKey, wrong}
 	for _, u := range users {
@@ -305,8 +312,10 @@ func TestSecurityNoSecretInHistoryLogsErrorsOrReports(t *testing.T) {
 	}
 	t.Logf("no secret in %d workflow histories (%d payloads: %d ciphertext, decrypted and searched; %d search attributes and summaries, in clear by design, searched), %d KB of worker log, %d control tables, %d reports (%d KB), the errors",
 		workflows, scanned, scanned-visible, visible, len(logs)>>10, tables, reports, reportBytes>>10)
-	if workflows < 10 || scanned < 100 {
-		t.Errorf("only %d workflows and %d payloads scanned", workflows, scanned)
+	if workflows < 10 {
+		t.Errorf("workflows: want >= 10; only %d workflows and %d payloads scanned", workflows, scanned)
+	} else if scanned < 100 {
+		t.Errorf("scanned: want >= 100; only %d workflows and %d payloads scanned", workflows, scanned)
 	}
 }
 
@@ -360,23 +369,29 @@ mailboxes: [{email: ta@fault.example, user: ta, credentials_ref: %s, dest_user: 
 				t.Fatal(err)
 			}
 			mbs, err := j.db.ListMailboxes(ctx, j.id)
-			if err != nil || len(mbs) != 1 {
-				t.Fatalf("mailboxes: %v %v", mbs, err)
+			if err != nil {
+				t.Fatalf("err: want nil; mailboxes: %v %v", mbs, err)
 			}
-			ms := spec.MailboxSpec(j.id, mbs[0].ID, spec.Mailboxes[0])
+			if len(mbs) != 1 {
+				t.Fatalf("len(mbs) = %v, want 1; mailboxes: %v %v", len(mbs), mbs, err)
+			}
+			ms := emailjob.MailboxSpec(spec, j.id, mbs[0].ID, spec.Mailboxes[0])
 			if ms.Source.InsecureSkipVerify != strings.Contains(tc.source, "insecure") {
 				t.Fatalf("insecure_skip_verify %v from %s", ms.Source.InsecureSkipVerify, tc.source)
 			}
 			rep, err := acts.PreflightMailbox(ctx, ms)
 			if tc.ok {
-				if err != nil || len(rep.Folders) == 0 {
-					t.Fatalf("preflight: %v (%d folders)", err, len(rep.Folders))
+				if err != nil {
+					t.Fatalf("err: want nil; preflight: %v (%d folders)", err, len(rep.Folders))
+				}
+				if len(rep.Folders) == 0 {
+					t.Fatalf("len(rep.Folders): want != 0; preflight: %v (%d folders)", err, len(rep.Folders))
 				}
 				return
 			}
 			var ae *temporal.ApplicationError
-			if !errors.As(err, &ae) || ae.Type() != mail.ErrTypeTLS || !ae.NonRetryable() || !strings.Contains(err.Error(), "certificate") {
-				t.Fatalf("preflight against an untrusted certificate: %v, want a non-retryable %s error about the certificate", err, mail.ErrTypeTLS)
+			if !errors.As(err, &ae) || ae.Type() != emailapi.ErrTypeTLS || !ae.NonRetryable() || !strings.Contains(err.Error(), "certificate") {
+				t.Fatalf("preflight against an untrusted certificate: %v, want a non-retryable %s error about the certificate", err, emailapi.ErrTypeTLS)
 			}
 			t.Logf("refused: %v", ae.Message())
 		})
@@ -461,15 +476,23 @@ func TestSecurityLeastPrivilegeDatabaseRole(t *testing.T) {
 	queue := fmt.Sprintf("emailpriv-%d", time.Now().UnixNano())
 	w := startWorker(t, temporal.Address(), roleURL, queue, j.workerEnv()...)
 	st := driveToClosed(t, c, j, queue)
-	if st.Phase != model.PhaseClosed || st.Verify == nil || !st.Verify.OK {
-		t.Fatalf("job ended in %s, verify %+v", st.Phase, st.Verify)
+	if st.Phase != model.PhaseClosed {
+		t.Fatalf("st.Phase: want model.PhaseClosed; job ended in %s, verify %+v", st.Phase, st.Verify)
+	}
+	if st.Verify == nil {
+		t.Fatalf("st.Verify is nil; job ended in %s, verify %+v", st.Phase, st.Verify)
+	}
+	if !st.Verify.OK {
+		t.Fatalf("st.Verify.OK is false; job ended in %s, verify %+v", st.Phase, st.Verify)
 	}
 	j.checkDestination(t)
 	if strings.Contains(w.Log(), "permission denied") {
 		t.Errorf("the worker was refused something:\n%s", w.LogTail(4000))
 	}
 	var runs int
-	if err := j.db.Pool.QueryRow(ctx, `SELECT count(*) FROM migration_runs WHERE job_id = $1`, j.id).Scan(&runs); err != nil || runs == 0 {
-		t.Errorf("no run recorded by the worker's role: %d, %v", runs, err)
+	if err := j.db.Pool.QueryRow(ctx, `SELECT count(*) FROM migration_runs WHERE job_id = $1`, j.id).Scan(&runs); err != nil {
+		t.Errorf("err: want nil; no run recorded by the worker's role: %d, %v", runs, err)
+	} else if runs == 0 {
+		t.Errorf("runs: want != 0; no run recorded by the worker's role: %d, %v", runs, err)
 	}
 }

@@ -91,12 +91,22 @@ type MailboxFacts struct {
 	SentSource       int64 `json:"sent_source"`
 	SentDest         int64 `json:"sent_dest"`
 	SentQuarantined  int64 `json:"sent_quarantined"`
+	// DestHeld: messages on the destination that the job did not place (never deleted but
+	// by strict_mirror), for the dest_held check.
+	DestHeld int64 `json:"dest_held,omitempty"`
+	// KeywordsDropped: messages stored without some of their keywords, which the destination
+	// refused (DroppedKeywords names some), for the quarantine check.
+	KeywordsDropped int64    `json:"keywords_dropped,omitempty"`
+	DroppedKeywords []string `json:"dropped_keywords,omitempty"`
+	// StaleFolders: destination folders holding the job's copies of source folders since
+	// renamed or deleted on the source (kept), for the dest_held check.
+	StaleFolders int64 `json:"stale_folders,omitempty"`
 }
 
 // mailboxChecks are the checks assessed per mailbox, in CheckIDs order.
 var mailboxChecks = []model.CheckID{
 	model.CheckCountRatio, model.CheckInboxComplete, model.CheckSentComplete, model.CheckPSTQuarantine,
-	model.CheckDeltaPending,
+	model.CheckDeltaPending, model.CheckDestHeld,
 }
 
 // Finding is one check's verdict on one mailbox.
@@ -124,7 +134,26 @@ func Assess(f MailboxFacts, t Thresholds) map[model.CheckID]Finding {
 	out[model.CheckSentComplete] = folderComplete(f.Email, "Sent", f.HasSent, f.SentSource, f.SentDest, f.SentQuarantined, f.Pending)
 	out[model.CheckPSTQuarantine] = quarantine(f, t)
 	out[model.CheckDeltaPending] = deltaPending(f, t)
+	out[model.CheckDestHeld] = destHeld(f)
 	return out
+}
+
+// destHeld warns about mail on the destination the job did not place, so that someone looks
+// at it before users switch: it stays (the default mirror never deletes it) and mixes with
+// the migrated mail.
+func destHeld(f MailboxFacts) Finding {
+	if f.DestHeld <= 0 && f.StaleFolders <= 0 {
+		return Finding{Status: model.CheckPass}
+	}
+	var parts []string
+	if f.DestHeld > 0 {
+		parts = append(parts, fmt.Sprintf("the destination holds %d message(s) the job did not copy (kept)", f.DestHeld))
+	}
+	if f.StaleFolders > 0 {
+		parts = append(parts, fmt.Sprintf("%d destination folder(s) hold copies of source folders renamed or deleted "+
+			"on the source (kept)", f.StaleFolders))
+	}
+	return Finding{model.CheckWarn, f.Email + ": " + strings.Join(parts, "; ")}
 }
 
 // Ratio is destination over source, quarantined messages excluded from the source side (they
@@ -167,11 +196,25 @@ func folderComplete(email, name string, has bool, source, dest, quarantined, pen
 	}
 }
 
+// quarantine reports what the destination refused: whole messages (quarantined; too many
+// fail) and keywords of messages stored without them (a warning: the mail is there).
 func quarantine(f MailboxFacts, t Thresholds) Finding {
-	if f.Quarantined == 0 {
+	if f.Quarantined == 0 && f.KeywordsDropped == 0 {
 		return Finding{Status: model.CheckPass}
 	}
-	msg := fmt.Sprintf("%s: %d message(s) quarantined (refused by the destination)", f.Email, f.Quarantined)
+	var parts []string
+	if f.Quarantined > 0 {
+		parts = append(parts, fmt.Sprintf("%d message(s) quarantined (refused by the destination)", f.Quarantined))
+	}
+	if f.KeywordsDropped > 0 {
+		kw := ""
+		if len(f.DroppedKeywords) > 0 {
+			kw = " (" + strings.Join(f.DroppedKeywords, " ") + ")"
+		}
+		parts = append(parts, fmt.Sprintf("%d message(s) stored without keywords the destination refused%s",
+			f.KeywordsDropped, kw))
+	}
+	msg := f.Email + ": " + strings.Join(parts, "; ")
 	if f.SourceMessages > 0 && float64(f.Quarantined)/float64(f.SourceMessages) > t.QuarantineFailRatio {
 		return Finding{model.CheckFail, msg}
 	}
@@ -198,6 +241,14 @@ type Tally struct {
 	Warn     int64    `json:"warn"`
 	Fail     int64    `json:"fail"`
 	Examples []string `json:"examples,omitempty"` // messages of the worst status seen, up to MaxExamples
+	// Findings: every mailbox that did not pass, up to MaxFindings (Truncated past that), so a
+	// human can accept a warning of one mailbox and a skipped mailbox can leave the gate
+	// without a new pass (review.go).
+	Findings  []MailboxFinding `json:"findings,omitempty"`
+	Truncated bool             `json:"truncated,omitempty"`
+	// WarnSource sums the source messages of the mailboxes that warn, listed or not: a review
+	// of the whole check binds to it (and to Warn), so new mail on any of them voids it.
+	WarnSource int64 `json:"warn_source,omitempty"`
 }
 
 func (t *Tally) worst() model.CheckStatus {
@@ -256,6 +307,10 @@ func severity(s model.CheckStatus) int {
 type Summary struct {
 	Mailboxes int64                   `json:"mailboxes"`
 	Checks    map[model.CheckID]Tally `json:"checks"`
+	// Unlisted: the mailboxes the checks count without listing them, in compact form (up to
+	// MaxUnlisted; UnlistedDropped past that), so that skipping one takes it out of the gate.
+	Unlisted        []Unlisted `json:"unlisted,omitempty"`
+	UnlistedDropped bool       `json:"unlisted_dropped,omitempty"`
 }
 
 // Add folds one mailbox into the summary.
@@ -265,11 +320,20 @@ func (s *Summary) Add(f MailboxFacts, t Thresholds) {
 	}
 	s.Mailboxes++
 	found := Assess(f, t)
+	unlisted := map[model.CheckID][]MailboxFinding{}
 	for _, id := range mailboxChecks { // fixed order: deterministic examples
 		tl := s.Checks[id]
 		tl.add(found[id].Status, found[id].Message)
+		if found[id].Status == model.CheckWarn {
+			tl.WarnSource += f.SourceMessages
+		}
+		if st := found[id].Status; st != model.CheckPass {
+			mf := MailboxFinding{Email: f.Email, Status: st, Message: found[id].Message, Source: f.SourceMessages}
+			unlisted[id] = tl.addFindings(mf)
+		}
 		s.Checks[id] = tl
 	}
+	s.addUnlisted(unlisted)
 }
 
 // Merge folds another summary in (o's examples after s's).
@@ -278,6 +342,7 @@ func (s *Summary) Merge(o Summary) {
 		s.Checks = map[model.CheckID]Tally{}
 	}
 	s.Mailboxes += o.Mailboxes
+	unlisted := map[model.CheckID][]MailboxFinding{}
 	for _, id := range mailboxChecks {
 		ot, ok := o.Checks[id]
 		if !ok {
@@ -288,9 +353,15 @@ func (s *Summary) Merge(o Summary) {
 		tl.Pass += ot.Pass
 		tl.Warn += ot.Warn
 		tl.Fail += ot.Fail
+		tl.WarnSource += ot.WarnSource
 		tl.keep(before, ot.worst(), ot.Examples)
+		unlisted[id] = tl.addFindings(ot.Findings...)
+		tl.Truncated = tl.Truncated || ot.Truncated
 		s.Checks[id] = tl
 	}
+	s.addUnlisted(unlisted)
+	s.keepUnlisted(o.Unlisted...)
+	s.UnlistedDropped = s.UnlistedDropped || o.UnlistedDropped
 }
 
 // Approval is the ops lead's sign-off.
@@ -305,6 +376,10 @@ type Check struct {
 	ID      model.CheckID     `json:"check_id"`
 	Status  model.CheckStatus `json:"status"`
 	Message string            `json:"message"`
+	// Accepted: every warning of the check was reviewed and accepted (Reviews); the gate
+	// counts it as passing (Effective). A failing check is never accepted.
+	Accepted bool     `json:"accepted,omitempty"`
+	Reviews  []Review `json:"reviews,omitempty"`
 }
 
 // Result is one evaluation of the gate.
@@ -314,6 +389,9 @@ type Result struct {
 	// VoidApproval: an approval was given but critical checks now fail; the approval no longer
 	// stands and the job must be approved again once they pass.
 	VoidApproval bool `json:"void_approval,omitempty"`
+	// Voided: reviews that no longer match their mailbox's warning (new mail, another
+	// warning, a failure); EvaluateReviewed only.
+	Voided []Review `json:"voided,omitempty"`
 }
 
 // Evaluate turns the accumulated checks and the approval (nil = none) into the six checks and

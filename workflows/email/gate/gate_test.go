@@ -45,13 +45,23 @@ func facts(email string, id model.CheckID, s model.CheckStatus) MailboxFacts {
 		f.DestMessages = f.SourceMessages - f.Quarantined
 	case model.CheckDeltaPending:
 		f.Pending = map[bool]int64{true: 3, false: 500}[warn]
+	case model.CheckDestHeld:
+		f.DestHeld = 12 // never fails: mail the job did not place is kept and reviewed
 	}
 	return f
 }
 
+// statusesOf lists what a check can report: dest_held only passes or warns.
+func statusesOf(id model.CheckID) []model.CheckStatus {
+	if id == model.CheckDestHeld {
+		return statuses[:2]
+	}
+	return statuses
+}
+
 func TestFactsHelperIsolatesOneCheck(t *testing.T) {
 	for _, id := range mailboxChecks {
-		for _, s := range statuses {
+		for _, s := range statusesOf(id) {
 			got := Assess(facts("a@x", id, s), Thresholds{})
 			for _, other := range mailboxChecks {
 				want := model.CheckPass
@@ -66,8 +76,9 @@ func TestFactsHelperIsolatesOneCheck(t *testing.T) {
 	}
 }
 
-// TestEveryCombination drives the gate through every pass/warn/fail combination of the five
-// per-mailbox checks, with and without approval: 3^5 x 2 evaluations. Each check's status comes
+// TestEveryCombination drives the gate through every pass/warn/fail combination of the six
+// per-mailbox checks (dest_held only passes or warns), with and without approval: 3^5 x 2 x 2
+// evaluations. Each check's status comes
 // from its own mailbox, so the test also proves a summary reports the worst mailbox per check.
 func TestEveryCombination(t *testing.T) {
 	n := 0
@@ -80,13 +91,13 @@ func TestEveryCombination(t *testing.T) {
 			}
 			return
 		}
-		for _, s := range statuses {
+		for _, s := range statusesOf(mailboxChecks[i]) {
 			combo(i+1, append(picked, s))
 		}
 	}
 	combo(0, nil)
-	if n != 486 {
-		t.Fatalf("evaluated %d combinations, want 486", n)
+	if n != 972 {
+		t.Fatalf("evaluated %d combinations, want 972", n)
 	}
 }
 
@@ -109,8 +120,12 @@ func evaluateCombination(t *testing.T, picked []model.CheckStatus, approved bool
 	anyFail, anyWarn := false, false
 	for i, id := range mailboxChecks {
 		c := res.Checks[i]
-		if c.ID != id || c.Status != picked[i] {
-			t.Fatalf("%s: check %d = %s %s, want %s %s", name, i, c.ID, c.Status, id, picked[i])
+		if c.ID != id {
+			t.Fatalf("c.ID: want id; %s: check %d = %s %s, want %s %s", name, i, c.ID, c.Status, id, picked[i])
+		}
+		if c.Status != picked[i] {
+			t.Fatalf("c.Status: want picked[i]; %s: check %d = %s %s, want %s %s",
+				name, i, c.ID, c.Status, id, picked[i])
 		}
 		anyFail = anyFail || picked[i] == model.CheckFail
 		anyWarn = anyWarn || picked[i] == model.CheckWarn
@@ -128,8 +143,13 @@ func evaluateCombination(t *testing.T, picked []model.CheckStatus, approved bool
 	default:
 		wantManual = model.CheckPass
 	}
-	if manual.ID != model.CheckManualApproval || manual.Status != wantManual {
-		t.Fatalf("%s: manual_approval = %s, want %s", name, manual.Status, wantManual)
+	if manual.ID != model.CheckManualApproval {
+		t.Fatalf("manual.ID = %v, want model.CheckManualApproval; %s: manual_approval = %s, want %s",
+			manual.ID, name, manual.Status, wantManual)
+	}
+	if manual.Status != wantManual {
+		t.Fatalf("manual.Status: want wantManual; %s: manual_approval = %s, want %s",
+			name, manual.Status, wantManual)
 	}
 	if res.VoidApproval != (approved && anyFail) {
 		t.Fatalf("%s: VoidApproval = %v", name, res.VoidApproval)
@@ -220,14 +240,28 @@ func TestAssessMessages(t *testing.T) {
 		{"no sent folder", facts("a@x", model.CheckSentComplete, model.CheckWarn), model.CheckSentComplete, model.CheckWarn, "a@x: no Sent folder detected on the source (check the folder map)"},
 		{"quarantine small", facts("a@x", model.CheckPSTQuarantine, model.CheckWarn), model.CheckPSTQuarantine, model.CheckWarn, "a@x: 2 message(s) quarantined (refused by the destination)"},
 		{"quarantine large", facts("a@x", model.CheckPSTQuarantine, model.CheckFail), model.CheckPSTQuarantine, model.CheckFail, "a@x: 200 message(s) quarantined (refused by the destination)"},
+		{"stale folders", func() MailboxFacts {
+			f := clean("a@x")
+			f.StaleFolders = 1
+			return f
+		}(), model.CheckDestHeld, model.CheckWarn, "a@x: 1 destination folder(s) hold copies of source folders renamed or deleted on the source (kept)"},
+		{"keywords dropped", func() MailboxFacts {
+			f := clean("a@x")
+			f.KeywordsDropped, f.DroppedKeywords = 12, []string{"kw130", "kw131"}
+			return f
+		}(), model.CheckPSTQuarantine, model.CheckWarn, "a@x: 12 message(s) stored without keywords the destination refused (kw130 kw131)"},
 		{"pending at threshold fails", func() MailboxFacts { f := clean("a@x"); f.Pending = 100; return f }(), model.CheckDeltaPending, model.CheckFail, "a@x: 100 message(s) pending after the last pass"},
 		{"pending below threshold warns", func() MailboxFacts { f := clean("a@x"); f.Pending = 99; return f }(), model.CheckDeltaPending, model.CheckWarn, "a@x: 99 message(s) pending after the last pass"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Assess(tc.f, th)[tc.id]
-			if got.Status != tc.want || got.Message != tc.msg {
-				t.Errorf("%s = %s %q, want %s %q", tc.id, got.Status, got.Message, tc.want, tc.msg)
+			if got.Status != tc.want {
+				t.Errorf("got.Status: want tc.want; %s = %s %q, want %s %q",
+					tc.id, got.Status, got.Message, tc.want, tc.msg)
+			} else if got.Message != tc.msg {
+				t.Errorf("got.Message: want tc.msg; %s = %s %q, want %s %q",
+					tc.id, got.Status, got.Message, tc.want, tc.msg)
 			}
 		})
 	}
@@ -287,8 +321,17 @@ func TestSummaryMergeEqualsSequentialAddAndStaysSmall(t *testing.T) {
 		t.Fatalf("merge differs from sequential add:\n%+v\n%+v", a, all)
 	}
 	tl := all.Checks[model.CheckCountRatio]
-	if tl.Pass != 20 || tl.Warn != 10 || tl.Fail != 10 || len(tl.Examples) != MaxExamples {
-		t.Fatalf("tally = %+v", tl)
+	if tl.Pass != 20 {
+		t.Fatalf("tl.Pass = %v, want 20; tally = %+v", tl.Pass, tl)
+	}
+	if tl.Warn != 10 {
+		t.Fatalf("tl.Warn = %v, want 10; tally = %+v", tl.Warn, tl)
+	}
+	if tl.Fail != 10 {
+		t.Fatalf("tl.Fail = %v, want 10; tally = %+v", tl.Fail, tl)
+	}
+	if len(tl.Examples) != MaxExamples {
+		t.Fatalf("len(tl.Examples) = %v, want %v (MaxExamples); tally = %+v", len(tl.Examples), MaxExamples, tl)
 	}
 	for _, e := range tl.Examples {
 		if !strings.Contains(e, "500/1000") {

@@ -97,11 +97,11 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse refuses the JSON of a spec it accepted: %v\n%s", err, b)
 		}
 		for i, m := range s.Mailboxes {
-			ms := s.MailboxSpec(max(s.JobID, 1), int64(i+1), m)
-			if ms.Email != m.Email || ms.Dest.Addr == "" {
-				t.Fatalf("mailbox %d: engine spec %+v", i, ms)
+			src, dest := s.Logins(m)
+			if dest.Addr == "" {
+				t.Fatalf("mailbox %d: no destination address: %+v", i, dest)
 			}
-			if ms.Source.CredentialsRef == "" && !readsFiles(m) {
+			if src.CredentialsRef == "" && !readsFiles(m) {
 				t.Fatalf("mailbox %d: no source credentials_ref", i)
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/activities/mail"
 	"github.com/cutover/cutover/internal/model"
 )
 
@@ -54,23 +53,57 @@ func TestParseYAMLFillsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.JobID != 42 || s.TenantID != 7 || s.TicketID != 1234 || s.Domain != "example.com" {
-		t.Errorf("ids/domain = %+v", s)
+	if s.JobID != 42 {
+		t.Errorf("s.JobID = %v, want 42; ids/domain = %+v", s.JobID, s)
+	} else if s.TenantID != 7 {
+		t.Errorf("s.TenantID = %v, want 7; ids/domain = %+v", s.TenantID, s)
+	} else if s.TicketID != 1234 {
+		t.Errorf("s.TicketID = %v, want 1234; ids/domain = %+v", s.TicketID, s)
+	} else if s.Domain != "example.com" {
+		t.Errorf("s.Domain = %v, want \"example.com\"; ids/domain = %+v", s.Domain, s)
 	}
-	if s.Source.Host != "imap.old.example:993" || s.Source.Security != "tls" || s.Source.Auth != "login" {
-		t.Errorf("source = %+v", s.Source)
+	if s.Source.Host != "imap.old.example:993" {
+		t.Errorf("s.Source.Host = %v, want \"imap.old.example:993\"; source = %+v", s.Source.Host, s.Source)
+	} else if s.Source.Security != "tls" {
+		t.Errorf("s.Source.Security = %v, want \"tls\"; source = %+v", s.Source.Security, s.Source)
+	} else if s.Source.Auth != "login" {
+		t.Errorf("s.Source.Auth = %v, want \"login\"; source = %+v", s.Source.Auth, s.Source)
 	}
-	if s.Mailboxes[0].Email != "alice@example.com" || s.Mailboxes[0].SourceType != model.SourceIMAP {
-		t.Errorf("mailbox 0 = %+v", s.Mailboxes[0])
+	if s.Mailboxes[0].Email != "alice@example.com" {
+		t.Errorf("s.Mailboxes[0].Email = %v, want \"alice@example.com\"; mailbox 0 = %+v",
+			s.Mailboxes[0].Email, s.Mailboxes[0])
+	} else if s.Mailboxes[0].SourceType != model.SourceIMAP {
+		t.Errorf("s.Mailboxes[0].SourceType = %v, want model.SourceIMAP; mailbox 0 = %+v",
+			s.Mailboxes[0].SourceType, s.Mailboxes[0])
 	}
 	sc := s.Schedule
-	if sc.PresyncInterval != 0 || sc.PresyncAt != "02:30" || sc.PresyncMode != mail.ModeMirror ||
-		sc.FinalSyncDelay.D() != time.Minute || sc.Soak.D() != DefaultSoak || sc.CutoverAt == nil ||
-		!sc.CutoverAt.Equal(time.Date(2026, 6, 1, 22, 0, 0, 0, time.UTC)) {
-		t.Errorf("schedule = %+v", sc)
+	if sc.PresyncInterval != 0 {
+		t.Errorf("sc.PresyncInterval = %v, want 0; schedule = %+v", sc.PresyncInterval, sc)
+	} else if sc.PresyncAt != "02:30" {
+		t.Errorf("sc.PresyncAt = %v, want \"02:30\"; schedule = %+v", sc.PresyncAt, sc)
+	} else if sc.PresyncMode != model.ModeMirror {
+		t.Errorf("sc.PresyncMode = %v, want model.ModeMirror; schedule = %+v", sc.PresyncMode, sc)
+	} else if sc.FinalSyncDelay.D() != time.Minute {
+		t.Errorf("want sc.FinalSyncDelay.D() == time.Minute; schedule = %+v", sc)
+	} else if sc.Soak.D() != DefaultSoak {
+		t.Errorf("want sc.Soak.D() == DefaultSoak; schedule = %+v", sc)
+	} else if sc.CutoverAt == nil {
+		t.Errorf("sc.CutoverAt is nil; schedule = %+v", sc)
+	} else if !sc.CutoverAt.Equal(time.Date(2026, 6, 1, 22, 0, 0, 0, time.UTC)) {
+		t.Errorf("sc.CutoverAt.Equal(time.Date(2026, 6, 1, 22, 0, 0, 0, time.UTC)) is false; schedule = %+v", sc)
 	}
-	if s.Concurrency.Mailboxes != 8 || s.Gate.CountRatioPass != 0.999 || s.Gate.CountRatioWarn != 0.98 || s.Retry.MaxAttempts != DefaultRetryMaxAttempts {
-		t.Errorf("limits = %+v %+v %+v", s.Concurrency, s.Gate, s.Retry)
+	if s.Concurrency.Mailboxes != 8 {
+		t.Errorf("s.Concurrency.Mailboxes = %v, want 8; limits = %+v %+v %+v",
+			s.Concurrency.Mailboxes, s.Concurrency, s.Gate, s.Retry)
+	} else if s.Gate.CountRatioPass != 0.999 {
+		t.Errorf("s.Gate.CountRatioPass = %v, want 0.999; limits = %+v %+v %+v",
+			s.Gate.CountRatioPass, s.Concurrency, s.Gate, s.Retry)
+	} else if s.Gate.CountRatioWarn != 0.98 {
+		t.Errorf("s.Gate.CountRatioWarn = %v, want 0.98; limits = %+v %+v %+v",
+			s.Gate.CountRatioWarn, s.Concurrency, s.Gate, s.Retry)
+	} else if s.Retry.MaxAttempts != DefaultRetryMaxAttempts {
+		t.Errorf("s.Retry.MaxAttempts = %v, want %v (DefaultRetryMaxAttempts); limits = %+v %+v %+v",
+			s.Retry.MaxAttempts, DefaultRetryMaxAttempts, s.Concurrency, s.Gate, s.Retry)
 	}
 
 	// JSON round trip (the workflow input) gives the same spec, and JSON parses like YAML.
@@ -90,22 +123,27 @@ func TestParseYAMLFillsDefaults(t *testing.T) {
 	}
 }
 
-func TestMailboxSpec(t *testing.T) {
+func TestLogins(t *testing.T) {
 	s, err := Parse([]byte(goodYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := s.MailboxSpec(42, 1, s.Mailboxes[0])
-	want := mail.MailboxSpec{JobID: 42, MailboxID: 1, Email: "alice@example.com", SourceType: model.SourceIMAP,
-		Source:    mail.Endpoint{Addr: "imap.old.example:993", Security: "tls", User: "alice@example.com", Auth: "login", CredentialsRef: refA},
-		Dest:      mail.Endpoint{Addr: "mail.example.com:1993", Security: "starttls", User: "alice@example.com", AuthUser: "master", Auth: "login", CredentialsRef: refB},
-		FolderMap: map[string]string{"Sent Items": "Sent"}, Exclude: []string{"^Junk$"}}
-	if !reflect.DeepEqual(a, want) {
-		t.Errorf("alice =\n%+v\nwant\n%+v", a, want)
+	src, dest := s.Logins(s.Mailboxes[0])
+	if want := (Login{Addr: "imap.old.example:993", Security: "tls", User: "alice@example.com", Auth: "login", CredentialsRef: refA}); src != want {
+		t.Errorf("alice's source =\n%+v\nwant\n%+v", src, want)
 	}
-	b := s.MailboxSpec(42, 2, s.Mailboxes[1])
-	if b.Source.Addr != "other.old.example:143" || b.Source.User != "bob" || b.Dest.CredentialsRef != refA || b.Dest.AuthUser != "" {
-		t.Errorf("bob = %+v", b)
+	if want := (Login{Addr: "mail.example.com:1993", Security: "starttls", User: "alice@example.com", AuthUser: "master", Auth: "login", CredentialsRef: refB}); dest != want {
+		t.Errorf("alice's destination =\n%+v\nwant\n%+v", dest, want)
+	}
+	src, dest = s.Logins(s.Mailboxes[1])
+	if want := (Login{Addr: "other.old.example:143", Security: "tls", User: "bob", Auth: "login", CredentialsRef: refA}); src != want {
+		t.Errorf("bob's source =\n%+v\nwant\n%+v", src, want)
+	}
+	if dest.CredentialsRef != refA {
+		t.Errorf("bob's destination credentials_ref = %q, want %q", dest.CredentialsRef, refA)
+	}
+	if dest.AuthUser != "" {
+		t.Errorf("bob's destination auth_user = %q, want none (own credentials)", dest.AuthUser)
 	}
 }
 
@@ -135,20 +173,21 @@ func TestParseRejects(t *testing.T) {
 		{"missing basics", "mailboxes: []", []string{"tenant_id: required", `domain: "" is not a domain name`,
 			"source.host: required" /* absent: no mailbox needs it */, "destination.host: required", "mailboxes: at least one mailbox"}},
 		{"mailbox problems", base(`mailboxes:
-  - {email: not-an-email, credentials_ref: nope}
+  - {email: not-an-email, credentials_ref: "S3cret-pasted!"}
   - {email: b@example.com, source_type: fax}
   - {email: c@example.com, source_type: pst}
   - {email: B@example.com, credentials_ref: ` + refA + `, include: ["(unclosed"], since: 2026-02-01T00:00:00Z, before: 2026-01-01T00:00:00Z}
-  - {email: e@example.com, source_host: "x:99999", credentials_ref: ` + refA + `, folder_map: {"": Sent}}`),
+  - {email: e@example.com, source_host: "x:99999", credentials_ref: ` + refA + `, folder_map: {"": Sent}, namespaces: [other, personal]}`),
 			[]string{
 				`mailboxes[0].email: "not-an-email" is not an email address`,
-				`mailboxes[0].credentials_ref: "nope" is not a vault reference`,
+				"mailboxes[0].credentials_ref: is not a vault reference (the id `cutover vault put` prints); the value is not shown",
 				`mailboxes[1].source_type: "fax": want one of imap, imap_oauth, pst`,
 				"mailboxes[2].source_path: required for source_type pst",
 				"mailboxes[3].email: b@example.com is listed twice (also mailboxes[1])",
 				`mailboxes[3].include[0]: "(unclosed" is not a regular expression`,
 				"mailboxes[3].since: must be before before",
 				`mailboxes[4].source_host: "x:99999": port must be 1..65535`,
+				`mailboxes[4].namespaces[1]: "personal": want other or shared`,
 				`mailboxes[4].folder_map: "": "Sent": folder names must not be empty`,
 			}},
 		{"no credentials anywhere", "tenant_id: 1\ndomain: example.com\nsource: {host: a.example}\ndestination: {host: b.example}\nmailboxes: [{email: a@example.com}]",
@@ -163,9 +202,17 @@ concurrency: {mailboxes: 5000, folders: -1}
 retry: {max_attempts: -2}
 gate: {count_ratio_pass: 2}`),
 			[]string{"schedule: set presync_interval or presync_at, not both", `schedule.presync_at: "25:00"`,
-				`schedule.presync_mode: "delete": want mirror or copy`, "schedule.final_sync_delay: must not be negative",
+				`schedule.presync_mode: "delete": want mirror, copy or strict_mirror (destructive)`, "schedule.final_sync_delay: must not be negative",
 				"concurrency.mailboxes: 5000: want 1..1000", "concurrency.folders: -1", "retry.max_attempts: must be at least 1",
 				"gate: count_ratio_pass 2"}},
+		{"webhooks", base(`mailboxes: [{email: a@example.com, credentials_ref: ` + refA + `}]
+webhooks:
+  - {url: "https://user:pw@desk.example/h", secret_ref: ` + refA + `}
+  - {url: "ftp://desk.example/h", secret_ref: ` + refA + `}
+  - {url: "https://desk.example/h", secret_ref: "hunter2"}
+  - {url: "https://desk.example/h"}`),
+			[]string{"webhooks[0]: url must not carry credentials", "webhooks[1]: url must be an http or https URL",
+				"webhooks[2]: secret_ref is not a vault reference", "webhooks[3]: secret_ref is required"}},
 		{"registered count without job id", base("mailbox_count: 3"), []string{"mailbox_count: registered mailboxes need the job_id"}},
 	}
 	for _, tc := range tests {
@@ -188,8 +235,10 @@ gate: {count_ratio_pass: 2}`),
 					t.Errorf("error lacks %q:\n%v", w, err)
 				}
 			}
-			if strings.Contains(err.Error(), "hunter2") {
-				t.Error("error echoes the secret")
+			for _, secret := range []string{"hunter2", "S3cret-pasted"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error echoes the secret %q", secret)
+				}
 			}
 		})
 	}
@@ -213,8 +262,13 @@ func TestValidateIsDeterministic(t *testing.T) {
 func TestWithDefaultsDoesNotModifyReceiver(t *testing.T) {
 	s := Spec{Mailboxes: []Mailbox{{Email: " A@X.Y "}}}
 	_ = s.WithDefaults()
-	if s.Mailboxes[0].Email != " A@X.Y " || s.Mailboxes[0].SourceType != "" {
-		t.Fatalf("receiver modified: %+v", s.Mailboxes[0])
+	if s.Mailboxes[0].Email != " A@X.Y " {
+		t.Fatalf("s.Mailboxes[0].Email = %v, want \" A@X.Y \"; receiver modified: %+v",
+			s.Mailboxes[0].Email, s.Mailboxes[0])
+	}
+	if s.Mailboxes[0].SourceType != "" {
+		t.Fatalf("s.Mailboxes[0].SourceType = %v, want \"\"; receiver modified: %+v",
+			s.Mailboxes[0].SourceType, s.Mailboxes[0])
 	}
 }
 
@@ -269,12 +323,28 @@ func TestExampleSpec(t *testing.T) {
 	if err := s.CheckFiles(); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Mailboxes) != 3 || s.Mailboxes[2].SourceType != model.SourcePST || s.Schedule.PresyncAt != "02:00" ||
-		s.Destination.AuthUser != "migration-admin" || s.Concurrency.Mailboxes != 8 {
-		t.Errorf("example = %+v", s)
+	if len(s.Mailboxes) != 3 {
+		t.Errorf("len(s.Mailboxes) = %v, want 3; example = %+v", len(s.Mailboxes), s)
+	} else if s.Mailboxes[2].SourceType != model.SourcePST {
+		t.Errorf("s.Mailboxes[2].SourceType = %v, want model.SourcePST; example = %+v", s.Mailboxes[2].SourceType, s)
+	} else if s.Schedule.PresyncAt != "02:00" {
+		t.Errorf("s.Schedule.PresyncAt = %v, want \"02:00\"; example = %+v", s.Schedule.PresyncAt, s)
+	} else if s.Destination.AuthUser != "migration-admin" {
+		t.Errorf("s.Destination.AuthUser = %v, want \"migration-admin\"; example = %+v", s.Destination.AuthUser, s)
+	} else if s.Concurrency.Mailboxes != 8 {
+		t.Errorf("s.Concurrency.Mailboxes = %v, want 8; example = %+v", s.Concurrency.Mailboxes, s)
 	}
-	bob := s.MailboxSpec(42, 2, s.Mailboxes[1])
-	if bob.Dest.AuthUser != "migration-admin" || bob.Dest.User != "bob@example.com" || bob.Source.Addr != "imap.old-host.example:993" || bob.Since == nil {
-		t.Errorf("bob = %+v", bob)
+	src, dest := s.Logins(s.Mailboxes[1])
+	if dest.AuthUser != "migration-admin" {
+		t.Errorf("bob's destination auth_user = %q", dest.AuthUser)
+	}
+	if dest.User != "bob@example.com" {
+		t.Errorf("bob's destination user = %q", dest.User)
+	}
+	if src.Addr != "imap.old-host.example:993" {
+		t.Errorf("bob's source = %q", src.Addr)
+	}
+	if s.Mailboxes[1].Since == nil {
+		t.Errorf("bob's since is not set")
 	}
 }

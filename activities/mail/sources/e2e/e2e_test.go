@@ -22,8 +22,9 @@ import (
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
+	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -74,14 +75,11 @@ func TestMixedSourcesJobReachesVerified(t *testing.T) {
 	srv := testenv.SharedTemporal(t)
 	c := srv.Client(t)
 	queue := fmt.Sprintf("e2e-sources-%d", time.Now().UnixNano())
-	w := worker.New(c, queue, worker.Options{})
-	email.RegisterWorkflows(w)
-	w.RegisterActivity(&emailjob.Activities{DB: db})
-	w.RegisterActivity(&mail.Activities{DB: db, Vault: v})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	testenv.StartPoolWorkers(t, c, queue, worker.Options{}, func(w worker.Registry) {
+		email.RegisterWorkflows(w)
+		emailjob.RegisterActivities(w, &emailjob.Activities{DB: db})
+		w.RegisterActivity(&mail.Activities{DB: db, Vault: v})
+	})
 
 	spec := jobspec.Spec{JobID: 7001, TenantID: 1, Domain: "example.org",
 		Source:      jobspec.Endpoint{Label: "old Dovecot", Host: src.Addr(), Security: "plain"},
@@ -91,39 +89,48 @@ func TestMixedSourcesJobReachesVerified(t *testing.T) {
 			{Email: "bob@example.org", SourceType: model.SourceMbox, SourcePath: mboxDir, DestUser: "bob"},
 			{Email: "carol@example.org", SourceType: model.SourcePST, SourcePath: psttest.Path(t, "outlook.pst"), DestUser: "carol"},
 		},
-		Schedule: jobspec.Schedule{PresyncInterval: jobspec.Duration(time.Hour), PresyncMode: mail.ModeCopy,
+		Schedule: jobspec.Schedule{PresyncInterval: jobspec.Duration(time.Hour), PresyncMode: model.ModeCopy,
 			FinalSyncDelay: jobspec.Duration(time.Second), Soak: jobspec.Duration(time.Hour)},
 	}
-	id := email.WorkflowID(spec.JobID)
-	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, email.WorkflowName, spec); err != nil {
+	id := emailapi.WorkflowID(spec.JobID)
+	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, emailapi.WorkflowName, spec); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.TerminateWorkflow(context.Background(), id, "", "test over") })
-	update := func(name string, r email.Request) email.Ack {
+	update := func(name string, r emailapi.Request) emailapi.Ack {
 		t.Helper()
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{r},
 			WaitForStage: client.WorkflowUpdateStageCompleted})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		var ack email.Ack
+		var ack emailapi.Ack
 		if err := h.Get(ctx, &ack); err != nil {
 			t.Fatalf("%s: %v\nstatus: %+v", name, err, status(t, c, id))
 		}
 		return ack
 	}
 
-	wait(t, c, id, "delta_sync", func(s email.Status) bool { return s.Phase == model.PhaseDeltaSync })
-	if ack := update(email.Approve, email.Request{By: "ops-lead", Note: "three source types"}); ack.Gate != model.GateReadyForDNS {
+	wait(t, c, id, "delta_sync", func(s emailapi.Status) bool { return s.Phase == model.PhaseDeltaSync })
+	if ack := update(emailapi.Approve, emailapi.Request{By: "ops-lead", Note: "three source types"}); ack.Gate != model.GateReadyForDNS {
 		t.Fatalf("approve: %+v\nstatus %+v", ack, status(t, c, id))
 	}
 	now := time.Now()
-	update(email.SetCutoverTime, email.Request{By: "ops", At: &now})
-	wait(t, c, id, "cutover_ready", func(s email.Status) bool { return s.Phase == model.PhaseCutoverReady })
-	update(email.DNSCutoverConfirmed, email.Request{By: "ops-lead"})
-	st := wait(t, c, id, "verified", func(s email.Status) bool { return s.Phase == model.PhaseVerified })
-	if st.Verify == nil || !st.Verify.OK || st.Verify.Missing != 0 || st.Verify.Quarantined != 0 {
-		t.Fatalf("verify %+v", st.Verify)
+	update(emailapi.SetCutoverTime, emailapi.Request{By: "ops", At: &now})
+	wait(t, c, id, "cutover_ready", func(s emailapi.Status) bool { return s.Phase == model.PhaseCutoverReady })
+	update(emailapi.DNSCutoverConfirmed, emailapi.Request{By: "ops-lead"})
+	st := wait(t, c, id, "verified", func(s emailapi.Status) bool { return s.Phase == model.PhaseVerified })
+	if st.Verify == nil {
+		t.Fatalf("st.Verify is nil; verify %+v", st.Verify)
+	}
+	if !st.Verify.OK {
+		t.Fatalf("st.Verify.OK is false; verify %+v", st.Verify)
+	}
+	if st.Verify.Missing != 0 {
+		t.Fatalf("st.Verify.Missing = %v, want 0; verify %+v", st.Verify.Missing, st.Verify)
+	}
+	if st.Verify.Quarantined != 0 {
+		t.Fatalf("st.Verify.Quarantined = %v, want 0; verify %+v", st.Verify.Quarantined, st.Verify)
 	}
 
 	// The control tables agree: every mailbox ok with its messages, runs named by source.
@@ -133,8 +140,15 @@ func TestMixedSourcesJobReachesVerified(t *testing.T) {
 	}
 	want := map[string]int64{"alice@example.org": int64(len(corpus)), "bob@example.org": int64(len(corpus)), "carol@example.org": 2}
 	for _, m := range mbs {
-		if m.Status != model.MailboxOK || m.MessagesSource != want[m.Email] || m.MessagesDest != want[m.Email] {
-			t.Errorf("%s: status %s, %d/%d messages, want ok %d", m.Email, m.Status, m.MessagesDest, m.MessagesSource, want[m.Email])
+		if m.Status != model.MailboxOK {
+			t.Errorf("m.Status: want model.MailboxOK; %s: status %s, %d/%d messages, want ok %d",
+				m.Email, m.Status, m.MessagesDest, m.MessagesSource, want[m.Email])
+		} else if m.MessagesSource != want[m.Email] {
+			t.Errorf("m.MessagesSource: want want[m.Email]; %s: status %s, %d/%d messages, want ok %d",
+				m.Email, m.Status, m.MessagesDest, m.MessagesSource, want[m.Email])
+		} else if m.MessagesDest != want[m.Email] {
+			t.Errorf("m.MessagesDest: want want[m.Email]; %s: status %s, %d/%d messages, want ok %d",
+				m.Email, m.Status, m.MessagesDest, m.MessagesSource, want[m.Email])
 		}
 		runs, err := db.ListRuns(ctx, spec.JobID, m.ID)
 		if err != nil {
@@ -176,13 +190,13 @@ func TestMixedSourcesJobReachesVerified(t *testing.T) {
 	}
 }
 
-func status(t *testing.T, c client.Client, id string) email.Status {
+func status(t *testing.T, c client.Client, id string) emailapi.Status {
 	t.Helper()
-	v, err := c.QueryWorkflow(context.Background(), id, "", email.QueryStatus)
+	v, err := c.QueryWorkflow(context.Background(), id, "", emailapi.QueryStatus)
 	if err != nil {
 		t.Fatalf("query %s: %v", id, err)
 	}
-	var s email.Status
+	var s emailapi.Status
 	if err := v.Get(&s); err != nil {
 		t.Fatal(err)
 	}
@@ -190,14 +204,14 @@ func status(t *testing.T, c client.Client, id string) email.Status {
 }
 
 // wait polls the status query until ok holds, failing with the last status after a deadline.
-func wait(t *testing.T, c client.Client, id, what string, ok func(email.Status) bool) email.Status {
+func wait(t *testing.T, c client.Client, id, what string, ok func(emailapi.Status) bool) emailapi.Status {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
-	var last email.Status
+	var last emailapi.Status
 	for time.Now().Before(deadline) {
-		v, err := c.QueryWorkflow(context.Background(), id, "", email.QueryStatus)
+		v, err := c.QueryWorkflow(context.Background(), id, "", emailapi.QueryStatus)
 		if err == nil {
-			last = email.Status{}
+			last = emailapi.Status{}
 			if err = v.Get(&last); err == nil && ok(last) {
 				return last
 			}

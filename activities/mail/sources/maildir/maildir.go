@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/cutover/cutover/activities/mail/sources"
+	"github.com/cutover/cutover/internal/utf7"
 )
 
 // IsMaildir reports whether dir looks like a Maildir folder (has cur/ or new/).
@@ -99,7 +100,7 @@ func Read(root string) (*sources.Snapshot, error) {
 			}
 			parts := strings.Split(e.Name()[1:], ".")
 			for i, p := range parts {
-				parts[i] = sources.DecodeMUTF7(p)
+				parts[i] = utf7.DecodeLenient(p)
 			}
 			name := strings.Join(parts, "/")
 			if strings.EqualFold(name, "INBOX") {
@@ -111,7 +112,7 @@ func Read(root string) (*sources.Snapshot, error) {
 			continue
 		}
 		// LAYOUT=fs: nested directories, each a folder when it holds cur/ or new/.
-		if err := readFS(snap, dir, sources.DecodeMUTF7(e.Name())); err != nil {
+		if err := readFS(snap, dir, utf7.DecodeLenient(e.Name())); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +137,7 @@ func readFS(snap *sources.Snapshot, dir, name string) error {
 		if !e.IsDir() || e.Name() == "cur" || e.Name() == "new" || e.Name() == "tmp" || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if err := readFS(snap, filepath.Join(dir, e.Name()), name+"/"+sources.DecodeMUTF7(e.Name())); err != nil {
+		if err := readFS(snap, filepath.Join(dir, e.Name()), name+"/"+utf7.DecodeLenient(e.Name())); err != nil {
 			return err
 		}
 	}

@@ -38,8 +38,11 @@ func FuzzReadFile(f *testing.F) {
 				}
 				n, err := io.Copy(io.Discard, rc)
 				rc.Close()
-				if err != nil || n != m.Size {
-					t.Fatalf("%s: message %s streamed %d bytes (%v), Size %d", format, m.Key, n, err, m.Size)
+				if err != nil {
+					t.Fatalf("err: want nil; %s: message %s streamed %d bytes (%v), Size %d", format, m.Key, n, err, m.Size)
+				}
+				if n != m.Size {
+					t.Fatalf("n: want m.Size; %s: message %s streamed %d bytes (%v), Size %d", format, m.Key, n, err, m.Size)
 				}
 			}
 		}

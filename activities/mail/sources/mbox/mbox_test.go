@@ -117,12 +117,20 @@ func TestVariantsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(snap.Folders) != 1 || snap.Folders[0].Name != "INBOX" {
-				t.Fatalf("folders = %+v", snap.Folders)
+			if len(snap.Folders) != 1 {
+				t.Fatalf("len(snap.Folders) = %v, want 1; folders = %+v", len(snap.Folders), snap.Folders)
+			}
+			if snap.Folders[0].Name != "INBOX" {
+				t.Fatalf("snap.Folders[0].Name = %v, want \"INBOX\"; folders = %+v", snap.Folders[0].Name, snap.Folders)
 			}
 			msgs := snap.Folders[0].Messages
-			if len(msgs) != len(originals) || len(snap.Quarantined) != 0 {
-				t.Fatalf("%d messages, %d quarantined, want %d", len(msgs), len(snap.Quarantined), len(originals))
+			if len(msgs) != len(originals) {
+				t.Fatalf("len(msgs): want len(originals); %d messages, %d quarantined, want %d",
+					len(msgs), len(snap.Quarantined), len(originals))
+			}
+			if len(snap.Quarantined) != 0 {
+				t.Fatalf("len(snap.Quarantined): want 0; %d messages, %d quarantined, want %d",
+					len(msgs), len(snap.Quarantined), len(originals))
 			}
 			for i, m := range msgs {
 				got := read(t, m)
@@ -203,8 +211,17 @@ func TestBrokenContentLengthFallsBack(t *testing.T) {
 	}
 	_, err = Open(p, MboxCL2)
 	var fe *sources.FormatError
-	if !errors.As(err, &fe) || fe.File != p || fe.Offset != 0 {
-		t.Fatalf("cl2 with a lying Content-Length: %v, want a FormatError at offset 0 of %s", err, p)
+	if !errors.As(err, &fe) {
+		t.Fatalf("errors.As(err, &fe) is false; cl2 with a lying Content-Length: %v, want a FormatError at offset 0 of %s",
+			err, p)
+	}
+	if fe.File != p {
+		t.Fatalf("fe.File = %v, want %v (p); cl2 with a lying Content-Length: %v, want a FormatError at offset 0 of %s",
+			fe.File, p, err, p)
+	}
+	if fe.Offset != 0 {
+		t.Fatalf("fe.Offset = %v, want 0; cl2 with a lying Content-Length: %v, want a FormatError at offset 0 of %s",
+			fe.Offset, err, p)
 	}
 }
 
@@ -216,8 +233,15 @@ func TestMalformed(t *testing.T) {
 	}
 	_, err := Open(notMbox, Auto)
 	var fe *sources.FormatError
-	if !errors.As(err, &fe) || fe.File != notMbox || fe.Offset != 2 {
-		t.Fatalf("err = %v, want FormatError naming %s at offset 2", err, notMbox)
+	if !errors.As(err, &fe) {
+		t.Fatalf("errors.As(err, &fe) is false; err = %v, want FormatError naming %s at offset 2", err, notMbox)
+	}
+	if fe.File != notMbox {
+		t.Fatalf("fe.File = %v, want %v (notMbox); err = %v, want FormatError naming %s at offset 2",
+			fe.File, notMbox, err, notMbox)
+	}
+	if fe.Offset != 2 {
+		t.Fatalf("fe.Offset = %v, want 2; err = %v, want FormatError naming %s at offset 2", fe.Offset, err, notMbox)
 	}
 	if !strings.Contains(err.Error(), notMbox) || !strings.Contains(err.Error(), "offset 2") {
 		t.Errorf("message %q does not name the file and offset", err)
@@ -233,8 +257,16 @@ func TestMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Messages() != 1 || len(snap.Quarantined) != 1 || !strings.Contains(snap.Quarantined[0].Reason, headless+" at offset 0") {
-		t.Fatalf("messages %d, quarantined %+v", snap.Messages(), snap.Quarantined)
+	if snap.Messages() != 1 {
+		t.Fatalf("want snap.Messages() == 1; messages %d, quarantined %+v", snap.Messages(), snap.Quarantined)
+	}
+	if len(snap.Quarantined) != 1 {
+		t.Fatalf("len(snap.Quarantined) = %v, want 1; messages %d, quarantined %+v",
+			len(snap.Quarantined), snap.Messages(), snap.Quarantined)
+	}
+	if !strings.Contains(snap.Quarantined[0].Reason, headless+" at offset 0") {
+		t.Fatalf("strings.Contains(snap.Quarantined[0].Reason, headless+\" at offset 0\") is false; messages %d, quarantined %+v",
+			snap.Messages(), snap.Quarantined)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/oauth/oauthtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 func newVault(t *testing.T) *vault.Vault {
@@ -96,8 +96,17 @@ func TestRefreshWhenExpiredOrExpiring(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.OAuthToken != got || s.RefreshToken == rt || s.TokenExpiry.Before(time.Now().Add(50*time.Minute)) {
-				t.Fatalf("vault not updated: expiry %v, refresh rotated %v", s.TokenExpiry, s.RefreshToken != rt)
+			if s.OAuthToken != got {
+				t.Fatalf("s.OAuthToken = %v, want %v (got); vault not updated: expiry %v, refresh rotated %v",
+					s.OAuthToken, got, s.TokenExpiry, s.RefreshToken != rt)
+			}
+			if s.RefreshToken == rt {
+				t.Fatalf("s.RefreshToken = %v, want != rt; vault not updated: expiry %v, refresh rotated %v",
+					s.RefreshToken, s.TokenExpiry, s.RefreshToken != rt)
+			}
+			if s.TokenExpiry.Before(time.Now().Add(50 * time.Minute)) {
+				t.Fatalf("s.TokenExpiry.Before(time.Now().Add(50*time.Minute)) is true; vault not updated: expiry %v, refresh rotated %v",
+					s.TokenExpiry, s.RefreshToken != rt)
 			}
 		})
 	}
@@ -128,8 +137,11 @@ func TestRefusedTokenRefreshedOnce(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if got[i] != got[0] || got[i] == access {
-			t.Fatalf("worker %d got a different or the refused token", i)
+		if got[i] != got[0] {
+			t.Fatalf("got[i] = %v, want %v (got[0]); worker %d got a different or the refused token", got[i], got[0], i)
+		}
+		if got[i] == access {
+			t.Fatalf("got[i] = %v, want != access; worker %d got a different or the refused token", got[i], i)
 		}
 	}
 	if n := idp.Refreshes(); n != 1 {
@@ -182,8 +194,12 @@ func TestProviderPresets(t *testing.T) {
 	t.Setenv("CUTOVER_OAUTH_OFFICE365_CLIENT_ID", "id")
 	t.Setenv("CUTOVER_OAUTH_OFFICE365_TENANT", "contoso.onmicrosoft.com")
 	p, err := oauth.ProviderFromEnv(oauth.Office365)
-	if err != nil || p.TokenURL != "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token" {
-		t.Fatalf("office365 preset %v %v", p, err)
+	if err != nil {
+		t.Fatalf("err: want nil; office365 preset %v %v", p, err)
+	}
+	if p.TokenURL != "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token" {
+		t.Fatalf("p.TokenURL = %v, want \"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token\"; office365 preset %v %v",
+			p.TokenURL, p, err)
 	}
 	if _, err := oauth.ProviderFromEnv(oauth.Default); err == nil {
 		t.Fatal("default provider without a token URL accepted")

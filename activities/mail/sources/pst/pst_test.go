@@ -15,7 +15,7 @@ import (
 
 	"github.com/cutover/cutover/activities/mail/sources"
 	"github.com/cutover/cutover/activities/mail/sources/pst/psttest"
-	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
 func requireReadpst(t *testing.T) {
@@ -40,8 +40,14 @@ func TestOutlookPST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fresh || ext.Root != "Personal Folders" || ext.Quarantined != 0 {
-		t.Fatalf("extraction %+v fresh %v", ext, fresh)
+	if !fresh {
+		t.Fatalf("fresh is false; extraction %+v fresh %v", ext, fresh)
+	}
+	if ext.Root != "Personal Folders" {
+		t.Fatalf("ext.Root = %v, want \"Personal Folders\"; extraction %+v fresh %v", ext.Root, ext, fresh)
+	}
+	if ext.Quarantined != 0 {
+		t.Fatalf("ext.Quarantined = %v, want 0; extraction %+v fresh %v", ext.Quarantined, ext, fresh)
 	}
 	names := folderNames(snap)
 	// Folder names kept, including the non-ASCII one; the PST root is the mailbox itself.
@@ -50,8 +56,13 @@ func TestOutlookPST(t *testing.T) {
 			t.Errorf("folder %q missing from %v", want, names)
 		}
 	}
-	if snap.Messages() != 2 || len(snap.Quarantined) != 0 {
-		t.Fatalf("%d messages, %d quarantined; want 2, 0", snap.Messages(), len(snap.Quarantined))
+	if snap.Messages() != 2 {
+		t.Fatalf("want snap.Messages() == 2; %d messages, %d quarantined; want 2, 0",
+			snap.Messages(), len(snap.Quarantined))
+	}
+	if len(snap.Quarantined) != 0 {
+		t.Fatalf("len(snap.Quarantined): want 0; %d messages, %d quarantined; want 2, 0",
+			snap.Messages(), len(snap.Quarantined))
 	}
 	m := snap.Folder("INBOX").Messages[0]
 	if m.Key != "1.eml" || !slices.Equal(m.Flags, []string{`\Seen`}) || !m.Date.Equal(time.Date(2007, 4, 29, 22, 27, 33, 0, time.UTC)) {
@@ -69,8 +80,14 @@ func TestOutlookPST(t *testing.T) {
 
 	// A second Open reuses the extraction.
 	snap2, _, fresh, err := Open(context.Background(), "testdata/outlook.pst", work)
-	if err != nil || fresh || snap2.Messages() != 2 {
-		t.Fatalf("reopen: fresh %v err %v messages %d", fresh, err, snap2.Messages())
+	if err != nil {
+		t.Fatalf("err: want nil; reopen: fresh %v err %v messages %d", fresh, err, snap2.Messages())
+	}
+	if fresh {
+		t.Fatalf("fresh is true; reopen: fresh %v err %v messages %d", fresh, err, snap2.Messages())
+	}
+	if snap2.Messages() != 2 {
+		t.Fatalf("want snap2.Messages() == 2; reopen: fresh %v err %v messages %d", fresh, err, snap2.Messages())
 	}
 }
 
@@ -81,11 +98,22 @@ func TestDamagedPSTQuarantines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ext.Skipped != 1 || ext.Quarantined != 1 || ext.NotMail != 0 {
-		t.Fatalf("extraction %+v, want exactly one quarantined item", ext)
+	if ext.Skipped != 1 {
+		t.Fatalf("ext.Skipped = %v, want 1; extraction %+v, want exactly one quarantined item", ext.Skipped, ext)
 	}
-	if snap.Messages() != 1 || len(snap.Quarantined) != 1 {
-		t.Fatalf("%d messages, quarantined %+v", snap.Messages(), snap.Quarantined)
+	if ext.Quarantined != 1 {
+		t.Fatalf("ext.Quarantined = %v, want 1; extraction %+v, want exactly one quarantined item",
+			ext.Quarantined, ext)
+	}
+	if ext.NotMail != 0 {
+		t.Fatalf("ext.NotMail = %v, want 0; extraction %+v, want exactly one quarantined item", ext.NotMail, ext)
+	}
+	if snap.Messages() != 1 {
+		t.Fatalf("want snap.Messages() == 1; %d messages, quarantined %+v", snap.Messages(), snap.Quarantined)
+	}
+	if len(snap.Quarantined) != 1 {
+		t.Fatalf("len(snap.Quarantined) = %v, want 1; %d messages, quarantined %+v",
+			len(snap.Quarantined), snap.Messages(), snap.Quarantined)
 	}
 	q := snap.Quarantined[0]
 	if q.Folder != "INBOX" || !strings.Contains(q.Reason, `"Inbox"`) {
@@ -99,8 +127,19 @@ func TestDistributionListIsNotMail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ext.Skipped != 1 || ext.NotMail != 1 || ext.Quarantined != 0 || len(snap.Quarantined) != 0 {
-		t.Fatalf("extraction %+v quarantined %v", ext, snap.Quarantined)
+	if ext.Skipped != 1 {
+		t.Fatalf("ext.Skipped = %v, want 1; extraction %+v quarantined %v", ext.Skipped, ext, snap.Quarantined)
+	}
+	if ext.NotMail != 1 {
+		t.Fatalf("ext.NotMail = %v, want 1; extraction %+v quarantined %v", ext.NotMail, ext, snap.Quarantined)
+	}
+	if ext.Quarantined != 0 {
+		t.Fatalf("ext.Quarantined = %v, want 0; extraction %+v quarantined %v",
+			ext.Quarantined, ext, snap.Quarantined)
+	}
+	if len(snap.Quarantined) != 0 {
+		t.Fatalf("len(snap.Quarantined) = %v, want 0; extraction %+v quarantined %v",
+			len(snap.Quarantined), ext, snap.Quarantined)
 	}
 	joined := strings.Join(snap.Warnings, "\n")
 	if !strings.Contains(joined, "IPM.DistList") || !strings.Contains(joined, ".vcf") || !strings.Contains(joined, ".ics") {

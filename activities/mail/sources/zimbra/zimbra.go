@@ -313,7 +313,7 @@ func unpack(r io.Reader, name, dir string, lim sources.Limits) (*index, error) {
 		switch h.Typeflag {
 		case tar.TypeDir:
 			continue
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader reports the old TypeRegA as TypeReg
 		case tar.TypeSymlink, tar.TypeLink:
 			return nil, &sources.FormatError{File: name, Entry: h.Name, Offset: start, Msg: "links are not accepted in a Zimbra export"}
 		default:

@@ -1,0 +1,131 @@
+package dbcopy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cutover/cutover/activities/dbcopy/source"
+	"github.com/cutover/cutover/internal/model"
+)
+
+// A row's legacy key is readCols[0:nkey] of the row: one column, or a composite key's columns
+// in key order. Its text (mappings, checkpoints, errors, the UUID's name) is the value of a
+// one-column key as keyText renders it, or a composite key's values as a JSON array: numbers
+// for integers and other numbers, strings for the rest ([10248,11], ["ALFKI","x"]), which
+// reads back with each value's type.
+
+// keyColumns names the entity's source key column(s) (for errors).
+func (p *entityPlan) keyColumns() string { return strings.Join(p.ent.Key.SourceColumns(), ", ") }
+
+// query is a page query on the entity's source table, selecting the read columns by key.
+func (p *entityPlan) query() source.Query {
+	q := source.Query{Table: p.ent.SourceTable, Columns: p.readCols, Key: p.ent.Key.Source, Where: p.where}
+	if p.ent.Key.Composite() {
+		q.Key, q.Keys = "", p.ent.Key.Columns
+	}
+	return q
+}
+
+// rowKey is a source row's legacy key as text; ok is false when a key column is NULL.
+func (p *entityPlan) rowKey(row []any) (string, bool) {
+	if p.nkey <= 1 {
+		return keyText(row[0])
+	}
+	k, rerr := compositeKeyText(row[:p.nkey], p.keyInts)
+	return k, rerr == nil
+}
+
+// rowKeyValue is a source row's key as a query compares it: the value, or a composite key's
+// values (a copy: rows are windows on shared arrays).
+func (p *entityPlan) rowKeyValue(row []any) any {
+	if p.nkey <= 1 {
+		return row[0]
+	}
+	return append([]any(nil), row[:p.nkey]...)
+}
+
+// nextAfter is where a page read continues after row: its key as the query compares it (a
+// PostgreSQL source reads integers as text).
+func (p *entityPlan) nextAfter(row []any) any {
+	if p.nkey > 1 {
+		k, _ := p.rowKey(row)
+		v, _ := p.keyArg(k)
+		return v
+	}
+	if s, ok := row[0].(string); ok && p.keyInt {
+		if v, err := source.KeyValue(s, true); err == nil {
+			return v
+		}
+	}
+	return row[0]
+}
+
+// keyArg turns a key's text (a checkpoint, an error's source_record_id) back into the value a
+// query compares the key column(s) with.
+func (p *entityPlan) keyArg(text string) (any, error) {
+	if p.nkey <= 1 {
+		return source.KeyValue(text, p.keyInt)
+	}
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var vals []any
+	if err := dec.Decode(&vals); err != nil || len(vals) != p.nkey {
+		return nil, fmt.Errorf("key %q is not a JSON array of %d values", text, p.nkey)
+	}
+	for i, v := range vals {
+		n, ok := v.(json.Number)
+		if !ok {
+			continue
+		}
+		if x, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+			vals[i] = x
+		} else if f, err := n.Float64(); err == nil {
+			vals[i] = f
+		}
+	}
+	return vals, nil
+}
+
+// compositeKeyText renders a composite key's values as a JSON array; ints says which columns
+// hold integers (a PostgreSQL source reads them as text: they are numbers all the same). A
+// NULL value or text PostgreSQL cannot hold is an error.
+func compositeKeyText(vals []any, ints []bool) (string, *rowError) {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		switch x := v.(type) {
+		case nil:
+			return "", &rowError{Type: model.ErrDataValidation, Code: "null_key", Message: "a key column is NULL"}
+		case int64:
+			b.WriteString(strconv.FormatInt(x, 10))
+		case float64:
+			t, _ := keyText(x)
+			b.WriteString(t)
+		default:
+			t, _ := keyText(x)
+			if i < len(ints) && ints[i] {
+				if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+					b.WriteString(strconv.FormatInt(n, 10))
+					continue
+				}
+			}
+			if rerr := badKey(t); rerr != nil {
+				return "", rerr
+			}
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(t); err != nil {
+				return "", &rowError{Type: model.ErrDataValidation, Code: "bad_key", Message: err.Error()}
+			}
+			b.Truncate(b.Len() - 1) // Encode's newline
+		}
+	}
+	b.WriteByte(']')
+	return b.String(), nil
+}

@@ -1,0 +1,296 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	sdkpb "go.temporal.io/api/sdk/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/starter/client"
+	"github.com/cutover/cutover/starter/internal/stacktest"
+	"github.com/cutover/cutover/workflows/email/emailapi"
+)
+
+// uiSession is headless Chromium on the stack's Temporal UI, with screenshots as artifacts.
+type uiSession struct {
+	t    *testing.T
+	ctx  context.Context
+	base string // the namespace's URL
+}
+
+func newUISession(t *testing.T, s *stacktest.Stack) *uiSession {
+	return &uiSession{t: t, ctx: testenv.Chromium(t), base: s.Temporal.UIURL() + "/namespaces/" + s.Temporal.Namespace()}
+}
+
+// do runs browser steps, each call within a minute.
+func (u *uiSession) do(steps ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(u.ctx, time.Minute)
+	defer cancel()
+	return chromedp.Do(ctx, steps...)
+}
+
+func (u *uiSession) shoot(name string) {
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		u.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(u.t.ArtifactDir(), name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		u.t.Error(err)
+	}
+	u.t.Logf("screenshot: %s (%d bytes)", path, len(shot))
+}
+
+func (u *uiSession) text() string {
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return strings.Join(strings.Fields(body), " ")
+}
+
+// list opens the workflow list on query and waits for every id in want.
+func (u *uiSession) list(shot, query string, want ...string) string {
+	u.t.Helper()
+	actions := []chromedp.Action[chromedp.Void]{chromedp.Navigate(u.base + "/workflows?query=" + url.QueryEscape(query))}
+	for _, id := range want {
+		actions = append(actions, chromedp.WaitVisible(chromedp.Search(`//a[contains(., '`+id+`')]`)))
+	}
+	if err := u.do(actions...); err != nil {
+		u.shoot(shot + "-failed.png")
+		u.t.Fatalf("the UI does not list %q under %s: %v\n%s", want, query, err, u.text())
+	}
+	u.shoot(shot + ".png")
+	return u.text()
+}
+
+// currentDetails opens a workflow's page and returns the markdown of its current details (the
+// UI renders it in a frame fed by its src) once it contains want.
+func (u *uiSession) currentDetails(shot, workflowID, want string) string {
+	u.t.Helper()
+	xpath := `//iframe[contains(@src, '` + url.QueryEscape(want)[:min(len(url.QueryEscape(want)), 40)] + `')]`
+	err := u.do(chromedp.Navigate(u.base+"/workflows/"+workflowID),
+		chromedp.WaitVisible(chromedp.Search(`//a[contains(., 'User Metadata')] | //button[contains(., 'User Metadata')]`)),
+		chromedp.Click(chromedp.Search(`//a[contains(., 'User Metadata')] | //button[contains(., 'User Metadata')]`)),
+		chromedp.WaitVisible(chromedp.Search(xpath)))
+	if err != nil {
+		u.shoot(shot + "-failed.png")
+		u.t.Fatalf("%s: no current details with %q: %v\n%s", workflowID, want, err, u.text())
+	}
+	u.shoot(shot + ".png")
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	src, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.Search(xpath), "src"))
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	p, err := url.Parse(src.Value)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return p.Query().Get("content")
+}
+
+// consoleView is the README's saved view of the migrations (its sql block).
+func consoleView(t *testing.T) string {
+	blocks := testenv.READMEBlocks(t, "### The Temporal UI as the console", "sql")
+	if len(blocks) != 1 {
+		t.Fatalf("README's console section has %d sql blocks, want the one saved view", len(blocks))
+	}
+	view := strings.TrimSpace(blocks[0])
+	if view != client.ConsoleView {
+		t.Errorf("the README's view %q is not client.ConsoleView %q (the demo prints that one)", view, client.ConsoleView)
+	}
+	return view
+}
+
+// checkConsole is the Temporal UI as the operator's console, in Chromium: the README's saved
+// view lists the jobs and none of their child workflows (whose summaries name their parent);
+// the running job's details say what it waits for and what to do next; a failed job is
+// listed failed and its page says why and which command to send; the metadata the UI's
+// signal and update dialogs read carries the commands' descriptions.
+func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	view := consoleView(t)
+	u := newUISession(t, s)
+	runID, failedID := emailapi.WorkflowID(running), emailapi.WorkflowID(failed)
+
+	t.Run("saved view without children", func(t *testing.T) {
+		tc := s.Client.Temporal()
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: view})
+		if err != nil {
+			t.Fatalf("the README's view %q: %v", view, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if e.GetParentExecution() != nil {
+				t.Errorf("the view lists child workflow %s", e.GetExecution().GetWorkflowId())
+			}
+		}
+		children, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("RootWorkflowId = '%s' AND ParentWorkflowId IS NOT NULL", runID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(children.GetExecutions()) == 0 {
+			t.Fatalf("job %d has no child workflows to filter out", running)
+		}
+		for _, e := range children.GetExecutions() {
+			d, err := tc.DescribeWorkflowExecution(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var summary string
+			if p := d.GetExecutionConfig().GetUserMetadata().GetSummary(); p != nil {
+				if err := converter.GetDefaultDataConverter().FromPayload(p, &summary); err != nil {
+					t.Fatal(err)
+				}
+			}
+			parent := e.GetParentExecution().GetWorkflowId()
+			if !strings.Contains(summary, "child of "+parent) {
+				t.Errorf("child %s: summary %q does not name its parent %s", e.GetExecution().GetWorkflowId(), summary, parent)
+			}
+		}
+		// Unfiltered, the job's waves and mailbox passes crowd the list; the view shows jobs only.
+		wave, mailbox := fmt.Sprintf("email-wave-%d-", running), fmt.Sprintf("email-mailbox-%d-", running)
+		u.list("temporal-ui-unfiltered", fmt.Sprintf("RootWorkflowId = '%s'", runID), runID, wave, mailbox)
+		got := u.list("temporal-ui-saved-view", view, runID, failedID)
+		if strings.Contains(got, wave) || strings.Contains(got, mailbox) {
+			t.Errorf("the saved view lists child workflows:\n%s", got)
+		}
+	})
+
+	t.Run("waiting reason and next action", func(t *testing.T) {
+		d := u.currentDetails("temporal-ui-running-details", runID, "delta_sync")
+		for _, want := range []string{"**delta_sync**", "⏳ waiting for the next presync at ", "➡ next: ",
+			fmt.Sprintf("cutover email cutover %d", running)} {
+			if !strings.Contains(d, want) {
+				t.Errorf("current details lack %q:\n%s", want, d)
+			}
+		}
+	})
+
+	t.Run("failed job", func(t *testing.T) {
+		got := u.list("temporal-ui-failed", `MigrationStatus = "failed" AND MigrationPhase = "failed"`, failedID)
+		if !strings.Contains(got, failedID) || strings.Contains(got, runID) {
+			t.Errorf("the failed jobs' list:\n%s", got)
+		}
+		d := u.currentDetails("temporal-ui-failed-details", failedID, "failed")
+		for _, want := range []string{"❌ **failed** in **preflight**: preflight: 1 of", "CredentialsUnavailable",
+			fmt.Sprintf("➡ next: fix the cause, then `cutover email retry %d`", failed)} {
+			if !strings.Contains(d, want) {
+				t.Errorf("the failed job's details lack %q:\n%s", want, d)
+			}
+		}
+		if strings.HasPrefix(d, "**") {
+			t.Errorf("the failed job's details start as a running job's:\n%s", d)
+		}
+		// The timer it waits on for the retry carries the same in its summary (history, timeline).
+		if err := u.do(chromedp.Navigate(u.base+"/workflows/"+failedID),
+			chromedp.WaitVisible(chromedp.Search(`//*[contains(text(), 'next: cutover email retry `+fmt.Sprint(failed)+`')]`))); err != nil {
+			u.shoot("temporal-ui-failed-history-failed.png")
+			t.Errorf("the failed job's history shows no timer summary: %v\n%s", err, u.text())
+		} else {
+			u.shoot("temporal-ui-failed-history.png")
+		}
+	})
+
+	t.Run("signal descriptions", func(t *testing.T) {
+		// The UI's Send a Signal and update dialogs read the job's metadata query.
+		md, err := s.Client.Temporal().QueryWorkflow(ctx, runID, "", "__temporal_workflow_metadata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta sdkpb.WorkflowMetadata
+		if err := md.Get(&meta); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, d := range meta.GetDefinition().GetSignalDefinitions() {
+			found = found || (d.GetName() == emailapi.Retry && d.GetDescription() == emailapi.Descriptions[emailapi.Retry])
+		}
+		if !found {
+			t.Errorf("the job's metadata lacks the retry signal's description: %v", meta.GetDefinition().GetSignalDefinitions())
+		}
+	})
+}
+
+// passRunning is the waiting line of a job whose pass reports its progress.
+var passRunning = regexp.MustCompile(`initial pass running: (\d+) of (\d+) messages copied \(([\d.]+)%\)`)
+
+// checkInitialSyncProgress: while a job's initial sync copies, its page in the UI shows how
+// far it got (messages copied of those the preflight counted), not 0% until the end. The
+// page is opened once and refreshed with the UI's R key (its current details' freshness).
+func checkInitialSyncProgress(t *testing.T, s *stacktest.Stack, job int64) {
+	u := newUISession(t, s)
+	id := emailapi.WorkflowID(job)
+	details := `//iframe[contains(@src, 'synced')]`
+	err := u.do(chromedp.Navigate(u.base+"/workflows/"+id),
+		chromedp.WaitVisible(chromedp.Search(`//a[contains(., 'User Metadata')] | //button[contains(., 'User Metadata')]`)),
+		chromedp.Click(chromedp.Search(`//a[contains(., 'User Metadata')] | //button[contains(., 'User Metadata')]`)),
+		chromedp.WaitVisible(chromedp.Search(details)))
+	if err != nil {
+		u.shoot("temporal-ui-initial-sync-failed.png")
+		t.Fatalf("%s: no current details: %v\n%s", id, err, u.text())
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	var last string
+	for i := 0; time.Now().Before(deadline); i++ {
+		if i%4 == 3 { // the R key may miss its focus: a reload now and then
+			if err := u.do(chromedp.Reload(),
+				chromedp.WaitVisible(chromedp.Search(`//a[contains(., 'User Metadata')] | //button[contains(., 'User Metadata')]`)),
+				chromedp.Click(chromedp.Search(`//a[contains(., 'User Metadata')] | //button[contains(., 'User Metadata')]`)),
+				chromedp.WaitVisible(chromedp.Search(details))); err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+		} else if err := u.do(chromedp.KeyEvent("r"), chromedp.Sleep(500*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+		src, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.Search(details), "src"))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := url.Parse(src.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = p.Query().Get("content")
+		if m := passRunning.FindStringSubmatch(last); m != nil {
+			copied, _ := strconv.Atoi(m[1])
+			total, _ := strconv.Atoi(m[2])
+			if copied > 0 && copied < total {
+				u.shoot("temporal-ui-initial-sync.png")
+				t.Logf("initial sync on the job's page: %s", m[0])
+				if pct := fmt.Sprintf("· %s%% synced", m[3]); !strings.Contains(last, pct) {
+					t.Errorf("the phase line does not follow the progress (%q):\n%s", pct, last)
+				}
+				return
+			}
+		}
+		if strings.HasPrefix(last, "**delta_sync**") {
+			u.shoot("temporal-ui-initial-sync-failed.png")
+			t.Fatalf("job %d's page went from before the initial sync to delta_sync without showing progress:\n%s", job, last)
+		}
+	}
+	u.shoot("temporal-ui-initial-sync-failed.png")
+	t.Fatalf("job %d's page never showed the initial sync's progress; last details:\n%s", job, last)
+}

@@ -1,0 +1,416 @@
+package dbmigrate_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+
+	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testing/testenv"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
+)
+
+// BenchmarkClinicChain runs dbcopytest's clinic chain (offices → profiles → doctors → patients →
+// orders and the secondary tables; legacy integer ids mapped to UUIDs, references remapped,
+// planted bad rows quarantined) through the whole product: a worker process, the Temporal dev
+// server, the orchestration workflow and its entity children, as a user's `cutover db start`
+// would. Beside it, on the same SQLite file, pgloader (no mapping, no remap) and psql \copy of
+// the same rows as CSV into pre-created text tables (the limit). The tools take turns, round
+// after round; medians are reported with the machine's load average (uptime). Also reported:
+// the worker's peak RSS (VmHWM of its process), its CPU time, and the mapping ledger's bytes per
+// mapped row (pg_total_relation_size of the ledger's mapping tables, indexes and TOAST included).
+// Figures are printed, never asserted. Knobs: CUTOVER_BENCH_CLINIC_SCALE (325 ≈ 1M rows),
+// CUTOVER_BENCH_RUNS (3), CUTOVER_BENCH_ONLY_CUTOVER, CUTOVER_BENCH_PPROF (a file: the worker's
+// CPU profile of the last round).
+func BenchmarkClinicChain(b *testing.B) {
+	scale := envInt("CUTOVER_BENCH_CLINIC_SCALE", 325)
+	runs := envInt("CUTOVER_BENCH_RUNS", 3)
+	only := os.Getenv("CUTOVER_BENCH_ONLY_CUTOVER") != ""
+	dir := b.TempDir()
+	ctx := context.Background()
+
+	clinic := dbcopytest.NewClinic(scale, false)
+	src := filepath.Join(dir, "legacy.db")
+	if err := dbcopytest.WriteSQLite(ctx, src, clinic.Tables); err != nil {
+		b.Fatal(err)
+	}
+	total, loaded := clinic.Rows(), 0
+	for _, x := range clinic.Expects {
+		loaded += x.Loaded
+	}
+	tables := make([]*dbcopytest.Table, len(clinic.Tables))
+	for i, t := range clinic.Tables {
+		tables[i] = &dbcopytest.Table{Name: t.Name, Columns: t.Columns}
+	}
+	clinic.Tables = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	st, err := os.Stat(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb := float64(st.Size()) / (1 << 20)
+	benchLog("clinic scale %d: %d source rows (%d to load), SQLite file %.1f MB", scale, total, loaded, mb)
+
+	bin := filepath.Join(dir, "cutover-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/cutover/cutover/worker").CombinedOutput(); err != nil {
+		b.Fatalf("build worker: %v\n%s", err, out)
+	}
+	srv := testenv.SharedTemporal(b)
+	c := srv.Client(b)
+	pgloader, _ := exec.LookPath("pgloader")
+	psql, _ := exec.LookPath("psql")
+	csvDir := filepath.Join(dir, "csv")
+	if psql != "" && !only {
+		exportCSV(b, src, csvDir, tables)
+	}
+
+	rates, rss, ledger := map[string][]float64{}, []float64{}, []float64{}
+	for round := range runs {
+		benchLog("round %d of %d, %s", round+1, runs, uptime())
+		prof := ""
+		if round == runs-1 {
+			prof = os.Getenv("CUTOVER_BENCH_PPROF")
+		}
+		r := benchClinicProduct(ctx, b, c, srv, bin, src, loaded, prof)
+		rates["cutover"] = append(rates["cutover"], float64(total)/r.elapsed.Seconds())
+		rss, ledger = append(rss, r.peakMB), append(ledger, r.ledgerBytesPerRow)
+		if only {
+			continue
+		}
+		if pgloader != "" {
+			rates["pgloader"] = append(rates["pgloader"], float64(total)/benchClinicPgloader(b, pgloader, src).Seconds())
+		}
+		if psql != "" {
+			rates["copy"] = append(rates["copy"], float64(total)/benchClinicCopy(b, psql, csvDir, tables).Seconds())
+		}
+	}
+	benchLog("done, %s", uptime())
+	med := map[string]float64{}
+	for name, rs := range rates {
+		med[name] = benchMedian(rs)
+		b.ReportMetric(med[name], name+"_rows/s")
+		benchLog("%s rows/s: %s, median %.0f", name, fmtFloats(rs), med[name])
+	}
+	for _, base := range []string{"pgloader", "copy"} {
+		if med[base] > 0 {
+			b.ReportMetric(med["cutover"]/med[base], "cutover_vs_"+base)
+		}
+	}
+	b.ReportMetric(slices.Max(rss), "worker_peak_RSS_MB")
+	b.ReportMetric(benchMedian(ledger), "ledger_bytes/mapping")
+}
+
+type productRun struct {
+	elapsed           time.Duration
+	peakMB            float64
+	ledgerBytesPerRow float64
+}
+
+// benchClinicProduct migrates the clinic with a fresh worker process into a fresh database.
+func benchClinicProduct(ctx context.Context, b *testing.B, c client.Client, srv *testenv.Temporal, bin, src string,
+	loaded int, prof string) productRun {
+	dbURL := testenv.NewDatabase(b)
+	port := testenv.FreePort(b)
+	queue := fmt.Sprintf("db-bench-%d", time.Now().UnixNano())
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address(), "TEMPORAL_NAMESPACE="+srv.Namespace(),
+		"DATABASE_URL="+testenv.NewDatabase(b), dbmigrateapi.EnvTargetURL+"="+dbURL,
+		fmt.Sprintf("CUTOVER_METRICS_ADDR=127.0.0.1:%d", port), "CUTOVER_TASK_QUEUE="+queue,
+		"CUTOVER_VAULT_KEYS=")
+	if prof != "" {
+		cmd.Env = append(cmd.Env, "CUTOVER_CPU_PROFILE="+prof)
+	}
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	testenv.WaitFor(b, "worker /healthz", 60*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 10000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "bench", Spec: sp}
+	cpu0 := pidCPU(cmd.Process.Pid)
+	start := time.Now()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: dbmigrateapi.WorkflowID(in.MigrationID),
+		TaskQueue: queue}, dbmigrateapi.WorkflowName, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var res dbmigrateapi.State
+	if err := run.Get(ctx, &res); err != nil {
+		b.Fatalf("err: want nil; migration: %+v %v\n%s", res, err, logs.String())
+	} else if res.Status != model.OrchCompleted {
+		b.Fatalf("res.Status = %v, want model.OrchCompleted; migration: %+v %v\n%s",
+			res.Status, res, err, logs.String())
+	}
+	d := time.Since(start)
+	peak, cpu := pidPeakRSS(cmd.Process.Pid), pidCPU(cmd.Process.Pid)-cpu0
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	// The worker's server processes still open (a closed one's time is not counted).
+	var pgCPU time.Duration
+	if pids, err := pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+		AND pid <> pg_backend_pid()`); err == nil {
+		for pids.Next() {
+			var pid int32
+			if pids.Scan(&pid) == nil {
+				pgCPU += pidCPU(int(pid))
+			}
+		}
+		pids.Close()
+	}
+	if prof != "" {
+		_ = cmd.Process.Signal(os.Interrupt) // the worker writes its profile as it stops
+		_ = cmd.Wait()
+	}
+	var maps, ledgerBytes, targetBytes int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM cutover.migration_mappings WHERE migration_id = $1`,
+		in.MigrationID).Scan(&maps); err != nil {
+		b.Fatalf("err: want nil; %d mappings, want %d (%v)", maps, loaded, err)
+	} else if maps != int64(loaded) {
+		b.Fatalf("maps: want int64(loaded); %d mappings, want %d (%v)", maps, loaded, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'cutover' AND c.relkind = 'r'
+		AND c.relname LIKE 'migration\_mapping%'`).Scan(&ledgerBytes); err != nil {
+		b.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'`).Scan(&targetBytes); err != nil {
+		b.Fatal(err)
+	}
+	// Where the time went: the entities' load (first start to last completion, their index and
+	// foreign key builds included) and the validation's checks (their recorded durations).
+	var loadSecs float64
+	var validateMS int64
+	if err := pool.QueryRow(ctx, `SELECT coalesce(extract(epoch FROM max(completed_at) - min(started_at)), 0)::float8
+		FROM cutover.entity_migration_status WHERE migration_id = $1`, in.MigrationID).Scan(&loadSecs); err != nil {
+		b.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(execution_duration_ms), 0)::bigint FROM cutover.data_validation_results
+		WHERE migration_id = $1`, in.MigrationID).Scan(&validateMS); err != nil {
+		b.Fatal(err)
+	}
+	var checks string
+	if err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(c || ' ' || round(ms / 1000.0, 1) || 's', ', ' ORDER BY ms DESC), '')
+		FROM (SELECT coalesce(validation_criteria->>'check', validation_type::text) AS c, sum(execution_duration_ms) AS ms
+		FROM cutover.data_validation_results WHERE migration_id = $1 GROUP BY 1) x`, in.MigrationID).Scan(&checks); err != nil {
+		b.Fatal(err)
+	}
+	benchLog("cutover phases: entities loaded in %.1fs, validation checks %.1fs (%s)", loadSecs, float64(validateMS)/1000, checks)
+	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps)}
+	benchLog("cutover run: %v, worker peak RSS %.0f MB, worker CPU %.1fs, PostgreSQL CPU %.1fs (open backends), "+
+		"target tables %.0f MB, mapping ledger %.1f MB (%.0f bytes per mapping)", d.Round(time.Millisecond), r.peakMB,
+		cpu.Seconds(), pgCPU.Seconds(), float64(targetBytes)/(1<<20),
+		float64(ledgerBytes)/(1<<20), r.ledgerBytesPerRow)
+	return r
+}
+
+// benchClinicPgloader loads the SQLite file with pgloader into a fresh database. pgloader
+// skips the rows its target refuses and goes on, as its default does.
+func benchClinicPgloader(b *testing.B, bin, src string) time.Duration {
+	target := testenv.NewDatabase(b)
+	start := time.Now()
+	cmd := exec.Command(bin, "sqlite://"+src, strings.Replace(target, "postgres://", "pgsql://", 1))
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("pgloader: %v\n%s", err, out)
+	}
+	benchLog("pgloader run: %v, CPU %.1fs, peak RSS %d MB", d.Round(time.Millisecond),
+		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), maxRSS(cmd.ProcessState)>>20)
+	return d
+}
+
+// benchClinicCopy loads the CSV exports with one psql \copy per table into pre-created tables of
+// text columns: no conversion, no mapping, no check.
+func benchClinicCopy(b *testing.B, bin, csvDir string, tables []*dbcopytest.Table) time.Duration {
+	target := testenv.NewDatabase(b)
+	var ddl, cmds []string
+	for _, t := range tables {
+		cols := make([]string, len(t.Columns))
+		for i, c := range t.Columns {
+			cols[i] = spec.QuoteIdent(c) + " text"
+		}
+		ddl = append(ddl, fmt.Sprintf("CREATE TABLE %s (%s);", spec.QuoteIdent(t.Name), strings.Join(cols, ", ")))
+		cmds = append(cmds, "-c", fmt.Sprintf(`\copy %s FROM '%s' CSV`, spec.QuoteIdent(t.Name), filepath.Join(csvDir, t.Name+".csv")))
+	}
+	if out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", strings.Join(ddl, "\n")).CombinedOutput(); err != nil {
+		b.Fatalf("psql: %v\n%s", err, out)
+	}
+	start := time.Now()
+	cmd := exec.Command(bin, append([]string{target, "-v", "ON_ERROR_STOP=1"}, cmds...)...)
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("psql \\copy: %v\n%s", err, out)
+	}
+	benchLog("psql \\copy run: %v", d.Round(time.Millisecond))
+	return d
+}
+
+// exportCSV writes each source table as CSV, its values as SQLite renders them as text
+// (invalid UTF-8 made valid: a text column cannot hold it).
+func exportCSV(b *testing.B, src, dir string, tables []*dbcopytest.Table) {
+	b.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+src+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for _, t := range tables {
+		f, err := os.Create(filepath.Join(dir, t.Name+".csv"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := csv.NewWriter(f)
+		cols := make([]string, len(t.Columns))
+		for i, c := range t.Columns {
+			cols[i] = `CAST("` + c + `" AS TEXT)`
+		}
+		rows, err := db.Query(fmt.Sprintf(`SELECT %s FROM "%s"`, strings.Join(cols, ", "), t.Name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		rec := make([]string, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				b.Fatal(err)
+			}
+			for i, v := range vals {
+				rec[i] = strings.ToValidUTF8(strings.ReplaceAll(v.String, "\x00", ""), "?")
+			}
+			if err := w.Write(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rows.Close()
+		w.Flush()
+		if err := errorsJoin(rows.Err(), w.Error(), f.Close()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// maxRSS is an exited process's peak RSS in bytes.
+func maxRSS(ps *os.ProcessState) int64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss << 10
+	}
+	return 0
+}
+
+func errorsJoin(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchLog(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "dbmigrate bench: "+format+"\n", a...)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func benchMedian(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func fmtFloats(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// uptime is the machine's load average, as uptime(1) prints it.
+func uptime() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown"
+	}
+	f := strings.Fields(string(b))
+	return "load average: " + strings.Join(f[:3], ", ")
+}
+
+// pidPeakRSS is a process's VmHWM in bytes.
+func pidPeakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// pidCPU is a process's user + system CPU time (from /proc/<pid>/stat, 10 ms ticks).
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}

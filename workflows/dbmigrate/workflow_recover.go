@@ -1,0 +1,125 @@
+package dbmigrate
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cutover/cutover/activities/dbcopy"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+)
+
+const errTypeRecovery = "dbmigrate.recovery_refused"
+
+// recoverEnded is a recovery run: it takes up the ended migration whose state it carries
+// (Input.Resume) over the same ledger, recording the run it follows.
+func (w *orch) recoverEnded(ctx workflow.Context) (dbmigrateapi.Result, error) {
+	r := *w.in.Recover
+	from := w.state.Status
+	w.state.Recoveries = append(w.state.Recoveries, dbmigrateapi.RecoveryRecord{Action: r.Action,
+		PreviousRunID: r.PreviousRunID, RequestedBy: r.RequestedBy, Reason: r.Reason, From: from})
+	if why := dbmigrateapi.RecoveryRefusal(w.state, r.Action); why != "" {
+		w.state.Refused = append(w.state.Refused, why)
+		return *w.state, temporal.NewNonRetryableApplicationError(why, errTypeRecovery, nil, *w.state)
+	}
+	w.state.Error, w.state.RolledBack, w.state.Pending, w.state.Validation = "", false, nil, nil
+	if r.Action == dbmigrateapi.RecoverRollback {
+		w.rollback = &dbmigrateapi.RollbackRequest{Reason: r.Reason, RequestedBy: r.RequestedBy}
+		return w.compensate(ctx)
+	}
+	if len(w.state.Entities) == 0 && r.Action == dbmigrateapi.RecoverRetry {
+		// It failed before it ran (preparing the target): start it again.
+		w.state.Ops = nil
+		return w.start(ctx)
+	}
+	for _, es := range w.state.Entities {
+		if es.Status != model.EntityCompleted {
+			es.Status, es.Reason = model.EntityPending, ""
+		}
+	}
+	if err := w.transition(ctx, model.OrchRunning); err != nil {
+		return w.fail(ctx, err)
+	}
+	w.emit(ctx, "migration_recovered", map[string]any{"action": r.Action, "previous_run_id": r.PreviousRunID,
+		"from": from, "requested_by": r.RequestedBy})
+	switch r.Action {
+	case dbmigrateapi.RecoverRetryFailed:
+		w.retries = append(w.retries, dbmigrateapi.RetryRequest{Entity: r.Entity})
+		w.handleRetries(ctx, w.completedSet())
+	case dbmigrateapi.RecoverAccept:
+		w.accepts = append(w.accepts, dbmigrateapi.AcceptRequest{ID: r.AcceptanceID, RequestedBy: r.RequestedBy, Reason: r.Reason})
+		if err := w.recordAccepts(ctx); err != nil {
+			return w.fail(ctx, err)
+		}
+	}
+	return w.run(ctx)
+}
+
+// recordAccepts records the acceptances of quarantined rows asked for (the accept_errors
+// signal, or a recovery run): the validation then lets the migration complete with them.
+func (w *orch) recordAccepts(ctx workflow.Context) error {
+	for len(w.accepts) > 0 {
+		a := w.accepts[0]
+		w.accepts = w.accepts[1:]
+		var res dbcopy.AcceptResult
+		if err := workflow.ExecuteActivity(w.sctx, w.acts.DBAcceptErrors, dbcopy.AcceptRequest{Migration: w.migration(),
+			ID: a.ID, AcceptedBy: a.RequestedBy, Reason: a.Reason}).Get(ctx, &res); err != nil {
+			return fmt.Errorf("accept quarantined rows: %w", err)
+		}
+		w.state.Accepted = &dbmigrateapi.AcceptanceRecord{By: a.RequestedBy, Reason: a.Reason, QuarantinedRows: res.QuarantinedRows}
+		w.emit(ctx, "quarantine_accepted", map[string]any{"by": a.RequestedBy, "reason": a.Reason,
+			"quarantined_rows": res.QuarantinedRows})
+	}
+	return nil
+}
+
+// orphanRedriveChange: rows quarantined for a missing parent are re-driven once the parent
+// may have arrived.
+const orphanRedriveChange = "orphan-redrive"
+
+// redriveOrphans re-drives the rows of the named entities (those completed and with
+// quarantined rows) quarantined for a missing parent: a parent that arrived after its child
+// was read (written by the application during the load, copied by a later pass) lets them
+// load now. Called when an entity completes (for itself and its completed dependents), at the
+// end of the load and after each catch-up pass, in dependency order.
+func (w *orch) redriveOrphans(ctx workflow.Context, names []string) {
+	if workflow.GetVersion(ctx, orphanRedriveChange, workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	for _, name := range names {
+		es := w.entity(name)
+		if es == nil || es.Status != model.EntityCompleted || es.Failed == 0 {
+			continue
+		}
+		var res dbcopy.RetryResult
+		if err := workflow.ExecuteActivity(w.sctx, w.acts.DBRetryFailed, dbcopy.EntityRequest{Migration: w.migration(),
+			Entity: name, OrphansOnly: true}).Get(ctx, &res); err != nil {
+			w.log.Warn("re-driving rows without their parent", "entity", name, "err", err)
+			continue
+		}
+		es.Processed += int64(res.Loaded)
+		es.Failed = max(es.Failed-int64(res.Retried)+int64(res.Failed), 0)
+	}
+	w.recount(ctx)
+}
+
+// dependents are the entities that reference name (and name itself, for self references),
+// in dependency order.
+func (w *orch) dependents(name string) []string {
+	var out []string
+	for _, n := range w.plan.Order {
+		if n == name {
+			out = append(out, n)
+			continue
+		}
+		for _, d := range w.plan.Deps[n] {
+			if d == name {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}

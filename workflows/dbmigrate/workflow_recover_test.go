@@ -1,0 +1,164 @@
+package dbmigrate
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cutover/cutover/activities/dbcopy"
+
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+)
+
+// endedState is a migration that ended with status, its entities in the given statuses
+// (testOrder's order).
+func endedState(status model.OrchestrationStatus, entities ...model.EntityStatus) *dbmigrateapi.State {
+	st := &dbmigrateapi.State{MigrationID: "3f1c2a1e-1111-4a4a-8a8a-000000000001", MigrationType: model.MigrationFull,
+		Status: status, Phase: dbmigrateapi.PhaseDone, TotalEntities: int32(len(testOrder)), Error: "it ended",
+		Transitions: []model.OrchestrationStatus{model.OrchPending, model.OrchRunning, status}}
+	for i, n := range testOrder {
+		st.Entities = append(st.Entities, &dbmigrateapi.EntityState{Name: n, Status: entities[i], Total: 100})
+	}
+	return st
+}
+
+// TestRecoveryRunsTakeUpEndedMigrations: a new run over an ended migration's state resumes a
+// failed one (entities it completed are not loaded again), accepts its quarantined rows and
+// completes, retries its quarantined rows, rolls a completed one back in reverse order, and
+// refuses what the state does not allow without touching the ledger.
+func TestRecoveryRunsTakeUpEndedMigrations(t *testing.T) {
+	done, failed, pending := model.EntityCompleted, model.EntityFailed, model.EntityPending
+	for _, tc := range []struct {
+		name        string
+		state       *dbmigrateapi.State
+		action      dbmigrateapi.RecoveryAction
+		transitions string
+		status      model.OrchestrationStatus
+		has, hasNot []string
+	}{
+		{name: "retry a failed load", state: endedState(model.OrchFailed, done, failed, pending, done),
+			action: dbmigrateapi.RecoverRetry, transitions: "[running completed]", status: model.OrchCompleted,
+			has: []string{"start profiles", "start doctors", "validate projects"}, hasNot: []string{"start offices", "start projects"}},
+		{name: "accept the quarantine", state: endedState(model.OrchFailed, done, done, done, done),
+			action: dbmigrateapi.RecoverAccept, transitions: "[running completed]", status: model.OrchCompleted,
+			has: []string{"accept ops: legacy rows", "validate offices"}, hasNot: []string{"start offices"}},
+		{name: "retry quarantined rows of a completed one", state: endedState(model.OrchCompleted, done, done, done, done),
+			action: dbmigrateapi.RecoverRetryFailed, transitions: "[running completed]", status: model.OrchCompleted,
+			has: []string{"retry offices", "retry projects", "validate doctors"}},
+		{name: "roll back a completed one", state: endedState(model.OrchCompleted, done, done, done, done),
+			action: dbmigrateapi.RecoverRollback, transitions: "[rolling_back pending]", status: model.OrchPending,
+			has: []string{"rollback projects", "rollback offices"}, hasNot: []string{"validate offices"}},
+		{name: "roll back a failed one", state: endedState(model.OrchFailed, done, failed, pending, pending),
+			action: dbmigrateapi.RecoverRollback, transitions: "[rolling_back pending]", status: model.OrchPending,
+			has: []string{"rollback offices", "rollback doctors"}},
+		{name: "retry one that failed before it ran", state: &dbmigrateapi.State{MigrationID: "3f1c2a1e-1111-4a4a-8a8a-000000000001",
+			MigrationType: model.MigrationFull, Status: model.OrchFailed, Phase: dbmigrateapi.PhaseDone, Error: "prepare: permission denied"},
+			action: dbmigrateapi.RecoverRetry, transitions: "[running completed]", status: model.OrchCompleted,
+			has: []string{"start offices", "start projects", "validate doctors"}},
+		{name: "rollback refused on one that failed before it ran", state: &dbmigrateapi.State{Status: model.OrchFailed, Error: "prepare: x"},
+			action: dbmigrateapi.RecoverRollback, transitions: "[]", status: model.OrchFailed, hasNot: []string{"rollback offices"}},
+		{name: "retry refused on a completed one", state: endedState(model.OrchCompleted, done, done, done, done),
+			action: dbmigrateapi.RecoverRetry, transitions: "[]", status: model.OrchCompleted, hasNot: []string{"validate offices"}},
+		{name: "accept refused after a rollback", state: endedState(model.OrchPending, pending, pending, pending, pending),
+			action: dbmigrateapi.RecoverAccept, transitions: "[]", status: model.OrchPending, hasNot: []string{"accept ops: legacy rows"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			env := newEnv(t, rec)
+			in := testInput(t, model.MigrationFull, dbmigrateapi.Config{})
+			in.Resume = tc.state
+			in.Recover = &dbmigrateapi.Recovery{Action: tc.action, PreviousRunID: "run-1", RequestedBy: "ops",
+				Reason: "legacy rows", AcceptanceID: "6d3c1a50-0000-4000-8000-000000000001"}
+			env.ExecuteWorkflow(dbmigrateapi.WorkflowName, in)
+			st := result(t, env)
+			if got := fmt.Sprint(rec.transitions); got != tc.transitions {
+				t.Errorf("got: want tc.transitions; ledger transitions %s, status %s; want %s, %s (error %q)",
+					got, st.Status, tc.transitions, tc.status, st.Error)
+			} else if st.Status != tc.status {
+				t.Errorf("st.Status: want tc.status; ledger transitions %s, status %s; want %s, %s (error %q)",
+					got, st.Status, tc.transitions, tc.status, st.Error)
+			}
+			want := []dbmigrateapi.RecoveryRecord{{Action: tc.action, PreviousRunID: "run-1", RequestedBy: "ops",
+				Reason: "legacy rows", From: tc.state.Status}}
+			if diff := cmp.Diff(want, st.Recoveries); diff != "" {
+				t.Errorf("recoveries (-want +got):\n%s", diff)
+			}
+			events := strings.Join(rec.events, "\n")
+			for _, ev := range tc.has {
+				if rec.index(ev) < 0 {
+					t.Errorf("no %q in\n%s", ev, events)
+				}
+			}
+			for _, ev := range tc.hasNot {
+				if rec.index(ev) >= 0 {
+					t.Errorf("%q in\n%s", ev, events)
+				}
+			}
+			if tc.action == dbmigrateapi.RecoverRollback && rec.index("rollback projects") > rec.index("rollback offices") {
+				t.Errorf("rolled back out of reverse order:\n%s", events)
+			}
+		})
+	}
+}
+
+// TestFailureBeforeRunningEndsFailed: a migration whose preparation fails (the target refused
+// it) ends failed with the cause, not "pending, phase done", without a ledger write to the
+// database that failed.
+func TestFailureBeforeRunningEndsFailed(t *testing.T) {
+	rec := &recorder{prepareErr: temporal.NewNonRetryableApplicationError("target: permission denied to create "+
+		"tables: grant CREATE on the database, then cutover db retry", dbcopy.ErrTypeSpec, nil)}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}))
+	st := result(t, env)
+	if st.Status != model.OrchFailed {
+		t.Errorf("st.Status: want model.OrchFailed; status %s, phase %s, error %q; want failed, done, the cause",
+			st.Status, st.Phase, st.Error)
+	} else if st.Phase != dbmigrateapi.PhaseDone {
+		t.Errorf("st.Phase: want dbmigrateapi.PhaseDone; status %s, phase %s, error %q; want failed, done, the cause",
+			st.Status, st.Phase, st.Error)
+	} else if !strings.Contains(st.Error, "grant CREATE") {
+		t.Errorf("strings.Contains(st.Error, \"grant CREATE\") is false; status %s, phase %s, error %q; want failed, done, the cause",
+			st.Status, st.Phase, st.Error)
+	}
+	if len(rec.transitions) != 0 {
+		t.Errorf("ledger transitions %v, want none", rec.transitions)
+	}
+	if why := dbmigrateapi.RecoveryRefusal(&st, dbmigrateapi.RecoverRetry); why != "" {
+		t.Errorf("retry refused: %s", why)
+	}
+}
+
+// TestOrphansRedrivenAfterTheirParents: an entity with quarantined rows has its rows without a
+// parent re-driven when it completes (after its parents), once more at the end of the load,
+// and after every catch-up pass; an entity without quarantined rows is not asked.
+func TestOrphansRedrivenAfterTheirParents(t *testing.T) {
+	rec := &recorder{failed: map[string]int64{"doctors": 1}}
+	env := newEnv(t, rec)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: "ops"})
+	}, 90*time.Second)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationIncremental, dbmigrateapi.Config{SyncInterval: time.Minute}))
+	st := result(t, env)
+	if st.Passes < 2 {
+		t.Fatalf("%d catch-up passes (error %q)", st.Passes, st.Error)
+	}
+	var got []string
+	for _, ev := range rec.events {
+		if strings.HasPrefix(ev, "orphans ") || ev == "done doctors" || strings.HasPrefix(ev, "sync doctors") {
+			got = append(got, ev)
+		}
+	}
+	// On completion, at the end of the load, after each pass (its sync first).
+	want := []string{"done doctors", "orphans doctors", "orphans doctors"}
+	for i := 0; i < st.Passes; i++ {
+		want = append(want, "sync doctors", "orphans doctors")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("re-drives (-want +got):\n%s\nall events:\n%s", diff, strings.Join(rec.events, "\n"))
+	}
+}
