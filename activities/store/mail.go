@@ -306,17 +306,13 @@ type MailFolderCount struct {
 	Dropped     int64 `db:"dropped"`     // stored without some of their keywords (see MailDroppedKeywords)
 }
 
-// MailFolderCounts summarises the ledger of every folder of a mailbox in one scan.
+// MailFolderCounts summarises the ledger of every folder of a mailbox. It reads one row per
+// folder and the unresolved quarantine rows, never the folders' messages: PostgreSQL keeps
+// the per-folder summaries as the ledger is written (schema migration 0025).
 func (s *Store) MailFolderCounts(ctx context.Context, mailboxID int64) (map[int64]MailFolderCount, error) {
-	rows, err := s.q.Query(ctx, `SELECT f.id AS folder_id, coalesce(m.messages, 0) AS messages,
-			coalesce(m.bytes, 0)::bigint AS bytes, coalesce(m.pending, 0) AS pending,
-			coalesce(q.quarantined, 0) AS quarantined, coalesce(m.dropped, 0) AS dropped
+	rows, err := s.q.Query(ctx, `SELECT f.id AS folder_id, f.ledger_messages AS messages, f.ledger_bytes AS bytes,
+			f.ledger_pending AS pending, coalesce(q.quarantined, 0) AS quarantined, f.ledger_dropped AS dropped
 		FROM mail_folders f
-		LEFT JOIN (SELECT folder_id, count(*) FILTER (WHERE state <> 'pending') AS messages,
-				sum(size) FILTER (WHERE state <> 'pending') AS bytes, count(*) FILTER (WHERE state = 'pending') AS pending,
-				count(*) FILTER (WHERE cardinality(dropped_flags) > 0) AS dropped
-			FROM mail_messages WHERE folder_id IN (SELECT id FROM mail_folders WHERE mailbox_id = $1)
-			GROUP BY folder_id) m ON m.folder_id = f.id
 		LEFT JOIN (SELECT folder_id, count(*) AS quarantined FROM mail_quarantine
 			WHERE mailbox_id = $1 AND resolved_at IS NULL GROUP BY folder_id) q ON q.folder_id = f.id
 		WHERE f.mailbox_id = $1`, mailboxID)
