@@ -304,7 +304,8 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 	run, err := e.CopyBatches(ctx, cursor, max, func(b BatchResult) error {
 		observeBatch(b)
 		n++
-		beat.committed(dbmigrateapi.BatchRequest{Entity: b.Entity, BatchNumber: b.BatchNumber + 1, After: b.LastKey, Sync: cursor.Sync,
+		beat.committed(dbmigrateapi.BatchRequest{Entity: b.Entity, BatchNumber: b.BatchNumber + 1, After: b.LastKey,
+			AfterType: b.LastKeyType, Sync: cursor.Sync,
 			Mark: b.LastMark}, n)
 		return nil
 	})

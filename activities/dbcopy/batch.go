@@ -24,6 +24,7 @@ type BatchResult struct {
 	Inserted    int     `json:"inserted"` // loaded rows that were new (upserts may update)
 	Failed      int     `json:"failed"`
 	LastKey     string  `json:"last_key,omitempty"`
+	LastKeyType string  `json:"last_key_type,omitempty"` // LastKey's storage class (BatchRequest.AfterType)
 	LastMark    string  `json:"last_mark,omitempty"`
 	MarkStart   string  `json:"mark_start,omitempty"` // watermark high-water before the first batch
 	Done        bool    `json:"done"`
@@ -80,13 +81,15 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 	turn func() error) (BatchResult, error) {
 	start := time.Now()
 	res := BatchResult{Entity: p.ent.Name, BatchNumber: req.BatchNumber, Rows: pg.n, Done: !pg.full,
-		Bytes: pg.bytes, MarkStart: pg.markStart, LastKey: req.After, LastMark: req.Mark}
+		Bytes: pg.bytes, MarkStart: pg.markStart, LastKey: req.After,
+		LastKeyType: req.AfterType, LastMark: req.Mark}
 	if pg.n == 0 {
 		res.Empty = true
 		return res, nil
 	}
 	last := pg.last
 	res.LastKey, _ = p.rowKey(last)
+	res.LastKeyType = p.keyClass(last)
 	if p.markIdx >= 0 && req.Sync {
 		res.LastMark, _ = keyText(last[p.markIdx])
 	}
@@ -203,6 +206,9 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 	}
 	state := map[string]any{"last_key": res.LastKey, "rows": res.Rows, "loaded": res.Loaded,
 		"inserted": res.Inserted, "failed": res.Failed, "done": res.Done, "sync": req.Sync}
+	if res.LastKeyType != "" {
+		state["last_key_type"] = res.LastKeyType
+	}
 	if res.LastMark != "" {
 		state["last_mark"] = res.LastMark
 	}
@@ -257,6 +263,7 @@ func (e *Engine) replayed(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 	var st struct {
 		Done      bool   `json:"done"`
 		Inserted  int    `json:"inserted"`
+		LastKeyTy string `json:"last_key_type"`
 		LastMark  string `json:"last_mark"`
 		MarkStart string `json:"mark_start"`
 	}
@@ -265,6 +272,7 @@ func (e *Engine) replayed(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 		res.LastKey = *last
 	}
 	res.Done, res.Inserted, res.LastMark, res.MarkStart = st.Done, st.Inserted, st.LastMark, st.MarkStart
+	res.LastKeyType = st.LastKeyTy
 	res.Replayed = true
 	res.DurationMS, res.RowsPerSec = 0, 0
 	return res, nil

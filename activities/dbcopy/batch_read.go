@@ -75,7 +75,7 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 	q.Limit = limit
 	var pg page
 	if req.After != "" {
-		v, err := p.keyArg(req.After)
+		v, err := p.cursorArg(req.After, req.AfterType)
 		if err != nil {
 			return pg, fmt.Errorf("%w: %w", ErrSpec, err)
 		}

@@ -63,6 +63,59 @@ func (p *entityPlan) nextAfter(row []any) any {
 	return row[0]
 }
 
+// keyClass is the SQLite storage class of a row's one-column key when keyArg would not read
+// its text back as a value of that class (BatchRequest.AfterType says why it matters); "".
+func (p *entityPlan) keyClass(row []any) string {
+	if p.nkey != 1 || p.src.Driver() != "sqlite" {
+		return ""
+	}
+	switch row[0].(type) {
+	case int64:
+		if !p.keyInt {
+			return keyClassInteger
+		}
+	case float64:
+		return keyClassReal
+	case string:
+		if p.keyInt {
+			return keyClassText
+		}
+	case []byte:
+		return keyClassBlob
+	}
+	return ""
+}
+
+// The SQLite storage classes a cursor names (BatchRequest.AfterType).
+const (
+	keyClassInteger = "integer"
+	keyClassReal    = "real"
+	keyClassText    = "text"
+	keyClassBlob    = "blob"
+)
+
+// cursorArg is the value a page read continues after: the key's text read back as a value of
+// class (keyClass), or by the column's declared type when class is "".
+func (p *entityPlan) cursorArg(text, class string) (any, error) {
+	switch class {
+	case "":
+		return p.keyArg(text)
+	case keyClassInteger:
+		return source.KeyValue(text, true)
+	case keyClassReal:
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint key %q is not a real number: %w", text, err)
+		}
+		return f, nil
+	case keyClassText:
+		return text, nil
+	case keyClassBlob:
+		return []byte(text), nil
+	}
+	return nil, fmt.Errorf("checkpoint key %q: unknown storage class %q", text, class)
+}
+
 // keyArg turns a key's text (a checkpoint, an error's source_record_id) back into the value a
 // query compares the key column(s) with.
 func (p *entityPlan) keyArg(text string) (any, error) {

@@ -72,6 +72,7 @@ type job struct {
 	req      dbmigrateapi.BatchRequest
 	pg       page
 	readLast string
+	lastType string // readLast's storage class (BatchRequest.AfterType)
 	done     chan struct{}
 	res      BatchResult
 	err      error
@@ -183,6 +184,7 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.Ba
 			j := &job{req: r, pg: pg, done: make(chan struct{}), months: months}
 			if pg.n > 0 {
 				j.readLast, _ = p.rowKey(pg.last)
+				j.lastType = p.keyClass(pg.last)
 			}
 			select {
 			case pages <- j:
@@ -192,7 +194,7 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.Ba
 			if err != nil || !pg.full || pg.n == 0 {
 				return
 			}
-			r.After = j.readLast
+			r.After, r.AfterType = j.readLast, j.lastType
 			if r.Sync && p.markIdx >= 0 {
 				r.Mark, _ = keyText(pg.last[p.markIdx])
 			}
@@ -281,7 +283,7 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.Ba
 					}
 					return
 				}
-				if j.res.Replayed && j.res.LastKey != j.readLast {
+				if j.res.Replayed && (j.res.LastKey != j.readLast || j.res.LastKeyType != j.lastType) {
 					j.stop = true // the read-ahead followed the wrong key; the caller continues from Next
 				}
 			}(j)
@@ -309,7 +311,8 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.Ba
 			break
 		}
 		out.add(res)
-		out.Next = dbmigrateapi.BatchRequest{Entity: req.Entity, Sync: req.Sync, After: res.LastKey, Mark: res.LastMark, BatchNumber: j.req.BatchNumber + 1}
+		out.Next = dbmigrateapi.BatchRequest{Entity: req.Entity, Sync: req.Sync, After: res.LastKey, AfterType: res.LastKeyType,
+			Mark: res.LastMark, BatchNumber: j.req.BatchNumber + 1}
 		out.Done = res.Done
 		if onBatch != nil {
 			if err := onBatch(res); err != nil {

@@ -63,9 +63,10 @@ func (w *orch) load(ctx workflow.Context) error {
 					if r.Changes != nil {
 						es.Changes = r.Changes
 					}
-					es.Cursor = dbmigrateapi.BatchRequest{Entity: name, Sync: true, After: r.Next.After, BatchNumber: r.Next.BatchNumber, Mark: r.MarkStart}
+					es.Cursor = dbmigrateapi.BatchRequest{Entity: name, Sync: true, After: r.Next.After,
+						AfterType: r.Next.AfterType, BatchNumber: r.Next.BatchNumber, Mark: r.MarkStart}
 					if r.MarkStart != "" {
-						es.Cursor.After = "" // watermark passes start at the high-water mark, any key
+						es.Cursor.After, es.Cursor.AfterType = "", "" // watermark passes start at the high-water mark, any key
 					}
 					if err != nil {
 						es.Status = model.EntityFailed

@@ -14,6 +14,12 @@ type BatchRequest struct {
 	Entity      string `json:"entity"`
 	BatchNumber int64  `json:"batch_number"`
 	After       string `json:"after,omitempty"`
+	// AfterType is the SQLite storage class of After's value (integer, real, text or blob)
+	// when it is not the one its text reads back as by the key column's declared type (integer
+	// for an INT column, text otherwise); "" then, and always for PostgreSQL sources and
+	// composite keys. A SQLite column holds values of any class and sorts them NULL <
+	// INTEGER/REAL < TEXT < BLOB: 5 and '5' sit at different places in key order.
+	AfterType string `json:"after_type,omitempty"`
 	// Mark/Sync select a catch-up batch (incremental sync): rows whose watermark is after
 	// (Mark, After), written as upserts. Without a watermark column, rows after After.
 	Sync bool   `json:"sync,omitempty"`
