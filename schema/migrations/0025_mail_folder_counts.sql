@@ -14,9 +14,10 @@ ALTER TABLE mail_folders
     ADD COLUMN ledger_dropped  BIGINT NOT NULL DEFAULT 0; -- rows with dropped_flags
 
 -- mail_folder_count_delta adds what a statement changed (its new rows less its old ones) to their
--- folders' summaries. It locks the folders in id order, so that two statements never wait on
--- each other's folders crosswise, and leaves alone folders whose summary did not change (a
--- flag update).
+-- folders' summaries, leaving alone folders whose summary did not change (a flag update). The
+-- folder row is locked by the UPDATE alone (FOR NO KEY UPDATE, which the KEY SHARE locks of
+-- concurrent writers' foreign key checks do not block); locking it first with a SELECT … FOR
+-- UPDATE made concurrent writers of one folder deadlock.
 CREATE FUNCTION mail_folder_count_delta() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed TEXT := CASE TG_OP
@@ -35,16 +36,12 @@ BEGIN
                 coalesce(sum(n) FILTER (WHERE state = 'pending'), 0) AS pending,
                 coalesce(sum(n) FILTER (WHERE cardinality(dropped_flags) > 0), 0) AS dropped
             FROM c GROUP BY folder_id
-        ),
-        locked AS (
-            SELECT f.id FROM mail_folders f JOIN d ON d.folder_id = f.id
-            WHERE d.messages <> 0 OR d.bytes <> 0 OR d.pending <> 0 OR d.dropped <> 0
-            ORDER BY f.id FOR UPDATE OF f
         )
         UPDATE mail_folders f SET ledger_messages = f.ledger_messages + d.messages,
             ledger_bytes = f.ledger_bytes + d.bytes, ledger_pending = f.ledger_pending + d.pending,
             ledger_dropped = f.ledger_dropped + d.dropped
-        FROM d WHERE d.folder_id = f.id AND f.id IN (SELECT id FROM locked)$q$, changed);
+        FROM d WHERE d.folder_id = f.id
+            AND (d.messages <> 0 OR d.bytes <> 0 OR d.pending <> 0 OR d.dropped <> 0)$q$, changed);
     RETURN NULL;
 END $$;
 
