@@ -26,6 +26,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/sourcetest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/vault/vaulttest"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/workflows/email/emailapi"
@@ -58,12 +59,7 @@ func newFileEnv(t testing.TB, users int) *fileEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	k, _ := vault.GenerateKey()
-	keys, _ := vault.ParseKeys(k)
-	v, err := vault.New(db.Store, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := vaulttest.New(t, db.Store)
 	job, err := db.CreateJob(ctx, store.Job{TenantID: 1, Domain: "example.org"})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/cutover/cutover/activities/notify"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/vault/vaulttest"
 	inotify "github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/testing/testenv"
 )
@@ -27,18 +28,7 @@ func TestDeliveryKeepsAHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(db.Store, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := vaulttest.New(t, db.Store)
 	ref, err := v.Put(ctx, vault.Secret{Password: "webhook-secret"}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cutover/cutover/activities/onboard"
 	"github.com/cutover/cutover/activities/store"
-	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/vault/vaulttest"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
@@ -24,18 +24,7 @@ func newImporter(t *testing.T) *onboard.Importer {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(db.Store, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := vaulttest.New(t, db.Store)
 	return &onboard.Importer{DB: db, Vault: v}
 }
 

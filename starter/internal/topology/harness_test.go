@@ -15,6 +15,7 @@ import (
 
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/vault/vaulttest"
 	"github.com/cutover/cutover/internal/temporalconn"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/starter/cli"
@@ -161,17 +162,8 @@ func newMailWorld(t *testing.T, n, msgs int) mailWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.db.Close)
-	if w.key, err = vault.GenerateKey(); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.ParseKeys(w.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(w.db.Store, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var v *vault.Vault
+	v, w.key = vaulttest.New(t, w.db.Store)
 	var srcUsers, dstUsers []testenv.User
 	for _, u := range w.users {
 		srcUsers = append(srcUsers, testenv.User{Name: u.Name, Password: u.SrcPassword})

@@ -21,6 +21,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/sourcetest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/vault/vaulttest"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
@@ -41,12 +42,7 @@ func TestMixedSourcesJobReachesVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	key, _ := vault.GenerateKey()
-	keys, _ := vault.ParseKeys(key)
-	v, err := vault.New(db.Store, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := vaulttest.New(t, db.Store)
 
 	// The IMAP source account, an mbox tree and a PST; one destination for the three.
 	corpus := sourcetest.Corpus()

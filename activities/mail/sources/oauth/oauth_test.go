@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/activities/mail/sources/oauth/oauthtest"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/vault/vaulttest"
 	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
@@ -26,18 +27,7 @@ func newVault(t *testing.T) *vault.Vault {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	k, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := vault.ParseKeys(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(db.Store, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := vaulttest.New(t, db.Store)
 	return v
 }
 
