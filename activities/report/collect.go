@@ -353,6 +353,9 @@ type DBReport struct {
 	Changes []store.TransformationCount
 	// Acceptances are the operators' acceptances of quarantined rows (db accept-errors).
 	Acceptances []store.ErrorAcceptance
+	// Requests are what operators asked the migration for, who and why (db approve-op,
+	// cutover, close, retry-failed, rollback, retry).
+	Requests []store.OperatorRequest
 	// Error is why the migration failed, when the report is written from the workflow's state
 	// (a migration that failed before its ledger existed).
 	Error string
@@ -520,6 +523,9 @@ func CollectDB(ctx context.Context, ledger *store.Store, id uuid.UUID, now time.
 		return rep, err
 	}
 	if rep.Acceptances, err = ledger.ListErrorAcceptances(ctx, id); err != nil {
+		return rep, err
+	}
+	if rep.Requests, err = ledger.ListOperatorRequests(ctx, id); err != nil {
 		return rep, err
 	}
 	return rep, nil

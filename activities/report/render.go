@@ -330,7 +330,23 @@ func dbSections(r DBReport) []section {
 		acc.Lines = append(acc.Lines, fmt.Sprintf("%s rows accepted by %s at %s: %s", fmtInt(a.QuarantinedRows), a.AcceptedBy,
 			fmtTime(&a.AcceptedAt), a.Reason))
 	}
-	return []section{acc, caps, wins}
+	reqs := section{Title: "Operator requests", ID: "requests", Empty: "No operator request recorded."}
+	for _, q := range r.Requests {
+		what := q.Request
+		if q.Subject != "" {
+			what += " " + q.Subject
+		}
+		by := q.RequestedBy
+		if by == "" {
+			by = "?"
+		}
+		line := fmt.Sprintf("%s by %s at %s", what, by, fmtTime(&q.RequestedAt))
+		if q.Reason != "" {
+			line += ": " + q.Reason
+		}
+		reqs.Lines = append(reqs.Lines, line)
+	}
+	return []section{reqs, acc, caps, wins}
 }
 
 func verdict(missing int64, quarantined int, known bool, item, proof string) (string, bool) {

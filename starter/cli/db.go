@@ -187,6 +187,9 @@ func printDBState(e *Env, st dbmigrateapi.State) {
 		}
 		fmt.Fprintln(e.Stdout)
 	}
+	for _, r := range st.Requests {
+		fmt.Fprintf(e.Stdout, "requested: %s\n", requestLine(r))
+	}
 	if a := st.Accepted; a != nil {
 		fmt.Fprintf(e.Stdout, "quarantined rows accepted: %d by %s: %s\n", a.QuarantinedRows, a.By, a.Reason)
 	}
@@ -230,6 +233,7 @@ func runDBStatus(ctx context.Context, e *Env, args []string) error {
 func runDBApprove(ctx context.Context, e *Env, args []string) error {
 	fs, tf, out := commandFlags(e, "db approve-op")
 	by := fs.String("by", e.Getenv("USER"), "who approves (recorded as approved_by)")
+	reason := fs.String("reason", "", "why: recorded with the approval, shown by db status and db report")
 	pos, err := parseAnyOrder(fs, args, 2)
 	if err != nil {
 		return err
@@ -246,7 +250,7 @@ func runDBApprove(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	msg, err := c.ApproveSchemaChange(ctx, id, pos[1], *by)
+	msg, err := c.ApproveSchemaChange(ctx, id, pos[1], *by, *reason)
 	if err != nil {
 		return dbError(err, id)
 	}
@@ -261,6 +265,7 @@ func runDBApprove(ctx context.Context, e *Env, args []string) error {
 func dbSignal(name string) func(context.Context, *Env, []string) error {
 	return func(ctx context.Context, e *Env, args []string) error {
 		fs, tf, out := commandFlags(e, "db "+name)
+		reason := fs.String("reason", "", "why: recorded with the request, shown by db status and db report")
 		pos, err := parseAnyOrder(fs, args, 1)
 		if err != nil {
 			return err
@@ -276,9 +281,9 @@ func dbSignal(name string) func(context.Context, *Env, []string) error {
 		defer c.Close()
 		switch name {
 		case dbmigrateapi.SignalClose:
-			err = c.RequestClose(ctx, id, e.Getenv("USER"))
+			err = c.RequestClose(ctx, id, e.Getenv("USER"), *reason)
 		default:
-			err = c.RequestCutover(ctx, id, e.Getenv("USER"))
+			err = c.RequestCutover(ctx, id, e.Getenv("USER"), *reason)
 		}
 		if err != nil {
 			return dbError(err, id)
@@ -295,6 +300,7 @@ func runDBRetry(ctx context.Context, e *Env, args []string) error {
 	fs, tf, out := commandFlags(e, "db retry-failed")
 	entity := fs.String("entity", "", "only this entity (default: every completed entity)")
 	specPath := fs.String("spec", "", "a fixed spec to use from now on")
+	reason := fs.String("reason", "", "why: recorded with the request, shown by db status and db report")
 	pos, err := parseAnyOrder(fs, args, 1)
 	if err != nil {
 		return err
@@ -306,7 +312,7 @@ func runDBRetry(ctx context.Context, e *Env, args []string) error {
 		}
 	}
 	return dbRecover(ctx, e, tf, out, pos[0], dbmigrateapi.Recovery{Action: dbmigrateapi.RecoverRetryFailed, Entity: *entity,
-		RequestedBy: e.Getenv("USER")}, fixed)
+		Reason: *reason, RequestedBy: e.Getenv("USER")}, fixed)
 }
 
 func runDBRollback(ctx context.Context, e *Env, args []string) error {
@@ -376,6 +382,28 @@ func dbRecover(ctx context.Context, e *Env, tf *temporalFlags, out *output, arg 
 	}
 	fmt.Fprintf(e.Stdout, "%s: %s started as run %s, after run %s (see 'cutover db status')\n", id, rec.Action, r.RunID, r.PreviousRunID)
 	return nil
+}
+
+// requestLine is an operator's request as status and report print it: "cutover by ops at
+// 2026-12-07T08:00:00Z: the application is switched over".
+func requestLine(r dbmigrateapi.RequestRecord) string {
+	what := r.Request
+	if r.Subject != "" {
+		what += " " + r.Subject
+	}
+	line := fmt.Sprintf("%s by %s at %s", what, orDefault(r.RequestedBy, "?"), r.At.UTC().Format(time.RFC3339))
+	if r.Reason != "" {
+		line += ": " + r.Reason
+	}
+	return line
+}
+
+func requestLines(rs []dbmigrateapi.RequestRecord) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, requestLine(r))
+	}
+	return out
 }
 
 // printPending shows an activity Temporal runs or retries, loudly when it is stalled.

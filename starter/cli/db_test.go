@@ -77,7 +77,8 @@ func TestDBStartStatusCutover(t *testing.T) {
 	if err := os.WriteFile(specPath, []byte(dbcopytest.ClinicSpec("sqlite", "legacy.db", 400)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"TEMPORAL_ADDRESS": srv.Address(), "CUTOVER_TASK_QUEUE": queue, "USER": "ops"}
+	env := map[string]string{"TEMPORAL_ADDRESS": srv.Address(), "CUTOVER_TASK_QUEUE": queue, "USER": "ops",
+		"CUTOVER_DB_TARGET_URL": dbURL, "CUTOVER_REPORT_DIR": filepath.Join(dir, "reports")}
 	id := uuid.NewString()
 	r := run(t, env, "", "db", "start", "--type", "incremental", "--sync-interval", "1h", "--id", id, specPath)
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "started "+dbmigrateapi.WorkflowID(id)) || !strings.Contains(r.stdout, "wave 1: [offices profiles projects]") {
@@ -109,7 +110,11 @@ func TestDBStartStatusCutover(t *testing.T) {
 	if r.code != cli.ExitOK || !regexp.MustCompile(`(?m)^profiles\s+completed\s+995\s+5\s+1000`).MatchString(r.stdout) {
 		t.Fatalf("db status table:\n%s", r.stdout)
 	}
-	r = run(t, env, "", "db", "cutover", dbmigrateapi.WorkflowID(id))
+	r = run(t, env, "", "db", "retry-failed", id, "--entity", "profiles", "--reason", "profiles' emails fixed at the source")
+	if r.code != cli.ExitOK {
+		t.Fatalf("db retry-failed: %+v", r)
+	}
+	r = run(t, env, "", "db", "cutover", dbmigrateapi.WorkflowID(id), "--reason", "maintenance window, ticket 4711")
 	if r.code != cli.ExitOK {
 		t.Fatalf("db cutover: %+v", r)
 	}
@@ -119,6 +124,9 @@ func TestDBStartStatusCutover(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+	requested := []string{`requested: retry_failed profiles by ops at \S+: profiles' emails fixed at the source`,
+		`requested: cutover by ops at \S+: maintenance window, ticket 4711`}
+	checkRequests(t, env, id, requested, requested)
 	// A completed migration's workflow is closed: recovery commands start a new run of it over
 	// the same ledger (retry only resumes a failed one; a rollback empties the target).
 	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
@@ -170,6 +178,9 @@ func TestDBStartStatusCutover(t *testing.T) {
 	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "rollback refused: the migration is pending") {
 		t.Fatalf("rollback of a rolled back migration: %+v", r)
 	}
+	// The ledger keeps the recovery run's reason too (the status lists it as the run taken up).
+	checkRequests(t, env, id, requested, append(requested, `requested: rollback by ops at \S+: back out`))
+	approveWithReason(t, env, dir, specPath)
 	r = run(t, env, "", "db", "status", uuid.NewString())
 	if r.code != cli.ExitNotFound {
 		t.Fatalf("unknown migration: %+v", r)

@@ -71,6 +71,20 @@ func TestFlagsBeforeOrAfterArguments(t *testing.T) {
 			}
 		}
 	}
+	// --reason takes a value (words with spaces) before or after the arguments alike: neither
+	// the value nor the flag is taken for an argument.
+	for _, p := range reasonCommands {
+		words, pos := strings.Fields(p), commandArgs[p]
+		flags := []string{"--reason", "why: the window opens", "-h"}
+		before := run(t, env, "", slices.Concat(words, flags, pos)...)
+		after := run(t, env, "", slices.Concat(words, pos, flags)...)
+		if before.code != cli.ExitOK || !strings.Contains(before.stderr, "  -reason string") {
+			t.Errorf("%s --reason … -h before the arguments: exit %d\n%s", p, before.code, before.stderr)
+		}
+		if d := cmp.Diff(before, after, cmp.AllowUnexported(result{})); d != "" {
+			t.Errorf("%s: --reason before and after the arguments differ (-before +after):\n%s", p, d)
+		}
+	}
 }
 
 // A flag's value after the arguments is used, and "--" ends the flags: what follows it is an

@@ -9,13 +9,16 @@ import (
 	"github.com/cutover/cutover/starter/cli"
 )
 
-// TestReasonOnRecordingCommands: every command whose reason is recorded takes --reason (the
-// email job's commands write it in the job's notes, workflows/email TestCommandReasonsInNotes;
-// the database migration's in its recovery record and events).
+// reasonCommands are the commands whose reason is recorded: the email job's write it in the
+// job's notes (workflows/email TestCommandReasonsInNotes); the database migration's in its
+// ledger's requests, recovery records and acceptances, and its events (db_reasons_test.go).
+var reasonCommands = []string{"email approve", "email cutover", "email retry", "email abort", "email close",
+	"email presync", "email schedule", "email skip", "email unskip", "email set-credentials",
+	"db approve-op", "db cutover", "db close", "db retry-failed", "db rollback", "db retry", "db accept-errors"}
+
+// TestReasonOnRecordingCommands: every command whose reason is recorded takes --reason.
 func TestReasonOnRecordingCommands(t *testing.T) {
-	for _, c := range []string{"email approve", "email cutover", "email retry", "email abort", "email close",
-		"email presync", "email schedule", "email skip", "email unskip", "email set-credentials",
-		"db rollback", "db retry", "db accept-errors"} {
+	for _, c := range reasonCommands {
 		r := run(t, nil, "", append(strings.Fields(c), "-h")...)
 		if r.code != cli.ExitOK || !strings.Contains(r.stderr, "  -reason string") {
 			t.Errorf("%s takes no --reason: exit %d\n%s", c, r.code, r.stderr)

@@ -37,6 +37,7 @@ type reportResult struct {
 	Status     string   `json:"status,omitempty"`
 	Error      string   `json:"error,omitempty"`
 	Accepted   []string `json:"accepted,omitempty"`
+	Requests   []string `json:"requests,omitempty"` // what operators asked for, who and why
 	Unrecorded string   `json:"unrecorded,omitempty"`
 }
 
@@ -133,6 +134,10 @@ func runDBReport(ctx context.Context, e *Env, args []string) error {
 	for _, a := range rep.Acceptances {
 		res.Accepted = append(res.Accepted, fmt.Sprintf("%d rows by %s: %s", a.QuarantinedRows, a.AcceptedBy, a.Reason))
 	}
+	for _, q := range rep.Requests {
+		res.Requests = append(res.Requests, requestLine(dbmigrateapi.RequestRecord{Request: q.Request, Subject: q.Subject,
+			RequestedBy: q.RequestedBy, Reason: q.Reason, At: q.RequestedAt}))
+	}
 	if rep.Status == model.OrchFailed {
 		if st, err := c.DBStatus(ctx, id.String()); err == nil {
 			res.Error = st.Error
@@ -168,12 +173,16 @@ func dbReportFromState(ctx context.Context, e *Env, out *output, r *report.Repor
 			rep.Totals.Loaded+row.Loaded, rep.Totals.Quarantined+row.Quarantined
 	}
 	rep.Totals.Name = "total"
+	for _, q := range st.Requests {
+		rep.Requests = append(rep.Requests, store.OperatorRequest{MigrationID: id, Request: q.Request, Subject: q.Subject,
+			RequestedBy: q.RequestedBy, Reason: q.Reason, RequestedAt: q.At})
+	}
 	path, err := r.WriteDBUnrecorded(rep)
 	if err != nil {
 		return err
 	}
 	res := reportResult{Path: path, Source: rep.Totals.Source, Destination: rep.Totals.Loaded, Status: string(st.Status),
-		Error: st.Error, Unrecorded: "its target holds no ledger of it (" + ledgerProblem(why) + "): written from the workflow's state"}
+		Error: st.Error, Requests: requestLines(st.Requests), Unrecorded: "its target holds no ledger of it (" + ledgerProblem(why) + "): written from the workflow's state"}
 	return printReport(e, out, "migration "+id.String(), "rows", res)
 }
 
@@ -208,6 +217,9 @@ func printReport(e *Env, out *output, what, items string, r reportResult) error 
 	}
 	for _, a := range r.Accepted {
 		fmt.Fprintf(e.Stdout, "quarantine accepted: %s\n", a)
+	}
+	for _, q := range r.Requests {
+		fmt.Fprintf(e.Stdout, "requested: %s\n", q)
 	}
 	fmt.Fprintf(e.Stdout, "report: %s\n", r.Path)
 	return nil

@@ -195,7 +195,7 @@ func TestClientDrivesBothKinds(t *testing.T) {
 	if !slices.Equal(m.Order, []string{"accounts", "sessions", "emails"}) {
 		t.Errorf("order %v", m.Order)
 	}
-	if _, err := c.ApproveSchemaChange(ctx, m.MigrationID, "no-such-op", "ops"); !errors.As(err, &refused) {
+	if _, err := c.ApproveSchemaChange(ctx, m.MigrationID, "no-such-op", "ops", ""); !errors.As(err, &refused) {
 		t.Errorf("approval of an unknown operation: %v", err)
 	}
 	dst, err := (&demo.DBDriver{C: c, ID: m.MigrationID, Data: data, Poll: 300 * time.Millisecond, Out: testWriter{t}}).Run(ctx)

@@ -124,8 +124,9 @@ func (c *Client) DBRunning(ctx context.Context, id string) (bool, error) {
 }
 
 // ApproveSchemaChange approves a critical schema operation waiting for it (a validated update:
-// refused, with the reason, unless the operation exists and is pending).
-func (c *Client) ApproveSchemaChange(ctx context.Context, id, operation, by string) (string, error) {
+// refused, with the reason, unless the operation exists and is pending). by and reason are
+// recorded with the approval (the reason is operator text, never a secret).
+func (c *Client) ApproveSchemaChange(ctx context.Context, id, operation, by, reason string) (string, error) {
 	wid, err := DBWorkflowID(id)
 	if err != nil {
 		return "", err
@@ -134,7 +135,7 @@ func (c *Client) ApproveSchemaChange(ctx context.Context, id, operation, by stri
 		WorkflowID:   wid,
 		UpdateName:   dbmigrateapi.UpdateApprove,
 		WaitForStage: sdk.WorkflowUpdateStageCompleted,
-		Args:         []any{dbmigrateapi.Approval{Operation: operation, ApprovedBy: by}},
+		Args:         []any{dbmigrateapi.Approval{Operation: operation, ApprovedBy: by, Reason: reason}},
 	})
 	var msg string
 	if err == nil {
@@ -165,14 +166,16 @@ func (c *Client) SignalDB(ctx context.Context, id, name string, arg any) error {
 	return nil
 }
 
-// RequestCutover ends an incremental migration's catch-up passes: final pass, validation.
-func (c *Client) RequestCutover(ctx context.Context, id, by string) error {
-	return c.SignalDB(ctx, id, dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: by})
+// RequestCutover ends an incremental migration's catch-up passes: final pass, validation. by
+// and reason are recorded with the request.
+func (c *Client) RequestCutover(ctx context.Context, id, by, reason string) error {
+	return c.SignalDB(ctx, id, dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: by, Reason: reason})
 }
 
-// RequestClose ends the reverse flow of a cut-over migration: it completes.
-func (c *Client) RequestClose(ctx context.Context, id, by string) error {
-	return c.SignalDB(ctx, id, dbmigrateapi.SignalClose, dbmigrateapi.CloseRequest{RequestedBy: by})
+// RequestClose ends the reverse flow of a cut-over migration: it completes. by and reason are
+// recorded with the request.
+func (c *Client) RequestClose(ctx context.Context, id, by, reason string) error {
+	return c.SignalDB(ctx, id, dbmigrateapi.SignalClose, dbmigrateapi.CloseRequest{RequestedBy: by, Reason: reason})
 }
 
 // RequestRollback compensates a running migration back to pending.

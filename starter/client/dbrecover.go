@@ -110,7 +110,8 @@ func (c *Client) signalRecovery(ctx context.Context, wid string, rec dbmigrateap
 	case dbmigrateapi.RecoverRollback:
 		return c.RequestRollback(ctx, wid, rec.RequestedBy, rec.Reason)
 	case dbmigrateapi.RecoverRetryFailed:
-		return c.RetryFailed(ctx, wid, dbmigrateapi.RetryRequest{Entity: rec.Entity, Spec: fixed})
+		return c.RetryFailed(ctx, wid, dbmigrateapi.RetryRequest{Entity: rec.Entity, Spec: fixed,
+			RequestedBy: rec.RequestedBy, Reason: rec.Reason})
 	case dbmigrateapi.RecoverAccept:
 		id := rec.AcceptanceID
 		if id == "" {

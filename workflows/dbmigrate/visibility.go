@@ -83,6 +83,17 @@ func Details(st *dbmigrateapi.State) string {
 				op.Name, dbmigrateapi.UpdateApprove)
 		}
 	}
+	if n := len(st.Requests); n > 0 {
+		r := st.Requests[n-1]
+		fmt.Fprintf(&b, "\n- last request: %s", r.Request)
+		if r.Subject != "" {
+			fmt.Fprintf(&b, " `%s`", r.Subject)
+		}
+		fmt.Fprintf(&b, " by %s at %s", orUnknown(r.RequestedBy), r.At.Format("2006-01-02 15:04 UTC"))
+		if r.Reason != "" {
+			fmt.Fprintf(&b, ": %s", r.Reason)
+		}
+	}
 	if n := len(st.Retrying); n > 0 {
 		last := st.Retrying[n-1]
 		what := "retrying"
@@ -103,6 +114,13 @@ func Details(st *dbmigrateapi.State) string {
 	}
 	b.WriteString(silence.Report{Notes: st.WorkerSilent}.Details())
 	return b.String()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
 }
 
 // maxRetrying bounds the failed attempts a migration keeps for its page (one per entity).

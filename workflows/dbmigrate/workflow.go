@@ -49,6 +49,10 @@ type orch struct {
 	// started before that change keep their recorded shape; see GetVersion in Workflow).
 	visible    bool
 	shownPhase dbmigrateapi.Phase
+	// recordRequests: operators' requests go into the ledger too (requestRecordChange);
+	// requestN counts this run's, naming each.
+	recordRequests bool
+	requestN       int
 }
 
 // Workflow is DBMigrationWorkflow.
@@ -72,7 +76,7 @@ func Workflow(ctx workflow.Context, in dbmigrateapi.Input) (dbmigrateapi.Result,
 		return *w.state, err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, dbmigrateapi.UpdateApprove, func(ctx workflow.Context, a dbmigrateapi.Approval) (string, error) {
-		w.approve(a)
+		w.approve(ctx, a)
 		return "approved " + a.Operation, nil
 	}, workflow.UpdateHandlerOptions{Description: dbmigrateapi.Descriptions[dbmigrateapi.UpdateApprove],
 		Validator: func(ctx workflow.Context, a dbmigrateapi.Approval) error {
@@ -91,6 +95,7 @@ func Workflow(ctx workflow.Context, in dbmigrateapi.Input) (dbmigrateapi.Result,
 	}
 	w.listen(ctx)
 	w.visible = workflow.GetVersion(ctx, visibilityChange, workflow.DefaultVersion, 1) >= 1
+	w.recordRequests = workflow.GetVersion(ctx, requestRecordChange, workflow.DefaultVersion, 1) >= 1
 	sas := []temporal.SearchAttributeUpdate{searchattr.Kind.ValueSet(dbmigrateapi.Kind), searchattr.Status.ValueSet(string(w.state.Status))}
 	if w.visible {
 		sas = append(sas, searchattr.Phase.ValueSet(string(w.state.Phase)))

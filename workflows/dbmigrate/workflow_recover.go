@@ -25,6 +25,10 @@ func (w *orch) recoverEnded(ctx workflow.Context) (dbmigrateapi.Result, error) {
 		return *w.state, temporal.NewNonRetryableApplicationError(why, errTypeRecovery, nil, *w.state)
 	}
 	w.state.Error, w.state.RolledBack, w.state.Pending, w.state.Validation = "", false, nil, nil
+	if w.recordRequests && r.Action != dbmigrateapi.RecoverAccept { // an acceptance has its own record
+		w.recordRequest(ctx, dbmigrateapi.RequestRecord{Request: string(r.Action), Subject: r.Entity,
+			RequestedBy: r.RequestedBy, Reason: r.Reason, At: workflow.Now(ctx).UTC()})
+	}
 	if r.Action == dbmigrateapi.RecoverRollback {
 		w.rollback = &dbmigrateapi.RollbackRequest{Reason: r.Reason, RequestedBy: r.RequestedBy}
 		return w.compensate(ctx)

@@ -11,11 +11,16 @@ import (
 	"github.com/cutover/cutover/workflows/dbmigrate/plan"
 )
 
-func (w *orch) approve(a dbmigrateapi.Approval) {
+// approve records who approved a schema operation and why, then approves it.
+func (w *orch) approve(ctx workflow.Context, a dbmigrateapi.Approval) {
 	op := w.op(a.Operation)
 	if op == nil || a.ApprovedBy == "" {
 		w.state.Refused = append(w.state.Refused, fmt.Sprintf("approval of unknown operation %q or without approved_by", a.Operation))
 		return
+	}
+	if op.ApprovedBy == "" {
+		w.request(ctx, dbmigrateapi.RequestRecord{Request: dbmigrateapi.SignalApprove, Subject: a.Operation,
+			RequestedBy: a.ApprovedBy, Reason: a.Reason})
 	}
 	op.ApprovedBy = a.ApprovedBy
 }
@@ -42,7 +47,7 @@ func (w *orch) listen(ctx workflow.Context) {
 	on(dbmigrateapi.SignalApprove, func(ctx workflow.Context, c workflow.ReceiveChannel) {
 		var a dbmigrateapi.Approval
 		c.Receive(ctx, &a)
-		w.approve(a)
+		w.approve(ctx, a)
 	})
 	on(dbmigrateapi.SignalRollback, func(ctx workflow.Context, c workflow.ReceiveChannel) {
 		var r dbmigrateapi.RollbackRequest
@@ -52,6 +57,8 @@ func (w *orch) listen(ctx workflow.Context) {
 			return
 		}
 		if w.rollback == nil {
+			w.request(ctx, dbmigrateapi.RequestRecord{Request: dbmigrateapi.SignalRollback, RequestedBy: r.RequestedBy,
+				Reason: r.Reason})
 			w.rollback = &r
 		}
 	})
@@ -62,6 +69,8 @@ func (w *orch) listen(ctx workflow.Context) {
 			w.state.Refused = append(w.state.Refused, "cutover refused: not an incremental migration")
 			return
 		}
+		w.request(ctx, dbmigrateapi.RequestRecord{Request: dbmigrateapi.SignalCutover, RequestedBy: r.RequestedBy,
+			Reason: r.Reason})
 		w.cutover = &r
 	})
 	on(dbmigrateapi.SignalClose, func(ctx workflow.Context, c workflow.ReceiveChannel) {
@@ -71,6 +80,8 @@ func (w *orch) listen(ctx workflow.Context) {
 			w.state.Refused = append(w.state.Refused, fmt.Sprintf("close refused: phase is %s (close ends the reverse flow after cutover)", w.state.Phase))
 			return
 		}
+		w.request(ctx, dbmigrateapi.RequestRecord{Request: dbmigrateapi.SignalClose, RequestedBy: r.RequestedBy,
+			Reason: r.Reason})
 		w.closeReq = &r
 	})
 	on(dbmigrateapi.SignalRetry, func(ctx workflow.Context, c workflow.ReceiveChannel) {
@@ -82,6 +93,8 @@ func (w *orch) listen(ctx workflow.Context) {
 				return
 			}
 		}
+		w.request(ctx, dbmigrateapi.RequestRecord{Request: dbmigrateapi.SignalRetry, Subject: r.Entity,
+			RequestedBy: r.RequestedBy, Reason: r.Reason})
 		w.retries = append(w.retries, r)
 	})
 	on(dbmigrateapi.SignalAccept, func(ctx workflow.Context, c workflow.ReceiveChannel) {

@@ -68,6 +68,7 @@ type recorder struct {
 	copyDelay    time.Duration
 	drainDelay   time.Duration
 	window       *dbcopy.WindowRequest
+	requests     []dbcopy.RecordRequest // operators' requests written to the ledger
 }
 
 func (r *recorder) log(s string) {
@@ -167,6 +168,12 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 		return dbmigrateapi.ValidationSummary{Entity: r.Entity, Passed: true, Status: model.ValidationPassed}, nil
 	})
 	env.OnActivity(a.DBEmitEvent, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.DBRecordRequest, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.RecordRequest) error {
+		rec.mu.Lock()
+		rec.requests = append(rec.requests, r)
+		rec.mu.Unlock()
+		return nil
+	})
 	env.OnActivity(a.DBPlanSchemaOp, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.SchemaOpRequest) (dbcopy.SchemaOpResult, error) {
 		risk := model.RiskLow
 		if strings.HasPrefix(r.Name, "drop") {

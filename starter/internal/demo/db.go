@@ -87,7 +87,7 @@ func (d *DBDriver) Run(ctx context.Context) (dbmigrateapi.State, error) {
 			return st, err
 		}
 	}
-	if err := d.C.RequestCutover(ctx, d.ID, Operator); err != nil {
+	if err := d.C.RequestCutover(ctx, d.ID, Operator, "the application's last writes are in a catch-up pass"); err != nil {
 		return st, err
 	}
 	d.logf(Operator, "cutover (signal): final pass, then validation")

@@ -216,6 +216,9 @@ type State struct {
 	Recoveries []RecoveryRecord `json:"recoveries,omitempty"`
 	// Accepted is the acceptance of quarantined rows this run recorded.
 	Accepted *AcceptanceRecord `json:"accepted,omitempty"`
+	// Requests are the operators' requests the migration accepted while it ran, oldest first
+	// (recovery runs are in Recoveries, acceptances in Accepted).
+	Requests []RequestRecord `json:"requests,omitempty"`
 	// Partitions is the partition upkeep of a cut-over migration that stays open (the reverse
 	// flow): the months ahead created on the workflow's timer until it is closed.
 	Partitions *PartitionUpkeep `json:"partitions,omitempty"`
@@ -274,6 +277,7 @@ type Result = State
 type Approval struct {
 	Operation  string `json:"operation"`
 	ApprovedBy string `json:"approved_by"`
+	Reason     string `json:"reason,omitempty"` // why (operator text, recorded and reported)
 }
 
 // RollbackRequest asks for compensation.
@@ -285,18 +289,34 @@ type RollbackRequest struct {
 // CutoverRequest ends catch-up passes: final pass, validation, done.
 type CutoverRequest struct {
 	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // CloseRequest ends the reverse flow after cutover: the migration completes and the sources
 // stop receiving the target's writes.
 type CloseRequest struct {
 	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // RetryRequest re-drives recorded errors of an entity ("" = all), optionally with a fixed spec.
 type RetryRequest struct {
-	Entity string     `json:"entity,omitempty"`
-	Spec   *spec.Spec `json:"spec,omitempty"`
+	Entity      string     `json:"entity,omitempty"`
+	Spec        *spec.Spec `json:"spec,omitempty"`
+	RequestedBy string     `json:"requested_by,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+}
+
+// RequestRecord is an operator's request a running migration accepted (a schema change's
+// approval, cutover, close, a re-drive of quarantined rows, a rollback): what, who, when and
+// why. The reason is operator text, never a secret; the ledger keeps it too
+// (migration_operator_requests), so the status and the report show it.
+type RequestRecord struct {
+	Request     string    `json:"request"`           // the signal or update's name
+	Subject     string    `json:"subject,omitempty"` // the operation approved, the entity re-driven
+	RequestedBy string    `json:"requested_by,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // Progress is what an entity child reports to its parent after each copy activity.

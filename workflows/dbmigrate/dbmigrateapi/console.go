@@ -42,14 +42,14 @@ func SplitEntityWorkflowID(id string) (parent, entity string, ok bool) {
 // (the SDK's handler options) so an operator there knows what to send.
 var Descriptions = map[string]string{
 	silence.Signal: silence.SignalDescription,
-	SignalApprove: `Approve a schema change waiting for approval: {"operation":"add_column_x","approved_by":"dba"} ` +
+	SignalApprove: `Approve a schema change waiting for approval: {"operation":"add_column_x","approved_by":"dba","reason":"why"} ` +
 		`(also an update of the same name, which answers or refuses)`,
 	SignalRollback: `Roll the migration back while it runs: {"requested_by":"ops","reason":"why"}`,
 	SignalCutover: `End the catch-up passes of an incremental migration: final pass, validation, done: ` +
-		`{"requested_by":"ops"}`,
+		`{"requested_by":"ops","reason":"why"}`,
 	SignalRetry: `Re-drive the quarantined rows of one entity ("" for all), optionally with a fixed spec: ` +
-		`{"entity":"patients"}`,
-	SignalClose:  `End the reverse flow after cutover; the migration completes: {"requested_by":"ops"}`,
+		`{"entity":"patients","requested_by":"ops","reason":"why"}`,
+	SignalClose:  `End the reverse flow after cutover; the migration completes: {"requested_by":"ops","reason":"why"}`,
 	SignalAccept: `Accept the quarantined rows so the migration may complete: {"id":"…","requested_by":"ops","reason":"why"}`,
 	SignalProgress: `Sent by an entity workflow to its migration after each copy activity: ` +
 		`{entity, total, processed, failed, last_key, throughput}`,
