@@ -11,7 +11,7 @@ STATICCHECK_VER := v0.8.2 # 2026.2.2
 STATICCHECK    := $(BIN)/staticcheck
 SERVER_VER     := v1.29.1
 TEMPORAL_SERVER := $(BIN)/temporal-server
-DEBS           := dovecot-imapd dovecot-core pst-utils chromium pgloader
+DEBS           := dovecot-imapd dovecot-core pst-utils chromium pgloader iproute2 iptables
 PG_HOST        ?= 127.0.0.1
 PG_PORT        ?= 5432
 TEST_TIMEOUT   ?= 22m
@@ -28,7 +28,8 @@ build:
 
 ## tools: the temporal CLI (dev server + UI) and the Temporal server with its SQL tool and PostgreSQL
 ## schema (the production topology test) into ./bin; Debian packages: Dovecot, readpst, Chromium
-## (UI tests), pgloader (benchmark baseline); Cyrus and Courier IMAP extracted under ./bin (imap-servers)
+## (UI tests), pgloader (benchmark baseline), ip and iptables (the WAN benchmarks' kernel-level
+## delay, internal/testing/netdelay); Cyrus and Courier IMAP extracted under ./bin (imap-servers)
 tools: $(TEMPORAL) $(TEMPORAL_SERVER) debs imap-servers
 
 $(TEMPORAL):

@@ -80,6 +80,9 @@ type Dovecot struct {
 	MasterName     string
 	MasterPassword string
 	Extra          []string // appended to dovecot.conf; later settings override earlier ones
+	// Listen is the IPv4 address the listeners bind; "" is 127.0.0.1. A benchmark sets the
+	// address of a network namespace the server runs in.
+	Listen string
 
 	passwdMtime time.Time // last mtime given to the passwd-file
 }
@@ -113,14 +116,21 @@ func (d *Dovecot) passwdPath() string { return filepath.Join(d.Dir, "passwd") }
 func (d *Dovecot) homeRoot() string   { return filepath.Join(d.Dir, "home") }
 
 // Addr is host:port of the plain listener.
-func (d *Dovecot) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.Port)) }
+func (d *Dovecot) Addr() string { return net.JoinHostPort(d.listen(), strconv.Itoa(d.Port)) }
+
+func (d *Dovecot) listen() string {
+	if d.Listen == "" {
+		return "127.0.0.1"
+	}
+	return d.Listen
+}
 
 // TLSAddr is host:port of the implicit-TLS listener, "" without TLS.
 func (d *Dovecot) TLSAddr() string {
 	if !d.TLS || d.TLSPort == 0 {
 		return ""
 	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.TLSPort))
+	return net.JoinHostPort(d.listen(), strconv.Itoa(d.TLSPort))
 }
 
 // Maildir is the path of user's Maildir (created on first login, or by seeding it).
@@ -179,7 +189,7 @@ func (d *Dovecot) Config() string {
 	p("base_dir = %s", filepath.Join(d.Dir, "run"))
 	p("state_dir = %s", filepath.Join(d.Dir, "state"))
 	p("protocols = imap")
-	p("listen = 127.0.0.1")
+	p("listen = %s", d.listen())
 	p("log_path = %s", d.LogPath())
 	p("info_log_path = %s", d.LogPath())
 	p(`log_timestamp = "%%Y-%%m-%%d %%H:%%M:%%S "`)
@@ -232,15 +242,15 @@ func (d *Dovecot) Config() string {
 	p(`service imap-login {
   chroot =
   inet_listener imap {
-    address = 127.0.0.1
+    address = %s
     port = %d
   }
   inet_listener imaps {
-    address = 127.0.0.1
+    address = %s
     port = %d
     ssl = yes
   }
-}`, d.Port, tlsPort)
+}`, d.listen(), d.Port, d.listen(), tlsPort)
 	// chroot needs root; without it these services work for any user.
 	for _, svc := range []string{"aggregator", "director", "imap-urlauth-login", "ipc", "old-stats", "pop3-login", "submission-login"} {
 		p("service %s {\n  chroot =\n}", svc)

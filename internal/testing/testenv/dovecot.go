@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/devtools/devstack"
+	"github.com/cutover/cutover/internal/testing/netdelay"
 )
 
 // Paths of the Debian dovecot-core binaries.
@@ -40,6 +41,7 @@ type dovecotOptions struct {
 	masterName     string
 	masterPassword string
 	tls            bool
+	link           *netdelay.Link
 }
 
 // DovecotOption configures StartDovecot.
@@ -62,6 +64,13 @@ func WithMasterUser(name, password string) DovecotOption {
 // (CACertPEM).
 func WithTLS() DovecotOption {
 	return func(o *dovecotOptions) { o.tls = true }
+}
+
+// WithLink runs the server inside the link's network namespace, listening on its address, so
+// every client reaches it across the delayed link. The link must outlive the server (create
+// it first: cleanups run in reverse).
+func WithLink(l *netdelay.Link) DovecotOption {
+	return func(o *dovecotOptions) { o.link = l }
 }
 
 // Dovecot is a Dovecot IMAP server owned by a test, with its configuration,
@@ -160,12 +169,19 @@ func (d *Dovecot) prepare() error {
 	}
 	d.inst.MasterName, d.inst.MasterPassword = d.opts.masterName, d.opts.masterPassword
 	d.inst.Extra = d.opts.extraConfig
+	if d.opts.link != nil {
+		d.inst.Listen = d.opts.link.Addr.String()
+	}
 	return d.inst.Prepare()
 }
 
 func (d *Dovecot) startLocked() error {
 	// -F keeps the master in the foreground, so we own (and reap) its pid.
-	p, err := startProc(d.logPath(), DovecotBin, d.inst.Args()...)
+	name, args := DovecotBin, d.inst.Args()
+	if d.opts.link != nil {
+		name, args = "ip", d.opts.link.Exec(DovecotBin, args...)
+	}
+	p, err := startProc(d.logPath(), name, args...)
 	if err != nil {
 		return err
 	}
