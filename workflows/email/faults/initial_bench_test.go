@@ -14,7 +14,7 @@ import (
 // when CUTOVER_IMAPSYNC is set. Each round copies into fresh destination accounts, ours and
 // imapsync's taking turns (imapsync first on odd rounds); medians of the rounds. Cases:
 // 5 mailboxes × 2,000 and 1 × 20,000 on loopback, 1 × 5,000 with the source behind a 40 ms
-// link. Besides wall time it reports the slowest SyncMailbox activity and its engine pass, so
+// link (the kernel-level delay where available, else the proxy: see kernelDelay). Besides wall time it reports the slowest SyncMailbox activity and its engine pass, so
 // the shares of Temporal (wave beyond activity) and of the pass's bookkeeping (activity beyond
 // engine) show.
 //

@@ -32,15 +32,18 @@ const wanPassword = "wan-pw"
 
 // BenchmarkPresyncOverWAN is a presync of five mailboxes through Temporal (productRig: the
 // wave workflow, a mailbox workflow per mailbox and its SyncMailbox activity on the real
-// engine), the source Dovecot behind a 40 ms link (a delaying proxy: every client→server
-// chunk and the connection's SYN held 40 ms). It times the initial sync and passes with no
-// change, and with CUTOVER_IMAPSYNC imapsync's runs on the same mailboxes through the same
-// link, interleaved round by round (medians reported).
+// engine), the source Dovecot behind a 40 ms link: as root, inside a network namespace whose
+// incoming packets the kernel holds 40 ms (internal/testing/netdelay), else behind a delaying
+// proxy (every client→server chunk and the connection's SYN held 40 ms); the log says which.
+// It times the initial sync and passes with no change, and with CUTOVER_IMAPSYNC imapsync's
+// runs on the same mailboxes through the same link, interleaved round by round (medians
+// reported).
 //
 //	CUTOVER_IMAPSYNC=/path/to/imapsync go test -run '^$' -bench PresyncOverWAN -benchtime 1x ./workflows/email/faults/
 //
 // CUTOVER_BENCH_ROUNDS (default 3), CUTOVER_BENCH_MESSAGES (per mailbox, default 500) and
-// CUTOVER_BENCH_RTT_MS (default 40) shape it.
+// CUTOVER_BENCH_RTT_MS (default 40) shape it; CUTOVER_BENCH_DELAY=proxy takes the proxy even
+// where the kernel-level delay is available.
 func BenchmarkPresyncOverWAN(b *testing.B) {
 	rounds, msgs, rttMS := benchEnv("CUTOVER_BENCH_ROUNDS", 3), benchEnv("CUTOVER_BENCH_MESSAGES", 500), benchEnv("CUTOVER_BENCH_RTT_MS", 40)
 	const n = 5

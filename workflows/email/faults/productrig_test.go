@@ -2,9 +2,11 @@ package faults_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -24,6 +26,7 @@ import (
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/internal/testing/netdelay"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
 	"github.com/cutover/cutover/workflows/email/emailapi"
@@ -51,8 +54,8 @@ type productRig struct {
 var benchFolders = []string{"INBOX", "INBOX", "INBOX", "INBOX", "Sent", "Sent", "Archive/2022", "Archive/2023", "Trash", "Drafts"}
 
 // newProductRig starts the servers (srcUsers seeded with msgs messages each, dstUsers empty),
-// the control database and a worker; rttMS > 0 puts the source behind a link holding every
-// client→server chunk that long.
+// the control database and a worker; rttMS > 0 puts the source behind a link of that round
+// trip (kernelDelay, or the delaying proxy).
 func newProductRig(b *testing.B, srcUsers []string, msgs int, dstUsers []string, rttMS int) *productRig {
 	b.Helper()
 	users := func(names []string) []testenv.User {
@@ -63,19 +66,22 @@ func newProductRig(b *testing.B, srcUsers []string, msgs int, dstUsers []string,
 		return out
 	}
 	r := &productRig{b: b, loader: &wanMailboxes{}, imapsync: os.Getenv("CUTOVER_IMAPSYNC"), timing: &passTiming{}}
-	r.src, r.dst = testenv.StartDovecot(b, users(srcUsers)), testenv.StartDovecot(b, users(dstUsers))
+	rtt := time.Duration(rttMS) * time.Millisecond
+	var srcOpts []testenv.DovecotOption
+	kernel := rtt > 0 && kernelDelay(b, rtt, &srcOpts)
+	r.src, r.dst = testenv.StartDovecot(b, users(srcUsers), srcOpts...), testenv.StartDovecot(b, users(dstUsers))
 	for _, u := range srcUsers {
 		mailtest.SeedMaildirSeq(b, r.src, u, mailtest.BulkSeq(mailtest.BulkOptions{Messages: msgs, Seed: 3, Folders: benchFolders, Prefix: u}))
 		warmSource(b, r.src.Addr(), u)
 	}
 	r.srcAddr = r.src.Addr()
-	if rttMS > 0 {
+	if rtt > 0 && !kernel {
 		link, err := faultproxy.New(r.src.Addr())
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { link.Close() })
-		link.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: time.Duration(rttMS) * time.Millisecond})
+		link.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: rtt})
 		r.srcAddr = link.Addr()
 	}
 	ctx := context.Background()
@@ -99,6 +105,35 @@ func newProductRig(b *testing.B, srcUsers []string, msgs int, dstUsers []string,
 		w.RegisterActivity(r.loader)
 	})
 	return r
+}
+
+// kernelDelay puts the source behind a kernel-level delay (internal/testing/netdelay: the
+// source Dovecot in a network namespace whose incoming packets are held rtt) when this machine
+// allows it and CUTOVER_BENCH_DELAY is not "proxy", adding the server option to opts;
+// otherwise the caller falls back to the in-process delaying proxy. It logs which one.
+func kernelDelay(b *testing.B, rtt time.Duration, opts *[]testenv.DovecotOption) bool {
+	b.Helper()
+	err := netdelay.Available()
+	if os.Getenv("CUTOVER_BENCH_DELAY") == "proxy" {
+		err = errors.New("CUTOVER_BENCH_DELAY=proxy")
+	}
+	var l *netdelay.Link
+	if err == nil {
+		l, err = netdelay.New(rtt)
+	}
+	if err != nil {
+		b.Logf("delay: in-process proxy holding client→server chunks %s (no kernel-level delay: %v)", rtt, err)
+		return false
+	}
+	// Registered before the server starts, so it runs after the server has stopped.
+	b.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			b.Errorf("remove the delayed link: %v", err)
+		}
+	})
+	b.Logf("delay: %s", l)
+	*opts = append(*opts, testenv.WithLink(l))
+	return true
 }
 
 // warmSource has Dovecot index every folder of user before anything is timed, as a
@@ -200,7 +235,8 @@ func (r *productRig) theirs(pairs [][2]string) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(r.imapsync, "--host1", "127.0.0.1", "--port1", portOf(r.srcAddr), "--user1", p[0], "--password1", wanPassword,
+			srcHost, srcPort, _ := net.SplitHostPort(r.srcAddr)
+			cmd := exec.Command(r.imapsync, "--host1", srcHost, "--port1", srcPort, "--user1", p[0], "--password1", wanPassword,
 				"--host2", "127.0.0.1", "--port2", portOf(r.dst.Addr()), "--user2", p[1], "--password2", wanPassword,
 				"--nossl1", "--nossl2", "--notls1", "--notls2", "--nolog", "--noreleasecheck")
 			cmd.Dir = b.TempDir()
