@@ -321,36 +321,6 @@ func (e *Engine) erroredKeys(ctx context.Context, p *entityPlan, codes ...string
 	return out, rows.Err()
 }
 
-func (e *Engine) checkReferences(ctx context.Context, p *entityPlan) (store.ValidationResult, bool, error) {
-	v := store.ValidationResult{ValidationType: model.ValidationReferential}
-	var checked []string
-	details := map[string]any{}
-	for _, b := range p.build {
-		if b.parent == nil {
-			continue
-		}
-		col := spec.QuoteIdent(b.column)
-		parent := spec.QuoteQualified(e.spec.Target.Schema, b.parent.TargetTable)
-		var n, dangling int64
-		err := e.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FILTER (WHERE c.%[1]s IS NOT NULL),
-			count(*) FILTER (WHERE c.%[1]s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %[2]s p WHERE p.%[3]s = c.%[1]s))
-			FROM %[4]s c`, col, parent, spec.QuoteIdent(b.parent.Key.Target), p.target)).Scan(&n, &dangling)
-		if err != nil {
-			return v, false, err
-		}
-		checked = append(checked, b.column+" → "+b.parent.TargetTable)
-		v.RecordsValidated += n
-		v.IssuesFound += dangling
-		details[b.column] = map[string]int64{"references": n, "dangling": dangling}
-	}
-	if len(checked) == 0 {
-		return v, false, nil
-	}
-	v.ValidationCriteria = mustJSON(map[string]any{"check": "every reference resolves to a parent row", "references": checked})
-	v.IssueDetails = mustJSON(details)
-	return v, true, nil
-}
-
 func (e *Engine) checkRules(ctx context.Context, p *entityPlan) (store.ValidationResult, bool, error) {
 	v := store.ValidationResult{ValidationType: model.ValidationBusinessRule}
 	if len(p.ent.Validation) == 0 {
