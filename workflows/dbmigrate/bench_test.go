@@ -230,6 +230,7 @@ func benchClinicProduct(ctx context.Context, b *testing.B, c client.Client, srv 
 		b.Fatal(err)
 	}
 	benchLog("cutover phases: entities loaded in %.1fs, validation checks %.1fs (%s)", loadSecs, float64(validateMS)/1000, checks)
+	benchTimeline(ctx, b, pool, in.MigrationID, start, d)
 	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps)}
 	benchLog("cutover run: %v, worker peak RSS %.0f MB, worker CPU %.1fs, PostgreSQL CPU %.1fs (open backends), "+
 		"target tables %.0f MB, mapping ledger %.1f MB (%.0f bytes per mapping)", d.Round(time.Millisecond), r.peakMB,
@@ -413,4 +414,39 @@ func pidCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// benchTimeline prints when each entity loaded and validated, in seconds from the run's start:
+// load (first batch start to the entity's completion, its index and foreign key builds
+// included), the time its batches took in all, validation (first check start to last check
+// end), and the run's end, so the waits between phases show.
+func benchTimeline(ctx context.Context, b *testing.B, pool *pgxpool.Pool, migrationID string, start time.Time, d time.Duration) {
+	rows, err := pool.Query(ctx, `SELECT s.entity_name, s.records_processed,
+		coalesce(extract(epoch FROM s.started_at - $2), 0)::float8, coalesce(extract(epoch FROM s.completed_at - $2), 0)::float8,
+		coalesce((SELECT sum(extract(epoch FROM b.completed_at - b.started_at)) FROM cutover.batch_processing_status b
+			WHERE b.entity_status_id = s.id), 0)::float8,
+		coalesce((SELECT extract(epoch FROM min(v.executed_at - make_interval(secs => v.execution_duration_ms / 1000.0)) - $2)
+			FROM cutover.data_validation_results v WHERE v.migration_id = $1 AND v.entity_name = s.entity_name), 0)::float8,
+		coalesce((SELECT extract(epoch FROM max(v.executed_at) - $2)
+			FROM cutover.data_validation_results v WHERE v.migration_id = $1 AND v.entity_name = s.entity_name), 0)::float8
+		FROM cutover.entity_migration_status s WHERE s.migration_id = $1 ORDER BY s.started_at`, migrationID, start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var name string
+		var n int64
+		var ls, le, batches, vs, ve float64
+		if err := rows.Scan(&name, &n, &ls, &le, &batches, &vs, &ve); err != nil {
+			b.Fatal(err)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d rows load %.1f–%.1f (batches %.1fs) validate %.1f–%.1f",
+			name, n, ls, le, batches, vs, ve))
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	benchLog("cutover timeline (s from start): %s; end %.1f", strings.Join(parts, "; "), d.Seconds())
 }
