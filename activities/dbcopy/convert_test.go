@@ -31,13 +31,19 @@ func TestParseISOTimeAgreesWithLayouts(t *testing.T) {
 		"2024-01-01 10:00:00.", "2024-01-01 10:00:00,5", "2024-01-01 10:00:00Z", "2024-01-01 10:00:00+02",
 		"2024-01-01 10:00:00+02:00", "2024-1-01 10:00:00", "2024-01-01 1:00:00", "2024-01-01x10:00:00",
 		"+024-01-01 10:00:00", "2024-01-01 10:00:0a", "1900-02-29 00:00:00", "2000-02-29 00:00:00",
+		"2024-01-01", "2024/01/01", "2024/02/30", "2024-1-01", "2024/01-01", "2024/01/01T10:00:00",
+		"2024/01/01 10:00:00", "2024/01/01 10:00:00.25", "2024/01/01 10:00:00Z", "2024-01-01 ", "2024-01-01x",
+		"2024/12/31 23:59:59.999999999", "2024-01-01T10",
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
-		s := fmt.Sprintf("%04d-%02d-%02d%c%02d:%02d:%02d", rng.IntN(10000), rng.IntN(14), rng.IntN(33),
-			" T"[rng.IntN(2)], rng.IntN(25), rng.IntN(61), rng.IntN(61))
-		if rng.IntN(3) == 0 {
-			s += "." + fmt.Sprintf("%09d", rng.IntN(1_000_000_000))[:1+rng.IntN(9)]
+		sep := "-/"[rng.IntN(2)]
+		s := fmt.Sprintf("%04d%c%02d%c%02d", rng.IntN(10000), sep, rng.IntN(14), sep, rng.IntN(33))
+		if rng.IntN(4) > 0 {
+			s += fmt.Sprintf("%c%02d:%02d:%02d", " T"[rng.IntN(2)], rng.IntN(25), rng.IntN(61), rng.IntN(61))
+			if rng.IntN(3) == 0 {
+				s += "." + fmt.Sprintf("%09d", rng.IntN(1_000_000_000))[:1+rng.IntN(9)]
+			}
 		}
 		inputs = append(inputs, s)
 	}
@@ -53,7 +59,8 @@ func TestParseISOTimeAgreesWithLayouts(t *testing.T) {
 			t.Fatalf("%q: fast %v, layouts %v (ok %v)", s, fast, slow, sok)
 		}
 	}
-	for _, s := range []string{"2023-02-29 10:00:00", "2024-01-01 24:00:00", "2024-01-01 10:00:00Z", "2024-01-01 10:00:00.1234567891"} {
+	for _, s := range []string{"2023-02-29 10:00:00", "2024-01-01 24:00:00", "2024-01-01 10:00:00Z", "2024-01-01 10:00:00.1234567891",
+		"2024/01/01T10:00:00", "2024/02/30"} {
 		if _, ok := parseISOTime(s); ok {
 			t.Errorf("%q accepted by the fast path", s)
 		}
