@@ -55,7 +55,9 @@ type benchWorld struct {
 	mu               sync.Mutex
 }
 
-func newBenchWorld(b *testing.B, sources map[string]int) *benchWorld {
+// newBenchWorld starts the source (with srcOpts) and destination servers, the control
+// database and an engine, and seeds and warms every source mailbox.
+func newBenchWorld(b *testing.B, sources map[string]int, srcOpts ...testenv.DovecotOption) *benchWorld {
 	b.Helper()
 	ctx := context.Background()
 	var srcUsers, dstUsers []testenv.User
@@ -66,7 +68,7 @@ func newBenchWorld(b *testing.B, sources map[string]int) *benchWorld {
 		dstUsers = append(dstUsers, testenv.User{Name: fmt.Sprintf("d%d", i), Password: benchPassword})
 	}
 	w := &benchWorld{imapsync: os.Getenv("CUTOVER_IMAPSYNC")}
-	w.src = testenv.StartDovecot(b, srcUsers)
+	w.src = testenv.StartDovecot(b, srcUsers, srcOpts...)
 	w.dst = testenv.StartDovecot(b, dstUsers)
 	var err error
 	if w.db, err = store.OpenAndMigrate(ctx, testenv.NewDatabase(b)); err != nil {

@@ -15,12 +15,15 @@ import (
 	"github.com/cutover/cutover/activities/mail/imapx"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/internal/testing/netdelay"
+	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
-// BenchmarkSyncLatency puts the source Dovecot behind a long link (an in-process proxy holding
-// every client→server chunk for the round-trip time, and the connection's SYN as long) and
-// measures passes through the activity (SyncMailbox: the pass lock, the run rows and the
+// BenchmarkSyncLatency puts the source Dovecot behind a long link (as root, inside a network
+// namespace whose incoming packets the kernel holds for the round-trip time, see
+// internal/testing/netdelay; else an in-process proxy holding every client→server chunk and
+// the connection's SYN as long; the log says which) and measures passes through the activity (SyncMailbox: the pass lock, the run rows and the
 // mailbox's row around the engine, as the worker runs it; Temporal's own share is
 // BenchmarkMailboxWave's) at 0 and 40 ms, for one mailbox and five at once: the initial sync,
 // a pass with no change, one after 5 % new messages and one after flag changes on 2 %. It
@@ -33,7 +36,9 @@ import (
 //
 // CUTOVER_BENCH_ROUNDS (default 3) sets the rounds per measurement, CUTOVER_BENCH_RTTS the
 // round-trip times in ms (default "0,40") and CUTOVER_BENCH_SCALE the corpus (default 1: one
-// mailbox of 2,000 messages and five of 500).
+// mailbox of 2,000 messages and five of 500); CUTOVER_BENCH_DELAY=proxy takes the proxy even
+// where the kernel-level delay is available. The counting proxy stays in front of the source
+// either way, without a delay of its own when the kernel holds the packets.
 func BenchmarkSyncLatency(b *testing.B) {
 	rounds := envInt("CUTOVER_BENCH_ROUNDS", 3)
 	scale := 1.0
@@ -56,9 +61,14 @@ func BenchmarkSyncLatency(b *testing.B) {
 	for i := range 5 {
 		sources[fmt.Sprintf("five%d", i)] = five
 	}
-	w := newBenchWorld(b, sources)
+	var srcOpts []testenv.DovecotOption
+	kernel, why := netdelay.ForBench(b, 0) // the delay is set per round-trip time below
+	if kernel != nil {
+		srcOpts = append(srcOpts, testenv.WithLink(kernel))
+	}
+	w := newBenchWorld(b, sources, srcOpts...)
 	for _, rtt := range rtts {
-		link := newBenchLink(b, w, rtt)
+		link := newBenchLink(b, w, kernel, rtt)
 		for _, shape := range []struct {
 			name  string
 			users []string
@@ -68,6 +78,11 @@ func BenchmarkSyncLatency(b *testing.B) {
 			{fmt.Sprintf("5x%d", five), []string{"five0", "five1", "five2", "five3", "five4"}, five},
 		} {
 			b.Run(fmt.Sprintf("rtt%dms/%s", rtt.Milliseconds(), shape.name), func(b *testing.B) {
+				if kernel != nil {
+					b.Logf("delay: %s", kernel)
+				} else {
+					b.Logf("delay: in-process proxy holding client→server chunks %s (no kernel-level delay: %v)", rtt, why)
+				}
 				for range b.N {
 					link.series(b, shape.users, shape.n, rounds)
 				}
@@ -83,7 +98,8 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// benchLink is the source behind a delaying proxy, both sides counted.
+// benchLink is the source behind a delay (the kernel's or the proxy's), both sides counted
+// by proxies.
 type benchLink struct {
 	w        *benchWorld
 	rtt      time.Duration
@@ -93,14 +109,22 @@ type benchLink struct {
 	acts     *Activities
 }
 
-func newBenchLink(b *testing.B, w *benchWorld, rtt time.Duration) *benchLink {
+// newBenchLink delays the source by rtt: the kernel's link when there is one, else the
+// counting proxy itself.
+func newBenchLink(b *testing.B, w *benchWorld, kernel *netdelay.Link, rtt time.Duration) *benchLink {
 	b.Helper()
 	sp, err := faultproxy.New(w.src.Addr())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { sp.Close() })
-	sp.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: rtt})
+	if kernel != nil {
+		if err := kernel.SetDelay(rtt); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		sp.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: rtt})
+	}
 	dp, err := faultproxy.New(w.dst.Addr())
 	if err != nil {
 		b.Fatal(err)

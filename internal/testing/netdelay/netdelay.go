@@ -23,8 +23,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,10 +46,13 @@ type Link struct {
 	Name     string     // the namespace, for `ip netns exec`
 	HostAddr netip.Addr // the host's end of the pair
 	Addr     netip.Addr // the namespace's end: where its servers listen
-	Delay    time.Duration
 
 	hostIf, nsIf string
 	q            *queue
+
+	mu     sync.Mutex
+	delay  time.Duration
+	ruleOn bool // the NFQUEUE rule is in place (only while the delay is not zero)
 }
 
 // Available reports why a kernel-level delay cannot be set up here, or nil.
@@ -71,8 +76,8 @@ func Available() error {
 }
 
 // New creates the namespace, the veth pair and the rule, and starts holding the namespace's
-// incoming packets for delay. On failure nothing it created is left behind; otherwise Close
-// removes it all.
+// incoming packets for delay (zero: none held until SetDelay). On failure nothing it created
+// is left behind; otherwise Close removes it all.
 func New(delay time.Duration) (l *Link, err error) {
 	if err := Available(); err != nil {
 		return nil, err
@@ -81,7 +86,6 @@ func New(delay time.Duration) (l *Link, err error) {
 	n := serial.Add(1)
 	l = &Link{
 		Name:   fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), n),
-		Delay:  delay,
 		hostIf: fmt.Sprintf("nd%06x%02xh", os.Getpid()&0xffffff, n&0xff),
 		nsIf:   fmt.Sprintf("nd%06x%02xn", os.Getpid()&0xffffff, n&0xff),
 	}
@@ -116,9 +120,60 @@ func New(delay time.Duration) (l *Link, err error) {
 	}); err != nil {
 		return l, err
 	}
-	if err := run("ip", l.Exec("iptables", "-w", "-A", "INPUT", "-i", l.nsIf, "-j", "NFQUEUE", "--queue-num", "0")...); err != nil {
+	if err := l.SetDelay(delay); err != nil {
 		return l, err
 	}
+	return l, nil
+}
+
+// SetDelay changes how long the namespace's incoming packets are held from now on. At zero
+// the rule is removed, so packets cross the veth pair without visiting the queue; packets
+// already held keep their time.
+func (l *Link) SetDelay(d time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.q.delay.Store(int64(d))
+	l.delay = d
+	rule := []string{"INPUT", "-i", l.nsIf, "-j", "NFQUEUE", "--queue-num", "0"}
+	switch {
+	case d > 0 && !l.ruleOn:
+		if err := run("ip", l.Exec("iptables", append([]string{"-w", "-A"}, rule...)...)...); err != nil {
+			return err
+		}
+		l.ruleOn = true
+	case d == 0 && l.ruleOn:
+		if err := run("ip", l.Exec("iptables", append([]string{"-w", "-D"}, rule...)...)...); err != nil {
+			return err
+		}
+		l.ruleOn = false
+	}
+	return nil
+}
+
+// Delay is how long incoming packets are held now.
+func (l *Link) Delay() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delay
+}
+
+// ForBench returns a link for a benchmark, removed by its cleanup (so create it before the
+// servers that run inside it), or nil and why there is none: what Available reports, or
+// CUTOVER_BENCH_DELAY=proxy asking for the in-process proxy instead.
+func ForBench(tb testing.TB, delay time.Duration) (*Link, error) {
+	tb.Helper()
+	if os.Getenv("CUTOVER_BENCH_DELAY") == "proxy" {
+		return nil, errors.New("CUTOVER_BENCH_DELAY=proxy")
+	}
+	l, err := New(delay)
+	if err != nil {
+		return nil, err
+	}
+	tb.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			tb.Errorf("remove the delayed link: %v", err)
+		}
+	})
 	return l, nil
 }
 
@@ -151,7 +206,7 @@ func (l *Link) Held() int64 {
 // String says what the link is, for a benchmark's log.
 func (l *Link) String() string {
 	return fmt.Sprintf("kernel delay: namespace %s at %s behind veth %s, incoming packets held %s by NFQUEUE",
-		l.Name, l.Addr, l.hostIf, l.Delay)
+		l.Name, l.Addr, l.hostIf, l.Delay())
 }
 
 // Close removes the veth pair and the namespace (its rule goes with it) and stops the queue.

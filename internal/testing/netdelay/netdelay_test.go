@@ -22,7 +22,8 @@ const slack = 25 * time.Millisecond
 
 // TestLinkDelaysRoundTrips: a TCP connect and each echo through the link take the delay (the
 // namespace's incoming packets are held, its outgoing ones are not), the queue saw the
-// packets, and after Close neither the namespace nor the veth pair is left.
+// packets, SetDelay(0) takes the delay away, and after Close neither the namespace nor the
+// veth pair is left.
 func TestLinkDelaysRoundTrips(t *testing.T) {
 	testenv.Require(t, "kernel-level delay", netdelay.Available())
 	l, err := netdelay.New(delay)
@@ -86,6 +87,27 @@ func TestLinkDelaysRoundTrips(t *testing.T) {
 	}
 	if l.Held() < int64(1+len(echoes)) {
 		t.Errorf("queue held %d packets, want at least the SYN and one per echo (%d)", l.Held(), 1+len(echoes))
+	}
+
+	// At zero the rule goes: round trips are the veth pair's and the queue sees nothing.
+	if err := l.SetDelay(0); err != nil {
+		t.Fatal(err)
+	}
+	held := l.Held()
+	start = time.Now()
+	for range 3 {
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d >= delay {
+		t.Errorf("three echoes without a delay took %s, want under %s", d, delay)
+	}
+	if l.Held() != held {
+		t.Errorf("queue held %d packets after SetDelay(0), want none", l.Held()-held)
 	}
 
 	c.Close()

@@ -48,7 +48,7 @@ const queueMaxLen = 1 << 16
 type queue struct {
 	f     *os.File
 	rc    syscall.RawConn
-	delay time.Duration
+	delay atomic.Int64 // nanoseconds each packet is held
 	held  chan heldPacket
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -83,7 +83,8 @@ func openQueue(delay time.Duration) (*queue, error) {
 		f.Close()
 		return nil, err
 	}
-	q := &queue{f: f, rc: rc, delay: delay, held: make(chan heldPacket, queueMaxLen), stop: make(chan struct{})}
+	q := &queue{f: f, rc: rc, held: make(chan heldPacket, queueMaxLen), stop: make(chan struct{})}
+	q.delay.Store(int64(delay))
 	cmd := make([]byte, 4)
 	cmd[0] = nfqnlCfgCmdBind
 	binary.BigEndian.PutUint16(cmd[2:], unix.AF_INET)
@@ -195,7 +196,7 @@ func (q *queue) handle(m []byte, now time.Time) {
 		if at == nfqaPacketHdr && al >= 8 {
 			q.count.Add(1)
 			select {
-			case q.held <- heldPacket{id: binary.BigEndian.Uint32(a[4:]), due: now.Add(q.delay)}:
+			case q.held <- heldPacket{id: binary.BigEndian.Uint32(a[4:]), due: now.Add(time.Duration(q.delay.Load()))}:
 			case <-q.stop:
 			}
 			return

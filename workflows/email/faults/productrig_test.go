@@ -2,7 +2,6 @@ package faults_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,24 +112,11 @@ func newProductRig(b *testing.B, srcUsers []string, msgs int, dstUsers []string,
 // otherwise the caller falls back to the in-process delaying proxy. It logs which one.
 func kernelDelay(b *testing.B, rtt time.Duration, opts *[]testenv.DovecotOption) bool {
 	b.Helper()
-	err := netdelay.Available()
-	if os.Getenv("CUTOVER_BENCH_DELAY") == "proxy" {
-		err = errors.New("CUTOVER_BENCH_DELAY=proxy")
-	}
-	var l *netdelay.Link
-	if err == nil {
-		l, err = netdelay.New(rtt)
-	}
+	l, err := netdelay.ForBench(b, rtt)
 	if err != nil {
 		b.Logf("delay: in-process proxy holding client→server chunks %s (no kernel-level delay: %v)", rtt, err)
 		return false
 	}
-	// Registered before the server starts, so it runs after the server has stopped.
-	b.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			b.Errorf("remove the delayed link: %v", err)
-		}
-	})
 	b.Logf("delay: %s", l)
 	*opts = append(*opts, testenv.WithLink(l))
 	return true
