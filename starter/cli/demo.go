@@ -192,6 +192,8 @@ func runDemo(ctx context.Context, e *Env, args []string) error {
 	tw := newTable(out)
 	fmt.Fprintf(tw, "Temporal UI\t%s/namespaces/%s/workflows?query=%s\n", *uiURL, tf.conn.Namespace,
 		url.QueryEscape(client.ConsoleView))
+	fmt.Fprintf(tw, "failed migrations\t%s/namespaces/%s/workflows?query=%s\n", *uiURL, tf.conn.Namespace,
+		url.QueryEscape(client.FailedView))
 	fmt.Fprintf(tw, "email job %d\t%s/namespaces/%s/workflows/%s\n", job.ID, *uiURL, tf.conn.Namespace, emailapi.WorkflowID(job.ID))
 	fmt.Fprintf(tw, "email report\t%s\n", emailReport)
 	fmt.Fprintf(tw, "database migration\t%s/namespaces/%s/workflows/%s\n", *uiURL, tf.conn.Namespace, m.WorkflowID)

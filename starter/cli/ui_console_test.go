@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -108,29 +109,100 @@ func (u *uiSession) currentDetails(shot, workflowID, want string) string {
 	return p.Query().Get("content")
 }
 
-// consoleView is the README's saved view of the migrations (its sql block).
-func consoleView(t *testing.T) string {
+// consoleViews are the README's saved views (its sql blocks): the migrations, and the failed
+// ones.
+func consoleViews(t *testing.T) (view, failedView string) {
 	blocks := testenv.READMEBlocks(t, "### The Temporal UI as the console", "sql")
-	if len(blocks) != 1 {
-		t.Fatalf("README's console section has %d sql blocks, want the one saved view", len(blocks))
+	if len(blocks) != 2 {
+		t.Fatalf("README's console section has %d sql blocks, want the two saved views", len(blocks))
 	}
-	view := strings.TrimSpace(blocks[0])
+	view, failedView = strings.TrimSpace(blocks[0]), strings.TrimSpace(blocks[1])
 	if view != client.ConsoleView {
 		t.Errorf("the README's view %q is not client.ConsoleView %q (the demo prints that one)", view, client.ConsoleView)
 	}
-	return view
+	if failedView != client.FailedView {
+		t.Errorf("the README's failed view %q is not client.FailedView %q", failedView, client.FailedView)
+	}
+	return view, failedView
 }
 
-// checkConsole is the Temporal UI as the operator's console, in Chromium: the README's saved
-// view lists the jobs and none of their child workflows (whose summaries name their parent);
-// the running job's details say what it waits for and what to do next; a failed job is
-// listed failed and its page says why and which command to send; the metadata the UI's
-// signal and update dialogs read carries the commands' descriptions.
+// consoleColumns are the list's columns as the README's saved views have them: the UI's first
+// ones and the search attributes it says to add.
+var consoleColumns = []string{"Status", "Workflow ID", "Type", "Start", "End",
+	"MigrationPhase", "MigrationGate", "MigrationDomain", "MigrationStatus"}
+
+// configureColumns leaves the workflow list's columns as the README's Configure Columns steps
+// do: the UI keeps them per namespace in the browser's local storage.
+func (u *uiSession) configureColumns(namespace string) {
+	u.t.Helper()
+	type column struct {
+		Label  string `json:"label"`
+		Pinned bool   `json:"pinned"`
+	}
+	var cols []column
+	for i, c := range consoleColumns {
+		cols = append(cols, column{Label: c, Pinned: i < 2})
+	}
+	raw, err := json.Marshal(map[string][]column{namespace: cols})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if err := u.do(chromedp.Navigate(u.base + "/workflows")); err != nil {
+		u.t.Fatalf("open the workflow list: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	js := fmt.Sprintf("localStorage.setItem('namespace-workflow-table-columns', %s), true", strconv.Quote(string(raw)))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
+		u.t.Fatalf("configure the list's columns: %v", err)
+	}
+}
+
+// clickShown clicks the first element matching css that is laid out on the page and holds
+// text, once there is one: the UI keeps hidden copies of some controls (for narrow screens),
+// and a control shows only once the page's scripts ran.
+func (u *uiSession) clickShown(css, text string) error {
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	find := `(() => { document.querySelectorAll('[data-cutover-shown]').forEach(e => e.removeAttribute('data-cutover-shown'));
+		for (const e of document.querySelectorAll(` + strconv.Quote(css) + `)) { const r = e.getBoundingClientRect();
+			if (r.width > 0 && r.height > 0 && e.textContent.includes(` + strconv.Quote(text) + `)) {
+				e.setAttribute('data-cutover-shown', ''); return true } }
+		return false })()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](find)); err != nil {
+		return fmt.Errorf("no %s holding %q shows: %w", css, text, err)
+	}
+	return chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-cutover-shown]`)))
+}
+
+// row returns the text of the listed workflow's row, its cells apart (the list must be open).
+func (u *uiSession) row(workflowID string) string {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	js := `Array.from(document.querySelectorAll('tr')).filter(r => Array.from(r.querySelectorAll('a'))
+		.some(a => a.textContent.trim() === ` + strconv.Quote(workflowID) + `)).map(r => Array.from(r.cells)
+		.map(c => c.textContent.trim()).join(' | ')).join('\n')`
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		u.t.Fatalf("%s's row: %v", workflowID, err)
+	}
+	return text
+}
+
+// checkConsole is the Temporal UI as the operator's console, in Chromium, the list's columns
+// as the README sets them: the README's saved view lists the jobs and none of their child
+// workflows (whose summaries name their parent), each row with its phase and status (a
+// failed job reads failed there, though Temporal's badge says Running); the running job's
+// details say what it waits for and what to do next; the README's failed view lists the failed
+// job, whose page says why and which command to send; the Send a Signal dialog offers each
+// signal with its description.
 func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	view := consoleView(t)
+	view, failedView := consoleViews(t)
 	u := newUISession(t, s)
+	u.configureColumns(s.Temporal.Namespace())
 	runID, failedID := emailapi.WorkflowID(running), emailapi.WorkflowID(failed)
 
 	t.Run("saved view without children", func(t *testing.T) {
@@ -175,6 +247,19 @@ func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
 		if strings.Contains(got, wave) || strings.Contains(got, mailbox) {
 			t.Errorf("the saved view lists child workflows:\n%s", got)
 		}
+		for _, c := range consoleColumns {
+			if !strings.Contains(got, c) {
+				t.Errorf("the saved view has no %s column:\n%s", c, got)
+			}
+		}
+		// Each row says where its migration is: the running job's phase and gate, the failed
+		// job failed (its Status badge says Running: it waits for its retry).
+		if r := u.row(runID); !strings.Contains(r, "| delta_sync") || !strings.Contains(r, "| running") {
+			t.Errorf("the running job's row lacks its phase and status: %q", r)
+		}
+		if r := u.row(failedID); !strings.Contains(r, "Running") || strings.Count(r, "| failed") < 2 {
+			t.Errorf("the failed job's row does not read failed under MigrationPhase and MigrationStatus: %q", r)
+		}
 	})
 
 	t.Run("waiting reason and next action", func(t *testing.T) {
@@ -188,9 +273,12 @@ func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
 	})
 
 	t.Run("failed job", func(t *testing.T) {
-		got := u.list("temporal-ui-failed", `MigrationStatus = "failed" AND MigrationPhase = "failed"`, failedID)
+		got := u.list("temporal-ui-failed", failedView, failedID)
 		if !strings.Contains(got, failedID) || strings.Contains(got, runID) {
-			t.Errorf("the failed jobs' list:\n%s", got)
+			t.Errorf("the README's failed view:\n%s", got)
+		}
+		if r := u.row(failedID); strings.Count(r, "| failed") < 2 {
+			t.Errorf("the failed job's row in the failed view: %q", r)
 		}
 		d := u.currentDetails("temporal-ui-failed-details", failedID, "failed")
 		for _, want := range []string{"❌ **failed** in **preflight**: preflight: 1 of", "CredentialsUnavailable",
@@ -228,6 +316,46 @@ func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
 		}
 		if !found {
 			t.Errorf("the job's metadata lacks the retry signal's description: %v", meta.GetDefinition().GetSignalDefinitions())
+		}
+	})
+
+	t.Run("send signal dialog", func(t *testing.T) {
+		// An operator on the job's page: More Actions, Send a Signal, the signal list: each
+		// signal offered with what it does and the JSON it takes.
+		err := u.do(chromedp.Navigate(u.base + "/workflows/" + runID))
+		for _, c := range []struct{ css, text string }{
+			{`button[aria-controls="workflow-actions"]`, "More Actions"},
+			{`[data-testid="signal-button"]`, "Send a Signal"},
+			{`[data-testid="signal-select-button"]`, ""},
+		} {
+			if err == nil {
+				err = u.clickShown(c.css, c.text)
+			}
+		}
+		if err == nil { // the list is open: the retry signal shows its description
+			ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+			_, err = chromedp.Run(ctx, chromedp.Poll[bool](`Array.from(document.querySelectorAll('[role=option]'))
+				.some(o => o.getBoundingClientRect().height > 0 && o.textContent.includes(`+
+				strconv.Quote(emailapi.Descriptions[emailapi.Retry])+`))`))
+			cancel()
+		}
+		if err != nil {
+			u.shoot("temporal-ui-signal-dialog-failed.png")
+			t.Fatalf("%v\n%s", err, u.text())
+		}
+		u.shoot("temporal-ui-signal-dialog.png")
+		ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+		defer cancel()
+		offered, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`Object.fromEntries(Array.from(
+			document.querySelectorAll('[role=option]')).map(o => [(o.querySelector('.menu-item-wrapper')?.textContent ?? '').trim(),
+			(o.querySelector('.menu-item-description')?.textContent ?? '').trim()]))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{emailapi.Retry, emailapi.Approve, emailapi.DNSCutoverConfirmed} {
+			if got, want := offered[name], emailapi.Descriptions[name]; got != want {
+				t.Errorf("the dialog offers %s with %q, want its description %q (offered: %q)", name, got, want, offered)
+			}
 		}
 	})
 }

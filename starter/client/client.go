@@ -49,6 +49,11 @@ const (
 // (waves, mailbox passes, entities): the README's saved view.
 const ConsoleView = `(MigrationKind = "email" OR MigrationKind = "database") AND ParentWorkflowId IS NULL`
 
+// FailedView is ConsoleView narrowed to the failed migrations, the README's second saved view:
+// a failed email job stays open (Running) for its retry, so Temporal's own status does not
+// find it; its MigrationStatus does.
+const FailedView = ConsoleView + ` AND MigrationStatus = "failed"`
+
 // Options say where Temporal is. Zero values take TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 // CUTOVER_TASK_QUEUE and CUTOVER_PAYLOAD_KEYS from Getenv (default os.Getenv), else the
 // defaults of a local stack; TLS and an API key come from Connection, else from the temporal
