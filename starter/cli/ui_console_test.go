@@ -67,14 +67,32 @@ func (u *uiSession) text() string {
 	return strings.Join(strings.Fields(body), " ")
 }
 
-// list opens the workflow list on query and waits for every id in want.
+// list opens the workflow list on query and waits for every id in want. A page that came back
+// as the UI's own error page ("500 … Try a refresh": its backend call failed under load) is
+// loaded again, as an operator would.
 func (u *uiSession) list(shot, query string, want ...string) string {
 	u.t.Helper()
-	actions := []chromedp.Action[chromedp.Void]{chromedp.Navigate(u.base + "/workflows?query=" + url.QueryEscape(query))}
+	open := chromedp.Navigate(u.base + "/workflows?query=" + url.QueryEscape(query))
+	var shown []chromedp.Action[chromedp.Void]
 	for _, id := range want {
-		actions = append(actions, chromedp.WaitVisible(chromedp.Search(`//a[contains(., '`+id+`')]`)))
+		shown = append(shown, chromedp.WaitVisible(chromedp.Search(`//a[contains(., '`+id+`')]`)))
 	}
-	if err := u.do(actions...); err != nil {
+	err := u.do(open)
+	for deadline := time.Now().Add(time.Minute); err == nil; {
+		ctx, cancel := context.WithTimeout(u.ctx, 3*time.Second)
+		err = chromedp.Do(ctx, shown...)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		if strings.Contains(u.text(), "Try a refresh") {
+			u.t.Logf("the UI answered its error page for %s; loading it again", query)
+			err = u.do(open)
+		} else {
+			err = nil
+		}
+	}
+	if err != nil {
 		u.shoot(shot + "-failed.png")
 		u.t.Fatalf("the UI does not list %q under %s: %v\n%s", want, query, err, u.text())
 	}
