@@ -450,7 +450,8 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 	if err := data.Append(ctx, 2, 30, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SignalWorkflow(ctx, id, "", dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: "ops"}); err != nil {
+	if err := c.SignalWorkflow(ctx, id, "", dbmigrateapi.SignalCutover, dbmigrateapi.CutoverRequest{RequestedBy: "ops",
+		Reason: "writes drained"}); err != nil {
 		t.Fatal(err)
 	}
 	var res dbmigrateapi.State
@@ -459,6 +460,11 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 	}
 	if res.Status != model.OrchCompleted {
 		t.Fatalf("res.Status = %v, want model.OrchCompleted; result %+v", res.Status, res)
+	}
+	// The cutover's reason, in the ledger before the final pass began.
+	if n := one(t, pool, `SELECT count(*) FROM cutover.migration_operator_requests WHERE migration_id = $1
+		AND request = 'cutover' AND requested_by = 'ops' AND reason = 'writes drained'`, in.MigrationID); n != 1 {
+		t.Errorf("%d ledger records of the cutover request with its reason, want 1", n)
 	}
 	if res.FinalPassSeconds <= 0 {
 		t.Fatalf("res.FinalPassSeconds = %v, want > 0; result %+v", res.FinalPassSeconds, res)
@@ -491,7 +497,9 @@ func TestMailSystemIncrementalCutover(t *testing.T) {
 	} else if ev["event_type"] == nil {
 		t.Fatalf("ev[\"event_type\"] is nil; event %s: %v", n.Payload, err)
 	}
-	saveHistory(t, c, id, "mailsystem_incremental_capture", dir)
+	// Recorded since operators' requests reach the ledger (mailsystem_incremental_capture.json
+	// is the shape before).
+	saveHistory(t, c, id, "mailsystem_incremental_capture_requests", dir)
 }
 
 func dbcopyEvents() dbmigrateapi.EventSink {
