@@ -12,6 +12,11 @@ import (
 // Sizes of a generated mail system.
 type Sizes struct {
 	Accounts, Sessions, Emails int
+	// BodyBytes, when set, pads each email's body and html with that many bytes of random hex
+	// words (compressing about as real mail does; every word new, the full-text index's worst
+	// case) and appends the body to raw_email: multi-KB rows, where the copy's limit is bytes
+	// rather than rows.
+	BodyBytes int
 }
 
 // Seed002 is the legacy mail system's production size: ~250K accounts, ~261K emails, and 100K
@@ -54,6 +59,13 @@ func GenerateSized(ctx context.Context, dir string, n Sizes) (*Data, error) {
 			i %% 11 = 0, i %% 2, (i %% 30) / 10.0,
 			CASE WHEN i %% 4 = 0 THEN strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', %[3]d + i * %[4]d / %[1]d, 'unixepoch')
 				ELSE datetime(%[3]d + i * %[4]d / %[1]d, 'unixepoch') END FROM s;`, n.Emails, max(n.Accounts, 1), start, span)
+	if n.BodyBytes > 0 {
+		pad := max(n.BodyBytes/2, 1) // hex doubles randomblob's bytes
+		emails += fmt.Sprintf(`
+		UPDATE emails SET body = body || ' ' || replace(hex(randomblob(%[1]d)), 'A', ' '),
+			html = '<p>' || replace(hex(randomblob(%[1]d)), 'A', ' ') || '</p>';
+		UPDATE emails SET raw_email = raw_email || char(13, 10, 13, 10) || body, size = length(raw_email) + 4 + length(body);`, pad)
+	}
 	for _, f := range []struct{ path, ddl string }{{d.AuthDB, auth}, {d.EmailsDB, emails}} {
 		db, err := sql.Open("sqlite", "file:"+f.path+"?_pragma=journal_mode(wal)&_pragma=synchronous(off)")
 		if err != nil {

@@ -84,16 +84,21 @@ func BenchmarkClinicChain(b *testing.B) {
 		exportCSV(b, src, csvDir, tables)
 	}
 
-	rates, rss, ledger := map[string][]float64{}, []float64{}, []float64{}
+	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 10000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rates, rss, ledger, cpus := map[string][]float64{}, []float64{}, []float64{}, map[string][]float64{}
 	for round := range runs {
 		benchLog("round %d of %d, %s", round+1, runs, uptime())
 		prof := ""
 		if round == runs-1 {
 			prof = os.Getenv("CUTOVER_BENCH_PPROF")
 		}
-		r := benchClinicProduct(ctx, b, c, srv, bin, src, loaded, prof)
+		r := benchProduct(ctx, b, c, srv, bin, sp, loaded, prof)
 		rates["cutover"] = append(rates["cutover"], float64(total)/r.elapsed.Seconds())
 		rss, ledger = append(rss, r.peakMB), append(ledger, r.ledgerBytesPerRow)
+		cpus["worker"], cpus["postgres"] = append(cpus["worker"], r.workerCPU), append(cpus["postgres"], r.pgCPU)
 		if only {
 			continue
 		}
@@ -101,7 +106,7 @@ func BenchmarkClinicChain(b *testing.B) {
 			rates["pgloader"] = append(rates["pgloader"], float64(total)/benchClinicPgloader(b, pgloader, src).Seconds())
 		}
 		if psql != "" {
-			rates["copy"] = append(rates["copy"], float64(total)/benchClinicCopy(b, psql, csvDir, tables).Seconds())
+			rates["copy"] = append(rates["copy"], float64(total)/benchCopy(b, psql, csvDir, tables, nil).Seconds())
 		}
 	}
 	benchLog("done, %s", uptime())
@@ -118,23 +123,26 @@ func BenchmarkClinicChain(b *testing.B) {
 	}
 	b.ReportMetric(slices.Max(rss), "worker_peak_RSS_MB")
 	b.ReportMetric(benchMedian(ledger), "ledger_bytes/mapping")
+	reportCPU(b, cpus)
 }
 
 type productRun struct {
 	elapsed           time.Duration
 	peakMB            float64
 	ledgerBytesPerRow float64
+	workerCPU, pgCPU  float64 // seconds
 }
 
-// benchClinicProduct migrates the clinic with a fresh worker process into a fresh database.
-func benchClinicProduct(ctx context.Context, b *testing.B, c client.Client, srv *testenv.Temporal, bin, src string,
+// benchProduct migrates sp's sources with a fresh worker process into a fresh database; loaded
+// is how many rows must end mapped.
+func benchProduct(ctx context.Context, b *testing.B, c client.Client, srv *testenv.Temporal, bin string, sp *spec.Spec,
 	loaded int, prof string) productRun {
-	dbURL := testenv.NewDatabase(b)
+	dbURL, controlURL := testenv.NewDatabase(b), testenv.NewDatabase(b)
 	port := testenv.FreePort(b)
 	queue := fmt.Sprintf("db-bench-%d", time.Now().UnixNano())
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address(), "TEMPORAL_NAMESPACE="+srv.Namespace(),
-		"DATABASE_URL="+testenv.NewDatabase(b), dbmigrateapi.EnvTargetURL+"="+dbURL,
+		"DATABASE_URL="+controlURL, dbmigrateapi.EnvTargetURL+"="+dbURL,
 		fmt.Sprintf("CUTOVER_METRICS_ADDR=127.0.0.1:%d", port), "CUTOVER_TASK_QUEUE="+queue,
 		"CUTOVER_VAULT_KEYS=")
 	if prof != "" {
@@ -153,12 +161,9 @@ func benchClinicProduct(ctx context.Context, b *testing.B, c client.Client, srv 
 		}
 		return err == nil
 	})
-	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 10000)))
-	if err != nil {
-		b.Fatal(err)
-	}
 	in := dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "bench", Spec: sp}
 	cpu0 := pidCPU(cmd.Process.Pid)
+	pgc := startPGCPU(ctx, b, dbURL, controlURL)
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: dbmigrateapi.WorkflowID(in.MigrationID),
 		TaskQueue: queue}, dbmigrateapi.WorkflowName, in)
@@ -173,24 +178,12 @@ func benchClinicProduct(ctx context.Context, b *testing.B, c client.Client, srv 
 			res.Status, res, err, logs.String())
 	}
 	d := time.Since(start)
-	peak, cpu := pidPeakRSS(cmd.Process.Pid), pidCPU(cmd.Process.Pid)-cpu0
+	peak, cpu, pgCPU := pidPeakRSS(cmd.Process.Pid), pidCPU(cmd.Process.Pid)-cpu0, pgc.end()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	// The worker's server processes still open (a closed one's time is not counted).
-	var pgCPU time.Duration
-	if pids, err := pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-		AND pid <> pg_backend_pid()`); err == nil {
-		for pids.Next() {
-			var pid int32
-			if pids.Scan(&pid) == nil {
-				pgCPU += pidCPU(int(pid))
-			}
-		}
-		pids.Close()
-	}
 	if prof != "" {
 		_ = cmd.Process.Signal(os.Interrupt) // the worker writes its profile as it stops
 		_ = cmd.Wait()
@@ -231,8 +224,9 @@ func benchClinicProduct(ctx context.Context, b *testing.B, c client.Client, srv 
 	}
 	benchLog("cutover phases: entities loaded in %.1fs, validation checks %.1fs (%s)", loadSecs, float64(validateMS)/1000, checks)
 	benchTimeline(ctx, b, pool, in.MigrationID, start, d)
-	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps)}
-	benchLog("cutover run: %v, worker peak RSS %.0f MB, worker CPU %.1fs, PostgreSQL CPU %.1fs (open backends), "+
+	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps),
+		workerCPU: cpu.Seconds(), pgCPU: pgCPU.Seconds()}
+	benchLog("cutover run: %v, worker peak RSS %.0f MB, worker CPU %.1fs, PostgreSQL CPU %.1fs (target and control backends), "+
 		"target tables %.0f MB, mapping ledger %.1f MB (%.0f bytes per mapping)", d.Round(time.Millisecond), r.peakMB,
 		cpu.Seconds(), pgCPU.Seconds(), float64(targetBytes)/(1<<20),
 		float64(ledgerBytes)/(1<<20), r.ledgerBytesPerRow)
@@ -255,9 +249,10 @@ func benchClinicPgloader(b *testing.B, bin, src string) time.Duration {
 	return d
 }
 
-// benchClinicCopy loads the CSV exports with one psql \copy per table into pre-created tables of
-// text columns: no conversion, no mapping, no check.
-func benchClinicCopy(b *testing.B, bin, csvDir string, tables []*dbcopytest.Table) time.Duration {
+// benchCopy loads the CSV exports with one psql \copy per table into pre-created tables of
+// text columns: no conversion, no mapping, no check; then runs after (index builds), timed with
+// the copies.
+func benchCopy(b *testing.B, bin, csvDir string, tables []*dbcopytest.Table, after []string) time.Duration {
 	target := testenv.NewDatabase(b)
 	var ddl, cmds []string
 	for _, t := range tables {
@@ -268,17 +263,23 @@ func benchClinicCopy(b *testing.B, bin, csvDir string, tables []*dbcopytest.Tabl
 		ddl = append(ddl, fmt.Sprintf("CREATE TABLE %s (%s);", spec.QuoteIdent(t.Name), strings.Join(cols, ", ")))
 		cmds = append(cmds, "-c", fmt.Sprintf(`\copy %s FROM '%s' CSV`, spec.QuoteIdent(t.Name), filepath.Join(csvDir, t.Name+".csv")))
 	}
+	for _, q := range after {
+		cmds = append(cmds, "-c", q)
+	}
 	if out, err := exec.Command(bin, target, "-v", "ON_ERROR_STOP=1", "-c", strings.Join(ddl, "\n")).CombinedOutput(); err != nil {
 		b.Fatalf("psql: %v\n%s", err, out)
 	}
+	pgc := startPGCPU(context.Background(), b, target)
 	start := time.Now()
 	cmd := exec.Command(bin, append([]string{target, "-v", "ON_ERROR_STOP=1"}, cmds...)...)
 	out, err := cmd.CombinedOutput()
 	d := time.Since(start)
+	pgCPU := pgc.end()
 	if err != nil {
 		b.Fatalf("psql \\copy: %v\n%s", err, out)
 	}
-	benchLog("psql \\copy run: %v", d.Round(time.Millisecond))
+	benchLog("psql \\copy run: %v, psql CPU %.1fs, PostgreSQL CPU %.1fs", d.Round(time.Millisecond),
+		(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), pgCPU.Seconds())
 	return d
 }
 
@@ -371,6 +372,9 @@ func fmtFloats(xs []float64) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
 		parts[i] = strconv.FormatFloat(x, 'f', 0, 64)
+		if x < 100 {
+			parts[i] = strconv.FormatFloat(x, 'f', 1, 64)
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -418,13 +422,12 @@ func pidCPU(pid int) time.Duration {
 
 // benchTimeline prints when each entity loaded and validated, in seconds from the run's start:
 // load (first batch start to the entity's completion, its index and foreign key builds
-// included), the time its batches took in all, validation (first check start to last check
-// end), and the run's end, so the waits between phases show.
+// included) and its batches, validation (first check start to last check end), and the run's
+// end, so the waits between phases show.
 func benchTimeline(ctx context.Context, b *testing.B, pool *pgxpool.Pool, migrationID string, start time.Time, d time.Duration) {
 	rows, err := pool.Query(ctx, `SELECT s.entity_name, s.records_processed,
 		coalesce(extract(epoch FROM s.started_at - $2), 0)::float8, coalesce(extract(epoch FROM s.completed_at - $2), 0)::float8,
-		coalesce((SELECT sum(extract(epoch FROM b.completed_at - b.started_at)) FROM cutover.batch_processing_status b
-			WHERE b.entity_status_id = s.id), 0)::float8,
+		(SELECT count(*) FROM cutover.batch_processing_status b WHERE b.entity_status_id = s.id),
 		coalesce((SELECT extract(epoch FROM min(v.executed_at - make_interval(secs => v.execution_duration_ms / 1000.0)) - $2)
 			FROM cutover.data_validation_results v WHERE v.migration_id = $1 AND v.entity_name = s.entity_name), 0)::float8,
 		coalesce((SELECT extract(epoch FROM max(v.executed_at) - $2)
@@ -438,15 +441,25 @@ func benchTimeline(ctx context.Context, b *testing.B, pool *pgxpool.Pool, migrat
 	for rows.Next() {
 		var name string
 		var n int64
-		var ls, le, batches, vs, ve float64
+		var ls, le, vs, ve float64
+		var batches int64
 		if err := rows.Scan(&name, &n, &ls, &le, &batches, &vs, &ve); err != nil {
 			b.Fatal(err)
 		}
-		parts = append(parts, fmt.Sprintf("%s %d rows load %.1f–%.1f (batches %.1fs) validate %.1f–%.1f",
+		parts = append(parts, fmt.Sprintf("%s %d rows load %.1f–%.1f (%d batches) validate %.1f–%.1f",
 			name, n, ls, le, batches, vs, ve))
 	}
 	if err := rows.Err(); err != nil {
 		b.Fatal(err)
 	}
 	benchLog("cutover timeline (s from start): %s; end %.1f", strings.Join(parts, "; "), d.Seconds())
+}
+
+// reportCPU reports the product runs' median CPU seconds per process kind (worker, postgres):
+// what a run costs apart from the machine's other work.
+func reportCPU(b *testing.B, cpus map[string][]float64) {
+	for _, k := range []string{"worker", "postgres"} {
+		benchLog("cutover %s CPU s: %s, median %.1f", k, fmtFloats(cpus[k]), benchMedian(cpus[k]))
+		b.ReportMetric(benchMedian(cpus[k]), k+"_cpu_s")
+	}
 }
