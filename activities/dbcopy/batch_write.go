@@ -68,13 +68,15 @@ func (e *Engine) createStage(ctx context.Context, tx pgx.Tx, p *entityPlan) erro
 // upsertRows writes rows through the staging table as INSERT … ON CONFLICT DO UPDATE and
 // returns how many were new.
 func (e *Engine) upsertRows(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared) (int, error) {
-	n, _, err := e.upsertRowsNew(ctx, tx, p, rows)
+	n, _, err := e.upsertRowsNew(ctx, tx, p, rows, false)
 	return n, err
 }
 
 // upsertRowsNew is upsertRows; it also returns the legacy keys of the rows that were new, or nil
-// when it could not tell them (a key column whose text is not the legacy key's).
-func (e *Engine) upsertRowsNew(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared) (int, map[string]bool, error) {
+// when it could not tell them (a key column whose text is not the legacy key's). With moved, a
+// new row whose key the target holds in another partition (its partition column changed in the
+// source) replaces that row (dropMovedPartitionRows).
+func (e *Engine) upsertRowsNew(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared, moved bool) (int, map[string]bool, error) {
 	stage := spec.QuoteIdent(stageName(p))
 	if _, err := tx.Exec(ctx, "DELETE FROM pg_temp."+stage); err != nil {
 		return 0, nil, err
@@ -124,6 +126,11 @@ func (e *Engine) upsertRowsNew(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 	fresh, err := pgx.CollectRows(rs, pgx.RowTo[string])
 	if err != nil {
 		return 0, nil, err
+	}
+	if moved {
+		if err := e.dropMovedPartitionRows(ctx, tx, p, fresh); err != nil {
+			return 0, nil, err
+		}
 	}
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM pg_temp.%s ON CONFLICT (%s) %s`,
 		p.target, list, list, stage, strings.Join(conflict, ", "), action)); err != nil {

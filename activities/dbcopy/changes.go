@@ -289,16 +289,13 @@ func (e *Engine) upsertChanged(ctx context.Context, tx pgx.Tx, p *entityPlan, dr
 		return st, err
 	}
 	bad = append(bad, orphans...)
-	if err := e.dropMovedPartitionRows(ctx, tx, p, good); err != nil {
-		return st, err
-	}
 	if err := e.createStage(ctx, tx, p); err != nil {
 		return st, err
 	}
 	inserted := 0
 	fresh := map[string]bool{} // keys whose target row the upserts created (nil: unknown)
 	loaded, dbBad, err := bisect(ctx, tx, good, func(ctx context.Context, tx pgx.Tx, rows []prepared) error {
-		n, keys, err := e.upsertRowsNew(ctx, tx, p, rows)
+		n, keys, err := e.upsertRowsNew(ctx, tx, p, rows, true)
 		inserted += n
 		if keys == nil {
 			fresh = nil
@@ -362,32 +359,26 @@ func (e *Engine) upsertChanged(ctx context.Context, tx pgx.Tx, p *entityPlan, dr
 }
 
 // dropMovedPartitionRows deletes the target rows of changed keys whose partition column
-// changed: an upsert keyed by (key, partition value) would otherwise add a second row.
-func (e *Engine) dropMovedPartitionRows(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared) error {
-	if p.partIdx < 0 || len(rows) == 0 {
-		return nil
-	}
-	texts := make([]string, 0, len(rows))
-	parts := make([]time.Time, 0, len(rows))
-	for _, r := range rows {
-		if t, ok := r.part.(time.Time); ok {
-			texts, parts = append(texts, r.key), append(parts, t)
-		}
-	}
-	if len(texts) == 0 {
+// changed: an upsert keyed by (key, partition value) would otherwise add a second row. fresh
+// are the staged rows' target keys (as text) that the target does not hold at their staged
+// partition value: a key found there cannot be in another partition too (the key is unique
+// across partitions), so only these are looked for elsewhere, which costs a probe of every
+// partition's index per key (measured 68 ms for 1,728 changed emails, none of them moved, when
+// every changed key was looked for).
+func (e *Engine) dropMovedPartitionRows(ctx context.Context, tx pgx.Tx, p *entityPlan, fresh []string) error {
+	if p.partIdx < 0 || len(fresh) == 0 {
 		return nil
 	}
 	key, part := spec.QuoteIdent(p.ent.Key.Target), spec.QuoteIdent(p.cols[p.partIdx])
-	keys := "$1::uuid[]"
-	if p.ent.Key.Mode != spec.KeyModeUUID {
-		keys = "$1::text[]::" + p.types[0] + "[]"
+	typ := p.types[0]
+	if p.ent.Key.Mode == spec.KeyModeUUID {
+		typ = "uuid"
 	}
 	// t.key = ANY(keys) as well: the planner then looks the keys up in each partition's index
-	// instead of joining every row of every partition with the keys (measured 1.3 s for 1,728
-	// changed rows of 261K).
-	_, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %[1]s t USING unnest(%[4]s, $2::timestamptz[]) AS n(k, v)
-		WHERE t.%[2]s = ANY(%[4]s) AND t.%[2]s = n.k AND t.%[3]s IS DISTINCT FROM n.v::%[5]s`,
-		p.target, key, part, keys, p.types[p.partIdx]), targetKeys(p, texts), parts)
+	// instead of joining every row of every partition with the staged rows.
+	_, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %[1]s t USING pg_temp.%[2]s s
+		WHERE t.%[3]s = ANY($1::text[]::%[5]s[]) AND t.%[3]s = s.%[3]s AND t.%[4]s IS DISTINCT FROM s.%[4]s`,
+		p.target, spec.QuoteIdent(stageName(p)), key, part, typ), fresh)
 	if err != nil {
 		return fmt.Errorf("rows moved to another partition: %w", err)
 	}
