@@ -54,7 +54,7 @@ const applyChunk = 5000
 // unique value freed by a deleted row may be taken by a changed one), then the changed rows,
 // parents before children. Foreign keys are deferred to the commit, so a parent deleted and
 // its child re-pointed by the same drain commit together. Every changed key is noted with the
-// drain number (changed_keys), for the validation inside the cutover freeze.
+// drain number (changed_key_sets), for the validation inside the cutover freeze.
 func (e *Engine) applyDeltas(ctx context.Context, tx pgx.Tx, drain int64, deltas map[string]*entityDelta,
 	fetch fetchFunc) (DrainStats, error) {
 	var st DrainStats
@@ -234,14 +234,14 @@ func (e *Engine) resolveErrors(ctx context.Context, tx pgx.Tx, p *entityPlan, te
 	return n, nil
 }
 
-// noteChanged records that a drain wrote these keys (changed_keys).
+// noteChanged records that a drain wrote these keys: one row of changed_key_sets for the lot
+// (schema migration 0027 says why not a row per key).
 func (e *Engine) noteChanged(ctx context.Context, tx pgx.Tx, p *entityPlan, drain int64, texts []string) error {
 	if len(texts) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO changed_keys (migration_id, entity_name, source_id, drain)
-		SELECT $1, $2, k, $3 FROM unnest($4::text[]) AS k ON CONFLICT (migration_id, entity_name, source_id)
-		DO UPDATE SET drain = EXCLUDED.drain`, e.opt.MigrationID, p.ent.Name, drain, texts)
+	_, err := tx.Exec(ctx, `INSERT INTO changed_key_sets (migration_id, entity_name, drain, source_ids) VALUES ($1, $2, $3, $4)`,
+		e.opt.MigrationID, p.ent.Name, drain, texts)
 	if err != nil {
 		return fmt.Errorf("note changed keys: %w", err)
 	}

@@ -80,6 +80,12 @@ func (e *Engine) ValidateBeforeFreeze(ctx context.Context, entity string) (Delta
 	if out.Since, err = e.lastDrain(ctx); err != nil {
 		return out, err
 	}
+	// The keys drains wrote up to now are compared below as they then are; only later drains'
+	// keys are read again inside the freeze (changedSince), so the notes of these go.
+	if _, err := e.pool.Exec(ctx, `DELETE FROM changed_key_sets WHERE migration_id = $1 AND entity_name = $2 AND drain <= $3`,
+		e.opt.MigrationID, entity, out.Since); err != nil {
+		return out, fmt.Errorf("forget keys changed before the full check: %w", err)
+	}
 	errored, err := e.erroredKeys(ctx, p)
 	if err != nil {
 		return out, err
@@ -262,7 +268,8 @@ func (e *Engine) ValidateChanged(ctx context.Context, entity string, since int64
 
 // changedSince lists the legacy keys written by a drain after `since`.
 func (e *Engine) changedSince(ctx context.Context, p *entityPlan, since int64) ([]string, error) {
-	rows, err := e.pool.Query(ctx, `SELECT source_id FROM changed_keys WHERE migration_id = $1 AND entity_name = $2 AND drain > $3`,
+	rows, err := e.pool.Query(ctx, `SELECT DISTINCT k FROM changed_key_sets s, unnest(s.source_ids) AS k
+		WHERE s.migration_id = $1 AND s.entity_name = $2 AND s.drain > $3`,
 		e.opt.MigrationID, p.ent.Name, since)
 	if err != nil {
 		return nil, err
