@@ -2,9 +2,12 @@ package mailsystem_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +33,8 @@ import (
 // and the same changes (as many rows of each table as seed002 changes): the window should follow
 // the changes, not the table size. x10_1pct then changes 1% of that larger database.
 //
-// CUTOVER_BENCH_SCALE=0.1 shrinks every size (a quick look).
+// CUTOVER_BENCH_SCALE=0.1 shrinks every size (a quick look); CUTOVER_BENCH_CPUPROFILE=FILE writes
+// the window's Go CPU profile (the freeze only, not the generation and the load).
 func BenchmarkCutoverWindow(b *testing.B) {
 	scale := 1.0
 	if s, err := strconv.ParseFloat(os.Getenv("CUTOVER_BENCH_SCALE"), 64); err == nil && s > 0 {
@@ -118,17 +122,35 @@ func benchWindow(b *testing.B, n, per mailsystem.Sizes) {
 		}
 	}
 	load := time.Since(loadStart)
+	// As the workflow drains: sources whose entities do not reference each other at once.
+	groups := sp.SourceGroups([]string{"auth", "emails"})
 	drainAll := func() dbcopy.DrainStats {
 		var st dbcopy.DrainStats
-		for _, src := range []string{"auth", "emails"} {
-			s, err := e.Drain(ctx, src)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st.Changes += s.Changes
-			st.Upserted += s.Upserted
-			st.Deleted += s.Deleted
-			st.Failed += s.Failed
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		errs := make([]error, len(groups))
+		for i, group := range groups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, src := range group {
+					s, err := e.Drain(ctx, src)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					mu.Lock()
+					st.Changes += s.Changes
+					st.Upserted += s.Upserted
+					st.Deleted += s.Deleted
+					st.Failed += s.Failed
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
 		}
 		return st
 	}
@@ -153,6 +175,17 @@ func benchWindow(b *testing.B, n, per mailsystem.Sizes) {
 	}
 
 	// The freeze: the application stopped; drain the last changes, validate what changed.
+	if f := os.Getenv("CUTOVER_BENCH_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b.StartTimer()
 	goCPU0, pgCPU0 := cpuclock.Self(), cpuclock.Backends(ctx, e.Pool(), "cutover-dbcopy")
 	start := time.Now()

@@ -55,17 +55,48 @@ func (w *orch) installCapture(ctx workflow.Context) error {
 // capturing reports whether this migration catches up by change capture.
 func (w *orch) capturing() bool { return w.state.Capture != nil && !w.state.Capture.Removed }
 
+// parallelDrainsChange is the GetVersion change id of draining independent sources at the same
+// time (spec.SourceGroups); executions started before it drain one source after another.
+const parallelDrainsChange = "parallel-drains"
+
 // drainPass is a catch-up pass of a captured migration: every captured source drained, the
-// key-cursor entities (if any) copied as before.
+// key-cursor entities (if any) copied as before. Sources whose entities reference each other
+// are drained one after another in spec order (a child's drain finds the parent rows the
+// parent's drain committed); independent groups of sources are drained at the same time, each
+// drain its own target transaction with its own position.
 func (w *orch) drainPass(ctx workflow.Context) (int64, error) {
 	var changes int64
 	var secs float64
 	c := w.state.Capture
-	for _, src := range capturedSources(w.in.Spec) {
-		var out dbcopy.DrainResult
-		if err := workflow.ExecuteActivity(w.cctx, w.acts.DBDrain, dbcopy.DrainRequest{Migration: w.migration(),
-			Source: src}).Get(ctx, &out); err != nil {
-			return changes, fmt.Errorf("catch-up of source %s: %w", src, err)
+	sources := capturedSources(w.in.Spec)
+	groups := [][]string{sources}
+	if workflow.GetVersion(ctx, parallelDrainsChange, workflow.DefaultVersion, 1) >= 1 {
+		groups = w.in.Spec.SourceGroups(sources)
+	}
+	outs := make(map[string]*dbcopy.DrainResult, len(sources))
+	errs := make([]error, len(groups))
+	wg := workflow.NewWaitGroup(ctx)
+	for gi, group := range groups {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			for _, src := range group {
+				var out dbcopy.DrainResult
+				if err := workflow.ExecuteActivity(w.cctx, w.acts.DBDrain, dbcopy.DrainRequest{Migration: w.migration(),
+					Source: src}).Get(ctx, &out); err != nil {
+					errs[gi] = fmt.Errorf("catch-up of source %s: %w", src, err)
+					return
+				}
+				outs[src] = &out
+			}
+		})
+	}
+	wg.Wait(ctx)
+	// Results are taken in spec order, whatever order the drains ended in.
+	for _, src := range sources {
+		out := outs[src]
+		if out == nil {
+			continue
 		}
 		changes += out.Stats.Changes
 		secs += out.Seconds
@@ -78,6 +109,11 @@ func (w *orch) drainPass(ctx workflow.Context) (int64, error) {
 			if c.Sources[i].Source == src && c.Sources[i].Direction == out.Capture.Direction {
 				c.Sources[i] = out.Capture
 			}
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return changes, err
 		}
 	}
 	for _, name := range w.plan.Order {

@@ -113,3 +113,55 @@ func findCycle(names []string, deps map[string][]string, done map[string]bool) [
 		cur = next
 	}
 }
+
+// SourceGroups partitions sources (given in the order they are drained one after another)
+// into groups no entity of which depends on an entity of another group (references and
+// depends_on, either way, transitively). Each group keeps the given order; groups are ordered
+// by their first source. Groups may be caught up at the same time: a row of one never needs a
+// parent row another group writes, so neither waits on the other's commit to find its parent.
+func (s *Spec) SourceGroups(sources []string) [][]string {
+	root := map[string]string{}
+	for _, src := range sources {
+		root[src] = src
+	}
+	var find func(string) string
+	find = func(x string) string {
+		if root[x] != x {
+			root[x] = find(root[x])
+		}
+		return root[x]
+	}
+	for name, deps := range s.Dependencies() {
+		e, ok := s.Entity(name)
+		if !ok {
+			continue
+		}
+		for _, d := range deps {
+			p, ok := s.Entity(d)
+			if !ok {
+				continue
+			}
+			a, b := e.Source, p.Source
+			if _, ok := root[a]; !ok {
+				continue
+			}
+			if _, ok := root[b]; !ok {
+				continue
+			}
+			root[find(a)] = find(b)
+		}
+	}
+	var out [][]string
+	at := map[string]int{}
+	for _, src := range sources {
+		r := find(src)
+		i, ok := at[r]
+		if !ok {
+			i = len(out)
+			at[r] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], src)
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -223,5 +224,33 @@ func TestKeyUUIDModes(t *testing.T) {
 		t.Fatalf("want got.Version() == 5; v5 default: %s", got)
 	} else if got != RowUUID(ns, "dispatch_user", "9") {
 		t.Fatalf("got: want RowUUID(ns, \"dispatch_user\", \"9\"); v5 default: %s", got)
+	}
+}
+
+// TestSourceGroups: sources are grouped by references between their entities (either way,
+// transitively); groups and their members keep the given order.
+func TestSourceGroups(t *testing.T) {
+	sp, err := Parse([]byte(`name: g
+sources:
+  a: {driver: sqlite, path: /a.db}
+  b: {driver: sqlite, path: /b.db}
+  c: {driver: sqlite, path: /c.db}
+  d: {driver: sqlite, path: /d.db}
+entities:
+  - {name: accounts, source: a, source_table: accounts, target_table: accounts, key: {source: id}, columns: [{source: name, type: text}]}
+  - {name: emails, source: b, source_table: emails, target_table: emails, key: {source: id}, columns: [{source: subject, type: text}]}
+  - {name: sessions, source: c, source_table: sessions, target_table: sessions, key: {source: id}, columns: [{source: account_id, references: accounts}]}
+  - {name: audit, source: d, source_table: audit, target_table: audit, key: {source: id}, columns: [{source: note, type: text}], depends_on: [sessions]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sp.SourceGroups([]string{"a", "b", "c", "d"})
+	want := [][]string{{"a", "c", "d"}, {"b"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("SourceGroups = %v, want %v", got, want)
+	}
+	if got := sp.SourceGroups([]string{"b", "d"}); fmt.Sprint(got) != "[[b] [d]]" {
+		t.Fatalf("SourceGroups(b, d) = %v, want [[b] [d]] (d's dependency is in a source not drained)", got)
 	}
 }
