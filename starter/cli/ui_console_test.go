@@ -258,11 +258,12 @@ func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
 				t.Errorf("child %s: summary %q does not name its parent %s", e.GetExecution().GetWorkflowId(), summary, parent)
 			}
 		}
-		// Unfiltered, the job's waves and mailbox passes crowd the list; the view shows jobs only.
-		wave, mailbox := fmt.Sprintf("email-wave-%d-", running), fmt.Sprintf("email-mailbox-%d-", running)
-		u.list("temporal-ui-unfiltered", fmt.Sprintf("RootWorkflowId = '%s'", runID), runID, wave, mailbox)
+		// Unfiltered, the job's waves (one per pass; each runs its mailboxes as activities) crowd
+		// the list; the view shows jobs only.
+		wave := fmt.Sprintf("email-wave-%d-", running)
+		u.list("temporal-ui-unfiltered", fmt.Sprintf("RootWorkflowId = '%s'", runID), runID, wave)
 		got := u.list("temporal-ui-saved-view", view, runID, failedID)
-		if strings.Contains(got, wave) || strings.Contains(got, mailbox) {
+		if strings.Contains(got, wave) {
 			t.Errorf("the saved view lists child workflows:\n%s", got)
 		}
 		for _, c := range consoleColumns {

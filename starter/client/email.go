@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	sdk "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -228,7 +229,9 @@ type LiveMailbox struct {
 }
 
 // LiveMailboxes reports the mailboxes a running pass of a job is working on, with the live
-// counters their sync activities heartbeat (messages found, copied, skipped so far).
+// counters their sync activities heartbeat (messages found, copied, skipped so far). A wave runs
+// each mailbox's pass as its own activity, the address its id; a wave started before that ran a
+// MailboxSyncWorkflow per mailbox, described one by one.
 func (c *Client) LiveMailboxes(ctx context.Context, st emailapi.Status) ([]LiveMailbox, error) {
 	if st.CurrentPass == nil {
 		return nil, nil
@@ -237,8 +240,22 @@ func (c *Client) LiveMailboxes(ctx context.Context, st emailapi.Status) ([]LiveM
 	if err != nil {
 		return nil, err
 	}
+	wave, err := c.tc.DescribeWorkflowExecution(ctx, st.CurrentPass.WorkflowID, "")
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]*workflowpb.PendingActivityInfo{}
+	for _, pa := range wave.GetPendingActivities() {
+		own[pa.GetActivityId()] = pa
+	}
 	var out []LiveMailbox
 	for _, addr := range wp.InFlight {
+		lm := LiveMailbox{Email: addr}
+		if pa, ok := own[addr]; ok {
+			c.liveActivity(&lm, pa)
+			out = append(out, lm)
+			continue
+		}
 		d, err := c.tc.DescribeWorkflowExecution(ctx, emailapi.MailboxWorkflowID(st.JobID, addr), "")
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -247,19 +264,23 @@ func (c *Client) LiveMailboxes(ctx context.Context, st emailapi.Status) ([]LiveM
 		if err != nil {
 			return out, err
 		}
-		lm := LiveMailbox{Email: addr}
 		for _, pa := range d.GetPendingActivities() {
-			lm.Activity, lm.Attempt = pa.GetActivityType().GetName(), pa.GetAttempt()
-			lm.WorkerSilent = silence.Note(pa, time.Now())
-			if t := pa.GetLastHeartbeatTime(); t != nil && t.IsValid() && t.AsTime().Unix() > 0 {
-				at := t.AsTime()
-				lm.Heard = &at
-			}
-			if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
-				_ = c.dc.FromPayloads(hd, &lm.Progress)
-			}
+			c.liveActivity(&lm, pa)
 		}
 		out = append(out, lm)
 	}
 	return out, nil
+}
+
+// liveActivity fills a live mailbox from its pending activity.
+func (c *Client) liveActivity(lm *LiveMailbox, pa *workflowpb.PendingActivityInfo) {
+	lm.Activity, lm.Attempt = pa.GetActivityType().GetName(), pa.GetAttempt()
+	lm.WorkerSilent = silence.Note(pa, time.Now())
+	if t := pa.GetLastHeartbeatTime(); t != nil && t.IsValid() && t.AsTime().Unix() > 0 {
+		at := t.AsTime()
+		lm.Heard = &at
+	}
+	if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
+		_ = c.dc.FromPayloads(hd, &lm.Progress)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -84,7 +85,7 @@ func (s *silenceWatcher) scan(ctx context.Context) error {
 			}
 			for _, pa := range d.GetPendingActivities() {
 				if n := silence.Note(pa, now); n != "" {
-					notes[key] = append(notes[key], fmt.Sprintf("`%s` of `%s`: %s", pa.GetActivityType().GetName(), id, n))
+					notes[key] = append(notes[key], fmt.Sprintf("`%s` of `%s`: %s", pa.GetActivityType().GetName(), whose(id, pa), n))
 				}
 			}
 		}
@@ -114,4 +115,15 @@ func (s *silenceWatcher) scan(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// whose names what a silent activity works on: a wave's mailbox pass carries the mailbox's
+// address as its activity id (the SDK numbers every other activity), so the note names the
+// mailbox and its wave.
+func whose(workflowID string, pa *workflowpb.PendingActivityInfo) string {
+	aid := pa.GetActivityId()
+	if aid == "" || strings.Trim(aid, "0123456789") == "" {
+		return workflowID
+	}
+	return aid + "` in `" + workflowID
 }

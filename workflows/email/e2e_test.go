@@ -359,7 +359,6 @@ func TestEndToEnd(t *testing.T) {
 			record(t, s.c, fmt.Sprintf("e2e-job-run%d", i+1), id, r)
 		}
 		record(t, s.c, "e2e-wave-final", emailapi.WaveWorkflowID(jobID, 5), "") // preflight, initial, 2 presyncs, final
-		record(t, s.c, "e2e-mailbox", emailapi.MailboxWorkflowID(jobID, "alice@example.com"), "")
 	}
 }
 

@@ -54,7 +54,23 @@ func errMirrorRefused(email string, t emailapi.Task) error {
 // MailboxSyncWorkflow runs one pass (preflight, sync or verify) of one mailbox and reports it.
 // A mailbox that fails is a result with OK false (recorded on its row), not a workflow failure,
 // so one bad mailbox never hides the others' outcome; only a refused mirror fails the workflow.
+// Waves started before mailboxActivitiesChange run one per mailbox; later waves run the same
+// pass (passMailbox) as activities of their own.
 func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, error) {
+	return passMailbox(ctx, in, mailboxPass{details: true})
+}
+
+// mailboxPass says where a mailbox's pass runs: in its own MailboxSyncWorkflow (details: the
+// workflow's current details are the mailbox's) or inside the wave (activity: its activities
+// carry the mailbox's address as their id and a summary naming the pass).
+type mailboxPass struct {
+	details  bool
+	activity bool
+}
+
+// passMailbox is one mailbox's pass: the engine's activity, and the mailbox row marked when it
+// failed before the engine could record it.
+func passMailbox(ctx workflow.Context, in MailboxInput, how mailboxPass) (MailboxResult, error) {
 	res := MailboxResult{MailboxID: in.Spec.MailboxID, Email: in.Spec.Email}
 	t := in.Task
 	if t.Kind == emailapi.TaskSync {
@@ -68,34 +84,25 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 	}
 	opts := mailboxActivityOptions(t)
 	opts.TaskQueue = taskqueue.For(ctx, taskqueue.Mail) // the IMAP engine's pool
+	if how.activity {
+		// The address as the activity's id: the Temporal UI, the silent-worker notes and the
+		// CLI's live view name the mailbox; a wave run starts each mailbox once.
+		opts.ActivityID = in.Spec.Email
+		opts.Summary = fmt.Sprintf("%s %s of %s", t.Kind, t.RunType, in.Spec.Email)
+	}
 	actx := workflow.WithActivityOptions(ctx, opts)
 	start := workflow.Now(ctx)
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s of `%s`", t.Kind, t.RunType, in.Spec.Email))
-	var a *mail.Activities
-	var err error
-	switch t.Kind {
-	case emailapi.TaskPreflight:
-		var rep emailapi.PreflightReport
-		if err = workflow.ExecuteActivity(actx, a.PreflightMailbox, in.Spec).Get(ctx, &rep); err == nil {
-			res = preflightResult(res, rep)
-		}
-	case emailapi.TaskSync:
-		req := emailapi.PassRequest{Spec: in.Spec, Mode: t.Mode, RunType: t.RunType, Phase: t.Phase,
-			Parallelism: t.Parallelism, TriggeredBy: t.TriggeredBy, RecheckDest: t.RecheckDest, DryRunOf: t.DryRunOf}
-		var ps emailapi.PassStats
-		if err = workflow.ExecuteActivity(actx, a.SyncMailbox, req).Get(ctx, &ps); err == nil {
-			res = passResult(res, ps)
-		}
-	case emailapi.TaskVerify:
-		var rep emailapi.VerifyReport
-		if err = workflow.ExecuteActivity(actx, a.VerifyMailbox, in.Spec).Get(ctx, &rep); err == nil {
-			res = verifyResult(res, rep)
-		}
-	default:
-		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind), emailapi.ErrTypeBadSpec, nil)
+	if how.details {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** %s of `%s`", t.Kind, t.RunType, in.Spec.Email))
+	}
+	res, err := runMailboxActivity(ctx, actx, t, in.Spec, res)
+	if err != nil && errors.Is(err, errUnknownTask) {
+		return res, err
 	}
 	res.Duration = workflow.Now(ctx).Sub(start)
-	workflow.SetCurrentDetails(ctx, mailboxDetails(t, in.Spec.Email, res, err))
+	if how.details {
+		workflow.SetCurrentDetails(ctx, mailboxDetails(t, in.Spec.Email, res, err))
+	}
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
 			return res, err
@@ -116,9 +123,44 @@ func MailboxSyncWorkflow(ctx workflow.Context, in MailboxInput) (MailboxResult, 
 		if merr := workflow.ExecuteActivity(mctx, b.MarkEmailMailbox, mark).Get(ctx, nil); merr != nil {
 			workflow.GetLogger(ctx).Warn("could not record mailbox failure", "mailbox", in.Spec.Email, "error", merr)
 		}
-		return res, nil
 	}
 	return res, nil
+}
+
+// errUnknownTask marks a task kind no engine activity runs (a bad spec, never retried).
+var errUnknownTask = errors.New("unknown task kind")
+
+// runMailboxActivity runs the engine's activity of the task and folds its report into res.
+func runMailboxActivity(ctx, actx workflow.Context, t emailapi.Task, spec emailapi.MailboxSpec,
+	res MailboxResult) (MailboxResult, error) {
+	var a *mail.Activities
+	switch t.Kind {
+	case emailapi.TaskPreflight:
+		var rep emailapi.PreflightReport
+		err := workflow.ExecuteActivity(actx, a.PreflightMailbox, spec).Get(ctx, &rep)
+		if err == nil {
+			res = preflightResult(res, rep)
+		}
+		return res, err
+	case emailapi.TaskSync:
+		req := emailapi.PassRequest{Spec: spec, Mode: t.Mode, RunType: t.RunType, Phase: t.Phase,
+			Parallelism: t.Parallelism, TriggeredBy: t.TriggeredBy, RecheckDest: t.RecheckDest, DryRunOf: t.DryRunOf}
+		var ps emailapi.PassStats
+		err := workflow.ExecuteActivity(actx, a.SyncMailbox, req).Get(ctx, &ps)
+		if err == nil {
+			res = passResult(res, ps)
+		}
+		return res, err
+	case emailapi.TaskVerify:
+		var rep emailapi.VerifyReport
+		err := workflow.ExecuteActivity(actx, a.VerifyMailbox, spec).Get(ctx, &rep)
+		if err == nil {
+			res = verifyResult(res, rep)
+		}
+		return res, err
+	}
+	return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown task kind %q", t.Kind),
+		emailapi.ErrTypeBadSpec, errUnknownTask)
 }
 
 // defaultHeartbeatTimeout bounds how long a mailbox activity whose worker died (a crash, a

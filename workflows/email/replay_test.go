@@ -18,7 +18,9 @@ import (
 // TestReplayRecordedHistories replays the histories checked into testdata (recorded from real
 // runs on a dev server: `EMAIL_RECORD_HISTORIES=1 go test -run 'TestCommandsOverARealServer|TestEndToEnd'`)
 // against today's workflow code. A change that would break running jobs fails here: guard it
-// with workflow.GetVersion, then record again.
+// with workflow.GetVersion, then record again, keeping the older shape's history under another
+// label (the "-children" waves ran a MailboxSyncWorkflow child per mailbox, as the mailbox
+// histories did; today's waves run each mailbox's pass as their own activity).
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
-// Wave defaults. A wave run starts at most ContinueAfter mailbox workflows (about six events
-// each in its history) before it continues as new, so no history grows with the job's size.
+// Wave defaults. A wave run starts at most ContinueAfter mailboxes (about three events each in
+// its history, six with a child per mailbox) before it continues as new, so no history grows with the job's size.
 const (
 	DefaultPageSize      = 100
 	DefaultContinueAfter = 200
@@ -75,7 +75,7 @@ func addResult(r *WaveResult, res MailboxResult, th gate.Thresholds, keep int) {
 }
 
 // MailboxWaveWorkflow runs one task over every mailbox of a job, at most Concurrency at a time,
-// each as a MailboxSyncWorkflow child, reading the mailboxes from PostgreSQL page by page and
+// each as the wave's own activities (startMailbox), reading the mailboxes from PostgreSQL page by page and
 // continuing as new every ContinueAfter mailboxes. Cancelling it cancels the running children
 // and waits for them to stop.
 func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error) {
@@ -99,6 +99,9 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		return acc, errMirrorRefused("every mailbox", in.Task)
 	}
 
+	// Waves started before this change run a MailboxSyncWorkflow child per mailbox; later
+	// ones run each mailbox's activities themselves (startMailbox).
+	inline := workflow.GetVersion(ctx, mailboxActivitiesChange, workflow.DefaultVersion, 1) >= 1
 	inFlight := map[string]bool{} // read only by the query; workflow logic never ranges over it
 	if err := workflow.SetQueryHandler(ctx, emailapi.QueryStatus, func() (emailapi.WaveProgress, error) {
 		p := emailapi.WaveProgress{Task: in.Task, Done: acc.Mailboxes, Failed: acc.Failed, Runs: acc.Runs}
@@ -184,17 +187,7 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		started++
 		running++
 		inFlight[m.Email] = true
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:            emailapi.MailboxWorkflowID(m.JobID, m.Email),
-			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WaitForCancellation:   true,
-			ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
-			TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Domain.ValueSet(spec.Domain)),
-			// The parent is named so an operator who reaches a mailbox in the list knows whose it is.
-			StaticSummary: fmt.Sprintf("%s %s of %s · mailbox of email job %d, child of %s",
-				in.Task.Kind, in.Task.RunType, m.Email, m.JobID, workflow.GetInfo(ctx).WorkflowExecution.ID),
-		})
-		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, emailapi.MailboxWorkflowName, MailboxInput{Task: in.Task, Spec: m}), collect(m.Email))
+		sel.AddFuture(startMailbox(ctx, inline, in.Task, spec.Domain, m), collect(m.Email))
 	}
 	for running > 0 {
 		sel.Select(ctx)
@@ -209,6 +202,38 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 	}
 	acc.Finished = workflow.Now(ctx)
 	return acc, nil
+}
+
+// mailboxActivitiesChange is the GetVersion change id of waves that run their mailboxes' passes
+// as their own activities, not as a MailboxSyncWorkflow child each. A child cost the wave two
+// workflow tasks (started, completed) and itself two more, plus the start of an execution;
+// that per-mailbox overhead, not the IMAP work, set the pace of a large or a no-change pass.
+const mailboxActivitiesChange = "wave-mailbox-activities"
+
+// startMailbox starts one mailbox's pass: inline, as the wave's own activities in a coroutine;
+// otherwise as a MailboxSyncWorkflow child (waves recorded before mailboxActivitiesChange).
+// The future settles with the mailbox's result.
+func startMailbox(ctx workflow.Context, inline bool, t emailapi.Task, domain string, m emailapi.MailboxSpec) workflow.Future {
+	in := MailboxInput{Task: t, Spec: m}
+	if inline {
+		f, set := workflow.NewFuture(ctx)
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			res, err := passMailbox(gctx, in, mailboxPass{activity: true})
+			set.Set(res, err)
+		})
+		return f
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            emailapi.MailboxWorkflowID(m.JobID, m.Email),
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WaitForCancellation:   true,
+		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		TypedSearchAttributes: temporal.NewSearchAttributes(searchattr.Domain.ValueSet(domain)),
+		// The parent is named so an operator who reaches a mailbox in the list knows whose it is.
+		StaticSummary: fmt.Sprintf("%s %s of %s · mailbox of email job %d, child of %s",
+			t.Kind, t.RunType, m.Email, m.JobID, workflow.GetInfo(ctx).WorkflowExecution.ID),
+	})
+	return workflow.ExecuteChildWorkflow(cctx, emailapi.MailboxWorkflowName, in)
 }
 
 // waveTask fills a Task from the job's spec.

@@ -82,8 +82,9 @@ func TestSilentWorkerShowsInTheJobsDetails(t *testing.T) {
 		return strings.Contains(note, worker)
 	})
 	t.Logf("%s after the SIGKILL the job's current details say:\n%s", time.Since(killed).Round(100*time.Millisecond), note)
-	if !strings.Contains(note, "`SyncMailbox` of `") {
-		t.Errorf("the note does not name the activity:\n%s", note)
+	// The wave runs each mailbox's pass as its activity: the note names the mailbox and its wave.
+	if !strings.Contains(note, "`SyncMailbox` of `") || !strings.Contains(note, "@"+demo.Domain+"` in `email-wave-") {
+		t.Errorf("the note does not name the activity, its mailbox and its wave:\n%s", note)
 	}
 
 	// A new mail worker runs the pass: the note goes.

@@ -411,8 +411,9 @@ func result(t testing.TB, c client.Client, id string, timeout time.Duration) ema
 }
 
 // activityAttempts returns, per activity type, the highest attempt that started in any run of
-// a workflow id (a retried activity's started event carries its attempt).
-func activityAttempts(t testing.TB, c client.Client, workflowID string) map[string]int32 {
+// a workflow id, of the activities with activityID when it is not "" (a retried activity's
+// started event carries its attempt).
+func activityAttempts(t testing.TB, c client.Client, workflowID, activityID string) map[string]int32 {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]int32{}
@@ -428,11 +429,14 @@ func activityAttempts(t testing.TB, c client.Client, workflowID string) map[stri
 			if err != nil {
 				t.Fatalf("history of %s: %v", workflowID, err)
 			}
-			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && (activityID == "" || a.GetActivityId() == activityID) {
 				scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
 			}
 			if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
-				name := scheduled[a.GetScheduledEventId()]
+				name, ok := scheduled[a.GetScheduledEventId()]
+				if !ok {
+					continue
+				}
 				out[name] = max(out[name], a.GetAttempt())
 			}
 		}
