@@ -176,11 +176,11 @@ func (u *uiSession) configureColumns(namespace string) {
 	}
 }
 
-// clickShown clicks the first element matching css that is laid out on the page and holds
-// text, once there is one: the UI keeps hidden copies of some controls (for narrow screens),
-// and a control shows only once the page's scripts ran.
-func (u *uiSession) clickShown(css, text string) error {
-	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+// shown waits up to wait for an element matching css that is laid out on the page and holds
+// text, and marks it for a click: the UI keeps hidden copies of some controls (for narrow
+// screens), and a control works only once the page's scripts ran.
+func (u *uiSession) shown(css, text string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(u.ctx, wait)
 	defer cancel()
 	find := `(() => { document.querySelectorAll('[data-cutover-shown]').forEach(e => e.removeAttribute('data-cutover-shown'));
 		for (const e of document.querySelectorAll(` + strconv.Quote(css) + `)) { const r = e.getBoundingClientRect();
@@ -190,7 +190,40 @@ func (u *uiSession) clickShown(css, text string) error {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](find)); err != nil {
 		return fmt.Errorf("no %s holding %q shows: %w", css, text, err)
 	}
-	return chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-cutover-shown]`)))
+	return nil
+}
+
+// clickThrough opens page and clicks each step's element in turn, each once the one before
+// showed it; the whole walk is tried again (three times at most) when a click is lost, as it
+// is when it lands while the page still loads what the next step shows.
+func (u *uiSession) clickThrough(page string, steps ...[2]string) error {
+	var err error
+	for range 3 {
+		if err = u.do(chromedp.Navigate(page)); err != nil {
+			return err
+		}
+		for i, s := range steps {
+			wait := 10 * time.Second
+			if i == 0 {
+				wait = 30 * time.Second
+			}
+			if err = u.shown(s[0], s[1], wait); err != nil {
+				break
+			}
+			if i < len(steps)-1 {
+				ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
+				err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-cutover-shown]`)))
+				cancel()
+				if err != nil {
+					break
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // row returns the text of the listed workflow's row, its cells apart (the list must be open).
@@ -341,23 +374,12 @@ func checkConsole(t *testing.T, s *stacktest.Stack, running, failed int64) {
 	t.Run("send signal dialog", func(t *testing.T) {
 		// An operator on the job's page: More Actions, Send a Signal, the signal list: each
 		// signal offered with what it does and the JSON it takes.
-		err := u.do(chromedp.Navigate(u.base + "/workflows/" + runID))
-		for _, c := range []struct{ css, text string }{
-			{`button[aria-controls="workflow-actions"]`, "More Actions"},
-			{`[data-testid="signal-button"]`, "Send a Signal"},
-			{`[data-testid="signal-select-button"]`, ""},
-		} {
-			if err == nil {
-				err = u.clickShown(c.css, c.text)
-			}
-		}
-		if err == nil { // the list is open: the retry signal shows its description
-			ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
-			_, err = chromedp.Run(ctx, chromedp.Poll[bool](`Array.from(document.querySelectorAll('[role=option]'))
-				.some(o => o.getBoundingClientRect().height > 0 && o.textContent.includes(`+
-				strconv.Quote(emailapi.Descriptions[emailapi.Retry])+`))`))
-			cancel()
-		}
+		err := u.clickThrough(u.base+"/workflows/"+runID,
+			[2]string{`button[aria-controls="workflow-actions"]`, "More Actions"},
+			[2]string{`[data-testid="signal-button"]`, "Send a Signal"},
+			[2]string{`[data-testid="signal-select-button"]`, ""},
+			// the list is open: the retry signal shows with its description
+			[2]string{`[role="option"]`, emailapi.Descriptions[emailapi.Retry]})
 		if err != nil {
 			u.shoot("temporal-ui-signal-dialog-failed.png")
 			t.Fatalf("%v\n%s", err, u.text())
