@@ -50,6 +50,8 @@ func testSpec(n int) jobspec.Spec {
 type syncCall struct {
 	Req emailapi.PassRequest
 	At  time.Time
+	// Where the pass ran: the workflow type that scheduled it and its activity id.
+	Workflow, ActivityID string
 }
 
 // harness is a testsuite environment with every activity mocked by an in-memory fake that
@@ -116,7 +118,7 @@ func newHarness(t *testing.T, delays syncDelays) *harness {
 			t.Errorf("decode SyncMailbox input: %v", err)
 		}
 		h.mu.Lock()
-		h.syncs = append(h.syncs, syncCall{Req: req, At: env.Now()})
+		h.syncs = append(h.syncs, syncCall{Req: req, At: env.Now(), Workflow: info.WorkflowType.Name, ActivityID: info.ActivityID})
 		h.mu.Unlock()
 	})
 
