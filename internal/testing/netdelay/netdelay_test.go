@@ -79,11 +79,17 @@ func TestLinkDelaysRoundTrips(t *testing.T) {
 	slices.Sort(echoes)
 	echo := echoes[len(echoes)/2]
 	t.Logf("through %s: connect %s, echo median %s of %v, %d packets held", l, connect, echo, echoes, l.Held())
-	if connect < delay || connect > delay+slack {
-		t.Errorf("connect took %s, want %s (+%s at most)", connect, delay, slack)
+	if connect < delay {
+		t.Errorf("connect took %s, want at least %s", connect, delay)
 	}
-	if echoes[0] < delay || echo > delay+slack {
-		t.Errorf("echo round trips %v, want each ≥ %s and the median ≤ %s", echoes, delay, delay+slack)
+	if connect > delay+slack {
+		t.Errorf("connect took %s, want at most %s", connect, delay+slack)
+	}
+	if echoes[0] < delay {
+		t.Errorf("fastest echo round trip %s (of %v), want at least %s", echoes[0], echoes, delay)
+	}
+	if echo > delay+slack {
+		t.Errorf("median echo round trip %s (of %v), want at most %s", echo, echoes, delay+slack)
 	}
 	if l.Held() < int64(1+len(echoes)) {
 		t.Errorf("queue held %d packets, want at least the SYN and one per echo (%d)", l.Held(), 1+len(echoes))
