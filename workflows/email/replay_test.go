@@ -20,7 +20,8 @@ import (
 // against today's workflow code. A change that would break running jobs fails here: guard it
 // with workflow.GetVersion, then record again, keeping the older shape's history under another
 // label (the "-children" waves ran a MailboxSyncWorkflow child per mailbox, as the mailbox
-// histories did; today's waves run each mailbox's pass as their own activity).
+// histories did; the "-activities-v1" waves ran each mailbox's pass as their own activity and
+// read their pages of mailboxes as activities; today's read them as local activities).
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {

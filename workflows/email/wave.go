@@ -100,8 +100,10 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 	}
 
 	// Waves started before this change run a MailboxSyncWorkflow child per mailbox; later
-	// ones run each mailbox's activities themselves (startMailbox).
-	inline := workflow.GetVersion(ctx, mailboxActivitiesChange, workflow.DefaultVersion, 1) >= 1
+	// ones run each mailbox's activities themselves (startMailbox), and from version 2 read
+	// their pages of mailboxes as local activities (loadPage).
+	shape := workflow.GetVersion(ctx, mailboxActivitiesChange, workflow.DefaultVersion, 2)
+	inline := shape >= 1
 	inFlight := map[string]bool{} // read only by the query; workflow logic never ranges over it
 	if err := workflow.SetQueryHandler(ctx, emailapi.QueryStatus, func() (emailapi.WaveProgress, error) {
 		p := emailapi.WaveProgress{Task: in.Task, Done: acc.Mailboxes, Failed: acc.Failed, Runs: acc.Runs}
@@ -111,8 +113,6 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 		return acc, err
 	}
 
-	lctx := workflow.WithActivityOptions(ctx, bookkeepingOptions(time.Minute))
-	var jobActs *emailjob.Activities
 	jobOnly := spec
 	jobOnly.Mailboxes = nil
 
@@ -148,9 +148,7 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 			break // cancelled: start nothing more, wait for the running ones below
 		}
 		if len(queue) == 0 && !exhausted {
-			var page []emailapi.MailboxSpec
-			err := workflow.ExecuteActivity(lctx, jobActs.LoadEmailMailboxes,
-				emailapi.LoadRequest{Spec: jobOnly, AfterID: in.AfterID, Limit: in.PageSize}).Get(ctx, &page)
+			page, err := loadPage(ctx, shape >= 2, emailapi.LoadRequest{Spec: jobOnly, AfterID: in.AfterID, Limit: in.PageSize})
 			if err != nil {
 				if temporal.IsCanceledError(err) {
 					break
@@ -209,6 +207,24 @@ func MailboxWaveWorkflow(ctx workflow.Context, in WaveInput) (WaveResult, error)
 // workflow tasks (started, completed) and itself two more, plus the start of an execution;
 // that per-mailbox overhead, not the IMAP work, set the pace of a large or a no-change pass.
 const mailboxActivitiesChange = "wave-mailbox-activities"
+
+// loadPage reads the next page of the job's mailboxes from PostgreSQL. As a local activity (the
+// workflows' own worker registers the bookkeeping activities) it costs the wave no activity task
+// and no second workflow task: a no-change presync of a few mailboxes waits for it before any
+// mailbox starts.
+func loadPage(ctx workflow.Context, local bool, req emailapi.LoadRequest) ([]emailapi.MailboxSpec, error) {
+	var jobActs *emailjob.Activities
+	var page []emailapi.MailboxSpec
+	bo := bookkeepingOptions(time.Minute)
+	if !local {
+		return page, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bo), jobActs.LoadEmailMailboxes, req).Get(ctx, &page)
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: bo.StartToCloseTimeout,
+		RetryPolicy:         bo.RetryPolicy,
+	})
+	return page, workflow.ExecuteLocalActivity(lctx, jobActs.LoadEmailMailboxes, req).Get(ctx, &page)
+}
 
 // startMailbox starts one mailbox's pass: inline, as the wave's own activities in a coroutine;
 // otherwise as a MailboxSyncWorkflow child (waves recorded before mailboxActivitiesChange).
