@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -63,6 +64,27 @@ func (p *entityPlan) nextAfter(row []any) any {
 	return row[0]
 }
 
+// sqliteKeyArg is keyArg's value of a one-column SQLite key: the text as the declared type
+// reads it (an integer for an INT column), or source.OneOf the classes it may be held under.
+func sqliteKeyArg(text string, integer bool) any {
+	n, err := strconv.ParseInt(text, 10, 64)
+	isInt := err == nil && strconv.FormatInt(n, 10) == text
+	switch {
+	case integer && isInt:
+		return n
+	case integer:
+		return text // INTEGER affinity keeps text that is no number as text
+	case isInt:
+		return source.OneOf{text, n}
+	}
+	if f, err := strconv.ParseFloat(text, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+		if t, _ := keyText(f); t == text {
+			return source.OneOf{text, f}
+		}
+	}
+	return text
+}
+
 // keyClass is the SQLite storage class of a row's one-column key when keyArg would not read
 // its text back as a value of that class (BatchRequest.AfterType says why it matters); "".
 func (p *entityPlan) keyClass(row []any) string {
@@ -99,6 +121,9 @@ const (
 func (p *entityPlan) cursorArg(text, class string) (any, error) {
 	switch class {
 	case "":
+		if p.nkey <= 1 {
+			return source.KeyValue(text, p.keyInt) // as cursors were read before they carried a class
+		}
 		return p.keyArg(text)
 	case keyClassInteger:
 		return source.KeyValue(text, true)
@@ -116,9 +141,14 @@ func (p *entityPlan) cursorArg(text, class string) (any, error) {
 	return nil, fmt.Errorf("checkpoint key %q: unknown storage class %q", text, class)
 }
 
-// keyArg turns a key's text (a checkpoint, an error's source_record_id) back into the value a
-// query compares the key column(s) with.
+// keyArg turns a key's text (an error's source_record_id, a mapping's source_id) back into the
+// value a query compares the key column(s) with. The text does not say a SQLite value's storage
+// class: an INT column may hold text that is no number, and a column of another type an integer
+// or a real number whose text this is; such a key matches either (source.OneOf).
 func (p *entityPlan) keyArg(text string) (any, error) {
+	if p.nkey <= 1 && p.src.Driver() == "sqlite" {
+		return sqliteKeyArg(text, p.keyInt), nil
+	}
 	if p.nkey <= 1 {
 		return source.KeyValue(text, p.keyInt)
 	}

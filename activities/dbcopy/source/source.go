@@ -42,6 +42,12 @@ type Query struct {
 	AfterMark any
 }
 
+// OneOf is a one-column key value a SQLite column may hold under any of several storage
+// classes (the text '5' or the integer 5: a column holds values of any class, and they never
+// compare equal): In and Equal match a row holding any of them. The key's text alone (an
+// error's or a mapping's) does not say which.
+type OneOf []any
+
 // Cond is a condition on a source column (a row filter): Op is not_null, eq, ne, gt, ge, lt,
 // le, in or max_length, Values its operands, bound as parameters (text, which both databases
 // compare with the column under its own type).
@@ -184,6 +190,13 @@ func buildSelect(q Query, quote func(string) string, selectExpr func(col string)
 	}
 	// equal is "key = v" (every column of a composite key equal).
 	equal := func(v any) string {
+		if alts, ok := v.(OneOf); ok && len(keys) == 1 {
+			terms := make([]string, len(alts))
+			for i, a := range alts {
+				terms[i] = keys[0] + " = " + param(a)[0]
+			}
+			return "(" + strings.Join(terms, " OR ") + ")"
+		}
 		phs := param(v)
 		parts := make([]string, len(keys))
 		for i, k := range keys {
@@ -214,9 +227,15 @@ func buildSelect(q Query, quote func(string) string, selectExpr func(col string)
 	switch {
 	case len(q.In) > 0:
 		if len(keys) == 1 {
-			phs := make([]string, len(q.In))
-			for i, v := range q.In {
-				phs[i] = param(v)[0]
+			var phs []string
+			for _, v := range q.In {
+				if alts, ok := v.(OneOf); ok {
+					for _, a := range alts {
+						phs = append(phs, param(a)[0])
+					}
+					continue
+				}
+				phs = append(phs, param(v)[0])
 			}
 			fmt.Fprintf(&b, "%s ORDER BY %s", where(fmt.Sprintf("%s IN (%s)", keys[0], strings.Join(phs, ", "))), order)
 			return b.String(), args

@@ -144,3 +144,51 @@ func TestSQLiteReadMatchesTheDriver(t *testing.T) {
 		t.Error("a read with a cancelled context succeeded")
 	}
 }
+
+// TestSQLiteOneOfMatchesEveryClass: a key given as OneOf matches a row holding it under any of
+// its storage classes, in In and in Equal; a plain value matches its own class only (a column
+// without a type compares 5 and '5' as different values).
+func TestSQLiteOneOfMatchesEveryClass(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE t (id PRIMARY KEY, v TEXT); INSERT INTO t VALUES (5, 'int'), ('6', 'text'), (2.5, 'real'), ('x', 'word')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	read := func(q Query) string {
+		t.Helper()
+		q.Table, q.Columns, q.Key = "t", []string{"v"}, "id"
+		rows, err := s.Read(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprint(r[0]))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		q    Query
+		want string
+	}{
+		{Query{In: []any{"5", "6", "2.5", "x"}}, "text,word"},
+		{Query{In: []any{OneOf{"5", int64(5)}, OneOf{"6", int64(6)}, OneOf{"2.5", 2.5}, "x"}}, "real,int,text,word"},
+		{Query{Equal: "5"}, ""},
+		{Query{Equal: OneOf{"5", int64(5)}}, "int"},
+		{Query{Equal: OneOf{"6", int64(6)}}, "text"},
+	} {
+		if got := read(c.q); got != c.want {
+			t.Errorf("read %+v = %q, want %q", c.q, got, c.want)
+		}
+	}
+}
