@@ -76,8 +76,8 @@ entities:
 		if err != nil {
 			t.Fatalf("%s: re-drive: %v", tc.name, err)
 		}
-		if res.Loaded != 2 || res.Failed != 0 {
-			t.Errorf("%s: re-drive loaded %d rows and failed %d, want 2 and 0", tc.name, res.Loaded, res.Failed)
+		if diff := cmp.Diff(RetryResult{Entity: tc.name, Retried: 2, Loaded: 2}, res); diff != "" {
+			t.Errorf("%s: re-drive (-want +got):\n%s", tc.name, diff)
 		}
 		var want []string
 		for _, r := range tc.table.Rows {
