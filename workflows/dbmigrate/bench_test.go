@@ -163,6 +163,7 @@ func benchProduct(ctx context.Context, b *testing.B, c client.Client, srv *teste
 	})
 	in := dbmigrateapi.Input{MigrationID: uuid.NewString(), MigrationType: model.MigrationFull, CreatedBy: "bench", Spec: sp}
 	cpu0 := pidCPU(cmd.Process.Pid)
+	peakAt := sampleRSS(cmd.Process.Pid)
 	pgc := startPGCPU(ctx, b, dbURL, controlURL)
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: dbmigrateapi.WorkflowID(in.MigrationID),
@@ -178,7 +179,7 @@ func benchProduct(ctx context.Context, b *testing.B, c client.Client, srv *teste
 			res.Status, res, err, logs.String())
 	}
 	d := time.Since(start)
-	peak, cpu, pgCPU := pidPeakRSS(cmd.Process.Pid), pidCPU(cmd.Process.Pid)-cpu0, pgc.end()
+	peak, cpu, pgCPU, at := pidPeakRSS(cmd.Process.Pid), pidCPU(cmd.Process.Pid)-cpu0, pgc.end(), peakAt()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		b.Fatal(err)
@@ -226,8 +227,9 @@ func benchProduct(ctx context.Context, b *testing.B, c client.Client, srv *teste
 	benchTimeline(ctx, b, pool, in.MigrationID, start, d)
 	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps),
 		workerCPU: cpu.Seconds(), pgCPU: pgCPU.Seconds()}
-	benchLog("cutover run: %v, worker peak RSS %.0f MB, worker CPU %.1fs, PostgreSQL CPU %.1fs (target and control backends), "+
+	benchLog("cutover run: %v, worker peak RSS %.0f MB (sampled: %.0f MB at %.1fs, %.0f MB at the start), worker CPU %.1fs, PostgreSQL CPU %.1fs (target and control backends), "+
 		"target tables %.0f MB, mapping ledger %.1f MB (%.0f bytes per mapping)", d.Round(time.Millisecond), r.peakMB,
+		float64(at.rss)/(1<<20), at.at.Seconds(), float64(at.first)/(1<<20),
 		cpu.Seconds(), pgCPU.Seconds(), float64(targetBytes)/(1<<20),
 		float64(ledgerBytes)/(1<<20), r.ledgerBytesPerRow)
 	return r
@@ -390,18 +392,50 @@ func uptime() string {
 }
 
 // pidPeakRSS is a process's VmHWM in bytes.
-func pidPeakRSS(pid int) int64 {
+func pidPeakRSS(pid int) int64 { return pidStatusBytes(pid, "VmHWM:") }
+
+// pidStatusBytes is a kB field of a process's /proc status (VmHWM:, VmRSS:) in bytes.
+func pidStatusBytes(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
 	}
 	return 0
+}
+
+type rssPeak struct {
+	first, rss int64 // the first sample (the idle worker's), the highest
+	at         time.Duration
+}
+
+// sampleRSS reads a process's RSS every 100 ms until the returned function is called, which
+// returns the highest seen and when (from the first sample, about the run's start): the phase
+// of the timeline (benchTimeline) the peak belongs to.
+func sampleRSS(pid int) func() rssPeak {
+	stop, done := make(chan struct{}), make(chan rssPeak)
+	go func() {
+		start, peak := time.Now(), rssPeak{first: pidStatusBytes(pid, "VmRSS:")}
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if r := pidStatusBytes(pid, "VmRSS:"); r > peak.rss {
+				peak.rss, peak.at = r, time.Since(start)
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() rssPeak { close(stop); return <-done }
 }
 
 // pidCPU is a process's user + system CPU time (from /proc/<pid>/stat, 10 ms ticks).
