@@ -55,7 +55,8 @@ func (e *Engine) prepare(p *entityPlan, pg *page) {
 // maxPageBytes bounds a page by the bytes of its source values, whatever the batch size says:
 // a page's rows are held twice (source values and COPY tuples) by the reader and by each writer
 // (Writers+1 pages per entity, two entities at once), so a batch size fit for narrow rows holds
-// hundreds of MB of multi-KB rows (mail bodies, raw messages).
+// hundreds of MB of multi-KB rows (mail bodies, raw messages). The content check's pages
+// (readAhead) are bounded the same way: a page held with its transformed rows, one read ahead.
 const maxPageBytes = 8 << 20
 
 // pageLimit is the number of rows to read for a page: the batch size, fewer when the rows read
@@ -125,13 +126,20 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 		// A copy: a row is a window on an array shared by thousands, which it would keep.
 		pg.last = slices.Clone(rows[len(rows)-1])
 	}
+	pg.bytes = p.measure(rows)
+	return pg, nil
+}
+
+// measure returns the source bytes of rows and records their average for pageLimit.
+func (p *entityPlan) measure(rows [][]any) int64 {
+	var n int64
 	for _, r := range rows {
-		pg.bytes += rowBytes(r)
+		n += rowBytes(r)
 	}
 	if len(rows) > 0 {
-		p.rowBytes.Store(max(1, pg.bytes/int64(len(rows))))
+		p.rowBytes.Store(max(1, n/int64(len(rows))))
 	}
-	return pg, nil
+	return n
 }
 
 // markValue converts a checkpointed watermark to the type its column compares as.

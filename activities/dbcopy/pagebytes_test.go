@@ -55,3 +55,59 @@ entities:
 		t.Errorf("%d distinct full rows in the target, want %d", got, n)
 	}
 }
+
+// TestContentCheckPagesAreBoundedByBytes: the content check reads the source in pages bounded
+// by bytes too (a worker that did not run the load starts at the batch size, then learns the
+// width from its first page), and its check of every wide row passes.
+func TestContentCheckPagesAreBoundedByBytes(t *testing.T) {
+	const n, width = 600, 64 << 10
+	tbl := &dbcopytest.Table{Name: "mail", PK: true, Columns: []string{"id", "body"}, Types: []string{"INTEGER", "TEXT"}}
+	for i := int64(1); i <= n; i++ {
+		tbl.Rows = append(tbl.Rows, []any{i, strings.Repeat(string(rune('a'+i%26)), width)})
+	}
+	e := openEngine(t, []*dbcopytest.Table{tbl}, `name: wide
+batch_size: 300
+sources: {legacy: {driver: sqlite, path: %q}}
+target: {create_tables: true}
+entities:
+  - {name: mails, source_table: mail, target_table: mails, key: {source: id},
+     columns: [{source: id, target: legacy_id, type: bigint}, {source: body, type: text}]}
+`)
+	ctx := ctxT(t)
+	if res, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "mails"}, 0, nil); err != nil || !res.Done {
+		t.Fatalf("copy: %+v %v", res, err)
+	}
+	p, err := e.plan(ctx, "mails")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.rowBytes.Store(0) // as in a worker that did not run the load
+	pages, stop := e.readAhead(ctx, p)
+	var sizes []int
+	total := 0
+	for pg := range pages {
+		if pg.err != nil {
+			t.Fatal(pg.err)
+		}
+		sizes, total = append(sizes, len(pg.rows)), total+len(pg.rows)
+	}
+	stop()
+	if total != n || len(sizes) < 3 || sizes[0] != 300 {
+		t.Fatalf("pages of %v rows (%d in all); want %d rows, 300 then pages bounded by bytes", sizes, total, n)
+	}
+	for _, r := range sizes[1:] {
+		if int64(r)*(width+8) > maxPageBytes {
+			t.Errorf("a page of %d rows (%d KiB): pages %v", r, r*width>>10, sizes)
+		}
+	}
+	vs, err := e.Validate(ctx, "mails")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Passed(vs, false) {
+		for _, v := range vs {
+			t.Logf("%s %s %s", v.ValidationType, v.Status, v.IssueDetails)
+		}
+		t.Fatal("validation of the wide rows failed")
+	}
+}

@@ -188,12 +188,13 @@ func (e *Engine) readAhead(ctx context.Context, p *entityPlan) (pages <-chan pag
 		defer close(done)
 		defer close(ch)
 		q := p.query()
-		q.Limit = p.ent.BatchSize
 		for {
+			q.Limit = p.pageLimit() // bounded by bytes (maxPageBytes) once a page is measured
 			rows, err := p.src.Read(ctx, q)
 			if err == nil && len(rows) == 0 {
 				return
 			}
+			p.measure(rows)
 			select {
 			case ch <- page{rows: rows, err: err}:
 			case <-ctx.Done():
