@@ -2,9 +2,10 @@
 //
 // SQLite has no change stream a reader can follow, so the migration installs one in the
 // source file: a trigger per copied table and operation (AFTER INSERT, UPDATE, DELETE) appends
-// the changed row's key to a change-log table, _cutover_changes. The application needs no change
-// and its tables no watermark column; a write costs it one more small insert in its own
-// transaction. The log records keys only: a drain reads the changed keys and, in the same read
+// the changed row's key to a change-log table, _cutover_changes, and BEFORE INSERT/UPDATE
+// triggers log the rows a REPLACE would delete unseen (sqlite_clash.go). The application
+// needs no change and its tables no watermark column; a write costs it one more small insert
+// in its own transaction (and an index lookup per unique index of the table). The log records keys only: a drain reads the changed keys and, in the same read
 // transaction, the rows they name as they are now, so a row changed five times is copied once,
 // and a key with no row is a delete. SQLite has one writer at a time and a log row's seq is
 // taken inside the writer's transaction, so seq grows in commit order: "everything after seq N"
@@ -130,7 +131,11 @@ func (l *SQLiteLog) Install(ctx context.Context, tables []Table) error {
 			return err
 		}
 		for _, t := range tables {
-			for _, stmt := range triggers(t) {
+			ixs, err := clashIndexes(ctx, tx, t)
+			if err != nil {
+				return err
+			}
+			for _, stmt := range append(triggers(t), clashTriggers(t, ixs)...) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return fmt.Errorf("trigger on %s: %w", t.Name, err)
 				}
@@ -251,7 +256,7 @@ func (l *SQLiteLog) Trim(ctx context.Context, upto int64) error {
 type Change struct {
 	Seq   int64
 	Table string
-	Op    string // I, U or D (an UPDATE that moved a key logs the old key as D)
+	Op    string // I, U, D (an UPDATE that moved a key logs the old key as D) or R (a row REPLACE may delete)
 	Key   any
 }
 
