@@ -50,11 +50,15 @@ func (e *Engine) Captured(entity string) bool {
 }
 
 // sourceTables are the tables (and their keys) a source's entities read.
-func (e *Engine) sourceTables(name string) []capture.Table {
+func (e *Engine) sourceTables(name string) []capture.Table { return e.tablesKeyed(name, true) }
+
+// tablesKeyed is sourceTables, without the tables of entities keyed by several columns unless
+// composite.
+func (e *Engine) tablesKeyed(name string, composite bool) []capture.Table {
 	var out []capture.Table
 	for _, ent := range e.spec.Entities {
 		t := capture.Table{Name: ent.SourceTable, Key: ent.Key.Source}
-		if ent.Source == name && !slices.Contains(out, t) {
+		if ent.Source == name && (composite || !ent.Key.Composite()) && !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
@@ -100,7 +104,10 @@ func (e *Engine) InstallCapture(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			err = l.Install(ctx, e.sourceTables(name))
+			// A table keyed by several columns gets no trigger: it is caught up by key cursor,
+			// and a trigger logging its (absent) single key would fail every application write
+			// to it.
+			err = l.Install(ctx, e.tablesKeyed(name, false))
 			l.Close()
 			if err != nil {
 				return err
