@@ -92,8 +92,14 @@ entities:
 		sizes, total = append(sizes, len(pg.rows)), total+len(pg.rows)
 	}
 	stop()
-	if total != n || len(sizes) < 3 || sizes[0] != 300 {
-		t.Fatalf("pages of %v rows (%d in all); want %d rows, 300 then pages bounded by bytes", sizes, total, n)
+	if total != n {
+		t.Fatalf("pages of %v rows hold %d rows in all, want %d", sizes, total, n)
+	}
+	if len(sizes) < 3 {
+		t.Fatalf("pages of %v rows: %d pages, want at least 3 (pages bounded by bytes)", sizes, len(sizes))
+	}
+	if sizes[0] != 300 {
+		t.Fatalf("pages of %v rows: the first holds %d, want the asked 300", sizes, sizes[0])
 	}
 	for _, r := range sizes[1:] {
 		if int64(r)*(width+8) > maxPageBytes {
