@@ -306,7 +306,7 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 		n++
 		beat.committed(dbmigrateapi.BatchRequest{Entity: b.Entity, BatchNumber: b.BatchNumber + 1, After: b.LastKey,
 			AfterType: b.LastKeyType, Sync: cursor.Sync,
-			Mark: b.LastMark}, n)
+			Mark: b.LastMark, MarkType: b.LastMarkType}, n)
 		return nil
 	})
 	beat.stop()

@@ -17,22 +17,26 @@ import (
 // BatchResult is what a batch did; a replayed (already committed) batch returns what was
 // recorded when it committed.
 type BatchResult struct {
-	Entity      string  `json:"entity"`
-	BatchNumber int64   `json:"batch_number"`
-	Rows        int     `json:"rows"`
-	Loaded      int     `json:"loaded"`
-	Inserted    int     `json:"inserted"` // loaded rows that were new (upserts may update)
-	Failed      int     `json:"failed"`
-	LastKey     string  `json:"last_key,omitempty"`
-	LastKeyType string  `json:"last_key_type,omitempty"` // LastKey's storage class (BatchRequest.AfterType)
-	LastMark    string  `json:"last_mark,omitempty"`
-	MarkStart   string  `json:"mark_start,omitempty"` // watermark high-water before the first batch
-	Done        bool    `json:"done"`
-	Replayed    bool    `json:"replayed,omitempty"`
-	Bytes       int64   `json:"bytes"`
-	DurationMS  int64   `json:"duration_ms"`
-	RowsPerSec  float64 `json:"rows_per_sec"`
-	Empty       bool    `json:"empty,omitempty"` // nothing to read: no batch was recorded
+	Entity      string `json:"entity"`
+	BatchNumber int64  `json:"batch_number"`
+	Rows        int    `json:"rows"`
+	Loaded      int    `json:"loaded"`
+	Inserted    int    `json:"inserted"` // loaded rows that were new (upserts may update)
+	Failed      int    `json:"failed"`
+	LastKey     string `json:"last_key,omitempty"`
+	LastKeyType string `json:"last_key_type,omitempty"` // LastKey's storage class (BatchRequest.AfterType)
+	LastMark    string `json:"last_mark,omitempty"`
+	// LastMarkType is LastMark's storage class (BatchRequest.MarkType).
+	LastMarkType string `json:"last_mark_type,omitempty"`
+	MarkStart    string `json:"mark_start,omitempty"` // watermark high-water before the first batch
+	// MarkStartType is MarkStart's storage class (BatchRequest.MarkType).
+	MarkStartType string  `json:"mark_start_type,omitempty"`
+	Done          bool    `json:"done"`
+	Replayed      bool    `json:"replayed,omitempty"`
+	Bytes         int64   `json:"bytes"`
+	DurationMS    int64   `json:"duration_ms"`
+	RowsPerSec    float64 `json:"rows_per_sec"`
+	Empty         bool    `json:"empty,omitempty"` // nothing to read: no batch was recorded
 }
 
 // concurrentLockTimeout bounds a row-lock wait of a batch written beside others (CopyBatches
@@ -82,7 +86,7 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 	start := time.Now()
 	res := BatchResult{Entity: p.ent.Name, BatchNumber: req.BatchNumber, Rows: pg.n, Done: !pg.full,
 		Bytes: pg.bytes, MarkStart: pg.markStart, LastKey: req.After,
-		LastKeyType: req.AfterType, LastMark: req.Mark}
+		LastKeyType: req.AfterType, LastMark: req.Mark, LastMarkType: req.MarkType, MarkStartType: pg.markStartType}
 	if pg.n == 0 {
 		res.Empty = true
 		return res, nil
@@ -92,6 +96,7 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 	res.LastKeyType = p.keyClass(last)
 	if p.markIdx >= 0 && req.Sync {
 		res.LastMark, _ = keyText(last[p.markIdx])
+		res.LastMarkType = p.markClass(last[p.markIdx])
 	}
 
 	tr := pg.prep
@@ -215,6 +220,12 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 	if res.MarkStart != "" {
 		state["mark_start"] = res.MarkStart
 	}
+	if res.LastMarkType != "" {
+		state["last_mark_type"] = res.LastMarkType
+	}
+	if res.MarkStartType != "" {
+		state["mark_start_type"] = res.MarkStartType
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO migration_checkpoints
 		(id, migration_id, entity_name, checkpoint_type, batch_number, last_source_id, records_processed, system_state)
 		VALUES ($1, $2, $3, 'batch_completion', $4, $5, $6, $7)`,
@@ -261,18 +272,20 @@ func (e *Engine) replayed(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 		return res, fmt.Errorf("batch %s/%d: read committed outcome: %w", p.ent.Name, req.BatchNumber, err)
 	}
 	var st struct {
-		Done      bool   `json:"done"`
-		Inserted  int    `json:"inserted"`
-		LastKeyTy string `json:"last_key_type"`
-		LastMark  string `json:"last_mark"`
-		MarkStart string `json:"mark_start"`
+		Done        bool   `json:"done"`
+		Inserted    int    `json:"inserted"`
+		LastKeyTy   string `json:"last_key_type"`
+		LastMark    string `json:"last_mark"`
+		LastMarkTy  string `json:"last_mark_type"`
+		MarkStart   string `json:"mark_start"`
+		MarkStartTy string `json:"mark_start_type"`
 	}
 	_ = json.Unmarshal(state, &st)
 	if last != nil {
 		res.LastKey = *last
 	}
 	res.Done, res.Inserted, res.LastMark, res.MarkStart = st.Done, st.Inserted, st.LastMark, st.MarkStart
-	res.LastKeyType = st.LastKeyTy
+	res.LastKeyType, res.LastMarkType, res.MarkStartType = st.LastKeyTy, st.LastMarkTy, st.MarkStartTy
 	res.Replayed = true
 	res.DurationMS, res.RowsPerSec = 0, 0
 	return res, nil

@@ -20,7 +20,9 @@ type page struct {
 	full      bool    // the page hit the limit: more may follow
 	bytes     int64
 	markStart string
-	err       error
+	// markStartType is markStart's storage class (BatchRequest.MarkType).
+	markStartType string
+	err           error
 	// prep is the page transformed and encoded ahead of its writer (CopyBatches' reader does
 	// it, so writers spend their time on PostgreSQL); nil: the writer transforms.
 	prep *transformed
@@ -85,7 +87,11 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 	if req.Sync && p.markIdx >= 0 {
 		q.Mark = p.ent.Incremental.Column
 		if req.Mark != "" {
-			q.AfterMark = e.markValue(p, req.Mark)
+			v, err := p.markArg(req.Mark, req.MarkType)
+			if err != nil {
+				return pg, fmt.Errorf("%w: %w", ErrSpec, err)
+			}
+			q.AfterMark = v
 		}
 	}
 	if !req.Sync && req.After == "" && p.markIdx >= 0 {
@@ -95,6 +101,7 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 			return pg, err
 		}
 		pg.markStart, _ = keyText(m)
+		pg.markStartType = p.markClass(m)
 	}
 	rows, err := p.src.Read(ctx, q)
 	if err != nil {
@@ -142,12 +149,17 @@ func (p *entityPlan) measure(rows [][]any) int64 {
 	return n
 }
 
-// markValue converts a checkpointed watermark to the type its column compares as.
-func (e *Engine) markValue(p *entityPlan, mark string) any {
-	if v, err := source.KeyValue(mark, p.markInt); err == nil {
-		return v
+// markArg is the value a catch-up read continues after: the watermark's text read back as a
+// value of class (markClass), or by the column's declared type when class is "" (text that
+// is no integer stays text, as checkpoints were read before they carried a class).
+func (p *entityPlan) markArg(mark, class string) (any, error) {
+	if class != "" {
+		return classValue(mark, class)
 	}
-	return mark
+	if v, err := source.KeyValue(mark, p.markInt); err == nil {
+		return v, nil
+	}
+	return mark, nil
 }
 
 func rowBytes(r []any) int64 {

@@ -91,15 +91,31 @@ func (p *entityPlan) keyClass(row []any) string {
 	if p.nkey != 1 || p.src.Driver() != "sqlite" {
 		return ""
 	}
-	switch row[0].(type) {
+	return storageClass(row[0], p.keyInt)
+}
+
+// markClass is the SQLite storage class of a watermark value (a row's, or the column's
+// high-water) when its text would not read back as a value of that class by the column's
+// declared type (BatchRequest.MarkType); "".
+func (p *entityPlan) markClass(v any) string {
+	if p.markIdx < 0 || p.src.Driver() != "sqlite" {
+		return ""
+	}
+	return storageClass(v, p.markInt)
+}
+
+// storageClass is the SQLite storage class of v when its text would not read back as a value
+// of that class by a column's declared type (integer: the type reads as INT, else as text); "".
+func storageClass(v any, integer bool) string {
+	switch v.(type) {
 	case int64:
-		if !p.keyInt {
+		if !integer {
 			return keyClassInteger
 		}
 	case float64:
 		return keyClassReal
 	case string:
-		if p.keyInt {
+		if integer {
 			return keyClassText
 		}
 	case []byte:
@@ -108,7 +124,7 @@ func (p *entityPlan) keyClass(row []any) string {
 	return ""
 }
 
-// The SQLite storage classes a cursor names (BatchRequest.AfterType).
+// The SQLite storage classes a cursor names (BatchRequest.AfterType and MarkType).
 const (
 	keyClassInteger = "integer"
 	keyClassReal    = "real"
@@ -119,18 +135,25 @@ const (
 // cursorArg is the value a page read continues after: the key's text read back as a value of
 // class (keyClass), or by the column's declared type when class is "".
 func (p *entityPlan) cursorArg(text, class string) (any, error) {
+	if class != "" {
+		return classValue(text, class)
+	}
+	if p.nkey <= 1 {
+		return source.KeyValue(text, p.keyInt) // as cursors were read before they carried a class
+	}
+	return p.keyArg(text)
+}
+
+// classValue is a cursor's text (a key or a watermark) read back as a value of a SQLite
+// storage class (storageClass).
+func classValue(text, class string) (any, error) {
 	switch class {
-	case "":
-		if p.nkey <= 1 {
-			return source.KeyValue(text, p.keyInt) // as cursors were read before they carried a class
-		}
-		return p.keyArg(text)
 	case keyClassInteger:
 		return source.KeyValue(text, true)
 	case keyClassReal:
 		f, err := strconv.ParseFloat(text, 64)
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint key %q is not a real number: %w", text, err)
+			return nil, fmt.Errorf("checkpoint value %q is not a real number: %w", text, err)
 		}
 		return f, nil
 	case keyClassText:
@@ -138,7 +161,7 @@ func (p *entityPlan) cursorArg(text, class string) (any, error) {
 	case keyClassBlob:
 		return []byte(text), nil
 	}
-	return nil, fmt.Errorf("checkpoint key %q: unknown storage class %q", text, class)
+	return nil, fmt.Errorf("checkpoint value %q: unknown storage class %q", text, class)
 }
 
 // keyArg turns a key's text (an error's source_record_id, a mapping's source_id) back into the

@@ -24,6 +24,8 @@ type RunResult struct {
 	Bytes     int64  `json:"bytes"`
 	Done      bool   `json:"done"`
 	MarkStart string `json:"mark_start,omitempty"`
+	// MarkStartType is MarkStart's storage class (BatchRequest.MarkType).
+	MarkStartType string `json:"mark_start_type,omitempty"`
 	// Replayed counts the batches (and their rows) that were already committed — a retry after
 	// a crash or a workflow reset re-asking for them — and so were not copied again.
 	Replayed     int   `json:"replayed,omitempty"`
@@ -40,7 +42,7 @@ func (r *RunResult) add(b BatchResult) {
 	r.Failed += int64(b.Failed)
 	r.Bytes += b.Bytes
 	if b.MarkStart != "" {
-		r.MarkStart = b.MarkStart
+		r.MarkStart, r.MarkStartType = b.MarkStart, b.MarkStartType
 	}
 	if b.Replayed {
 		r.Replayed++
@@ -57,7 +59,7 @@ func (r *RunResult) merge(o RunResult) {
 	r.Failed += o.Failed
 	r.Bytes += o.Bytes
 	if o.MarkStart != "" {
-		r.MarkStart = o.MarkStart
+		r.MarkStart, r.MarkStartType = o.MarkStart, o.MarkStartType
 	}
 	r.Replayed += o.Replayed
 	r.ReplayedRows += o.ReplayedRows
@@ -197,6 +199,7 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.Ba
 			r.After, r.AfterType = j.readLast, j.lastType
 			if r.Sync && p.markIdx >= 0 {
 				r.Mark, _ = keyText(pg.last[p.markIdx])
+				r.MarkType = p.markClass(pg.last[p.markIdx])
 			}
 			r.BatchNumber++
 		}
@@ -312,7 +315,7 @@ func (e *Engine) copyRun(ctx context.Context, p *entityPlan, req dbmigrateapi.Ba
 		}
 		out.add(res)
 		out.Next = dbmigrateapi.BatchRequest{Entity: req.Entity, Sync: req.Sync, After: res.LastKey, AfterType: res.LastKeyType,
-			Mark: res.LastMark, BatchNumber: j.req.BatchNumber + 1}
+			Mark: res.LastMark, MarkType: res.LastMarkType, BatchNumber: j.req.BatchNumber + 1}
 		out.Done = res.Done
 		if onBatch != nil {
 			if err := onBatch(res); err != nil {

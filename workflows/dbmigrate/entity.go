@@ -20,22 +20,26 @@ type EntityInput struct {
 	Config    dbmigrateapi.Config       `json:"config"`
 	Cursor    dbmigrateapi.BatchRequest `json:"cursor"`
 	MarkStart string                    `json:"mark_start,omitempty"`
+	// MarkStartType is MarkStart's storage class (BatchRequest.MarkType).
+	MarkStartType string `json:"mark_start_type,omitempty"`
 	// Continued is set on runs after a continue-as-new.
 	Continued bool `json:"continued,omitempty"`
 }
 
 // EntityResult is an entity's outcome.
 type EntityResult struct {
-	Entity     string                      `json:"entity"`
-	Status     model.EntityStatus          `json:"status"`
-	Total      int64                       `json:"records_total"`
-	Processed  int64                       `json:"records_processed"`
-	Failed     int64                       `json:"records_failed"`
-	Next       dbmigrateapi.BatchRequest   `json:"next"`
-	MarkStart  string                      `json:"mark_start,omitempty"`
-	Throughput float64                     `json:"throughput"`
-	Reason     string                      `json:"reason,omitempty"`
-	Changes    []dbmigrateapi.ColumnChange `json:"changes,omitempty"`
+	Entity    string                    `json:"entity"`
+	Status    model.EntityStatus        `json:"status"`
+	Total     int64                     `json:"records_total"`
+	Processed int64                     `json:"records_processed"`
+	Failed    int64                     `json:"records_failed"`
+	Next      dbmigrateapi.BatchRequest `json:"next"`
+	MarkStart string                    `json:"mark_start,omitempty"`
+	// MarkStartType is MarkStart's storage class (BatchRequest.MarkType).
+	MarkStartType string                      `json:"mark_start_type,omitempty"`
+	Throughput    float64                     `json:"throughput"`
+	Reason        string                      `json:"reason,omitempty"`
+	Changes       []dbmigrateapi.ColumnChange `json:"changes,omitempty"`
 }
 
 var nonRetryable = []string{dbcopy.ErrTypeSpec, dbcopy.ErrTypeApproval, dbcopy.ErrTypeTransition}
@@ -112,7 +116,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 	cfg := in.Config.WithDefaults()
 	var a *dbcopy.Activities
 	sctx, bctx, cctx := activityContexts(ctx, cfg)
-	res := EntityResult{Entity: in.Entity, Next: in.Cursor, MarkStart: in.MarkStart}
+	res := EntityResult{Entity: in.Entity, Next: in.Cursor, MarkStart: in.MarkStart, MarkStartType: in.MarkStartType}
 	if !in.Continued {
 		if err := workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
 			Entity: in.Entity, Status: model.EntityRunning}).Get(ctx, nil); err != nil {
@@ -123,7 +127,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 	for chunk := 0; ; chunk++ {
 		if chunk >= cfg.ActivitiesPerRun {
 			next := in
-			next.Cursor, next.MarkStart, next.Continued = res.Next, res.MarkStart, true
+			next.Cursor, next.MarkStart, next.MarkStartType, next.Continued = res.Next, res.MarkStart, res.MarkStartType, true
 			return res, workflow.NewContinueAsNewError(ctx, dbmigrateapi.EntityWorkflowName, next)
 		}
 		var out dbcopy.ChunkResult
@@ -133,7 +137,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 		}
 		res.Next = out.Run.Next
 		if out.Run.MarkStart != "" {
-			res.MarkStart = out.Run.MarkStart
+			res.MarkStart, res.MarkStartType = out.Run.MarkStart, out.Run.MarkStartType
 		}
 		res.Total, res.Processed, res.Failed, res.Throughput = out.RecordsTotal, out.RecordsProcessed, out.RecordsFailed, out.Throughput
 		if out.Changes != nil {

@@ -60,11 +60,13 @@ func (w *orch) load(ctx workflow.Context) error {
 					}
 					es.Total, es.Processed, es.Failed = max(r.Total, es.Total), max(r.Processed, es.Processed), max(r.Failed, es.Failed)
 					es.Throughput, es.MarkStart, es.Reason = r.Throughput, r.MarkStart, r.Reason
+					es.MarkStartType = r.MarkStartType
 					if r.Changes != nil {
 						es.Changes = r.Changes
 					}
 					es.Cursor = dbmigrateapi.BatchRequest{Entity: name, Sync: true, After: r.Next.After,
-						AfterType: r.Next.AfterType, BatchNumber: r.Next.BatchNumber, Mark: r.MarkStart}
+						AfterType: r.Next.AfterType, BatchNumber: r.Next.BatchNumber, Mark: r.MarkStart,
+						MarkType: r.MarkStartType}
 					if r.MarkStart != "" {
 						es.Cursor.After, es.Cursor.AfterType = "", "" // watermark passes start at the high-water mark, any key
 					}

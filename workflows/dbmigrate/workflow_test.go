@@ -156,7 +156,8 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 		done := n >= rec.chunksToDo
 		next := dbmigrateapi.BatchRequest{Entity: e, BatchNumber: int64(n * 10), After: fmt.Sprint(n * 50)}
 		processed := min(int64(n*50), 100)
-		return dbcopy.ChunkResult{Run: dbcopy.RunResult{Entity: e, Batches: 10, Rows: 50, Loaded: 50, Done: done, Next: next, MarkStart: "m0"},
+		return dbcopy.ChunkResult{Run: dbcopy.RunResult{Entity: e, Batches: 10, Rows: 50, Loaded: 50, Done: done, Next: next, MarkStart: "m0",
+			MarkStartType: "blob"},
 			RecordsTotal: 100, RecordsProcessed: processed - failed, RecordsFailed: failed, Throughput: 1000}, nil
 	}).After(rec.copyDelay)
 	env.OnActivity(a.DBFinalize, mock.Anything, mock.Anything).Return(nil)
@@ -447,6 +448,9 @@ func TestIncrementalPassesCutoverAndRollbackRefusedWhilePending(t *testing.T) {
 		if c.Cursor.Mark != "m0" {
 			t.Fatalf("catch-up cursor mark %q, want m0: %+v", c.Cursor.Mark, c.Cursor)
 		}
+		if c.Cursor.MarkType != "blob" {
+			t.Fatalf("catch-up cursor mark's storage class %q, want blob (the load's): %+v", c.Cursor.MarkType, c.Cursor)
+		}
 		if c.Cursor.BatchNumber != 20 {
 			t.Fatalf("catch-up cursor batch %d, want 20: %+v", c.Cursor.BatchNumber, c.Cursor)
 		}
@@ -587,6 +591,9 @@ func TestEntityContinuesAsNew(t *testing.T) {
 	}
 	if next.MarkStart != "m0" {
 		t.Fatalf("next.MarkStart = %v, want \"m0\"; continued with %+v", next.MarkStart, next)
+	}
+	if next.MarkStartType != "blob" {
+		t.Fatalf("next.MarkStartType = %v, want \"blob\"; continued with %+v", next.MarkStartType, next)
 	}
 }
 

@@ -162,7 +162,9 @@ type EntityState struct {
 	Throughput float64            `json:"throughput_per_second"`
 	Cursor     BatchRequest       `json:"cursor"` // where catch-up passes continue
 	MarkStart  string             `json:"mark_start,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
+	// MarkStartType is MarkStart's storage class (BatchRequest.MarkType).
+	MarkStartType string `json:"mark_start_type,omitempty"`
+	Reason        string `json:"reason,omitempty"`
 	// Changes counts the values a transformation changed, per column (none changes silently).
 	Changes []ColumnChange `json:"changes,omitempty"`
 }

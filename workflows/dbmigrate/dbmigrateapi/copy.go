@@ -24,6 +24,10 @@ type BatchRequest struct {
 	// (Mark, After), written as upserts. Without a watermark column, rows after After.
 	Sync bool   `json:"sync,omitempty"`
 	Mark string `json:"mark,omitempty"`
+	// MarkType is Mark's SQLite storage class, as AfterType is After's (by the watermark
+	// column's declared type): an integer epoch and ISO text sit at different places in
+	// watermark order, and text compares after every integer.
+	MarkType string `json:"mark_type,omitempty"`
 }
 
 // ColumnChange is how many values of a column one kind of transformation changed on their way
