@@ -151,12 +151,22 @@ func (p *entityPlan) measure(rows [][]any) int64 {
 
 // markArg is the value a catch-up read continues after: the watermark's text read back as a
 // value of class (markClass), or by the column's declared type when class is "" (text that
-// is no integer stays text, as checkpoints were read before they carried a class).
+// is no integer stays text, as checkpoints were read before they carried a class). A SQLite
+// mark of another declared type whose text spells a number and that has no class was
+// checkpointed before marks carried one (markClass names text that spells a number): it
+// reads back as the number, which SQLite sorts before any text, so a pass re-reads (upserts)
+// rows after the number rather than skip the integers and reals after it.
 func (p *entityPlan) markArg(mark, class string) (any, error) {
 	if class != "" {
 		return classValue(mark, class)
 	}
-	if v, err := source.KeyValue(mark, p.markInt); err == nil {
+	if p.markInt {
+		if v, err := source.KeyValue(mark, true); err == nil {
+			return v, nil
+		}
+		return mark, nil
+	}
+	if v, num := numberOf(mark); num && p.src.Driver() == "sqlite" {
 		return v, nil
 	}
 	return mark, nil

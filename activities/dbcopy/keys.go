@@ -74,15 +74,24 @@ func sqliteKeyArg(text string, integer bool) any {
 		return n
 	case integer:
 		return text // INTEGER affinity keeps text that is no number as text
-	case isInt:
-		return source.OneOf{text, n}
+	}
+	if v, ok := numberOf(text); ok {
+		return source.OneOf{text, v}
+	}
+	return text
+}
+
+// numberOf is the integer or real number text spells as keyText renders it (no other text).
+func numberOf(text string) (any, bool) {
+	if n, err := strconv.ParseInt(text, 10, 64); err == nil && strconv.FormatInt(n, 10) == text {
+		return n, true
 	}
 	if f, err := strconv.ParseFloat(text, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 		if t, _ := keyText(f); t == text {
-			return source.OneOf{text, f}
+			return f, true
 		}
 	}
-	return text
+	return nil, false
 }
 
 // keyClass is the SQLite storage class of a row's one-column key when keyArg would not read
@@ -100,6 +109,11 @@ func (p *entityPlan) keyClass(row []any) string {
 func (p *entityPlan) markClass(v any) string {
 	if p.markIdx < 0 || p.src.Driver() != "sqlite" {
 		return ""
+	}
+	if s, ok := v.(string); ok && !p.markInt {
+		if _, num := numberOf(s); num {
+			return keyClassText // "" would read back as the number (markArg)
+		}
 	}
 	return storageClass(v, p.markInt)
 }

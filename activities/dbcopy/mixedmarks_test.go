@@ -157,8 +157,9 @@ entities:
 }
 
 // TestMarkArgReadsCheckpointsWithoutClass: a watermark checkpointed before marks carried their
-// storage class reads back as it did (by the column's declared type, text that is no integer
-// as text); one with a class reads back as a value of that class.
+// storage class reads back by the column's declared type (text that is no integer as text;
+// TestMarkWithoutClassCatchUp the number text of an untyped column); one with a class reads
+// back as a value of that class.
 func TestMarkArgReadsCheckpointsWithoutClass(t *testing.T) {
 	for _, tc := range []struct {
 		integer     bool
@@ -167,7 +168,7 @@ func TestMarkArgReadsCheckpointsWithoutClass(t *testing.T) {
 	}{
 		{true, "42", "", int64(42)},
 		{true, "2026-12-07T08:00:00", "", "2026-12-07T08:00:00"},
-		{false, "42", "", "42"},
+		{false, "2026-12-07T08:00:00", "", "2026-12-07T08:00:00"},
 		{false, "42", keyClassInteger, int64(42)},
 		{false, "150.5", keyClassReal, 150.5},
 		{true, "42", keyClassText, "42"},
@@ -181,5 +182,41 @@ func TestMarkArgReadsCheckpointsWithoutClass(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("markArg(%q, %q) with an INT column %v (-want +got):\n%s", tc.mark, tc.class, tc.integer, diff)
 		}
+	}
+}
+
+// TestMarkWithoutClassCatchUp continues a catch-up pass of an untyped SQLite watermark from an
+// integer high-water mark checkpointed without its class, as a migration running before marks
+// carried one holds it: every changed and inserted row arrives.
+func TestMarkWithoutClassCatchUp(t *testing.T) {
+	tb := &dbcopytest.Table{Name: "untyped", PK: true, Columns: []string{"id", "name", "updated"},
+		Types: []string{"INTEGER", "TEXT", ""}}
+	for i := int64(1); i <= 6; i++ {
+		tb.Rows = append(tb.Rows, []any{i, fmt.Sprint("row ", i), 100 + i})
+	}
+	e := openEngine(t, []*dbcopytest.Table{tb}, `name: old-marks
+sources: {legacy: {driver: sqlite, path: %q}}
+target: {create_tables: true}
+batch_size: 3
+entities:
+  - {name: untyped, source_table: untyped, target_table: untyped, key: {source: id},
+     incremental: {column: updated},
+     columns: [{source: id, target: legacy_id, type: text}, {source: name, type: text}]}
+`)
+	ctx := ctxT(t)
+	path := e.Spec().Sources["legacy"].Path
+	full, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: tb.Name}, 0, nil)
+	if err != nil {
+		t.Fatalf("full load: %v", err)
+	}
+	changes := `UPDATE untyped SET name = 'epoch ' || id, updated = 200 + id WHERE id <= 2;
+UPDATE untyped SET name = 'iso 3', updated = '2026-12-07T08:00:00' WHERE id = 3;
+INSERT INTO untyped VALUES (7, 'new epoch', 300);`
+	if err := execSQLite(ctx, path, changes); err != nil {
+		t.Fatal(err)
+	}
+	catchUpPass(t, e, dbmigrateapi.BatchRequest{Entity: tb.Name, Sync: true, Mark: full.MarkStart, BatchNumber: full.Next.BatchNumber})
+	if diff := cmp.Diff(sourceNames(t, path, tb.Name), strings0(t, e, `SELECT legacy_id || ':' || name FROM public.untyped`)); diff != "" {
+		t.Errorf("pass from mark %q without its class (-source +target):\n%s", full.MarkStart, diff)
 	}
 }
