@@ -78,7 +78,11 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 	q.Limit = limit
 	var pg page
 	if req.After != "" {
-		v, err := p.cursorArg(req.After, req.AfterType)
+		cursor := p.cursorArg
+		if req.Sync {
+			cursor = p.syncCursorArg
+		}
+		v, err := cursor(req.After, req.AfterType)
 		if err != nil {
 			return pg, fmt.Errorf("%w: %w", ErrSpec, err)
 		}

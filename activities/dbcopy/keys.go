@@ -100,6 +100,11 @@ func (p *entityPlan) keyClass(row []any) string {
 	if p.nkey != 1 || p.src.Driver() != "sqlite" {
 		return ""
 	}
+	if s, ok := row[0].(string); ok && !p.keyInt {
+		if _, num := numberOf(s); num {
+			return keyClassText // "" would read back as the number in a catch-up (syncCursorArg)
+		}
+	}
 	return storageClass(row[0], p.keyInt)
 }
 
@@ -156,6 +161,20 @@ func (p *entityPlan) cursorArg(text, class string) (any, error) {
 		return source.KeyValue(text, p.keyInt) // as cursors were read before they carried a class
 	}
 	return p.keyArg(text)
+}
+
+// syncCursorArg is cursorArg of a catch-up cursor (rows after it are upserted). A one-column
+// SQLite key of a type other than INT whose text spells a number and that has no class was
+// checkpointed before cursors carried one (keyClass names text that spells a number): it reads
+// back as the number, which SQLite sorts before any text, so the pass re-reads rows after the
+// number rather than skip the integers and reals after it (markArg does the same for marks).
+func (p *entityPlan) syncCursorArg(text, class string) (any, error) {
+	if class == "" && p.nkey == 1 && !p.keyInt && p.src.Driver() == "sqlite" {
+		if v, num := numberOf(text); num {
+			return v, nil
+		}
+	}
+	return p.cursorArg(text, class)
 }
 
 // classValue is a cursor's text (a key or a watermark) read back as a value of a SQLite
