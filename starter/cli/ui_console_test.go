@@ -194,20 +194,22 @@ func (u *uiSession) shown(css, text string, wait time.Duration) error {
 }
 
 // clickThrough opens page and clicks each step's element in turn, each once the one before
-// showed it; the whole walk is tried again (three times at most) when a click is lost, as it
-// is when it lands while the page still loads what the next step shows.
+// showed it; the whole walk is tried again (five times at most) when a click is lost, as it
+// is when it lands while the page still loads what the next step shows, or when the running
+// workflow's page re-renders on a loaded machine before the next step shows.
 func (u *uiSession) clickThrough(page string, steps ...[2]string) error {
 	var err error
-	for range 3 {
+	for attempt := 1; attempt <= 5; attempt++ {
 		if err = u.do(chromedp.Navigate(page)); err != nil {
 			return err
 		}
 		for i, s := range steps {
-			wait := 10 * time.Second
+			wait := 20 * time.Second
 			if i == 0 {
 				wait = 30 * time.Second
 			}
 			if err = u.shown(s[0], s[1], wait); err != nil {
+				u.t.Logf("click-through attempt %d stopped at step %d: %v", attempt, i+1, err)
 				break
 			}
 			if i < len(steps)-1 {
