@@ -128,14 +128,7 @@ func (a *Activities) DBCaptureStatus(ctx context.Context, m Migration) (CaptureR
 		return CaptureResult{}, err
 	}
 	defer release()
-	caps, err := e.CaptureStatus(ctx)
-	if err != nil {
-		return CaptureResult{}, a.down.judge(m.ID, err)
-	}
-	for _, c := range caps {
-		observeCapture(m.ID, c)
-	}
-	return CaptureResult{Sources: caps}, nil
+	return a.observedCapture(ctx, e, m.ID)
 }
 
 // DBRemoveCapture removes every capture of the migration from its sources (triggers and change
@@ -150,15 +143,11 @@ func (a *Activities) DBRemoveCapture(ctx context.Context, m Migration) (CaptureR
 	if err := e.RemoveCapture(ctx); err != nil {
 		return CaptureResult{}, a.down.judge(m.ID, err)
 	}
-	caps, err := e.CaptureStatus(ctx)
-	if err != nil {
-		return CaptureResult{}, a.down.judge(m.ID, err)
+	res, err := a.observedCapture(ctx, e, m.ID)
+	if err == nil {
+		metrics.CapturePredicted.DeleteLabelValues(m.ID)
 	}
-	for _, c := range caps {
-		observeCapture(m.ID, c)
-	}
-	metrics.CapturePredicted.DeleteLabelValues(m.ID)
-	return CaptureResult{Sources: caps}, nil
+	return res, err
 }
 
 // FreezeValidation is the full validation run during catch-up.
@@ -323,12 +312,17 @@ func (a *Activities) DBRemoveReverse(ctx context.Context, m Migration) (CaptureR
 	if err := e.RemoveReverse(ctx); err != nil {
 		return CaptureResult{}, a.down.judge(m.ID, err)
 	}
+	return a.observedCapture(ctx, e, m.ID)
+}
+
+// observedCapture reads the migration's captures and publishes each one's gauges.
+func (a *Activities) observedCapture(ctx context.Context, e *Engine, migrationID string) (CaptureResult, error) {
 	caps, err := e.CaptureStatus(ctx)
 	if err != nil {
-		return CaptureResult{}, a.down.judge(m.ID, err)
+		return CaptureResult{}, a.down.judge(migrationID, err)
 	}
 	for _, c := range caps {
-		observeCapture(m.ID, c)
+		observeCapture(migrationID, c)
 	}
 	return CaptureResult{Sources: caps}, nil
 }
