@@ -36,11 +36,11 @@ func TestMailActivitiesRunOnTheMailQueue(t *testing.T) {
 		slices.Sort(got[typ])
 	}
 	want := map[string][]string{
-		"PreflightMailbox":   {mailQueue},
-		"SyncMailbox":        {mailQueue},
-		"VerifyMailbox":      {mailQueue},
-		"RegisterEmailJob":   {base},
-		"MirrorEmailJob":     {base},
+		"PreflightMailbox": {mailQueue},
+		"SyncMailbox":      {mailQueue},
+		"VerifyMailbox":    {mailQueue},
+		"RegisterEmailJob": {base},
+		"MirrorEmailJob":   {base},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("task queue per activity type (-want +got):\n%s", diff)
