@@ -56,7 +56,7 @@ func peopleDB(t *testing.T, n int, dup map[int]int) string {
 
 func openPeople(t *testing.T, path string, batch, writers int) *Engine {
 	t.Helper()
-	sp, err := spec.Parse(fmt.Appendf(nil, `name: people
+	return openSpecWriters(t, newTarget(t), fmt.Sprintf(`name: people
 batch_size: %d
 sources:
   legacy: {driver: sqlite, path: %q}
@@ -70,19 +70,7 @@ entities:
     columns:
       - {source: id, target: legacy_id, type: bigint}
       - {source: email, type: text, unique: true}
-`, batch, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := Open(ctxT(t), sp, Options{MigrationID: uuid.New(), TargetURL: newTarget(t), Writers: writers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	if err := e.Prepare(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	return e
+`, batch, path), writers)
 }
 
 // TestConcurrentWritersShareUniqueValues: neighbouring batches, written at the same time,

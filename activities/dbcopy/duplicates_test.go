@@ -180,12 +180,18 @@ entities:
 // openSpec opens and prepares an engine for a complete spec on target.
 func openSpec(t *testing.T, target, specYAML string) *Engine {
 	t.Helper()
+	return openSpecWriters(t, target, specYAML, 0)
+}
+
+// openSpecWriters is openSpec with writers concurrent batch writers (0: the engine's default).
+func openSpecWriters(t *testing.T, target, specYAML string, writers int) *Engine {
+	t.Helper()
 	ctx := ctxT(t)
 	sp, err := spec.Parse([]byte(specYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := Open(ctx, sp, Options{MigrationID: newID(), TargetURL: target})
+	e, err := Open(ctx, sp, Options{MigrationID: newID(), TargetURL: target, Writers: writers})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
-	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // monthlyDB writes a SQLite table events(id, created_at) of months×perMonth rows: rows
@@ -51,7 +48,7 @@ func monthlyDB(t *testing.T, months, perMonth int) string {
 
 func openMonthly(t *testing.T, path string, batch, writers int) *Engine {
 	t.Helper()
-	sp, err := spec.Parse(fmt.Appendf(nil, `name: events
+	return openSpecWriters(t, newTarget(t), fmt.Sprintf(`name: events
 batch_size: %d
 sources:
   legacy: {driver: sqlite, path: %q}
@@ -66,19 +63,7 @@ entities:
     columns:
       - {source: id, target: legacy_id, type: bigint}
       - {source: created_at, type: timestamptz, not_null: true}
-`, batch, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := Open(ctxT(t), sp, Options{MigrationID: uuid.New(), TargetURL: newTarget(t), Writers: writers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	if err := e.Prepare(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	return e
+`, batch, path), writers)
 }
 
 // TestPartitionCreationNeverWaitsOnALaterBatch: batch 0 (January) needs a partition that batch 1
