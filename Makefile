@@ -121,7 +121,7 @@ down:
 	@if [ -x $(BIN)/cutover ]; then $(BIN)/cutover dev down; else $(GO) run ./starter dev down; fi
 
 ## demo: the stack, two local Dovecots with a generated corpus, an email job through every phase
-## (approved by a logged demo operator) and seed 002's SQLite→PostgreSQL migration, with their
+## (approved by a logged demo operator) and the mail system's SQLite→PostgreSQL migration, with their
 ## HTML reports; prints where to look. Idempotent: every run starts fresh Dovecots and a new job.
 demo: dev
 	$(BIN)/cutover health

@@ -10,7 +10,7 @@ import (
 )
 
 // SetEntityStatus records an entity's status; an entity that completes also gets its
-// entity_completion checkpoint (seed 001): the last batch, the last source key, the rows
+// entity_completion checkpoint (migration_checkpoints): the last batch, the last source key, the rows
 // processed and quarantined then. One per entity and last batch: a completion recorded again
 // (an activity retried) keeps the first, and a later run that completes the entity after more
 // batches (a catch-up, a recovery run) records its own.

@@ -12,11 +12,11 @@ import (
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
-// The performance validation (seed 001's `performance` type) times a few queries an
+// The performance validation (migration_validations' `performance` type) times a few queries an
 // application runs against an entity — count the table, read its first page in key order,
 // look rows up by key — on the source and on the target, each perfRounds times (the median
 // counts), and records per query and overall how many times faster the target answers
-// (source time / target time; seed 002 expects 2–3×). It is a measurement, not a proof of the
+// (source time / target time; the mail system's plan expects 2–3×). It is a measurement, not a proof of the
 // copy: a target more than perfSlowerWarn times slower than the source warns when its queries
 // also take perfWarnFloor in all (below it the ratio is timing noise: an in-process SQLite
 // answers a small table in microseconds, a PostgreSQL socket in a millisecond), and no

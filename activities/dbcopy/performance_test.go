@@ -14,7 +14,7 @@ import (
 )
 
 // TestValidationTimesQueriesOnSourceAndTarget: an entity's validation records a performance
-// result (seed 001's type): the same three queries timed on the source and the target, with
+// result (the `performance` validation type): the same three queries timed on the source and the target, with
 // the rows each returned and the target's speedup per query and overall.
 func TestValidationTimesQueriesOnSourceAndTarget(t *testing.T) {
 	ctx := ctxT(t)

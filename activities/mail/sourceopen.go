@@ -30,7 +30,7 @@ import (
 	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
-// This file connects the file-based source types of seed 000 to the engine: which spec is a
+// This file connects the file-based source types (pst, mbox, eml, tgz, zimbra, dovecot) to the engine: which spec is a
 // file source, how it is validated and opened, and what its run rows are called.
 //
 //	pst      SourcePath: an uploaded .pst, converted by readpst (runs pst_extract, pst_upload)

@@ -1,4 +1,4 @@
-// Package vault keeps mailbox credentials (seed 000 migration_credentials) Fernet-encrypted in
+// Package vault keeps mailbox credentials (migration_credentials) Fernet-encrypted in
 // PostgreSQL. Workflow inputs carry only the credentials_ref that Put returns; activities call
 // Get at the moment they log in, so no secret ever enters Temporal history.
 //
@@ -66,7 +66,7 @@ func (s Secret) Expired(now time.Time) bool {
 	return !s.TokenExpiry.IsZero() && !now.Before(s.TokenExpiry)
 }
 
-// sealed is the plaintext JSON inside the Fernet token, seed 000's {password, oauth_token}.
+// sealed is the plaintext JSON inside the Fernet token: {password, oauth_token}.
 type sealed struct {
 	Password     string    `json:"password,omitempty"`
 	OAuthToken   string    `json:"oauth_token,omitempty"`

@@ -1,9 +1,9 @@
-// Package model names the states and enums of the seeds (000 email, 001 database) once, so the
-// schema's CHECK constraints, the store, the workflows and the CLI agree on every spelling.
+// Package model names the states and enums of the control tables (email and database) once,
+// so the schema's CHECK constraints, the store, the workflows and the CLI agree on every spelling.
 // It is a leaf: no I/O, safe to import from deterministic workflow code.
 package model
 
-// Phase is migration_jobs.phase (seed 000).
+// Phase is migration_jobs.phase.
 type Phase string
 
 const (
@@ -116,7 +116,7 @@ const (
 	RunTgzImport  RunType = "tgz_import"
 )
 
-// Tool is migration_runs.tool: the seed's names for what did the work.
+// Tool is migration_runs.tool: the names of what did the work.
 type Tool string
 
 const (

@@ -1,5 +1,5 @@
 // Package notify is the contract of the notifications cutover posts to a ticket desk: the
-// event payload (seed 000's ticket payload first, then the ticket, the event and the next
+// event payload (the ticket desk's payload first, then the ticket, the event and the next
 // action), the webhooks a job or a migration names, and the HMAC signature a receiver checks.
 // It is a leaf: no I/O, safe in workflow code; delivery is activities/notify's.
 package notify
@@ -40,7 +40,7 @@ const (
 
 // Event is one notification's JSON body.
 type Event struct {
-	// Seed 000's ticket payload. A database migration has no job id: MigrationID names it.
+	// The ticket desk's payload. A database migration has no job id: MigrationID names it.
 	JobID       int64   `json:"migration_job_id,omitempty"`
 	Phase       string  `json:"migration_phase"`
 	Gate        string  `json:"migration_gate,omitempty"`

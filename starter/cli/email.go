@@ -415,7 +415,7 @@ func statusFromDB(ctx context.Context, e *Env, id int64) (emailapi.Status, error
 	if err != nil {
 		return st, err
 	}
-	for _, id := range model.AllCheckIDs() { // the seed's order
+	for _, id := range model.AllCheckIDs() { // the gate's order
 		for _, c := range checks {
 			if c.CheckID == id {
 				st.Checks = append(st.Checks, gateCheck(c))

@@ -131,7 +131,7 @@ func (c *Client) EmailRunning(ctx context.Context, jobID int64) (bool, error) {
 	return st == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }
 
-// EmailStatus queries a job: the seed's ticket payload (phase, gate, sync percent), the checks,
+// EmailStatus queries a job: the ticket desk's payload (phase, gate, sync percent), the checks,
 // the passes and per-mailbox progress. ErrNotFound when Temporal has no such job.
 func (c *Client) EmailStatus(ctx context.Context, jobID int64) (emailapi.Status, error) {
 	var st emailapi.Status

@@ -17,7 +17,7 @@ import (
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
-// BenchmarkBigRows runs seed 002's emails (the mail system's spec: partitioned by month, its
+// BenchmarkBigRows runs the mail system's emails (examples/mailsystem/spec.yaml: partitioned by month, its
 // five secondary indexes with the full-text GIN one, message_id unique across partitions) with
 // multi-KB rows through the whole product (a worker process, the Temporal dev server, the
 // orchestration and its entity child, validation included), beside psql \copy of the same rows
@@ -26,7 +26,7 @@ import (
 // value's length).
 // The tools take turns, round after round; medians are reported. Knobs:
 // CUTOVER_BENCH_BIGROWS_EMAILS (20000), CUTOVER_BENCH_BIGROWS_BODY (bytes of padding in body and
-// html each, 1800: about 5.4 KB a row with raw_email, as seed 002's 3.3 GB over 610K rows),
+// html each, 1800: about 5.4 KB a row with raw_email, as the mail system's production 3.3 GB over 610K rows),
 // CUTOVER_BENCH_RUNS (3), CUTOVER_BENCH_ONLY_CUTOVER, CUTOVER_BENCH_PPROF (the worker's CPU
 // profile of the last round).
 func BenchmarkBigRows(b *testing.B) {

@@ -1,5 +1,5 @@
 // Package email holds the email migration workflows: EmailMigrationWorkflow (one per job,
-// the seed's phases and go/no-go gate and its migration plan), MailboxWaveWorkflow (one pass
+// its phases, the go/no-go gate and the migration plan), MailboxWaveWorkflow (one pass
 // over all of a job's mailboxes, bounded concurrency, continue-as-new) and MailboxSyncWorkflow
 // (one pass of one mailbox). Deterministic code only: the IMAP work is activities/mail's, the
 // bookkeeping activities/emailjob's.

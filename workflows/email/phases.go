@@ -181,7 +181,7 @@ func (w *jobRun) initialSync(ctx workflow.Context) error {
 	return nil
 }
 
-// presyncStep is one turn of seed 003's loop: wait for the next scheduled presync (or the
+// presyncStep is one turn of the migration plan's presync loop: wait for the next scheduled presync (or the
 // cutover hour, or a command), then run it.
 func (w *jobRun) presyncStep(ctx workflow.Context) error {
 	st := w.st
@@ -290,7 +290,7 @@ func (w *jobRun) cutoverReadyStep(ctx workflow.Context) error {
 	return workflow.Await(ctx, func() bool { return w.wake != wake })
 }
 
-// dnsCutoverStep waits for DNS/MX to settle (seed 003: "wait 5 minutes") before the final sync.
+// dnsCutoverStep waits for DNS/MX to settle (Schedule.FinalSyncDelay, 5 minutes by default) before the final sync.
 func (w *jobRun) dnsCutoverStep(ctx workflow.Context) error {
 	if _, err := w.sleepUntil(ctx, w.st.DNSCutoverAt.Add(w.spec.Schedule.FinalSyncDelay.D()), func() bool { return false }); err != nil {
 		return err

@@ -1,4 +1,4 @@
-// Package sources turns the file-based source types of seed 000 (pst, mbox, eml, tgz, zimbra,
+// Package sources turns the file-based source types of an email job (pst, mbox, eml, tgz, zimbra,
 // dovecot maildir) into one ingestion model the IMAP sync engine consumes exactly like an IMAP
 // source: folders of messages, each with flags, an INTERNALDATE and a key that stays the same
 // from one pass to the next. Dedupe, ledger, quarantine, stats and verify then work identically

@@ -2,7 +2,7 @@
 // emails.db and auth.db in the spec's data directory (its relative sqlite paths), or -dir.
 //
 //	go run ./examples/mailsystem/gen                 # 1,000 accounts, 10,000 emails
-//	go run ./examples/mailsystem/gen -seed002        # seed 002's size: 250K accounts, 100K sessions, 261K emails
+//	go run ./examples/mailsystem/gen -seed002        # the production size: 250K accounts, 100K sessions, 261K emails
 package main
 
 import (
@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	dir := fs.String("dir", filepath.Join(filepath.Dir(mailsystem.SpecPath()), "data"), "where to write emails.db and auth.db")
 	accounts := fs.Int("accounts", 1000, "accounts (two sessions each)")
 	emails := fs.Int("emails", 10000, "emails, spread over 90 days")
-	seed002 := fs.Bool("seed002", false, "seed 002's production size instead (250K accounts, 100K sessions, 261K emails)")
+	seed002 := fs.Bool("seed002", false, "the mail system's production size instead (250K accounts, 100K sessions, 261K emails)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ type Ack struct {
 	Message string      `json:"message"`
 }
 
-// Status is the `status` query's answer: the seed's ticket payload first, then detail.
+// Status is the `status` query's answer: the ticket desk's payload first, then detail.
 type Status struct {
 	JobID       int64       `json:"migration_job_id"`
 	Phase       model.Phase `json:"migration_phase"`

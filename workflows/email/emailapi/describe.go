@@ -17,7 +17,7 @@ var Descriptions = map[string]string{
 	Unskip:         `Bring a skipped mailbox back: {"by":"ops","mailbox":"bob@example.com"}`,
 	SetCredentials: `Give one side of a mailbox a new vault reference (from cutover vault put): ` +
 		`{"by":"ops","mailbox":"bob@example.com","side":"source|dest","credentials_ref":"<uuid>"}`,
-	QueryStatus: `The job's status: seed 000's ticket payload (migration_job_id, migration_phase, migration_gate, ` +
+	QueryStatus: `The job's status: the ticket desk's payload (migration_job_id, migration_phase, migration_gate, ` +
 		`migration_sync_percent), what it waits for, the next action, checks, mailboxes, DNS and notifications`,
 	MailboxAttemptFailed: `Sent by the worker when an attempt of a mailbox activity fails (shown while Temporal retries)`,
 	MailboxReportsSignal: `Sent by the worker every few seconds while mailbox activities run: ` +

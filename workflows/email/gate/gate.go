@@ -1,4 +1,4 @@
-// Package gate is the go/no-go decision before anyone touches DNS/MX (seed 000): six checks,
+// Package gate is the go/no-go decision before anyone touches DNS/MX: six checks,
 // each pass/warn/fail, folded into the job's migration_gate. It is pure (no I/O, no time, no
 // map iteration) so workflow code can call it and tests can enumerate it.
 //
@@ -454,7 +454,7 @@ func examples(tl Tally) string {
 	return s
 }
 
-// Decide is the gate rule of seed 000: any failing check blocks; otherwise any warning needs
+// Decide is the go/no-go rule: any failing check blocks; otherwise any warning needs
 // human review; only all checks passing (manual_approval included) allows DNS.
 func Decide(statuses []model.CheckStatus) model.Gate {
 	g := model.GateReadyForDNS

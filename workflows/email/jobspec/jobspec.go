@@ -45,7 +45,7 @@ type Spec struct {
 	Concurrency Concurrency     `json:"concurrency,omitzero" yaml:"concurrency,omitempty"`
 	Retry       Retry           `json:"retry,omitzero" yaml:"retry,omitempty"`
 	Gate        gate.Thresholds `json:"gate,omitzero" yaml:"gate,omitempty"`
-	// Webhooks receive the job's notifications (internal/notify): seed 000's ticket payload
+	// Webhooks receive the job's notifications (internal/notify): the ticket desk's payload
 	// with the ticket, the event and the next action, signed with each one's vault secret.
 	Webhooks []notify.Webhook `json:"webhooks,omitempty" yaml:"webhooks,omitempty"`
 	// Filters choose what of every mailbox is migrated (filters.go): size limit, folder
@@ -97,7 +97,7 @@ type Mailbox struct {
 	Namespaces []string `json:"namespaces,omitempty" yaml:"namespaces,omitempty"`
 }
 
-// Schedule is the migration plan of seed 003: presyncs until the cutover hour, a short wait
+// Schedule is the email migration plan: presyncs until the cutover hour, a short wait
 // after DNS, the final sync, then a soak with INBOX post-syncs.
 type Schedule struct {
 	// PresyncInterval: time between the end of one presync and the start of the next (default 24h).
@@ -118,7 +118,7 @@ type Schedule struct {
 	//     folders the source lacks, whoever put it there. Opt in per job here, or per mailbox.
 	// Specs written before strict_mirror existed say mirror and keep its safe meaning.
 	PresyncMode model.SyncMode `json:"presync_mode,omitempty" yaml:"presync_mode,omitempty"`
-	// FinalSyncDelay: wait after the DNS confirmation before the final sync (default 5m, seed 003).
+	// FinalSyncDelay: wait after the DNS confirmation before the final sync (default 5m).
 	FinalSyncDelay Duration `json:"final_sync_delay,omitempty" yaml:"final_sync_delay,omitempty"`
 	// FinalSyncRounds: final sync + verify rounds before the job fails (default 3).
 	FinalSyncRounds int `json:"final_sync_rounds,omitempty" yaml:"final_sync_rounds,omitempty"`
