@@ -38,6 +38,11 @@ func checkAccounts(ctx context.Context, st *store.Store, spec jobspec.Spec) erro
 	if len(keys) == 0 {
 		return nil
 	}
+	// Held until the registration commits: a job registering at the same time checks after
+	// this one's mailboxes are visible to it.
+	if err := st.LockAccountChecks(ctx); err != nil {
+		return err
+	}
 	uses, err := st.AccountsInUse(ctx, spec.JobID, keys)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -45,6 +46,77 @@ func TestRegisterRefusesAnAccountAnotherJobUses(t *testing.T) {
 	}
 	if _, err := a.RegisterEmailJob(ctx, other); err != nil {
 		t.Fatalf("after the other job failed: %v", err)
+	}
+}
+
+// Two jobs registering at the same time onto one destination account: each transaction's
+// mailboxes are invisible to the other until it commits, so both checks would find nothing.
+// The second registration waits for the first to commit, then is refused naming both entries.
+func TestConcurrentRegistrationsOnOneAccountRefuseTheSecond(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	a := &emailjob.Activities{DB: db}
+	other := spec(71, 1)
+	other.Domain = "example.net"
+	other.Mailboxes[0].Email = "bob@example.net"
+	other.Mailboxes[0].User = "bob"
+	other.Mailboxes[0].DestUser = "U0@example.com" // job 70's mailbox, on the same server
+	second := make(chan error, 1)
+	var early error
+	endedEarly := false
+	err := db.InTx(ctx, func(st *store.Store) error {
+		if _, err := emailjob.RegisterTx(ctx, st, spec(70, 1)); err != nil {
+			return err
+		}
+		go func() {
+			_, err := a.RegisterEmailJob(ctx, other)
+			second <- err
+		}()
+		// Commit once the second registration waits on a lock, or has ended (it must not).
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case early = <-second:
+				endedEarly = true
+				return nil
+			default:
+			}
+			var waiting int
+			if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+				return err
+			}
+			if waiting > 0 {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if endedEarly {
+		t.Errorf("the second registration ended before the first committed (it could not see the first's "+
+			"mailboxes): %v", early)
+	}
+	got := early
+	if !endedEarly {
+		select {
+		case got = <-second:
+		case <-time.After(time.Minute):
+			t.Fatal("the second registration did not end within a minute of the first's commit")
+		}
+	}
+	if appErrType(got) != emailjob.ErrTypeAccountInUse {
+		t.Fatalf("appErrType(got) = %q, want %q; second job on the same destination account: %v",
+			appErrType(got), emailjob.ErrTypeAccountInUse, got)
+	}
+	if want := "bob@example.net uses the same destination account new.example:993/u0@example.com as u0@example.com of job 70"; !strings.Contains(got.Error(), want) {
+		t.Errorf("the refusal does not say %q: %v", want, got)
+	}
+	if _, err := db.GetJob(ctx, 71); err == nil {
+		t.Error("the refused job was registered anyway")
 	}
 }
 

@@ -115,6 +115,23 @@ func (s *Store) MailClaims(ctx context.Context, mailboxID int64, destName string
 	return cs, nil
 }
 
+// accountCheckLock is the transaction advisory lock (space "mail", key "acct") that makes
+// registrations check accounts one at a time.
+const (
+	accountCheckLockSpace int32 = 0x6d61696c
+	accountCheckLockKey   int32 = 0x61636374
+)
+
+// LockAccountChecks waits until no other transaction checks accounts and holds that until this
+// one ends, so that two jobs registering at once cannot each miss the other's uncommitted
+// mailboxes (READ COMMITTED shows neither to the other). Only inside a transaction.
+func (s *Store) LockAccountChecks(ctx context.Context) error {
+	if _, err := s.q.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, accountCheckLockSpace, accountCheckLockKey); err != nil {
+		return fmt.Errorf("wait for other jobs' registrations: %w", err)
+	}
+	return nil
+}
+
 // AccountUse is a mailbox of another unfinished job reading or writing an account.
 type AccountUse struct {
 	JobID int64  `db:"job_id"`
