@@ -81,7 +81,7 @@ func TargetTable(t testing.TB, pool *pgxpool.Pool, schema, table string, keyCols
 			}
 			row[c] = targetCanon(types[c], string(raw[i]))
 		}
-		out[rowKey(row, keyCols)] = row
+		out.add(rowKey(row, keyCols), row)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func SourceTable(t testing.TB, path, table string, keyCols []string, types map[s
 		for i, c := range cols {
 			row[c] = sourceCanon(types[c], vals[i])
 		}
-		out[rowKey(row, keyCols)] = row
+		out.add(rowKey(row, keyCols), row)
 	}
 	if err := rs.Err(); err != nil {
 		t.Fatal(err)
@@ -174,6 +174,18 @@ func Diff(src, tgt Rows, max int) []string {
 		}
 	}
 	return out
+}
+
+// add keeps a row under its key; a key read again is kept as "key (again)", so a row held twice
+// on one side shows as a difference instead of hiding behind its first copy.
+func (r Rows) add(key string, row map[string]string) {
+	for {
+		if _, seen := r[key]; !seen {
+			break
+		}
+		key += " (again)"
+	}
+	r[key] = row
 }
 
 func rowKey(row map[string]string, keyCols []string) string {
