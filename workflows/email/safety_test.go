@@ -176,6 +176,7 @@ func TestReviewedWarningsLetTheJobClose(t *testing.T) {
 	}
 	var plain, badAccept, noReason, accept, dns *updateOutcome
 	var reviewed, voided emailapi.Status
+	var reviewedUI string
 	h.at(7*time.Hour, func() {
 		plain = h.update(emailapi.Approve, emailapi.Request{By: "lead"})
 		badAccept = h.update(emailapi.Approve, emailapi.Request{By: "lead", Accept: []string{"count_ratio:u0@example.com"}, Reason: "x"})
@@ -185,7 +186,7 @@ func TestReviewedWarningsLetTheJobClose(t *testing.T) {
 		accept = h.update(emailapi.Approve, emailapi.Request{By: "lead", Accept: []string{"sent_complete:u0@example.com", "pst_quarantine"},
 			Reason: "u0 never used Sent; u1's one refused message is spam"})
 	})
-	h.at(9*time.Hour, func() { reviewed = h.status() })
+	h.at(9*time.Hour, func() { reviewed = h.status(); reviewedUI = h.metadata().GetCurrentDetails() })
 	// New mail on u0, then a presync: its review no longer holds.
 	h.at(10*time.Hour, func() {
 		h.mu.Lock()
@@ -238,6 +239,10 @@ func TestReviewedWarningsLetTheJobClose(t *testing.T) {
 	}
 	if s, acc := checkStatus(reviewed.Checks, model.CheckSentComplete); s != model.CheckWarn || !acc {
 		t.Errorf("status sent_complete: %s accepted %v", s, acc)
+	}
+	// The Temporal UI's current details name each review: check, mailbox, who and why.
+	if want := "2 warning(s) accepted: sent_complete:u0@example.com by lead (u0 never used Sent"; !strings.Contains(reviewedUI, want) {
+		t.Errorf("the job's details in the Temporal UI lack %q:\n%s", want, reviewedUI)
 	}
 	if voided.Gate != model.GateWarning {
 		t.Errorf("voided.Gate: want model.GateWarning; after new mail: gate %s reviews %+v",
@@ -294,6 +299,7 @@ func TestSkippedMailboxDoesNotHoldTheGate(t *testing.T) {
 	}
 	var blocked, skipped, unskipped, again emailapi.Status
 	var skip, skipAgain, noReason *updateOutcome
+	var skippedUI, unskippedUI string
 	h.at(7*time.Hour, func() {
 		blocked = h.status()
 		noReason = h.update(emailapi.Skip, emailapi.Request{By: "ops", Mailbox: "u1@example.com"})
@@ -301,11 +307,12 @@ func TestSkippedMailboxDoesNotHoldTheGate(t *testing.T) {
 	})
 	h.at(8*time.Hour, func() {
 		skipped = h.status()
+		skippedUI = h.metadata().GetCurrentDetails()
 		skipAgain = h.update(emailapi.Skip, emailapi.Request{By: "ops", Mailbox: "u1@example.com", Reason: "again"})
 		h.signal(emailapi.PresyncNow, "ops")
 	})
 	h.at(9*time.Hour, func() { h.update(emailapi.Unskip, emailapi.Request{By: "ops", Mailbox: "u1@example.com"}) })
-	h.at(9*time.Hour+time.Minute, func() { unskipped = h.status() })
+	h.at(9*time.Hour+time.Minute, func() { unskipped = h.status(); unskippedUI = h.metadata().GetCurrentDetails() })
 	h.at(10*time.Hour, func() { again = h.status(); h.signal(emailapi.Abort, "ops") })
 	h.env.ExecuteWorkflow(emailapi.WorkflowName, testSpec(2), nil)
 	if _, err := h.result(); appType(err) != "Aborted" {
@@ -336,6 +343,13 @@ func TestSkippedMailboxDoesNotHoldTheGate(t *testing.T) {
 	} else if skipped.Skipped[0].Email != "u1@example.com" {
 		t.Errorf("skipped.Skipped[0].Email = %v, want \"u1@example.com\"; after the skip: gate %s skipped %+v checks %+v",
 			skipped.Skipped[0].Email, skipped.Gate, skipped.Skipped, skipped.Checks)
+	}
+	// The Temporal UI's current details say which mailbox is skipped, until it is un-skipped.
+	if want := "1 mailbox(es) skipped: u1@example.com"; !strings.Contains(skippedUI, want) {
+		t.Errorf("the job's details in the Temporal UI lack %q:\n%s", want, skippedUI)
+	}
+	if strings.Contains(unskippedUI, "skipped") {
+		t.Errorf("the job's details still say skipped after the un-skip:\n%s", unskippedUI)
 	}
 	var deltas []string
 	for _, c := range h.syncCalls() {
