@@ -411,6 +411,15 @@ func TestEndToEndPermanentErrorsFailFastAndRecover(t *testing.T) {
 	} else if skips[0].By != "ops" {
 		t.Errorf("skips[0].By = %v, want \"ops\"; skips in PostgreSQL: %+v %v", skips[0].By, skips, err)
 	}
+	// The report lists the skipped mailbox with who and why.
+	dir := t.TempDir()
+	s.mustCutover(t, "email", "report", fmt.Sprint(jobID), "--dir", dir)
+	html := readReport(t, dir)
+	for _, want := range []string{"Skipped mailboxes", "bob@example.com — skipped by ops at", "old server decommissioned"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
 }
 
 // waitStatusFor is waitStatus with its own deadline; a failed job does not end the wait.
