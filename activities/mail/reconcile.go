@@ -211,9 +211,14 @@ func (p *pass) adopt(ctx context.Context, s *session, fr *folderRun, todo []uint
 		state := store.MailAdopted
 		if claim != nil {
 			// Our own copy: replay the source's flags against those last applied to it,
-			// removals included; what a user changed on the destination since stays.
+			// removals included; what a user changed on the destination since stays. When a
+			// failed attempt left them unsure, against what the destination holds.
 			state = claim.State
-			add, del := flagDiff(claim.Flags, flags)
+			applied := claim.Flags
+			if claim.FlagsUnsure {
+				applied = withoutFlags(d.Flags, []string{`\Recent`})
+			}
+			add, del := flagDiff(applied, flags)
 			stores.add(d.UID, add, del)
 		} else {
 			// Someone else's copy: bring its flags up to the source's, adding only.

@@ -45,15 +45,15 @@ func (s *Store) MailDestIdentitiesUnread(ctx context.Context, folderID int64) ([
 func (s *Store) ResetMailFolderKeepingClaims(ctx context.Context, id, uidValidity int64) error {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO mail_prior_claims (folder_id, dest_name, dest_uidvalidity, dest_uid, state, identity,
-			dest_identity, size, flags)
+			dest_identity, size, flags, flags_unsure)
 		SELECT m.folder_id, f.dest_name, f.dest_uidvalidity, m.dest_uid, m.state, m.identity, m.dest_identity,
-			m.size, m.flags
+			m.size, m.flags, m.flags_unsure
 		FROM mail_messages m JOIN mail_folders f ON f.id = m.folder_id
 		WHERE m.folder_id = $1 AND m.state <> 'pending' AND m.dest_uid IS NOT NULL AND f.dest_uidvalidity > 0
 		ON CONFLICT (folder_id, dest_uid) DO UPDATE SET dest_name = EXCLUDED.dest_name,
 			dest_uidvalidity = EXCLUDED.dest_uidvalidity, state = EXCLUDED.state, identity = EXCLUDED.identity,
 			dest_identity = EXCLUDED.dest_identity, size = EXCLUDED.size, flags = EXCLUDED.flags,
-			recorded_at = now()`, id)
+			flags_unsure = EXCLUDED.flags_unsure, recorded_at = now()`, id)
 	b.Queue(`DELETE FROM mail_messages WHERE folder_id = $1`, id)
 	b.Queue(`DELETE FROM mail_quarantine WHERE folder_id = $1`, id)
 	b.Queue(`UPDATE mail_folders SET uidvalidity = $2, highest_uid = 0, highest_modseq = 0, window_key = '',
@@ -75,6 +75,9 @@ type MailPriorClaim struct {
 	DestIdentity    *string  `db:"dest_identity"`
 	Size            int64    `db:"size"`
 	Flags           []string `db:"flags"`
+	// FlagsUnsure: the copy's flags were unsure (see MailMessage.FlagsUnsure) when the claim
+	// was made; Flags may not be what the destination holds.
+	FlagsUnsure bool `db:"flags_unsure"`
 }
 
 // MailPriorClaims returns a folder's prior claims on a destination folder as it is now (name
@@ -85,7 +88,7 @@ func (s *Store) MailPriorClaims(ctx context.Context, folderID int64, destName st
 		return nil, fmt.Errorf("drop stale prior claims of folder %d: %w", folderID, err)
 	}
 	rows, err := s.q.Query(ctx, `SELECT folder_id, dest_name, dest_uidvalidity, dest_uid, state, identity,
-			dest_identity, size, flags
+			dest_identity, size, flags, flags_unsure
 		FROM mail_prior_claims WHERE folder_id = $1 ORDER BY dest_uid`, folderID)
 	if err != nil {
 		return nil, fmt.Errorf("prior claims of folder %d: %w", folderID, err)

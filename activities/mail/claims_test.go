@@ -1,0 +1,69 @@
+package mail
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cutover/cutover/activities/mail/mailtest"
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
+	"github.com/cutover/cutover/workflows/email/emailapi"
+)
+
+// TestUnsureFlagsSurviveUIDValidityChange (defects 4 and 5 together): a pass sends a flag
+// change (a keyword added on the source) and dies before it records the outcome, so the
+// ledger's flags for that copy are unsure; the source then drops the keyword again and its
+// UIDVALIDITY changes (a restore) before the next pass. The copy becomes a prior claim and is
+// adopted again; the flags its claim carries are not what the destination holds, so the
+// adoption must compare the source's flags with the destination's, or the keyword the failed
+// attempt stored stays there for ever.
+func TestUnsureFlagsSurviveUIDValidityChange(t *testing.T) {
+	t.Parallel()
+	e, src, dst := newInteropEnv(t, dovecot, dovecot)
+	mailtest.SeedIMAP(t, src.alice, eightBit())
+	e.sync(model.ModeCopy)
+
+	p, err := faultproxy.New(dst.alice.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	e.spec.Dest.Addr = p.Addr()
+	setFlags(t, src.alice, "INBOX", "<ascii@example.org>", []string{"$Todo"})
+	// Dovecot's answer to the STORE is held back; the pass is stopped meanwhile.
+	p.Set(faultproxy.Fault{Dir: faultproxy.ServerToClient, CutAt: []byte("OK Store completed"), Stall: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for p.Stalls() == 0 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		p.CutAll()
+	}()
+	if st, err := e.eng.Sync(ctx, emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy}, SyncOptions{}); err == nil {
+		t.Fatalf("the pass survived being stopped: %+v", st)
+	}
+	cancel()
+	p.Clear()
+	before := folderView(t, dst.alice, "INBOX")
+	if !cmp.Equal(before[0], "<ascii@example.org> [$Todo]") {
+		t.Fatalf("the stopped attempt did not store the keyword (the test needs it): %v", before)
+	}
+
+	setFlags(t, src.alice, "INBOX", "<ascii@example.org>", nil)
+	if _, err := src.dovecot.Doveadm(t, "mailbox", "update", "--uid-validity", "7654321", "-u", "alice", "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	for pass := range 2 {
+		if st := e.sync(model.ModeCopy); st.Transferred != 0 {
+			t.Errorf("pass %d after the UIDVALIDITY change transferred %d, want 0", pass+1, st.Transferred)
+		}
+		if diff := cmp.Diff(folderView(t, src.alice, "INBOX"), folderView(t, dst.alice, "INBOX")); diff != "" {
+			t.Errorf("pass %d: destination differs from the source (-source +destination):\n%s", pass+1, diff)
+		}
+	}
+	e.requireClean(0)
+}
