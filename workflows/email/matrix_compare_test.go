@@ -84,7 +84,7 @@ func destName(src, dst account, name string) string {
 // compareServers checks that alice's personal mail on the destination is the source's: every
 // message, in the folder its path maps to, with the same body and INTERNALDATE, the same
 // system flags and its keywords (a keyword may be missing only in a folder holding 100, Cyrus's
-// limit), header bytes changed only by Cyrus and only where the source has raw 8-bit bytes,
+// limit; none the source does not have, so removals count), header bytes changed only by Cyrus and only where the source has raw 8-bit bytes,
 // no other message in those folders, and no folder beyond them except the old names of folders
 // renamed on the source (kept, and reported by the job).
 func compareServers(t *testing.T, srcSrv, dstSrv testenv.IMAPServer) {
@@ -131,6 +131,10 @@ func compareServers(t *testing.T, srcSrv, dstSrv testenv.IMAPServer) {
 			if diff := cmp.Diff(sys(m.Flags), sys(d.Flags)); diff != "" {
 				t.Errorf("%s → %s %q: system flags (-source +destination):\n%s", name, dn, firstLine(m.Header, "Subject"), diff)
 			}
+			if gained := slices.DeleteFunc(kw(d.Flags), func(f string) bool { return slices.Contains(m.Flags, f) }); len(gained) > 0 {
+				t.Errorf("%s → %s %q: keywords %v on the destination, not on the source", name, dn, firstLine(m.Header, "Subject"),
+					gained)
+			}
 			if lost := slices.DeleteFunc(kw(m.Flags), func(f string) bool { return slices.Contains(d.Flags, f) }); len(lost) > 0 {
 				dropped++
 				if len(keywords) < 100 {
@@ -169,6 +173,29 @@ func compareServers(t *testing.T, srcSrv, dstSrv testenv.IMAPServer) {
 	if dstSrv.Kind() == testenv.KindCyrus && (rewritten == 0 || dropped == 0) {
 		t.Errorf("Cyrus rewrote %d header(s) and dropped keywords of %d message(s): the corpus should make it do both",
 			rewritten, dropped)
+	}
+}
+
+// checkSpecialUse checks that the destination folders carry their SPECIAL-USE attribute (the
+// engine created them on a server with CREATE-SPECIAL-USE, from the source's attribute or the
+// folder's well-known name).
+func checkSpecialUse(t *testing.T, a testenv.MailAccount, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, f := range a.Folders(t) {
+		if _, ok := want[f.Name]; !ok {
+			continue
+		}
+		for _, attr := range f.Attrs {
+			if slices.ContainsFunc([]string{`\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`}, func(u string) bool {
+				return strings.EqualFold(u, attr)
+			}) {
+				got[f.Name] = attr
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("destination folders' special use (-want +got):\n%s", diff)
 	}
 }
 

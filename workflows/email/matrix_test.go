@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/cutover/cutover/internal/testing/testenv"
 	email "github.com/cutover/cutover/workflows/email"
 	"github.com/cutover/cutover/workflows/email/emailapi"
+	"github.com/cutover/cutover/workflows/email/gate"
 	"github.com/cutover/cutover/workflows/email/jobspec"
 )
 
@@ -119,6 +121,12 @@ func runMatrix(t *testing.T, srcKind, dstKind string, kill bool) {
 	s.mustCutover(t, "email", "presync", fmt.Sprint(m.jobID), "--by", "ops")
 	st := waitStatus(t, s.c, id, "presync 2", func(st emailapi.Status) bool { return st.Presyncs == 2 && st.CurrentPass == nil })
 
+	// The destination folder filled from the renamed folder's old name is reported, and kept.
+	if !slices.ContainsFunc(st.Checks, func(ch gate.Check) bool {
+		return ch.ID == model.CheckDestHeld && strings.Contains(ch.Message, "renamed or deleted on the source")
+	}) {
+		t.Errorf("after presync 2 no gate check reports the destination folder of the renamed source folder: %+v", st.Checks)
+	}
 	// Every warning is looked at and accepted (dropped keywords, the renamed folder's old copy).
 	args := []string{"email", "approve", fmt.Sprint(m.jobID), "--by", "ops-lead", "--note", "matrix reviewed"}
 	for _, ch := range st.Checks {
@@ -186,6 +194,10 @@ func runMatrix(t *testing.T, srcKind, dstKind string, kill bool) {
 	}
 
 	compareServers(t, m.src, m.dst)
+	if dstKind == testenv.KindCyrus {
+		checkSpecialUse(t, m.dst.Account("alice"), map[string]string{"INBOX.Sent": `\Sent`, "INBOX.Drafts": `\Drafts`,
+			"INBOX.Archive": `\Archive`})
+	}
 }
 
 // killWhen SIGKILLs the worker process once cond holds, and starts it again.
