@@ -19,5 +19,6 @@ func MailboxSpec(s jobspec.Spec, jobID, mailboxID int64, m jobspec.Mailbox) emai
 		SkipSpecialUse: sel.SkipSpecialUse,
 		PresyncMode:    m.PresyncMode,
 		Namespaces:     m.Namespaces,
+		Merge:          m.Merge,
 	}
 }

@@ -46,4 +46,10 @@ mailboxes:
 	if got := emailjob.MailboxSpec(s, 42, 2, s.Mailboxes[1]).Source.Auth; got != "xoauth2" {
 		t.Errorf("OAuth source auth = %q, want xoauth2", got)
 	}
+	// An entry merging into an account with others carries it: its passes take turns with theirs.
+	merged := s.Mailboxes[1]
+	merged.Merge = true
+	if !emailjob.MailboxSpec(s, 42, 2, merged).Merge {
+		t.Error("a merged entry's MailboxSpec.Merge is false")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
 	"time"
@@ -67,8 +68,26 @@ func runKey(ctx context.Context, kind string) *string {
 	return &k
 }
 
-// passLockSpace is the first key of the mailbox pass locks ("mail").
-const passLockSpace int32 = 0x6d61696c
+// passLockSpace is the first key of the mailbox pass locks ("mail"); mergeLockSpace ("mrge")
+// that of the pass locks of entries merged into one destination account.
+const (
+	passLockSpace  int32 = 0x6d61696c
+	mergeLockSpace int32 = 0x6d726765
+)
+
+// passLock names the lock a writing pass of the mailbox holds: its own, or, for an entry
+// merged into a destination account with others (merge: true), the account's. Merged entries'
+// passes then take turns: the second finds the first's copies and adopts them, where two
+// passes at once would both copy a message both sources hold. Accounts whose names hash alike
+// only take turns too.
+func passLock(spec emailapi.MailboxSpec) (space, key int32) {
+	if !spec.Merge {
+		return passLockSpace, int32(spec.MailboxID) // ids past 2^31 share locks: only serialised
+	}
+	h := fnv.New32a()
+	h.Write([]byte(strings.ToLower(spec.Dest.Addr + "/" + spec.Dest.User)))
+	return mergeLockSpace, int32(h.Sum32())
+}
 
 // errPassLockLost ends a pass whose lock went with its database connection.
 var errPassLockLost = errors.New("the mailbox's pass lock was lost with its database connection")
@@ -80,19 +99,22 @@ var errPassLockLost = errors.New("the mailbox's pass lock was lost with its data
 // not timed out itself, until the earlier attempt has stopped and closed its connections; its
 // reconcile then settles what that attempt left pending. The returned context ends if the lock
 // is lost, and release lets it go.
-func (a *Activities) lockPass(ctx context.Context, mailboxID int64, details emailapi.Progress) (context.Context, func(), error) {
+func (a *Activities) lockPass(ctx context.Context, spec emailapi.MailboxSpec, details emailapi.Progress) (context.Context, func(), error) {
 	if a.DB == nil {
 		return ctx, func() {}, nil
 	}
+	mailboxID := spec.MailboxID
 	stop := heartbeat.KeepAlive(ctx, details)
 	began := time.Now()
-	l, err := a.DB.LockSession(ctx, passLockSpace, int32(mailboxID)) // ids past 2^31 share locks: only serialised
+	space, key := passLock(spec)
+	l, err := a.DB.LockSession(ctx, space, key)
 	stop()
 	if err != nil {
 		return ctx, nil, err
 	}
 	if waited := time.Since(began); waited > time.Second {
-		a.logger().Info("waited for another pass of the mailbox to end", "mailbox_id", mailboxID, "waited", waited.Round(time.Millisecond))
+		a.logger().Info("waited for another pass of the mailbox (or of an entry merged into its account) to end",
+			"mailbox_id", mailboxID, "waited", waited.Round(time.Millisecond))
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
@@ -225,7 +247,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 			details = *resume
 		}
 		var release func()
-		if ctx, release, err = a.lockPass(ctx, req.Spec.MailboxID, details); err != nil {
+		if ctx, release, err = a.lockPass(ctx, req.Spec, details); err != nil {
 			return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 		}
 		defer release()

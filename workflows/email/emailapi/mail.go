@@ -51,6 +51,10 @@ type MailboxSpec struct {
 	// PresyncMode, when set, replaces the job's presync mode for this mailbox (the spec's
 	// per-mailbox opt-in, e.g. strict_mirror for one account). Presyncs only.
 	PresyncMode model.SyncMode `json:"PresyncMode,omitempty"`
+	// Merge: the spec's entry merges into a destination account other entries merge into too
+	// (merge: true); their writing passes take turns on that account, so each finds the others'
+	// copies and adopts them instead of copying a message several sources hold again.
+	Merge bool `json:"Merge,omitempty"`
 }
 
 // PassRequest asks for one sync pass of one mailbox.
