@@ -1,7 +1,7 @@
 // Package notify is the contract of the notifications cutover posts to a ticket desk: the
 // event payload (the ticket desk's payload first, then the ticket, the event and the next
 // action), the webhooks a job or a migration names, and the HMAC signature a receiver checks.
-// It is a leaf: no I/O, safe in workflow code; delivery is activities/notify's.
+// It is a leaf: no I/O, safe in workflow code; delivery is activities/webhook's.
 package notify
 
 import (

@@ -28,10 +28,10 @@ import (
 	"github.com/cutover/cutover/activities/dnscheck"
 	"github.com/cutover/cutover/activities/emailjob"
 	"github.com/cutover/cutover/activities/mail"
-	notifyacts "github.com/cutover/cutover/activities/notify"
 	"github.com/cutover/cutover/activities/report"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/webhook"
 	"github.com/cutover/cutover/internal/codec"
 	"github.com/cutover/cutover/internal/metrics"
 	"github.com/cutover/cutover/internal/taskqueue"
@@ -193,7 +193,7 @@ func registerPool(r worker.Registry, p taskqueue.Pool, d Deps) {
 		emailjob.RegisterActivities(r, &emailjob.Activities{DB: d.DB, Logger: d.Logger, OnRecorded: reports.EmailRecorded,
 			Purge: purger(d)})
 		dbmigrate.RegisterWorkflows(r)
-		r.RegisterActivityWithOptions(&notifyacts.Activities{DB: d.DB, Vault: d.Vault, Logger: d.Logger},
+		r.RegisterActivityWithOptions(&webhook.Activities{DB: d.DB, Vault: d.Vault, Logger: d.Logger},
 			activity.RegisterOptions{})
 		r.RegisterActivityWithOptions(&dnscheck.Activities{Server: d.DNSServer}, activity.RegisterOptions{})
 		mailActs()

@@ -6,7 +6,7 @@ import (
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/workflows/email/emailapi"
-	wfnotify "github.com/cutover/cutover/workflows/notify"
+	"github.com/cutover/cutover/workflows/notifysend"
 )
 
 // startNotifier starts delivering the job's notifications to the spec's webhooks.
@@ -14,7 +14,7 @@ func (w *jobRun) startNotifier(ctx workflow.Context) {
 	if w.st.NotifiedPhase == "" {
 		w.st.NotifiedPhase, w.st.NotifiedGate = w.st.Phase, w.st.Gate
 	}
-	w.sender = &wfnotify.Sender{Target: emailapi.WorkflowID(w.st.JobID), Webhooks: w.spec.Webhooks, Box: &w.st.Notify,
+	w.sender = &notifysend.Sender{Target: emailapi.WorkflowID(w.st.JobID), Webhooks: w.spec.Webhooks, Box: &w.st.Notify,
 		Options: w.tuning.Notify}
 	w.sender.Start(ctx)
 }

@@ -13,14 +13,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	notifyacts "github.com/cutover/cutover/activities/notify"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
+	"github.com/cutover/cutover/activities/webhook"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/workflows/email/emailapi"
-	wfnotify "github.com/cutover/cutover/workflows/notify"
+	"github.com/cutover/cutover/workflows/notifysend"
 )
 
 // receiver is a ticket desk's webhook endpoint: it checks every signature, can be down, and
@@ -97,7 +97,7 @@ func TestNotificationsReachTheDeskInOrderThroughAnOutage(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	h := newHarness(t, syncDelays{initial: 30 * time.Minute, delta: 7 * time.Minute, final: 10 * time.Minute})
-	h.env.RegisterActivity(&notifyacts.Activities{DB: db, Vault: v})
+	h.env.RegisterActivity(&webhook.Activities{DB: db, Vault: v})
 	spec := testSpec(3)
 	spec.TicketID = 4711
 	cutover := t0.Add(20 * time.Hour)
@@ -116,7 +116,7 @@ func TestNotificationsReachTheDeskInOrderThroughAnOutage(t *testing.T) {
 	h.at(21*time.Hour, func() { h.update(emailapi.DNSCutoverConfirmed, emailapi.Request{By: "lead"}) })
 	// Retried every hour at most, as long as the outage lasts (the test suite bounds retries
 	// without a limit to 10 attempts).
-	h.env.ExecuteWorkflow(emailapi.WorkflowName, spec, &Resume{Tuning: Tuning{Notify: wfnotify.Options{MaxInterval: time.Hour,
+	h.env.ExecuteWorkflow(emailapi.WorkflowName, spec, &Resume{Tuning: Tuning{Notify: notifysend.Options{MaxInterval: time.Hour,
 		MaxAttempts: 1000}}})
 	res, err := h.result()
 	if err != nil {
@@ -141,7 +141,7 @@ func TestNotificationsReachTheDeskInOrderThroughAnOutage(t *testing.T) {
 	if res.Phase != model.PhaseClosed {
 		t.Fatalf("job ended in %s", res.Phase)
 	}
-	h.requireHeartbeatTimeout("DeliverNotification", wfnotify.HeartbeatTimeout)
+	h.requireHeartbeatTimeout("DeliverNotification", notifysend.HeartbeatTimeout)
 
 	_, got := rc.snapshot()
 	type seen struct {

@@ -7,7 +7,7 @@ import (
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/gate"
-	wfnotify "github.com/cutover/cutover/workflows/notify"
+	"github.com/cutover/cutover/workflows/notifysend"
 )
 
 // Resume is the workflow's second argument: empty when an operator starts a job (the temporal
@@ -27,7 +27,7 @@ type Tuning struct {
 	// pass whose worker died is retried elsewhere. Fault tests turn it down to seconds.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 	// Notify tunes webhook delivery (tests give up sooner).
-	Notify wfnotify.Options `json:"notify,omitzero"`
+	Notify notifysend.Options `json:"notify,omitzero"`
 }
 
 // State is everything the job workflow knows, carried across continue-as-new.

@@ -12,7 +12,7 @@ import (
 	"github.com/cutover/cutover/internal/silence"
 	"github.com/cutover/cutover/workflows/email/emailapi"
 	"github.com/cutover/cutover/workflows/email/jobspec"
-	wfnotify "github.com/cutover/cutover/workflows/notify"
+	"github.com/cutover/cutover/workflows/notifysend"
 )
 
 // DefaultHistoryLimit is the history length past which a job continues as new at its next
@@ -46,7 +46,7 @@ type jobRun struct {
 	lastDetails    string
 	silent         silence.Report // the activities whose worker stopped heartbeating, as a worker last reported them
 
-	sender *wfnotify.Sender // the job's notifications
+	sender *notifysend.Sender // the job's notifications
 }
 
 // EmailMigrationWorkflow migrates one email domain (workflow id email-job-<job_id>). It takes

@@ -1,8 +1,8 @@
-// Package notify is the workflow side of notifications: a migration workflow queues events
+// Package notifysend is the workflow side of notifications: a migration workflow queues events
 // in its state (internal/notify.Outbox) and a sender coroutine delivers them, in order, each
 // through the DeliverNotification activity with retries. The migration never waits for it:
 // a receiver that is down delays its notifications, never the migration.
-package notify
+package notifysend
 
 import (
 	"time"
@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	acts "github.com/cutover/cutover/activities/notify"
+	"github.com/cutover/cutover/activities/webhook"
 	"github.com/cutover/cutover/internal/notify"
 )
 
@@ -93,7 +93,7 @@ func (s *Sender) deliver(ctx workflow.Context, h notify.Webhook, ev notify.Event
 		maxInterval = 5 * time.Minute
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    acts.DefaultTimeout + 20*time.Second,
+		StartToCloseTimeout:    webhook.DefaultTimeout + 20*time.Second,
 		HeartbeatTimeout:       HeartbeatTimeout,
 		ScheduleToCloseTimeout: giveUp,
 		Summary:                ev.Event + " → " + h.URL,
@@ -101,7 +101,7 @@ func (s *Sender) deliver(ctx workflow.Context, h notify.Webhook, ev notify.Event
 			MaximumInterval: maxInterval, MaximumAttempts: s.Options.MaxAttempts,
 			NonRetryableErrorTypes: []string{notify.ErrTypeRefused}},
 	})
-	var a *acts.Activities
+	var a *webhook.Activities
 	var r notify.Receipt
 	err := workflow.ExecuteActivity(actx, a.DeliverNotification, notify.Delivery{Target: s.Target, Webhook: h, Event: ev}).
 		Get(ctx, &r)

@@ -1,7 +1,7 @@
-// Package notify delivers notifications (internal/notify's events) to webhooks: one signed
+// Package webhook delivers notifications (internal/notify's events) to webhooks: one signed
 // POST per event and webhook, retried by Temporal with backoff, each attempt recorded in the
 // delivery log (notification_deliveries) so an event delivered once is never posted again.
-package notify
+package webhook
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package notify_test
+package webhook_test
 
 import (
 	"context"
@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/activities/notify"
 	"github.com/cutover/cutover/activities/store"
 	"github.com/cutover/cutover/activities/vault"
 	"github.com/cutover/cutover/activities/vault/vaulttest"
-	inotify "github.com/cutover/cutover/internal/notify"
+	"github.com/cutover/cutover/activities/webhook"
+	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
@@ -38,9 +38,9 @@ func TestDeliveryKeepsAHeartbeat(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(slow.Close)
-	a := &notify.Activities{DB: db, Vault: v}
-	d := inotify.Delivery{Target: "email-job-1", Webhook: inotify.Webhook{URL: slow.URL, SecretRef: ref},
-		Event: inotify.Event{Seq: 1, ID: "email-job-1/1", Event: "phase_changed"}}
+	a := &webhook.Activities{DB: db, Vault: v}
+	d := notify.Delivery{Target: "email-job-1", Webhook: notify.Webhook{URL: slow.URL, SecretRef: ref},
+		Event: notify.Event{Seq: 1, ID: "email-job-1/1", Event: "phase_changed"}}
 	if err := testenv.RunWithHeartbeatTimeout(t, a, a.DeliverNotification, 400*time.Millisecond, d); err != nil {
 		t.Fatalf("a live delivery slower than its heartbeat timeout: %v", err)
 	}
