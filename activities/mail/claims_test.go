@@ -67,3 +67,26 @@ func TestUnsureFlagsSurviveUIDValidityChange(t *testing.T) {
 	}
 	e.requireClean(0)
 }
+
+// TestCyrusAdoptsRewrittenMailAlreadyThere: the destination already holds the mailbox's 8-bit
+// messages (another tool copied them before), stored rewritten by Cyrus. The first pass finds
+// them by the rewrite-tolerant key instead of copying them again, and verification reports
+// them present and rewritten.
+func TestCyrusAdoptsRewrittenMailAlreadyThere(t *testing.T) {
+	t.Parallel()
+	e, src, dst := newInteropEnv(t, dovecot, cyrus)
+	corpus := eightBit()
+	mailtest.SeedIMAP(t, src.alice, corpus)
+	for _, m := range corpus {
+		dst.alice.Append(t, "INBOX", m.Raw, m.Flags, m.Date)
+	}
+	if st := e.sync(model.ModeCopy); st.Transferred != 0 {
+		t.Errorf("first pass transferred %d, want 0 (all four are on the destination)", st.Transferred)
+	}
+	if n := len(dst.alice.Messages(t, "INBOX").Messages); n != len(corpus) {
+		t.Errorf("destination INBOX holds %d messages, want %d", n, len(corpus))
+	}
+	if rep := e.requireClean(0); rep.Rewritten != 3 {
+		t.Errorf("verify: %d rewritten, want 3", rep.Rewritten)
+	}
+}
