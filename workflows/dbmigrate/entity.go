@@ -24,6 +24,9 @@ type EntityInput struct {
 	MarkStartType string `json:"mark_start_type,omitempty"`
 	// Continued is set on runs after a continue-as-new.
 	Continued bool `json:"continued,omitempty"`
+	// Accepted are quarantined rows of the entity an operator accepted (db accept-errors) after
+	// it stopped at its error limit: the limit counts the rows quarantined beyond them.
+	Accepted int64 `json:"accepted,omitempty"`
 }
 
 // EntityResult is an entity's outcome.
@@ -157,7 +160,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 			}
 			_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", dbmigrateapi.SignalProgress, p).Get(ctx, nil)
 		}
-		if bad, why := breached(cfg, res.Processed, res.Failed); bad {
+		if bad, why := breached(cfg, res.Processed, max(res.Failed-in.Accepted, 0)); bad {
 			res.Status, res.Reason = model.EntityFailed, "error threshold: "+why
 			_ = workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
 				Entity: in.Entity, Status: model.EntityFailed}).Get(ctx, nil)

@@ -43,6 +43,9 @@ type orch struct {
 	closeReq *dbmigrateapi.CloseRequest
 	retries  []dbmigrateapi.RetryRequest
 	accepts  []dbmigrateapi.AcceptRequest
+	// accepted are the quarantined rows of an entity an operator accepted while it was stopped
+	// mid-load: they no longer count against its error limit when its load resumes.
+	accepted map[string]int64
 	lastPct  float64
 
 	// visible: this execution upserts MigrationPhase on every phase change (executions

@@ -46,7 +46,7 @@ func (w *orch) load(ctx workflow.Context) error {
 						searchattr.Status.ValueSet(string(model.EntityRunning))),
 				})
 				f := w.startEntity(ctx, cctx, EntityInput{Migration: w.migration(), Entity: name,
-					Config: w.cfg, Cursor: dbmigrateapi.BatchRequest{Entity: name}})
+					Config: w.cfg, Cursor: dbmigrateapi.BatchRequest{Entity: name}, Accepted: w.accepted[name]})
 				w.watch(ctx, f, func(ctx workflow.Context, f workflow.Future) {
 					running--
 					w.clearAttempts(name)

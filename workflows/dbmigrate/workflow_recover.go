@@ -2,6 +2,7 @@ package dbmigrate
 
 import (
 	"fmt"
+	"maps"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -38,7 +39,11 @@ func (w *orch) recoverEnded(ctx workflow.Context) (dbmigrateapi.Result, error) {
 		w.state.Ops = nil
 		return w.start(ctx)
 	}
+	unfinished := map[string]bool{} // entities the ended run started and did not complete
 	for _, es := range w.state.Entities {
+		if es.Status == model.EntityFailed || es.Status == model.EntityRunning {
+			unfinished[es.Name] = true
+		}
 		if es.Status != model.EntityCompleted {
 			es.Status, es.Reason = model.EntityPending, ""
 		}
@@ -51,15 +56,38 @@ func (w *orch) recoverEnded(ctx workflow.Context) (dbmigrateapi.Result, error) {
 	switch r.Action {
 	case dbmigrateapi.RecoverRetryFailed:
 		w.retries = append(w.retries, dbmigrateapi.RetryRequest{Entity: r.Entity})
-		w.handleRetries(ctx, w.completedSet())
+		redrive := w.completedSet()
+		if workflow.GetVersion(ctx, redriveUnfinishedChange, workflow.DefaultVersion, 1) >= 1 {
+			// An entity stopped mid-load (at its error limit, say) has its quarantined rows
+			// re-driven before its load resumes: resuming alone replays its committed batches with
+			// the same rows quarantined, and it would stop at the same limit again.
+			maps.Copy(redrive, unfinished)
+		}
+		w.handleRetries(ctx, redrive)
 	case dbmigrateapi.RecoverAccept:
 		w.accepts = append(w.accepts, dbmigrateapi.AcceptRequest{ID: r.AcceptanceID, RequestedBy: r.RequestedBy, Reason: r.Reason})
 		if err := w.recordAccepts(ctx); err != nil {
 			return w.fail(ctx, err)
 		}
+		if workflow.GetVersion(ctx, redriveUnfinishedChange, workflow.DefaultVersion, 1) >= 1 {
+			// An entity stopped at its error limit resumes with the accepted rows off its count
+			// (else it would stop at the same limit again).
+			w.accepted = map[string]int64{}
+			for _, es := range w.state.Entities {
+				if unfinished[es.Name] {
+					w.accepted[es.Name] = es.Failed
+				}
+			}
+		}
 	}
 	return w.run(ctx)
 }
+
+// redriveUnfinishedChange: a recovery run takes up the entities the ended run started and did
+// not complete (an entity stopped at its error limit, say): retry_failed re-drives their
+// quarantined rows before their load resumes, accept_errors takes the accepted rows off their
+// error count. Before, both resumed them as they were, and they stopped at the same limit again.
+const redriveUnfinishedChange = "recovery-redrive-unfinished"
 
 // recordAccepts records the acceptances of quarantined rows asked for (the accept_errors
 // signal, or a recovery run): the validation then lets the migration complete with them.

@@ -29,7 +29,8 @@ func endedState(status model.OrchestrationStatus, entities ...model.EntityStatus
 
 // TestRecoveryRunsTakeUpEndedMigrations: a new run over an ended migration's state resumes a
 // failed one (entities it completed are not loaded again), accepts its quarantined rows and
-// completes, retries its quarantined rows, rolls a completed one back in reverse order, and
+// completes, retries its quarantined rows (those of an entity stopped mid-load before its load
+// resumes), rolls a completed one back in reverse order, and
 // refuses what the state does not allow without touching the ledger.
 func TestRecoveryRunsTakeUpEndedMigrations(t *testing.T) {
 	done, failed, pending := model.EntityCompleted, model.EntityFailed, model.EntityPending
@@ -50,6 +51,9 @@ func TestRecoveryRunsTakeUpEndedMigrations(t *testing.T) {
 		{name: "retry quarantined rows of a completed one", state: endedState(model.OrchCompleted, done, done, done, done),
 			action: dbmigrateapi.RecoverRetryFailed, transitions: "[running completed]", status: model.OrchCompleted,
 			has: []string{"retry offices", "retry projects", "validate doctors"}},
+		{name: "retry quarantined rows of a failed one", state: endedState(model.OrchFailed, done, failed, pending, done),
+			action: dbmigrateapi.RecoverRetryFailed, transitions: "[running completed]", status: model.OrchCompleted,
+			has: []string{"retry offices", "retry profiles", "start profiles", "start doctors"}, hasNot: []string{"retry doctors"}},
 		{name: "roll back a completed one", state: endedState(model.OrchCompleted, done, done, done, done),
 			action: dbmigrateapi.RecoverRollback, transitions: "[rolling_back pending]", status: model.OrchPending,
 			has: []string{"rollback projects", "rollback offices"}, hasNot: []string{"validate offices"}},
@@ -98,6 +102,11 @@ func TestRecoveryRunsTakeUpEndedMigrations(t *testing.T) {
 				if rec.index(ev) >= 0 {
 					t.Errorf("%q in\n%s", ev, events)
 				}
+			}
+			// An entity stopped mid-load has its quarantined rows re-driven before its load resumes
+			// (resuming first would stop it at the same error limit again).
+			if i, j := rec.index("retry profiles"), rec.index("start profiles"); j >= 0 && i > j {
+				t.Errorf("profiles' rows re-driven after its load resumed:\n%s", events)
 			}
 			if tc.action == dbmigrateapi.RecoverRollback && rec.index("rollback projects") > rec.index("rollback offices") {
 				t.Errorf("rolled back out of reverse order:\n%s", events)
@@ -160,5 +169,42 @@ func TestOrphansRedrivenAfterTheirParents(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("re-drives (-want +got):\n%s\nall events:\n%s", diff, strings.Join(rec.events, "\n"))
+	}
+}
+
+// TestAcceptedRowsLeaveTheErrorLimit: a migration whose entity stopped at its error limit (5
+// rows quarantined, limit 2) is taken up by accept_errors: the entity resumes with the accepted
+// rows off its count and the migration completes; a resume without the acceptance (retry)
+// stops at the same limit again, naming it.
+func TestAcceptedRowsLeaveTheErrorLimit(t *testing.T) {
+	for _, tc := range []struct {
+		action dbmigrateapi.RecoveryAction
+		status model.OrchestrationStatus
+	}{
+		{dbmigrateapi.RecoverAccept, model.OrchCompleted},
+		{dbmigrateapi.RecoverRetry, model.OrchFailed},
+	} {
+		t.Run(string(tc.action), func(t *testing.T) {
+			rec := &recorder{failed: map[string]int64{"profiles": 5}}
+			env := newEnv(t, rec)
+			in := testInput(t, model.MigrationFull, dbmigrateapi.Config{MaxErrors: 2})
+			ended := endedState(model.OrchFailed, model.EntityCompleted, model.EntityFailed, model.EntityPending,
+				model.EntityCompleted)
+			ended.Entities[1].Failed = 5
+			in.Resume = ended
+			in.Recover = &dbmigrateapi.Recovery{Action: tc.action, PreviousRunID: "run-1", RequestedBy: "ops",
+				Reason: "five legacy rows", AcceptanceID: "6d3c1a50-0000-4000-8000-000000000002"}
+			env.ExecuteWorkflow(dbmigrateapi.WorkflowName, in)
+			st := result(t, env)
+			if st.Status != tc.status {
+				t.Fatalf("st.Status = %s, want %s (error %q)", st.Status, tc.status, st.Error)
+			}
+			if tc.status == model.OrchFailed && !strings.Contains(st.Error, "exceed the limit of 2") {
+				t.Errorf("st.Error = %q, want the error limit named", st.Error)
+			}
+			if rec.index("start profiles") < 0 {
+				t.Errorf("profiles not resumed:\n%s", strings.Join(rec.events, "\n"))
+			}
+		})
 	}
 }
