@@ -57,8 +57,9 @@ func (c *Client) Recover(ctx context.Context, id string, rec dbmigrateapi.Recove
 		}
 		wctx, cancel := context.WithTimeout(ctx, endingWait)
 		err := c.tc.GetWorkflow(wctx, wid, info.GetExecution().GetRunId()).Get(wctx, nil)
+		timedOut := wctx.Err() != nil // read before cancel, which sets it whatever happened
 		cancel()
-		if wctx.Err() != nil && ctx.Err() == nil {
+		if timedOut && ctx.Err() == nil {
 			return out, fmt.Errorf("database migration %s: its state says it ended but its run is still open after %s: %w",
 				wid, endingWait, err)
 		}
