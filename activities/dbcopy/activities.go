@@ -286,10 +286,11 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 	defer release()
 	cursor := r.Cursor
 	done := 0
+	var since time.Time // when the last batch committed, across attempts
 	if activity.HasHeartbeatDetails(ctx) {
 		var hb dbmigrateapi.ChunkProgress
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.Cursor.Entity == cursor.Entity {
-			cursor, done = hb.Cursor, hb.Done
+			cursor, done, since = hb.Cursor, hb.Done, hb.LastCommit
 		}
 	}
 	start := time.Now()
@@ -300,7 +301,7 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 		max = 1
 	}
 	n := done
-	beat := newChunkBeat(ctx, cursor, done)
+	beat := newChunkBeat(ctx, cursor, done, since)
 	run, err := e.CopyBatches(ctx, cursor, max, func(b BatchResult) error {
 		observeBatch(b)
 		n++

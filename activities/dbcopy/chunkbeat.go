@@ -21,8 +21,14 @@ type chunkBeat struct {
 	stop func()
 }
 
-func newChunkBeat(ctx context.Context, cursor dbmigrateapi.BatchRequest, done int) *chunkBeat {
-	b := &chunkBeat{ctx: ctx, last: dbmigrateapi.ChunkProgress{Cursor: cursor, Done: done, LastCommit: time.Now().UTC()}, stop: func() {}}
+// since is when the chunk's last batch committed: the previous attempt's, so a batch that fails
+// every attempt shows as stalled in the status; zero for a chunk's first attempt (now: the
+// chunk has committed nothing since it started).
+func newChunkBeat(ctx context.Context, cursor dbmigrateapi.BatchRequest, done int, since time.Time) *chunkBeat {
+	if since.IsZero() {
+		since = time.Now().UTC()
+	}
+	b := &chunkBeat{ctx: ctx, last: dbmigrateapi.ChunkProgress{Cursor: cursor, Done: done, LastCommit: since}, stop: func() {}}
 	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
 		return b
 	}

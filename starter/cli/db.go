@@ -413,7 +413,7 @@ func printPending(e *Env, p dbmigrateapi.PendingActivity) {
 		what = fmt.Sprintf("%s of %s", p.Activity, p.Entity)
 	}
 	if !p.LastCommit.IsZero() {
-		what += fmt.Sprintf(" (batch %d, last commit %s ago)", p.Batch, time.Since(p.LastCommit).Round(time.Second))
+		what += fmt.Sprintf(" (batch %d, no batch committed for %s)", p.Batch, time.Since(p.LastCommit).Round(time.Second))
 	}
 	state := "running"
 	if p.Stalled {
