@@ -127,9 +127,16 @@ func (e *Engine) tableDDL(ent *spec.Entity) []string {
 }
 
 // uniqueAcrossDDL keeps a column unique over every partition: a companion table keyed by the
-// value records which row owns it, maintained by a trigger. Re-inserting the same row (an
+// value records which row owns it, maintained by triggers. Re-inserting the same row (an
 // upsert) passes; another row with the same value fails with unique_violation (23505), which
 // the batch writer quarantines like any duplicate.
+//
+// What a catch-up drain costs shaped the triggers (about a quarter of PostgreSQL's CPU in seed
+// 002's final drain went to them before): the UPDATE trigger fires only when the row's value or
+// key changes (an update of flags leaves the claim as it is; a new key moves it), and the check
+// after a refused claim is a statement of its own. Inside one IF with NOT FOUND it was planned
+// again for every row: a plan made knowing FOUND is true is free, so the plan cache never kept
+// the generic one.
 func (e *Engine) uniqueAcrossDDL(ent *spec.Entity, col string) []string {
 	q := spec.QuoteIdent
 	table := e.qualified(ent.TargetTable)
@@ -147,7 +154,7 @@ func (e *Engine) uniqueAcrossDDL(ent *spec.Entity, col string) []string {
 		fmt.Sprintf(`CREATE OR REPLACE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.%[3]s IS NOT NULL THEN
-    IF TG_OP = 'DELETE' OR OLD.%[3]s IS DISTINCT FROM NEW.%[3]s THEN
+    IF TG_OP = 'DELETE' OR OLD.%[3]s IS DISTINCT FROM NEW.%[3]s OR OLD.%[4]s IS DISTINCT FROM NEW.%[4]s THEN
       DELETE FROM %[2]s WHERE value = OLD.%[3]s AND row_key = OLD.%[4]s;
     END IF;
   END IF;
@@ -156,17 +163,22 @@ BEGIN
   END IF;
   IF NEW.%[3]s IS NOT NULL THEN
     INSERT INTO %[2]s (value, row_key) VALUES (NEW.%[3]s, NEW.%[4]s) ON CONFLICT (value) DO NOTHING;
-    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM %[2]s WHERE value = NEW.%[3]s AND row_key = NEW.%[4]s) THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation', COLUMN = %[5]s,
-        MESSAGE = format('duplicate key value violates uniqueness of %%s across partitions', %[5]s),
-        DETAIL = format('Key (%%s)=(%%s) already exists.', %[5]s, NEW.%[3]s);
+    IF NOT FOUND THEN
+      IF NOT EXISTS (SELECT 1 FROM %[2]s WHERE value = NEW.%[3]s AND row_key = NEW.%[4]s) THEN
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation', COLUMN = %[5]s,
+          MESSAGE = format('duplicate key value violates uniqueness of %%s across partitions', %[5]s),
+          DETAIL = format('Key (%%s)=(%%s) already exists.', %[5]s, NEW.%[3]s);
+      END IF;
     END IF;
   END IF;
   RETURN NEW;
 END
 $fn$`, fn, comp, q(col), key, quoteLiteral(col)),
-		fmt.Sprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
-			q(ident63(ent.TargetTable, col, "uniq_ins")), q(col), table, fn),
+		fmt.Sprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
+			q(ident63(ent.TargetTable, col, "uniq_ins")), table, fn),
+		fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW
+			WHEN (OLD.%s IS DISTINCT FROM NEW.%s OR OLD.%s IS DISTINCT FROM NEW.%s) EXECUTE FUNCTION %s()`,
+			q(ident63(ent.TargetTable, col, "uniq_upd")), table, q(col), q(col), key, key, fn),
 		fmt.Sprintf("CREATE OR REPLACE TRIGGER %s AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
 			q(ident63(ent.TargetTable, col, "uniq_del")), table, fn),
 	}
