@@ -131,12 +131,15 @@ func (e *Engine) tableDDL(ent *spec.Entity) []string {
 // upsert) passes; another row with the same value fails with unique_violation (23505), which
 // the batch writer quarantines like any duplicate.
 //
-// What a catch-up drain costs shaped the triggers (about a quarter of PostgreSQL's CPU in seed
-// 002's final drain went to them before): the UPDATE trigger fires only when the row's value or
-// key changes (an update of flags leaves the claim as it is; a new key moves it), and the check
-// after a refused claim is a statement of its own. Inside one IF with NOT FOUND it was planned
-// again for every row: a plan made knowing FOUND is true is free, so the plan cache never kept
-// the generic one.
+// What a catch-up drain costs shaped the triggers (about a quarter of PostgreSQL's CPU in the
+// final drain of the mail-system benchmark went to them before). They run AFTER the row is
+// written: an upsert that updates an existing row fires no INSERT trigger (a BEFORE INSERT
+// trigger fires for every proposed row, conflicting or not), a row moved to another partition
+// is a delete then an insert of its claim, and COPY keeps its multi-row inserts. The UPDATE
+// trigger fires only when the row's value or key changes (an update of flags leaves the claim
+// as it is; a new key moves it). The check after a refused claim is a statement of its own:
+// inside one IF with NOT FOUND it was planned again for every row (a plan made knowing FOUND is
+// true is free, so the plan cache never kept the generic one).
 func (e *Engine) uniqueAcrossDDL(ent *spec.Entity, col string) []string {
 	q := spec.QuoteIdent
 	table := e.qualified(ent.TargetTable)
@@ -174,9 +177,9 @@ BEGIN
   RETURN NEW;
 END
 $fn$`, fn, comp, q(col), key, quoteLiteral(col)),
-		fmt.Sprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
+		fmt.Sprintf("CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
 			q(ident63(ent.TargetTable, col, "uniq_ins")), table, fn),
-		fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW
+		fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s AFTER UPDATE ON %s FOR EACH ROW
 			WHEN (OLD.%s IS DISTINCT FROM NEW.%s OR OLD.%s IS DISTINCT FROM NEW.%s) EXECUTE FUNCTION %s()`,
 			q(ident63(ent.TargetTable, col, "uniq_upd")), table, q(col), q(col), key, key, fn),
 		fmt.Sprintf("CREATE OR REPLACE TRIGGER %s AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()",

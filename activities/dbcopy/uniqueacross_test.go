@@ -49,8 +49,8 @@ entities:
 // over every partition holds exactly one claim per row, whatever updates do: an update of other
 // columns (a drain's flag change) leaves the claim alone without calling the trigger function
 // at all, an update of the value moves the claim (the old value free again, the new one
-// refused to another row), an update of the key moves it to the new key, an upsert of the
-// same row passes, and a delete frees the value.
+// refused to another row), an update of the key moves it to the new key, a move to another
+// partition keeps it, an upsert of the same row passes, and a delete frees the value.
 func TestUniqueAcrossPartitionsFollowsUpdates(t *testing.T) {
 	e := openLetters(t)
 	ctx := ctxT(t)
@@ -140,6 +140,13 @@ func TestUniqueAcrossPartitionsFollowsUpdates(t *testing.T) {
 	if got, want := claims(), "[<m1>→3 <m1b>→1 <m2>→2]"; got != want {
 		t.Fatalf("claims after a key update = %s, want %s", got, want)
 	}
+
+	// The row moves to another month's partition (a delete and an insert there): its claim stays.
+	mustExec(`UPDATE public.letters SET created_at = '2024-02-15' WHERE legacy_id = 1`)
+	if got, want := claims(), "[<m1>→3 <m1b>→1 <m2>→2]"; got != want {
+		t.Fatalf("claims after a move to another partition = %s, want %s", got, want)
+	}
+	mustExec(`UPDATE public.letters SET created_at = '2024-01-10' WHERE legacy_id = 1`)
 
 	// An upsert of the same row (as drains write) passes; one carrying another row's value does not.
 	upsert := insert + ` ON CONFLICT (id, created_at) DO UPDATE SET message_id = EXCLUDED.message_id, seen = EXCLUDED.seen`
