@@ -1,12 +1,18 @@
 package dbcopy
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
 	"github.com/cutover/cutover/internal/model"
@@ -18,7 +24,9 @@ import (
 // BenchmarkValidateClinic loads dbcopytest's clinic chain once (in process) and then times the
 // validation of every entity (all its checks, as the workflow runs them after the load), b.N
 // times. Knob: CUTOVER_BENCH_CLINIC_SCALE (65 ≈ 200K rows). Figures are printed, never asserted,
-// beyond the validation passing.
+// beyond the validation passing: rows/s, and the CPU seconds this process (the engine: reading
+// the source, comparing) and the target database's backends spent validating, which a loaded
+// machine changes far less than the elapsed time.
 func BenchmarkValidateClinic(b *testing.B) {
 	scale := 65
 	if v, err := strconv.Atoi(os.Getenv("CUTOVER_BENCH_CLINIC_SCALE")); err == nil && v > 0 {
@@ -54,7 +62,7 @@ func BenchmarkValidateClinic(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		start := time.Now()
+		start, self, pg := time.Now(), selfCPU(), sampleBackendCPU(ctx, b, e)
 		for _, name := range order {
 			vs, err := e.Validate(ctx, name)
 			if err != nil {
@@ -67,5 +75,79 @@ func BenchmarkValidateClinic(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+		b.ReportMetric((selfCPU() - self).Seconds(), "worker_CPU_s")
+		pgCPU := pg()
+		b.ReportMetric(pgCPU.Seconds(), "PostgreSQL_CPU_s")
 	}
+}
+
+// selfCPU is this process's CPU time (user and system) so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sampleBackendCPU samples the CPU time of the target database's backends every 100 ms until
+// the returned function is called, which returns what they spent since the call (a backend
+// that ended in between counts but for its last 100 ms).
+func sampleBackendCPU(ctx context.Context, b *testing.B, e *Engine) func() time.Duration {
+	base := backendCPU(ctx, b, e)
+	last := map[int32]time.Duration{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for pid, t := range backendCPU(ctx, b, e) {
+				last[pid] = max(last[pid], t)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() time.Duration {
+		close(stop)
+		<-done
+		var total time.Duration
+		for pid, t := range last {
+			total += t - base[pid]
+		}
+		return total
+	}
+}
+
+// backendCPU is the CPU time so far of each PostgreSQL backend serving the engine's target
+// database (the server runs on this machine, its processes readable under /proc).
+func backendCPU(ctx context.Context, b *testing.B, e *Engine) map[int32]time.Duration {
+	rows, err := e.Pool().Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := map[int32]time.Duration{}
+	for _, pid := range pids {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[pid] = time.Duration(u+s) * time.Second / 100 // clock ticks (USER_HZ, 100 on Linux)
+	}
+	return out
 }
