@@ -68,8 +68,7 @@ func (e *Engine) checkCompleteness(ctx context.Context, p *entityPlan) (store.Va
 	if p.ent.Key.Mode == spec.KeyModeKeep {
 		keyCmp = "t." + spec.QuoteIdent(p.ent.Key.Target) + "::text = m.source_id"
 	}
-	err = e.pool.QueryRow(ctx, fmt.Sprintf(`SELECT
-		(SELECT count(*) FROM migration_mappings WHERE migration_id = $1 AND source_table = $2),
+	err = e.pool.QueryRow(ctx, fmt.Sprintf(`SELECT `+mappedCount+`,
 		(SELECT count(*) FROM migration_mappings m JOIN %s t ON %s WHERE m.migration_id = $1 AND m.source_table = $2),
 		(SELECT `+quarantinedRows+` FROM migration_errors WHERE entity_status_id = $3 AND NOT is_resolved)`, p.target, keyCmp),
 		e.opt.MigrationID, p.ent.SourceTable, p.statusID).Scan(&mapped, &present, &failed)

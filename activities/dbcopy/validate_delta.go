@@ -277,6 +277,13 @@ func (e *Engine) changedSince(ctx context.Context, p *entityPlan, since int64) (
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
+// mappedCount counts the mappings of a source table ($1 migration, $2 source table): it reads
+// each block's count of mappings and its forgotten ones, not its arrays (schema migration 0024).
+const mappedCount = `((SELECT count(*) FROM migration_mapping_rows WHERE migration_id = $1 AND source_table = $2) +
+	(SELECT coalesce(sum(mappings), 0) FROM migration_mapping_blocks WHERE migration_id = $1 AND source_table = $2) -
+	(SELECT count(*) FROM migration_mapping_forgotten f JOIN migration_mapping_blocks b ON b.id = f.block_id
+		WHERE b.migration_id = $1 AND b.source_table = $2))`
+
 // checkCounts is the completeness count: source rows = mapped rows + quarantined rows.
 func (e *Engine) checkCounts(ctx context.Context, p *entityPlan) (store.ValidationResult, error) {
 	src, err := p.src.Count(ctx, p.ent.SourceTable, p.where...)
@@ -284,13 +291,7 @@ func (e *Engine) checkCounts(ctx context.Context, p *entityPlan) (store.Validati
 		return store.ValidationResult{}, err
 	}
 	var mapped, failed int64
-	// The mapped count reads each block's count of mappings and its forgotten ones, not its
-	// arrays (schema migration 0024).
-	err = e.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM migration_mapping_rows WHERE migration_id = $1 AND source_table = $2) +
-		(SELECT coalesce(sum(mappings), 0) FROM migration_mapping_blocks WHERE migration_id = $1 AND source_table = $2) -
-		(SELECT count(*) FROM migration_mapping_forgotten f JOIN migration_mapping_blocks b ON b.id = f.block_id
-			WHERE b.migration_id = $1 AND b.source_table = $2),
+	err = e.pool.QueryRow(ctx, `SELECT `+mappedCount+`,
 		(SELECT `+quarantinedRows+` FROM migration_errors WHERE entity_status_id = $3 AND NOT is_resolved)`,
 		e.opt.MigrationID, p.ent.SourceTable, p.statusID).Scan(&mapped, &failed)
 	if err != nil {
