@@ -33,11 +33,10 @@ import (
 // worker, every database activity on the db queue run by the other worker, and the mail worker
 // running nothing else.
 func TestWorkerPoolsSplitByTaskQueue(t *testing.T) {
-	ctx := context.Background()
 	srv := testenv.SharedTemporal(t)
 	w := newMailWorld(t, 2, 20)
 	t.Setenv(vault.EnvKeys, w.key) // the in-process workers read it
-	dbURL, db, users, src, dst, refs := w.dbURL, w.db, w.users, w.src, w.dst, w.refs
+	dbURL, dst := w.dbURL, w.dst
 
 	queue := fmt.Sprintf("pools-%d", time.Now().UnixNano())
 	rest := startPoolWorker(t, srv, queue, dbURL, taskqueue.Workflows, taskqueue.DB)
@@ -68,12 +67,22 @@ func TestWorkerPoolsSplitByTaskQueue(t *testing.T) {
 	}
 
 	tc := srv.Client(t)
-	c := client.New(tc, queue)
-	job, err := db.CreateJob(ctx, store.Job{ID: uniqueJobID(), TenantID: 1, Domain: demo.Domain})
+	startPoolJobs(t, client.New(tc, queue), w, dst.Addr(), 50, 500)()
+	checkPoolRuns(t, activityRuns(t, tc, srv.Namespace(), queue), queue)
+}
+
+// startPoolJobs starts an email job of w's users (to the destination at dstAddr) beside an
+// incremental database migration of the mail system (accounts, sessions, emails), each driven
+// to its end as an operator would. The wait it returns fails the test unless the job closes
+// with nothing missing and the migration completes.
+func startPoolJobs(t *testing.T, c *client.Client, w mailWorld, dstAddr string, accounts, emails int) (wait func()) {
+	t.Helper()
+	ctx := context.Background()
+	job, err := w.db.CreateJob(ctx, store.Job{ID: uniqueJobID(), TenantID: 1, Domain: demo.Domain})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.StartEmailJob(ctx, demo.EmailSpec(job.ID, src.Addr(), dst.Addr(), users, refs)); err != nil {
+	if _, err := c.StartEmailJob(ctx, demo.EmailSpec(job.ID, w.src.Addr(), dstAddr, w.users, w.refs)); err != nil {
 		t.Fatal(err)
 	}
 	emailDone := make(chan error, 1)
@@ -85,7 +94,7 @@ func TestWorkerPoolsSplitByTaskQueue(t *testing.T) {
 		emailDone <- err
 	}()
 	targetURL := testenv.NewDatabase(t)
-	sp, data, err := demo.MailSystem(ctx, t.TempDir(), targetURL, 50, 500)
+	sp, data, err := demo.MailSystem(ctx, t.TempDir(), targetURL, accounts, emails)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +111,18 @@ func TestWorkerPoolsSplitByTaskQueue(t *testing.T) {
 		}
 		dbDone <- err
 	}()
-	waitDone(t, "email job", emailDone)
-	waitDone(t, "database migration", dbDone)
+	return func() {
+		t.Helper()
+		waitDone(t, "email job", emailDone)
+		waitDone(t, "database migration", dbDone)
+	}
+}
 
-	ran := activityRuns(t, tc, srv.Namespace(), queue)
+// checkPoolRuns: every IMAP engine activity of ran was scheduled on the mail queue and run by a
+// mail-only worker, every database activity on the db queue and every other activity on the
+// workflows queue, both run by a workflows+db worker; and the histories hold each kind.
+func checkPoolRuns(t *testing.T, ran []activityRun, queue string) {
+	t.Helper()
 	counts := map[string]int{}
 	for _, r := range ran {
 		counts[r.activityType]++
