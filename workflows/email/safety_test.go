@@ -551,6 +551,8 @@ func TestWorkflowRefusesWhatTheCLIRefuses(t *testing.T) {
 		{"password", withKey("password", "hunter2-secret"), true},
 		{"unknown field", withKey("hostname", "x"), false},
 		{"redacted password", withKey("password", jobspec.Redacted), false},
+		{"password pasted as credentials_ref", withKey("credentials_ref", "hunter2-secret"), true},
+		{"redacted credentials_ref", withKey("credentials_ref", jobspec.Redacted), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, parseErr := jobspec.Parse(tc.input)

@@ -59,6 +59,11 @@ func EmailMigrationWorkflow(ctx workflow.Context, spec jobspec.Spec, resume *Res
 	}
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
+		// A secret pasted into a credentials_ref is refused by Validate; its run is purged too.
+		if _, pasted := spec.RedactedInput(); pasted &&
+			workflow.GetVersion(ctx, "purge-pasted-ref", workflow.DefaultVersion, 1) == 1 {
+			return emailapi.Status{}, refuseInput(ctx, spec, err)
+		}
 		return emailapi.Status{}, temporal.NewNonRetryableApplicationError(err.Error(), emailapi.ErrTypeBadSpec, nil)
 	}
 	if spec.JobID <= 0 {

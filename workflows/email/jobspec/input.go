@@ -34,8 +34,10 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 	}
 	*s = Spec(p)
 	s.input = nil
-	if len(probs) > 0 {
-		s.input = &inputCheck{problems: probs, secretsRedacted: redactedOnly(tree), redacted: redact(tree)}
+	// A pasted secret in a reference field is no input problem (Validate refuses it, with the
+	// CLI's words) but its run must still be purged: keep the redacted input for it.
+	if clean := redactedOnly(tree); len(probs) > 0 || !clean {
+		s.input = &inputCheck{problems: probs, secretsRedacted: clean, redacted: redact(tree)}
 	}
 	return nil
 }
@@ -51,7 +53,7 @@ type inputCheck struct {
 // InputError is the refusal of a spec decoded from JSON that Parse would refuse: a secret, an
 // unknown field. nil when the spec came from Parse, from Go, or from clean JSON.
 func (s Spec) InputError() error {
-	if s.input == nil {
+	if s.input == nil || len(s.input.problems) == 0 {
 		return nil
 	}
 	return &ProblemsError{Problems: slices.Clone(s.input.problems)}
@@ -59,7 +61,7 @@ func (s Spec) InputError() error {
 
 // RedactedInput returns the JSON the spec was decoded from with every secret's value replaced
 // by Redacted, and whether the input held a secret that was not redacted yet (nil, false when
-// InputError is nil).
+// the input had neither a problem nor a secret).
 func (s Spec) RedactedInput() (input []byte, hadSecret bool) {
 	if s.input == nil {
 		return nil, false
@@ -81,7 +83,7 @@ func redactTree(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, x := range t {
-			if secretKey.MatchString(k) {
+			if secretKey.MatchString(k) || pastedSecret(k, x) {
 				out[k] = Redacted
 				continue
 			}
@@ -108,6 +110,9 @@ func redactedOnly(v any) bool {
 					return false
 				}
 				continue
+			}
+			if pastedSecret(k, x) {
+				return false
 			}
 			if !redactedOnly(x) {
 				return false

@@ -223,6 +223,23 @@ func cleanYAMLError(err error) string {
 
 var secretKey = regexp.MustCompile(`(?i)^(pass(word|wd)?|secret|.*_secret|(access_|refresh_|oauth_)?token|api_key|private_key)$`)
 
+// refKey names the fields that hold a vault reference.
+var refKey = regexp.MustCompile(`(?i)^(.*_)?(credentials|secret)_ref$`)
+
+// pastedSecret reports whether a vault-reference field holds something else: likely the secret
+// itself, pasted there by mistake. Validate refuses it without showing it; a run started with
+// it must not keep it in its history either (Redacted itself counts as already redacted).
+func pastedSecret(k string, v any) bool {
+	if !refKey.MatchString(k) || v == nil {
+		return false
+	}
+	s, isString := v.(string)
+	if !isString {
+		return true // anything but a string where a reference belongs
+	}
+	return s != "" && s != Redacted && !model.IsCredentialsRef(s)
+}
+
 // findSecrets walks the decoded document for keys that hold secrets; paths sorted for stable output.
 func findSecrets(v any, path string) []string {
 	var out []string
