@@ -15,7 +15,7 @@ import (
 // imapCounter reads the IMAP traffic through a faultproxy and counts, per connection, the
 // commands the client sent and the round trips it waited for: the greeting, then every
 // command sent while no earlier command of the connection was still unanswered (pipelined
-// commands share their round trip). Literals are skipped on both sides, so message bodies are
+// commands share their round trip; a command sent before the greeting shares the greeting's). Literals are skipped on both sides, so message bodies are
 // never read as commands or answers.
 type imapCounter struct {
 	mu    sync.Mutex
@@ -26,6 +26,7 @@ type imapConn struct {
 	cmds        []string // command names in order ("UID FETCH", "LOGIN", ...)
 	rtts        int
 	outstanding int
+	greeted     bool // the server's greeting went through
 	cli, srv    imapStream
 }
 
@@ -71,7 +72,7 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 			if name == "UID" && len(f) > 2 {
 				name += " " + strings.ToUpper(f[2])
 			}
-			if cn.outstanding == 0 {
+			if cn.outstanding == 0 && cn.greeted {
 				cn.rtts++
 			}
 			cn.outstanding++
@@ -80,6 +81,10 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 		return
 	}
 	cn.srv.feed(b, func(line string, first bool) {
+		if first && strings.HasPrefix(line, "* ") && !cn.greeted {
+			cn.greeted = true
+			return
+		}
 		if first && line != "" && line[0] != '*' && line[0] != '+' && cn.outstanding > 0 {
 			cn.outstanding-- // a tagged completion
 		}
@@ -183,5 +188,20 @@ func TestIMAPCounterSkipsLiterals(t *testing.T) {
 	} else if got.Idle != 0 {
 		t.Fatalf("got.Idle = %v, want 0; got %v\ncommands %q, want %q with 4 round trips, 1 busy session",
 			got.Idle, got, cmds, want)
+	}
+}
+
+// A LOGIN written before the greeting arrived rides the connection's round trip.
+func TestIMAPCounterLoginBeforeGreeting(t *testing.T) {
+	c := &imapCounter{conns: map[int64]*imapConn{}}
+	cli := func(s string) { c.see(1, faultproxy.ClientToServer, []byte(s)) }
+	srv := func(s string) { c.see(1, faultproxy.ServerToClient, []byte(s)) }
+	cli("a1 LOGIN u p\r\n")
+	srv("* OK ready\r\na1 OK done\r\n")
+	cli("a2 NAMESPACE\r\na3 LIST \"\" \"*\"\r\n")
+	srv("a2 OK\r\na3 OK\r\n")
+	cli("a4 LOGOUT\r\n")
+	if got := c.tally(); got.RTTs != 3 {
+		t.Fatalf("got.RTTs = %d, want 3 (greeting and LOGIN, NAMESPACE and LIST, LOGOUT); %v", got.RTTs, got)
 	}
 }
