@@ -20,6 +20,9 @@ import (
 type imapCounter struct {
 	mu    sync.Mutex
 	conns map[int64]*imapConn
+	// floor: connections up to this id were opened before the last reset; what they still
+	// send (a LOGOUT written as the last pass returned) is not counted.
+	floor int64
 }
 
 type imapConn struct {
@@ -44,9 +47,12 @@ func countIMAP(p *faultproxy.Proxy) *imapCounter {
 	return c
 }
 
-// reset forgets what was counted.
+// reset forgets what was counted, and the connections it was counted on.
 func (c *imapCounter) reset() {
 	c.mu.Lock()
+	for id := range c.conns {
+		c.floor = max(c.floor, id)
+	}
 	c.conns = map[int64]*imapConn{}
 	c.mu.Unlock()
 }
@@ -54,6 +60,9 @@ func (c *imapCounter) reset() {
 func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if id <= c.floor {
+		return
+	}
 	cn := c.conns[id]
 	if cn == nil {
 		cn = &imapConn{rtts: 1} // the connection and its greeting
@@ -203,5 +212,19 @@ func TestIMAPCounterLoginBeforeGreeting(t *testing.T) {
 	cli("a4 LOGOUT\r\n")
 	if got := c.tally(); got.RTTs != 3 {
 		t.Fatalf("got.RTTs = %d, want 3 (greeting and LOGIN, NAMESPACE and LIST, LOGOUT); %v", got.RTTs, got)
+	}
+}
+
+// What a connection of an earlier pass sends after a reset (its LOGOUT) is not counted.
+func TestIMAPCounterResetDropsEarlierConnections(t *testing.T) {
+	c := &imapCounter{conns: map[int64]*imapConn{}}
+	c.see(1, faultproxy.ServerToClient, []byte("* OK ready\r\n"))
+	c.see(1, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
+	c.reset()
+	c.see(1, faultproxy.ClientToServer, []byte("a2 LOGOUT\r\n"))
+	c.see(2, faultproxy.ServerToClient, []byte("* OK ready\r\n"))
+	c.see(2, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
+	if got := c.tally(); got.Commands != 1 {
+		t.Fatalf("got.Commands = %d, want 1 (the new connection's LOGIN); %v", got.Commands, got)
 	}
 }
