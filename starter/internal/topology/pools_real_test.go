@@ -65,13 +65,21 @@ func TestWorkerPoolsOnTheProductionServer(t *testing.T) {
 		testenv.StartWorkerProcess(t, pools("mail")...),
 		testenv.StartWorkerProcess(t, pools("mail")...),
 	}
-	r = runCLI(t, cliEnv, "health", "--timeout", "60s")
+	// health returns once every pool has a poller; the second mail worker's first poll may
+	// reach the server a moment after the first's, so ask again until both are counted.
+	wantMail := fmt.Sprintf("mail pool: 2 worker(s) poll %q", queue+"-mail")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		r = runCLI(t, cliEnv, "health", "--timeout", "60s")
+		if r.code != 0 || strings.Contains(r.stdout, wantMail) || time.Now().After(deadline) {
+			break
+		}
+	}
 	outputs = append(outputs, r.String())
 	if r.code != 0 {
 		t.Errorf("health with every pool polled exited %d: %s", r.code, r)
 	}
 	for _, want := range []string{
-		fmt.Sprintf("mail pool: 2 worker(s) poll %q", queue+"-mail"),
+		wantMail,
 		fmt.Sprintf("db pool: 1 worker(s) poll %q", queue+"-db"),
 	} {
 		if !strings.Contains(r.stdout, want) {
