@@ -15,21 +15,17 @@ import (
 // imapCounter reads the IMAP traffic through a faultproxy and counts, per connection, the
 // commands the client sent and the round trips it waited for: the greeting, then every
 // command sent while no earlier command of the connection was still unanswered (pipelined
-// commands share their round trip; a command sent before the greeting shares the greeting's). Literals are skipped on both sides, so message bodies are
+// commands share their round trip). Literals are skipped on both sides, so message bodies are
 // never read as commands or answers.
 type imapCounter struct {
 	mu    sync.Mutex
 	conns map[int64]*imapConn
-	// floor: connections up to this id were opened before the last reset; what they still
-	// send (a LOGOUT written as the last pass returned) is not counted.
-	floor int64
 }
 
 type imapConn struct {
 	cmds        []string // command names in order ("UID FETCH", "LOGIN", ...)
 	rtts        int
 	outstanding int
-	greeted     bool // the server's greeting went through
 	cli, srv    imapStream
 }
 
@@ -47,12 +43,9 @@ func countIMAP(p *faultproxy.Proxy) *imapCounter {
 	return c
 }
 
-// reset forgets what was counted, and the connections it was counted on.
+// reset forgets what was counted.
 func (c *imapCounter) reset() {
 	c.mu.Lock()
-	for id := range c.conns {
-		c.floor = max(c.floor, id)
-	}
 	c.conns = map[int64]*imapConn{}
 	c.mu.Unlock()
 }
@@ -60,9 +53,6 @@ func (c *imapCounter) reset() {
 func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if id <= c.floor {
-		return
-	}
 	cn := c.conns[id]
 	if cn == nil {
 		cn = &imapConn{rtts: 1} // the connection and its greeting
@@ -81,7 +71,7 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 			if name == "UID" && len(f) > 2 {
 				name += " " + strings.ToUpper(f[2])
 			}
-			if cn.outstanding == 0 && cn.greeted {
+			if cn.outstanding == 0 {
 				cn.rtts++
 			}
 			cn.outstanding++
@@ -90,10 +80,6 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 		return
 	}
 	cn.srv.feed(b, func(line string, first bool) {
-		if first && strings.HasPrefix(line, "* ") && !cn.greeted {
-			cn.greeted = true
-			return
-		}
 		if first && line != "" && line[0] != '*' && line[0] != '+' && cn.outstanding > 0 {
 			cn.outstanding-- // a tagged completion
 		}
@@ -197,34 +183,5 @@ func TestIMAPCounterSkipsLiterals(t *testing.T) {
 	} else if got.Idle != 0 {
 		t.Fatalf("got.Idle = %v, want 0; got %v\ncommands %q, want %q with 4 round trips, 1 busy session",
 			got.Idle, got, cmds, want)
-	}
-}
-
-// A LOGIN written before the greeting arrived rides the connection's round trip.
-func TestIMAPCounterLoginBeforeGreeting(t *testing.T) {
-	c := &imapCounter{conns: map[int64]*imapConn{}}
-	cli := func(s string) { c.see(1, faultproxy.ClientToServer, []byte(s)) }
-	srv := func(s string) { c.see(1, faultproxy.ServerToClient, []byte(s)) }
-	cli("a1 LOGIN u p\r\n")
-	srv("* OK ready\r\na1 OK done\r\n")
-	cli("a2 NAMESPACE\r\na3 LIST \"\" \"*\"\r\n")
-	srv("a2 OK\r\na3 OK\r\n")
-	cli("a4 LOGOUT\r\n")
-	if got := c.tally(); got.RTTs != 3 {
-		t.Fatalf("got.RTTs = %d, want 3 (greeting and LOGIN, NAMESPACE and LIST, LOGOUT); %v", got.RTTs, got)
-	}
-}
-
-// What a connection of an earlier pass sends after a reset (its LOGOUT) is not counted.
-func TestIMAPCounterResetDropsEarlierConnections(t *testing.T) {
-	c := &imapCounter{conns: map[int64]*imapConn{}}
-	c.see(1, faultproxy.ServerToClient, []byte("* OK ready\r\n"))
-	c.see(1, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
-	c.reset()
-	c.see(1, faultproxy.ClientToServer, []byte("a2 LOGOUT\r\n"))
-	c.see(2, faultproxy.ServerToClient, []byte("* OK ready\r\n"))
-	c.see(2, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
-	if got := c.tally(); got.Commands != 1 {
-		t.Fatalf("got.Commands = %d, want 1 (the new connection's LOGIN); %v", got.Commands, got)
 	}
 }

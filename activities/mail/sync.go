@@ -150,20 +150,17 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	}
 
 	t0 := time.Now()
-	led := p.readLedger(ctx) // from PostgreSQL while both sides log in and list
 	s, err := e.dial(ctx, spec, cr)
 	if err != nil {
-		led.wait()
 		return emailapi.PassStats{}, err
 	}
 	t1 := time.Now()
 	if p.plan, err = e.plan(ctx, s, spec, filter); err != nil {
-		led.wait()
 		s.close()
 		return emailapi.PassStats{}, err
 	}
 	t2 := time.Now()
-	if err := p.prepare(ctx, s, led); err != nil {
+	if err := p.prepare(ctx, s); err != nil {
 		s.close()
 		return emailapi.PassStats{}, err
 	}
@@ -208,58 +205,31 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 }
 
 // prepare loads the ledger, creates missing destination folders and subscriptions.
-// ledgerRead is the mailbox's ledger as a pass starts: its folders, their counts and the
-// unresolved quarantine rows, read by readLedger.
-type ledgerRead struct {
-	done    chan struct{}
-	folders []store.MailFolder
-	counts  map[int64]store.MailFolderCount
-	quar    []store.MailQuarantine
-	err     error
-}
-
-// readLedger reads the mailbox's ledger in the background: it depends on nothing the servers
-// say, so it runs while both sides connect, log in and list. wait returns once it is read.
-func (p *pass) readLedger(ctx context.Context) *ledgerRead {
-	l := &ledgerRead{done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		id := p.spec.MailboxID
-		if l.folders, l.err = p.st.ListMailFolders(ctx, id); l.err != nil {
-			return
-		}
-		if l.counts, l.err = p.st.MailFolderCounts(ctx, id); l.err != nil {
-			return
-		}
-		if quarantined(l.counts) > 0 { // the counts hold the unresolved quarantine rows: read them only if there are any
-			l.quar, l.err = p.st.ListMailQuarantine(ctx, id, 0, false)
-		}
-	}()
-	return l
-}
-
-func (l *ledgerRead) wait() error {
-	<-l.done
-	return l.err
-}
-
-func (p *pass) prepare(ctx context.Context, s *session, led *ledgerRead) error {
+func (p *pass) prepare(ctx context.Context, s *session) error {
 	id := p.spec.MailboxID
-	if err := led.wait(); err != nil {
+	lfs, err := p.st.ListMailFolders(ctx, id)
+	if err != nil {
 		return err
 	}
-	lfs := led.folders
 	p.ledger = map[string]store.MailFolder{}
 	for _, f := range lfs {
 		p.ledger[f.SourceName] = f
 	}
-	p.counts = led.counts
+	if p.counts, err = p.st.MailFolderCounts(ctx, id); err != nil {
+		return err
+	}
 	p.destCount = map[string]int64{}
 	for _, f := range lfs {
 		p.destCount[f.DestName] += p.counts[f.ID].Messages
 	}
 	p.retryQ, p.quarantined = map[int64][]store.MailQuarantine{}, map[int64]map[uint32]bool{}
-	for _, q := range led.quar {
+	var qs []store.MailQuarantine
+	if quarantined(p.counts) > 0 { // the counts hold the unresolved quarantine rows: read them only if there are any
+		if qs, err = p.st.ListMailQuarantine(ctx, id, 0, false); err != nil {
+			return err
+		}
+	}
+	for _, q := range qs {
 		if q.Retry {
 			p.retryQ[q.FolderID] = append(p.retryQ[q.FolderID], q)
 			continue

@@ -132,14 +132,12 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 		}
 	}
 	type result struct {
-		c     *imapclient.Client
-		login *imapclient.Command // the LOGIN sent before the greeting, if it was
-		err   error
+		c   *imapclient.Client
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		var c *imapclient.Client
-		var login *imapclient.Command
 		var err error
 		switch cfg.Security {
 		case "plain":
@@ -150,15 +148,12 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 			c, err = imapclient.DialTLS(cfg.Addr, opts)
 		}
 		if err == nil {
-			if earlyLogin(cfg, cred) {
-				login = c.Login(cfg.User, cred.Password)
-			}
 			err = c.WaitGreeting()
 			if err != nil {
 				c.Close()
 			}
 		}
-		done <- result{c, login, err}
+		done <- result{c, err}
 	}()
 	var r result
 	select {
@@ -175,17 +170,6 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 		return nil, classifyDial(op, r.err)
 	}
 	c := &Client{Client: r.c, Config: cfg}
-	if r.login != nil {
-		err := waitCtx(ctx, c.Client, r.login.Wait)
-		if err != nil && c.State() == imap.ConnStateAuthenticated {
-			err = nil // a PREAUTH greeting: the LOGIN sent behind the connection was refused as superfluous
-		}
-		if err != nil {
-			c.Close()
-			return nil, loginErr("login "+cfg.describe(), err)
-		}
-		return c, nil
-	}
 	if err := c.login(ctx, cred); err != nil {
 		c.Close()
 		return nil, err
@@ -223,32 +207,15 @@ func (c *Client) login(ctx context.Context, cred Credentials) error {
 		}
 	}
 	if err != nil {
-		return loginErr(op, err)
+		// Any NO to a login is a credentials problem unless the server says otherwise.
+		cerr := Classify(op, err, ClassAuth)
+		var e *Error
+		if errors.As(cerr, &e) && e.Class == ClassProtocol {
+			e.Class = ClassAuth
+		}
+		return cerr
 	}
 	return nil
-}
-
-// loginErr classifies a failed login: any NO to a login is a credentials problem unless the
-// server says otherwise.
-func loginErr(op string, err error) error {
-	cerr := Classify(op, err, ClassAuth)
-	var e *Error
-	if errors.As(cerr, &e) && e.Class == ClassProtocol {
-		e.Class = ClassAuth
-	}
-	return cerr
-}
-
-// earlyLogin reports whether a password LOGIN goes out right behind the connection (after the
-// TLS handshake), before the server's greeting: over a long link that saves the round trip of
-// waiting for the greeting. Only a LOGIN, and nothing behind it (Courier's login process drops
-// what follows the LOGIN when it hands the connection over), and only as a quoted string: a
-// literal would wait for the server's go-ahead. A PREAUTH greeting makes it superfluous (Dial
-// ignores its refusal); a BYE greeting fails the dial as before. STARTTLS never sends it: the
-// password goes out only once the connection is secured.
-func earlyLogin(cfg Config, cred Credentials) bool {
-	return cfg.mech() == "login" && cfg.Security != "starttls" && quotable(cfg.User) && quotable(cred.Password) &&
-		len(cfg.User) <= 4096 && len(cred.Password) <= 4096
 }
 
 // waitCtx runs a blocking command, closing the connection if ctx ends first.
@@ -310,15 +277,11 @@ func (c *Client) AppendLimit() int64 {
 	return 0
 }
 
-// Logout ends the session politely and closes without waiting for the server's answer: a
-// session's commands have all been answered by then, the answer to LOGOUT tells us nothing,
-// and over a long link waiting for it would cost the pass a round trip. The LOGOUT is written
-// before the connection closes (its write bounded to 2 s), so the server still logs the
-// session out rather than seeing it drop.
+// Logout ends the session politely, then closes.
 func (c *Client) Logout() {
 	done := make(chan struct{})
 	go func() {
-		_ = c.Client.Logout() // written and flushed when it returns
+		_ = c.Client.Logout().Wait()
 		close(done)
 	}()
 	select {
