@@ -1,16 +1,12 @@
 package mail
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/internal/model"
-	"github.com/cutover/cutover/internal/testing/faultproxy"
-	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // TestUnsureFlagsSurviveUIDValidityChange (defects 4 and 5 together): a pass sends a flag
@@ -22,32 +18,7 @@ import (
 // attempt stored stays there for ever.
 func TestUnsureFlagsSurviveUIDValidityChange(t *testing.T) {
 	t.Parallel()
-	e, src, dst := newInteropEnv(t, dovecot, dovecot)
-	mailtest.SeedIMAP(t, src.alice, eightBit())
-	e.sync(model.ModeCopy)
-
-	p, err := faultproxy.New(dst.alice.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	e.spec.Dest.Addr = p.Addr()
-	setFlags(t, src.alice, "INBOX", "<ascii@example.org>", []string{"$Todo"})
-	// Dovecot's answer to the STORE is held back; the pass is stopped meanwhile.
-	p.Set(faultproxy.Fault{Dir: faultproxy.ServerToClient, CutAt: []byte("OK Store completed"), Stall: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for p.Stalls() == 0 && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		cancel()
-		p.CutAll()
-	}()
-	if st, err := e.eng.Sync(ctx, emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy}, SyncOptions{}); err == nil {
-		t.Fatalf("the pass survived being stopped: %+v", st)
-	}
-	cancel()
-	p.Clear()
+	e, src, dst := keywordStoreLeftUnsure(t)
 	before := folderView(t, dst.alice, "INBOX")
 	if !cmp.Equal(before[0], "<ascii@example.org> [$Todo]") {
 		t.Fatalf("the stopped attempt did not store the keyword (the test needs it): %v", before)

@@ -418,6 +418,21 @@ func TestCyrusKeywordLimit(t *testing.T) {
 // holds and removes the keyword, instead of believing it was never stored.
 func TestFlagsConvergeAfterFailedAttempt(t *testing.T) {
 	t.Parallel()
+	e, src, dst := keywordStoreLeftUnsure(t)
+
+	setFlags(t, src.alice, "INBOX", "<ascii@example.org>", nil)
+	e.sync(model.ModeCopy)
+	if diff := cmp.Diff(folderView(t, src.alice, "INBOX"), folderView(t, dst.alice, "INBOX")); diff != "" {
+		t.Errorf("destination differs from the source (-source +destination):\n%s", diff)
+	}
+	e.requireClean(0)
+}
+
+// keywordStoreLeftUnsure copies alice's 8-bit mailbox (Dovecot to Dovecot), adds a keyword on
+// the source, and stops the next pass while Dovecot's answer to its STORE is held back: the
+// keyword is on the destination, and the ledger never heard that it arrived.
+func keywordStoreLeftUnsure(t *testing.T) (*env, server, server) {
+	t.Helper()
 	e, src, dst := newInteropEnv(t, dovecot, dovecot)
 	mailtest.SeedIMAP(t, src.alice, eightBit())
 	e.sync(model.ModeCopy)
@@ -429,9 +444,9 @@ func TestFlagsConvergeAfterFailedAttempt(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	e.spec.Dest.Addr = p.Addr()
 	setFlags(t, src.alice, "INBOX", "<ascii@example.org>", []string{"$Todo"})
-	// Dovecot's answer to the STORE is held back; the pass is stopped meanwhile.
 	p.Set(faultproxy.Fault{Dir: faultproxy.ServerToClient, CutAt: []byte("OK Store completed"), Stall: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
 		for p.Stalls() == 0 && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
@@ -447,13 +462,7 @@ func TestFlagsConvergeAfterFailedAttempt(t *testing.T) {
 	if got := folderView(t, dst.alice, "INBOX"); !slices.Contains(got, "<ascii@example.org> [$Todo]") {
 		t.Fatalf("the stopped attempt did not store the keyword (the test needs it): %v", got)
 	}
-
-	setFlags(t, src.alice, "INBOX", "<ascii@example.org>", nil)
-	e.sync(model.ModeCopy)
-	if diff := cmp.Diff(folderView(t, src.alice, "INBOX"), folderView(t, dst.alice, "INBOX")); diff != "" {
-		t.Errorf("destination differs from the source (-source +destination):\n%s", diff)
-	}
-	e.requireClean(0)
+	return e, src, dst
 }
 
 // TestCyrusOtherUsersAndSharedFolders (defect 6): a Cyrus account lists the folders of other
