@@ -13,9 +13,11 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	sdk "go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/cutover/cutover/internal/searchattr"
+	"github.com/cutover/cutover/internal/temporalconn"
 	"github.com/cutover/cutover/internal/testing/testenv"
 )
 
@@ -26,13 +28,7 @@ import (
 func TestTemporalSetupOnARealServer(t *testing.T) {
 	srv := testenv.SharedTemporalServer(t)
 	ctx := context.Background()
-	conn := srv.Connection()
-	conn.Namespace = fmt.Sprintf("bare-%d", time.Now().UnixNano())
-	c := dial(t, srv.Connection())
-	if _, err := c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
-		Namespace: conn.Namespace, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	conn, c := bareNamespace(t, srv, "bare")
 	// A namespace reaches the frontend's cache within its refresh interval.
 	testenv.WaitFor(t, "the new namespace on the frontend", 30*time.Second, func() bool {
 		_, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: conn.Namespace})
@@ -111,4 +107,18 @@ func sortedNames() []string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// bareNamespace registers a new namespace with none of cutover's search attributes on srv,
+// and returns a connection to it and a client of the server's default connection.
+func bareNamespace(t *testing.T, srv *testenv.TemporalServer, prefix string) (temporalconn.Options, sdk.Client) {
+	t.Helper()
+	conn := srv.Connection()
+	conn.Namespace = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	c := dial(t, srv.Connection())
+	if _, err := c.WorkflowService().RegisterNamespace(context.Background(), &workflowservice.RegisterNamespaceRequest{
+		Namespace: conn.Namespace, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return conn, c
 }

@@ -3,7 +3,6 @@ package topology
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,8 +11,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/cutover/cutover/internal/testing/testenv"
 )
@@ -25,13 +22,7 @@ import (
 func TestSetupNamesAnAttributeOfAnotherType(t *testing.T) {
 	srv := testenv.SharedTemporalServer(t)
 	ctx := context.Background()
-	conn := srv.Connection()
-	conn.Namespace = fmt.Sprintf("typed-%d", time.Now().UnixNano())
-	c := dial(t, srv.Connection())
-	if _, err := c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
-		Namespace: conn.Namespace, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	conn, c := bareNamespace(t, srv, "typed")
 	testenv.WaitFor(t, "the new namespace on the frontend", 30*time.Second, func() bool {
 		_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 			Namespace:        conn.Namespace,
