@@ -191,12 +191,16 @@ func uniqueTableName(ent *spec.Entity, col string) string {
 	return ident63(ent.TargetTable, col, "uniq")
 }
 
-// Finalize builds what is cheaper after the load: the spec's indexes (B-tree, partial,
-// full-text GIN) and the foreign keys of reference columns, then ANALYZE. Idempotent.
+// Finalize builds what is cheaper after the load: the indexes deferred at its start
+// (deferidx.go), the spec's indexes (B-tree, partial, full-text GIN) and the foreign keys of
+// reference columns, then ANALYZE. Idempotent.
 func (e *Engine) Finalize(ctx context.Context, entity string) error {
 	ent, ok := e.spec.Entity(entity)
 	if !ok {
 		return fmt.Errorf("%w: no entity %q", ErrSpec, entity)
+	}
+	if err := e.restoreIndexes(ctx, entity); err != nil {
+		return err
 	}
 	q := spec.QuoteIdent
 	table := e.qualified(ent.TargetTable)
@@ -280,7 +284,7 @@ func (e *Engine) Finalize(ctx context.Context, entity string) error {
 	for _, s := range stmts {
 		// An index build on a large table may run for long: bounded, but by finalizeStatements.
 		if err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", finalizeStatements.Milliseconds())); err != nil {
+			if err := indexBuildSettings(ctx, tx); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, s)

@@ -58,6 +58,10 @@ func (e *Engine) RollbackEntity(ctx context.Context, entity string) (int64, erro
 	if err != nil {
 		return 0, fmt.Errorf("roll back %s: %w", entity, err)
 	}
+	// Indexes dropped for the first load are the table's own: it gets them back, emptied.
+	if err := e.restoreIndexes(ctx, entity); err != nil {
+		return 0, fmt.Errorf("roll back %s: %w", entity, err)
+	}
 	return deleted, nil
 }
 

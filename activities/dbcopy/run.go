@@ -101,6 +101,13 @@ func (e *Engine) CopyBatches(ctx context.Context, req dbmigrateapi.BatchRequest,
 	if err != nil {
 		return RunResult{}, err
 	}
+	if req.BatchNumber == 0 && !req.Sync && !e.upsertOnExisting() {
+		// The entity's first load starts: an existing empty table's secondary indexes wait for
+		// its end (deferidx.go).
+		if _, err := e.deferIndexes(ctx, p); err != nil {
+			return RunResult{}, err
+		}
+	}
 	writers := e.writers()
 	if p.sequential.Load() {
 		writers = 1
