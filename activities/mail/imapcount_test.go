@@ -3,11 +3,13 @@ package mail
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/internal/testing/faultproxy"
 )
@@ -15,11 +17,16 @@ import (
 // imapCounter reads the IMAP traffic through a faultproxy and counts, per connection, the
 // commands the client sent and the round trips it waited for: the greeting, then every
 // command sent while no earlier command of the connection was still unanswered (pipelined
-// commands share their round trip). Literals are skipped on both sides, so message bodies are
-// never read as commands or answers.
+// commands share their round trip; a LOGOUT, whose answer the client does not wait for, takes
+// none). Literals are skipped on both sides, so message bodies are never read as commands or
+// answers.
 type imapCounter struct {
 	mu    sync.Mutex
+	p     *faultproxy.Proxy
 	conns map[int64]*imapConn
+	// floor: connections up to this id were accepted before the last reset; what they still
+	// send (the LOGOUT a pass writes as it returns, not waited for) is not counted.
+	floor int64
 }
 
 type imapConn struct {
@@ -38,14 +45,17 @@ type imapStream struct {
 
 // countIMAP starts counting the traffic through p.
 func countIMAP(p *faultproxy.Proxy) *imapCounter {
-	c := &imapCounter{conns: map[int64]*imapConn{}}
+	c := &imapCounter{p: p, conns: map[int64]*imapConn{}}
 	p.Observe(c.see)
 	return c
 }
 
-// reset forgets what was counted.
+// reset forgets what was counted, and the connections it was counted on.
 func (c *imapCounter) reset() {
 	c.mu.Lock()
+	if c.p != nil {
+		c.floor = c.p.Accepted()
+	}
 	c.conns = map[int64]*imapConn{}
 	c.mu.Unlock()
 }
@@ -53,6 +63,9 @@ func (c *imapCounter) reset() {
 func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if id <= c.floor {
+		return
+	}
 	cn := c.conns[id]
 	if cn == nil {
 		cn = &imapConn{rtts: 1} // the connection and its greeting
@@ -70,6 +83,10 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 			name := strings.ToUpper(f[1])
 			if name == "UID" && len(f) > 2 {
 				name += " " + strings.ToUpper(f[2])
+			}
+			if name == "LOGOUT" { // written on the way out, never waited for
+				cn.cmds = append(cn.cmds, name)
+				return
 			}
 			if cn.outstanding == 0 {
 				cn.rtts++
@@ -173,15 +190,43 @@ func TestIMAPCounterSkipsLiterals(t *testing.T) {
 	got := c.tally()
 	want := "LOGIN APPEND UID FETCH NOOP LOGOUT"
 	if cmds := strings.Join(c.conns[1].cmds, " "); cmds != want {
-		t.Fatalf("cmds: want want; got %v\ncommands %q, want %q with 4 round trips, 1 busy session", got, cmds, want)
-	} else if got.RTTs != 4 {
-		t.Fatalf("got.RTTs = %v, want 4; got %v\ncommands %q, want %q with 4 round trips, 1 busy session",
+		t.Fatalf("cmds: want want; got %v\ncommands %q, want %q with 3 round trips, 1 busy session", got, cmds, want)
+	} else if got.RTTs != 3 { // greeting, LOGIN, the APPEND with the pipelined FETCH and NOOP; LOGOUT none
+		t.Fatalf("got.RTTs = %v, want 3; got %v\ncommands %q, want %q with 3 round trips, 1 busy session",
 			got.RTTs, got, cmds, want)
 	} else if got.Sessions != 1 {
-		t.Fatalf("got.Sessions = %v, want 1; got %v\ncommands %q, want %q with 4 round trips, 1 busy session",
+		t.Fatalf("got.Sessions = %v, want 1; got %v\ncommands %q, want %q with 3 round trips, 1 busy session",
 			got.Sessions, got, cmds, want)
 	} else if got.Idle != 0 {
-		t.Fatalf("got.Idle = %v, want 0; got %v\ncommands %q, want %q with 4 round trips, 1 busy session",
+		t.Fatalf("got.Idle = %v, want 0; got %v\ncommands %q, want %q with 3 round trips, 1 busy session",
 			got.Idle, got, cmds, want)
+	}
+}
+
+// What a connection accepted before a reset still sends (the LOGOUT a pass writes as it
+// returns) is not counted after it.
+func TestIMAPCounterResetDropsEarlierConnections(t *testing.T) {
+	p, err := faultproxy.New("127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := countIMAP(p)
+	c.see(1, faultproxy.ServerToClient, []byte("* OK ready\r\n"))
+	c.see(1, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
+	conn, err := net.Dial("tcp", p.Addr()) // the proxy accepts it as connection 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); p.Accepted() < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	c.reset()
+	c.see(1, faultproxy.ClientToServer, []byte("a2 LOGOUT\r\n"))
+	c.see(2, faultproxy.ServerToClient, []byte("* OK ready\r\n"))
+	c.see(2, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
+	if got := c.tally(); got.Commands != 1 {
+		t.Fatalf("got.Commands = %d, want 1 (the new connection's LOGIN); %v", got.Commands, got)
 	}
 }

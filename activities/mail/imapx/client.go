@@ -277,11 +277,15 @@ func (c *Client) AppendLimit() int64 {
 	return 0
 }
 
-// Logout ends the session politely, then closes.
+// Logout ends the session politely and closes without waiting for the server's answer: a
+// session's commands have all been answered by then, the answer to LOGOUT tells nothing, and
+// over a long link waiting for it would cost every pass a round trip. The LOGOUT is written and
+// flushed before the connection closes (the write bounded to 2 s), so the server still logs the
+// session out rather than seeing it drop.
 func (c *Client) Logout() {
 	done := make(chan struct{})
 	go func() {
-		_ = c.Client.Logout().Wait()
+		_ = c.Client.Logout() // written and flushed when it returns
 		close(done)
 	}()
 	select {
