@@ -63,15 +63,14 @@ func (e *Engine) checkCompleteness(ctx context.Context, p *entityPlan) (store.Va
 	if err != nil {
 		return store.ValidationResult{}, false, err
 	}
-	var mapped, present, failed int64
-	keyCmp := "t." + spec.QuoteIdent(p.ent.Key.Target) + " = m.destination_id"
-	if p.ent.Key.Mode == spec.KeyModeKeep {
-		keyCmp = "t." + spec.QuoteIdent(p.ent.Key.Target) + "::text = m.source_id"
+	var mapped, failed int64
+	err = e.pool.QueryRow(ctx, `SELECT `+mappedCount+`,
+		(SELECT `+quarantinedRows+` FROM migration_errors WHERE entity_status_id = $3 AND NOT is_resolved)`,
+		e.opt.MigrationID, p.ent.SourceTable, p.statusID).Scan(&mapped, &failed)
+	if err != nil {
+		return store.ValidationResult{}, false, err
 	}
-	err = e.pool.QueryRow(ctx, fmt.Sprintf(`SELECT `+mappedCount+`,
-		(SELECT count(*) FROM migration_mappings m JOIN %s t ON %s WHERE m.migration_id = $1 AND m.source_table = $2),
-		(SELECT `+quarantinedRows+` FROM migration_errors WHERE entity_status_id = $3 AND NOT is_resolved)`, p.target, keyCmp),
-		e.opt.MigrationID, p.ent.SourceTable, p.statusID).Scan(&mapped, &present, &failed)
+	present, err := e.mappedInTarget(ctx, p)
 	if err != nil {
 		return store.ValidationResult{}, false, err
 	}

@@ -197,21 +197,42 @@ entities:
 		t.Fatal("no counts check")
 		return nil
 	}
+	probes := 0
+	testHookMappingProbe = func() { probes++ }
+	t.Cleanup(func() { testHookMappingProbe = nil })
 	if diff := cmp.Diff(map[string]any{"status": model.ValidationPassed, "mapped": float64(5), "unaccounted": nil,
 		"missing": nil}, completeness()); diff != "" {
 		t.Errorf("a faithful copy (-want +got):\n%s", diff)
 	}
+	if probes != 0 {
+		t.Errorf("probes = %d for a faithful copy, want 0 (the key sums agree)", probes)
+	}
 	ctx := context.Background()
-	for _, q := range []string{
-		`INSERT INTO migration_mapping_forgotten (block_id, source_id) SELECT id, '2' FROM migration_mapping_blocks`,
-		`DELETE FROM public.items WHERE id = (SELECT destination_id FROM migration_mappings WHERE source_id = '4')`,
-	} {
-		if _, err := e.Pool().Exec(ctx, q); err != nil {
-			t.Fatal(err)
+	exec := func(qs ...string) {
+		for _, q := range qs {
+			if _, err := e.Pool().Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	// A row the migration did not place: every mapping still has its row (counted by probes).
+	exec(`INSERT INTO public.items (id, name) VALUES (gen_random_uuid(), 'stray')`)
+	if diff := cmp.Diff(map[string]any{"status": model.ValidationPassed, "mapped": float64(5), "unaccounted": nil,
+		"missing": nil}, completeness()); diff != "" {
+		t.Errorf("a stray target row (-want +got):\n%s", diff)
+	}
+	if probes != 1 {
+		t.Errorf("probes = %d after a stray target row, want 1", probes)
+	}
+	exec(`DELETE FROM public.items WHERE name = 'stray'`)
+	// As many mappings as target rows, but not the same keys: the counts alone would agree.
+	exec(`INSERT INTO migration_mapping_forgotten (block_id, source_id) SELECT id, '2' FROM migration_mapping_blocks`,
+		`DELETE FROM public.items WHERE id = (SELECT destination_id FROM migration_mappings WHERE source_id = '4')`)
 	if diff := cmp.Diff(map[string]any{"status": model.ValidationFailed, "mapped": float64(4), "unaccounted": float64(1),
 		"missing": float64(1)}, completeness()); diff != "" {
 		t.Errorf("a lost mapping and a deleted row (-want +got):\n%s", diff)
+	}
+	if probes != 2 {
+		t.Errorf("probes = %d after a lost mapping and a deleted row, want 2", probes)
 	}
 }
