@@ -92,6 +92,39 @@ func passLock(spec emailapi.MailboxSpec) (space, key int32) {
 // errPassLockLost ends a pass whose lock went with its database connection.
 var errPassLockLost = errors.New("the mailbox's pass lock was lost with its database connection")
 
+// pendingLock is the mailbox's pass lock being taken (beginLock), beside the run row's write.
+type pendingLock struct {
+	done  chan struct{}
+	l     *store.SessionLock
+	err   error
+	began time.Time
+}
+
+// beginLock starts taking the pass lock (passLock) of the mailbox; lockPass waits for it.
+func (a *Activities) beginLock(ctx context.Context, spec emailapi.MailboxSpec) *pendingLock {
+	pl := &pendingLock{done: make(chan struct{}), began: time.Now()}
+	if a.DB == nil {
+		close(pl.done)
+		return pl
+	}
+	go func() {
+		defer close(pl.done)
+		space, key := passLock(spec)
+		pl.l, pl.err = a.DB.LockSession(ctx, space, key)
+	}()
+	return pl
+}
+
+// abandon lets the lock go once it is taken (a pass that could not start).
+func (pl *pendingLock) abandon() {
+	go func() {
+		<-pl.done
+		if pl.l != nil {
+			pl.l.Release()
+		}
+	}()
+}
+
 // lockPass makes a writing pass the only one of its mailbox, across activity attempts and
 // workers. Temporal starts a retry when it has given up on an attempt (heartbeats lost while
 // the server or the network was down), and that attempt may still be copying: both would
@@ -99,22 +132,20 @@ var errPassLockLost = errors.New("the mailbox's pass lock was lost with its data
 // not timed out itself, until the earlier attempt has stopped and closed its connections; its
 // reconcile then settles what that attempt left pending. The returned context ends if the lock
 // is lost, and release lets it go.
-func (a *Activities) lockPass(ctx context.Context, spec emailapi.MailboxSpec, details emailapi.Progress) (context.Context, func(), error) {
+func (a *Activities) lockPass(ctx context.Context, pl *pendingLock, spec emailapi.MailboxSpec, details emailapi.Progress) (context.Context, func(), error) {
 	if a.DB == nil {
 		return ctx, func() {}, nil
 	}
-	mailboxID := spec.MailboxID
 	stop := heartbeat.KeepAlive(ctx, details)
-	began := time.Now()
-	space, key := passLock(spec)
-	l, err := a.DB.LockSession(ctx, space, key)
+	<-pl.done
 	stop()
-	if err != nil {
-		return ctx, nil, err
+	if pl.err != nil {
+		return ctx, nil, pl.err
 	}
-	if waited := time.Since(began); waited > time.Second {
+	l := pl.l
+	if waited := time.Since(pl.began); waited > time.Second {
 		a.logger().Info("waited for another pass of the mailbox (or of an entry merged into its account) to end",
-			"mailbox_id", mailboxID, "waited", waited.Round(time.Millisecond))
+			"mailbox_id", spec.MailboxID, "waited", waited.Round(time.Millisecond))
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
@@ -227,8 +258,16 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 	}
 	rt, tool := passRunKind(req.Spec, req.RunType) // sourceopen.go: pst_upload, tgz_import, imap-upload, doveadm...
 	passStart := time.Now()
+	dry := req.Mode == model.ModeDryRun
+	var pl *pendingLock
+	if !dry {
+		pl = a.beginLock(ctx, req.Spec) // beside the run row: the lock needs nothing from it
+	}
 	runID, err := a.startRun(ctx, req.Spec, rt, tool, by, "sync")
 	if err != nil {
+		if pl != nil {
+			pl.abandon()
+		}
 		return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 	}
 	var resume *emailapi.Progress
@@ -240,22 +279,30 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 				"transferred", p.Counters.Transferred, "folders_done", len(p.Done), "folder", p.Folder, "last_uid", p.LastUID)
 		}
 	}
-	dry := req.Mode == model.ModeDryRun
+	marked := make(chan struct{}) // the mailbox's row says syncing: what the pass writes there comes after
 	if !dry {
 		details := emailapi.Progress{RunID: runID}
 		if resume != nil {
 			details = *resume
 		}
 		var release func()
-		if ctx, release, err = a.lockPass(ctx, req.Spec, details); err != nil {
+		if ctx, release, err = a.lockPass(ctx, pl, req.Spec, details); err != nil {
 			return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 		}
 		defer release()
-		if a.DB != nil {
+		// Beside the pass, not before it: the row is the operators' view, and the pass needs
+		// nothing from it.
+		go func() {
+			defer close(marked)
+			if a.DB == nil {
+				return
+			}
 			if err := a.DB.SetMailboxSyncing(context.WithoutCancel(ctx), req.Spec.MailboxID); err != nil {
 				a.logger().Error("update mailbox", "mailbox_id", req.Spec.MailboxID, "err", err)
 			}
-		}
+		}()
+	} else {
+		close(marked)
 	}
 	// Until the pass reports progress, a retry still resumes where the previous attempt got.
 	initial := emailapi.Progress{RunID: runID}
@@ -263,11 +310,19 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		initial = *resume
 	}
 	beat := heartbeat.Start(ctx, initial)
-	beat.Set(initial)
+	// The SDK sends an activity's first heartbeat to the server before Set returns: beside the
+	// pass, not before it (the previous attempt's details stand until then).
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		beat.Set(initial)
+	}()
 	report := a.passReporter(ctx, req)
 	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
 		OnProgress: func(p emailapi.Progress) { beat.Set(p); report(p.Counters.Transferred, false) }})
+	<-sent
 	beat.Stop()
+	<-marked
 	stats.RunID = runID
 	if err != nil && errors.Is(context.Cause(ctx), errPassLockLost) {
 		err = fmt.Errorf("%w: %w", errPassLockLost, err) // say why the pass was cut short
@@ -296,14 +351,20 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 	l := newRunLog(req.Spec, passKind(req))
 	l.start = passStart
 	l.pass(stats)
+	// The run's row and the mailbox's are written at once: neither depends on the other.
+	projected := make(chan struct{})
+	go func() {
+		defer close(projected)
+		if !dry && a.DB != nil {
+			// Every field of the projection comes from the pass: no need to read the row first.
+			if err := a.DB.SetMailboxProgress(context.WithoutCancel(ctx), req.Spec.MailboxID, passProgress(stats)); err != nil {
+				a.logger().Error("update mailbox", "mailbox_id", req.Spec.MailboxID, "err", err)
+			}
+		}
+	}()
 	a.finishRun(ctx, runID, status, statsJSON(stats, nil), l)
 	report(stats.Transferred, true)
-	if !dry && a.DB != nil {
-		// Every field of the projection comes from the pass: no need to read the row first.
-		if err := a.DB.SetMailboxProgress(context.WithoutCancel(ctx), req.Spec.MailboxID, passProgress(stats)); err != nil {
-			a.logger().Error("update mailbox", "mailbox_id", req.Spec.MailboxID, "err", err)
-		}
-	}
+	<-projected
 	return stats, nil
 }
 
