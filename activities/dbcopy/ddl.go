@@ -202,42 +202,12 @@ func (e *Engine) Finalize(ctx context.Context, entity string) error {
 	if err := e.restoreIndexes(ctx, entity); err != nil {
 		return err
 	}
+	if err := e.buildIndexes(ctx, ent, specIndexes(ent)); err != nil {
+		return fmt.Errorf("finalize %s: %w", entity, err)
+	}
 	q := spec.QuoteIdent
 	table := e.qualified(ent.TargetTable)
-	types := entityTypes(ent)
 	var stmts []string
-	for _, ix := range ent.Indexes {
-		name := ix.Name
-		switch {
-		case ix.FullText != nil:
-			if name == "" {
-				name = ident63(append(append([]string{ent.TargetTable}, ix.FullText.Columns...), "fts")...)
-			}
-			parts := make([]string, len(ix.FullText.Columns))
-			for i, c := range ix.FullText.Columns {
-				parts[i] = fmt.Sprintf("coalesce(%s::text, '')", q(c))
-			}
-			stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s USING gin (to_tsvector(%s::regconfig, %s))",
-				q(name), table, quoteLiteral(ix.FullText.Config), strings.Join(parts, " || ' ' || ")))
-		default:
-			if name == "" {
-				name = ident63(append(append([]string{ent.TargetTable}, ix.Columns...), "idx")...)
-			}
-			cols := make([]string, len(ix.Columns))
-			for i, c := range ix.Columns {
-				cols[i] = q(c)
-			}
-			uniq := ""
-			if ix.Unique {
-				uniq = "UNIQUE "
-			}
-			stmt := fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)", uniq, q(name), table, strings.Join(cols, ", "))
-			if ix.Where != nil {
-				stmt += " WHERE " + ruleSQL(*ix.Where, types[ix.Where.Column])
-			}
-			stmts = append(stmts, stmt)
-		}
-	}
 	for _, c := range ent.Columns {
 		if c.References == "" {
 			continue

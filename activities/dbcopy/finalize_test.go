@@ -1,10 +1,15 @@
 package dbcopy
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // TestFinalizeValidatesForeignKeys: Finalize adds each reference's foreign key NOT VALID and
@@ -64,4 +69,64 @@ func must[T any](v T, err error) func(*testing.T) T {
 		}
 		return v
 	}
+}
+
+// TestPartitionedIndexesBuiltPartitionByPartition: Finalize builds a partitioned table's
+// indexes on its partitions side by side, then on the table, which adopts them: every index
+// is valid with one index per partition under it, and the index a killed Finalize had built on
+// one partition (found by its name) is adopted, not built twice.
+func TestPartitionedIndexesBuiltPartitionByPartition(t *testing.T) {
+	ctx := ctxT(t)
+	events := &dbcopytest.Table{Name: "event", PK: true, Columns: []string{"id", "body", "created_at"},
+		Types: []string{"INTEGER", "TEXT", "TEXT"}}
+	for i := 1; i <= 30; i++ {
+		events.Rows = append(events.Rows, []any{int64(i), fmt.Sprintf("event %d", i), fmt.Sprintf("2024-%02d-10T08:00:00Z", 1+i%3)})
+	}
+	e := openEngine(t, []*dbcopytest.Table{events}, `name: events
+sources: {legacy: {driver: sqlite, path: %q}}
+target: {create_tables: true}
+batch_size: 10
+entities:
+  - {name: events, source_table: event, target_table: events, key: {source: id},
+     partition: {column: created_at, interval: month},
+     columns: [{source: id, target: legacy_id, type: bigint}, {source: body, type: text},
+               {source: created_at, type: timestamptz}],
+     indexes: [{columns: [legacy_id]}, {name: events_search, full_text: {config: english, columns: [body]}}]}
+`)
+	if _, err := e.CopyBatches(ctx, dbmigrateapi.BatchRequest{Entity: "events"}, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings0(t, e, `SELECT c.relname::text FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+		WHERE h.inhparent = 'public.events'::regclass`)
+	if len(parts) != 3 {
+		t.Fatalf("partitions %v, want 3", parts)
+	}
+	left := ident63(parts[0], "events_search")
+	if _, err := e.Pool().Exec(ctx, fmt.Sprintf(`CREATE INDEX %s ON public.%s USING gin (to_tsvector('english'::regconfig, coalesce(body::text, '')))`,
+		spec.QuoteIdent(left), spec.QuoteIdent(parts[0]))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Finalize(ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	got := strings0(t, e, `SELECT p.relname || ' ' || i.indisvalid || ' ' || (SELECT count(*) FROM pg_inherits h
+			JOIN pg_index ci ON ci.indexrelid = h.inhrelid WHERE h.inhparent = p.oid AND ci.indisvalid)
+		FROM pg_index i JOIN pg_class p ON p.oid = i.indexrelid WHERE i.indrelid = 'public.events'::regclass`)
+	want := []string{"events_legacy_id_idx true 3", "events_pkey true 3", "events_search true 3"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("indexes of events: name, valid, valid partition indexes (-want +got):\n%s", diff)
+	}
+	n := count(t, e, `SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass`, "public."+spec.QuoteIdent(parts[0]))
+	if n != 3 {
+		t.Errorf("%d indexes on partition %s, want 3 (key, legacy_id, search)", n, parts[0])
+	}
+	var attached bool
+	if err := e.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1)
+		AND inhparent = 'public.events_search'::regclass)`, "public."+spec.QuoteIdent(left)).Scan(&attached); err != nil {
+		t.Fatal(err)
+	}
+	if !attached {
+		t.Errorf("%s is not attached to events_search", left)
+	}
+	assertValidated(t, e, "events")
 }

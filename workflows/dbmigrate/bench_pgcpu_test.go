@@ -20,6 +20,13 @@ type pgCPU struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	last map[int32]time.Duration
+	// series is the CPU summed so far at each sample, for the CPU of a phase (between).
+	series []cpuAt
+}
+
+type cpuAt struct {
+	at  time.Time
+	cpu time.Duration
 }
 
 // startPGCPU starts sampling the backends of the databases of urls (their path names them).
@@ -72,15 +79,37 @@ func (s *pgCPU) sample(ctx context.Context, pool *pgxpool.Pool, names []string) 
 			s.mu.Unlock()
 		}
 	}
+	s.mu.Lock()
+	s.series = append(s.series, cpuAt{at: time.Now(), cpu: s.sum()})
+	s.mu.Unlock()
+}
+
+func (s *pgCPU) sum() time.Duration {
+	var total time.Duration
+	for _, t := range s.last {
+		total += t
+	}
+	return total
+}
+
+// between is the CPU spent from a to b, as far as the 100 ms samples tell (call after end).
+func (s *pgCPU) between(a, b time.Time) time.Duration {
+	at := func(t time.Time) time.Duration {
+		var c time.Duration
+		for _, x := range s.series {
+			if x.at.After(t) {
+				break
+			}
+			c = x.cpu
+		}
+		return c
+	}
+	return at(b) - at(a)
 }
 
 // end stops sampling and returns the CPU time summed over every process seen.
 func (s *pgCPU) end() time.Duration {
 	close(s.stop)
 	s.wg.Wait()
-	var total time.Duration
-	for _, t := range s.last {
-		total += t
-	}
-	return total
+	return s.sum()
 }

@@ -224,7 +224,7 @@ func benchProduct(ctx context.Context, b *testing.B, c client.Client, srv *teste
 		b.Fatal(err)
 	}
 	benchLog("cutover phases: entities loaded in %.1fs, validation checks %.1fs (%s)", loadSecs, float64(validateMS)/1000, checks)
-	benchTimeline(ctx, b, pool, in.MigrationID, start, d)
+	benchTimeline(ctx, b, pool, in.MigrationID, start, d, pgc)
 	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps),
 		workerCPU: cpu.Seconds(), pgCPU: pgCPU.Seconds()}
 	benchLog("cutover run: %v, worker peak RSS %.0f MB (sampled: %.0f MB at %.1fs, %.0f MB at the start), worker CPU %.1fs, PostgreSQL CPU %.1fs (target and control backends), "+
@@ -456,12 +456,17 @@ func pidCPU(pid int) time.Duration {
 
 // benchTimeline prints when each entity loaded and validated, in seconds from the run's start:
 // load (first batch start to the entity's completion, its index and foreign key builds
-// included) and its batches, validation (first check start to last check end), and the run's
-// end, so the waits between phases show.
-func benchTimeline(ctx context.Context, b *testing.B, pool *pgxpool.Pool, migrationID string, start time.Time, d time.Duration) {
+// included), its batches (to the last batch's commit; the rest of the load is Finalize's index
+// and foreign key builds), validation (first check start to last check end), and the run's
+// end, so the waits between phases show; with each phase the PostgreSQL CPU spent meanwhile
+// (pgc's samples, every backend of the run's databases, so overlapping entities share it).
+func benchTimeline(ctx context.Context, b *testing.B, pool *pgxpool.Pool, migrationID string, start time.Time, d time.Duration,
+	pgc *pgCPU) {
 	rows, err := pool.Query(ctx, `SELECT s.entity_name, s.records_processed,
 		coalesce(extract(epoch FROM s.started_at - $2), 0)::float8, coalesce(extract(epoch FROM s.completed_at - $2), 0)::float8,
 		(SELECT count(*) FROM cutover.batch_processing_status b WHERE b.entity_status_id = s.id),
+		coalesce((SELECT extract(epoch FROM max(b.completed_at) - $2) FROM cutover.batch_processing_status b
+			WHERE b.entity_status_id = s.id), 0)::float8,
 		coalesce((SELECT extract(epoch FROM min(v.executed_at - make_interval(secs => v.execution_duration_ms / 1000.0)) - $2)
 			FROM cutover.data_validation_results v WHERE v.migration_id = $1 AND v.entity_name = s.entity_name), 0)::float8,
 		coalesce((SELECT extract(epoch FROM max(v.executed_at) - $2)
@@ -471,17 +476,22 @@ func benchTimeline(ctx context.Context, b *testing.B, pool *pgxpool.Pool, migrat
 		b.Fatal(err)
 	}
 	defer rows.Close()
+	cpu := func(from, to float64) float64 {
+		at := func(x float64) time.Time { return start.Add(time.Duration(x * float64(time.Second))) }
+		return pgc.between(at(from), at(to)).Seconds()
+	}
 	var parts []string
 	for rows.Next() {
 		var name string
 		var n int64
-		var ls, le, vs, ve float64
+		var ls, le, lb, vs, ve float64
 		var batches int64
-		if err := rows.Scan(&name, &n, &ls, &le, &batches, &vs, &ve); err != nil {
+		if err := rows.Scan(&name, &n, &ls, &le, &batches, &lb, &vs, &ve); err != nil {
 			b.Fatal(err)
 		}
-		parts = append(parts, fmt.Sprintf("%s %d rows load %.1f–%.1f (%d batches) validate %.1f–%.1f",
-			name, n, ls, le, batches, vs, ve))
+		parts = append(parts, fmt.Sprintf("%s %d rows load %.1f–%.1f (%d batches to %.1f, PostgreSQL CPU %.1fs; "+
+			"finalize PostgreSQL CPU %.1fs) validate %.1f–%.1f (PostgreSQL CPU %.1fs)",
+			name, n, ls, le, batches, lb, cpu(ls, lb), cpu(lb, le), vs, ve, cpu(vs, ve)))
 	}
 	if err := rows.Err(); err != nil {
 		b.Fatal(err)
