@@ -28,8 +28,8 @@ var testHookIndexTx func(ctx context.Context, tx pgx.Tx, step string) error
 
 // deferredIndex is one recorded index.
 type deferredIndex struct {
-	schema, name, definition string
-	tablespace, comment      *string
+	schema, table, name, definition string
+	tablespace, comment             *string
 }
 
 // deferIndexes drops the deferrable secondary indexes of an entity's target table when the
@@ -127,17 +127,18 @@ func deferrableIndexes(ctx context.Context, q querier, table string) ([]deferred
 }
 
 // restoreIndexes builds again the indexes recorded for an entity, each in its own transaction
-// with the deletion of its record (a crash leaves the rest recorded).
+// with the deletion of its record (a crash leaves the rest recorded), up to Writers at once; a
+// partitioned table's on its partitions first, side by side (buildIndexes).
 func (e *Engine) restoreIndexes(ctx context.Context, entity string) error {
-	rows, err := e.pool.Query(ctx, `SELECT schema_name, index_name, definition, tablespace, comment FROM deferred_indexes
-		WHERE migration_id = $1 AND entity_name = $2 ORDER BY index_name`, e.opt.MigrationID, entity)
+	rows, err := e.pool.Query(ctx, `SELECT schema_name, table_name, index_name, definition, tablespace, comment
+		FROM deferred_indexes WHERE migration_id = $1 AND entity_name = $2 ORDER BY index_name`, e.opt.MigrationID, entity)
 	if err != nil {
 		return fmt.Errorf("deferred indexes of %s: %w", entity, err)
 	}
 	var todo []deferredIndex
 	for rows.Next() {
 		var ix deferredIndex
-		if err := rows.Scan(&ix.schema, &ix.name, &ix.definition, &ix.tablespace, &ix.comment); err != nil {
+		if err := rows.Scan(&ix.schema, &ix.table, &ix.name, &ix.definition, &ix.tablespace, &ix.comment); err != nil {
 			rows.Close()
 			return err
 		}
@@ -147,39 +148,72 @@ func (e *Engine) restoreIndexes(ctx context.Context, entity string) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("deferred indexes of %s: %w", entity, err)
 	}
-	for _, ix := range todo {
-		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-			if err := indexBuildSettings(ctx, tx); err != nil {
-				return err
-			}
-			if ix.tablespace != nil {
-				if _, err := tx.Exec(ctx, "SELECT set_config('default_tablespace', $1, true)", *ix.tablespace); err != nil {
+	if len(todo) == 0 {
+		return nil
+	}
+	builds, err := e.partitionBuilds(ctx, todo)
+	if err != nil {
+		return fmt.Errorf("build deferred indexes of %s again: %w", entity, err)
+	}
+	if err := e.runBuilds(ctx, builds, e.writers()); err != nil {
+		return fmt.Errorf("build deferred indexes of %s again: %w", entity, err)
+	}
+	final := make([]indexBuild, len(todo))
+	for i, ix := range todo {
+		final[i] = indexBuild{sql: ix.definition, tablespace: ix.tablespace, gin: strings.Contains(ix.definition, " USING gin "),
+			then: func(ctx context.Context, tx pgx.Tx) error {
+				if ix.comment != nil {
+					if _, err := tx.Exec(ctx, "COMMENT ON INDEX "+spec.QuoteQualified(ix.schema, ix.name)+" IS "+
+						quoteLiteral(*ix.comment)); err != nil {
+						return err
+					}
+				}
+				if _, err := tx.Exec(ctx, `DELETE FROM deferred_indexes WHERE migration_id = $1 AND entity_name = $2
+					AND index_name = $3`, e.opt.MigrationID, entity, ix.name); err != nil {
 					return err
 				}
-			}
-			if _, err := tx.Exec(ctx, ix.definition); err != nil {
-				return err
-			}
-			if ix.comment != nil {
-				if _, err := tx.Exec(ctx, "COMMENT ON INDEX "+spec.QuoteQualified(ix.schema, ix.name)+" IS "+
-					quoteLiteral(*ix.comment)); err != nil {
-					return err
+				if testHookIndexTx != nil {
+					return testHookIndexTx(ctx, tx, "restore "+ix.name)
 				}
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM deferred_indexes WHERE migration_id = $1 AND entity_name = $2 AND index_name = $3`,
-				e.opt.MigrationID, entity, ix.name); err != nil {
-				return err
-			}
-			if testHookIndexTx != nil {
-				return testHookIndexTx(ctx, tx, "restore "+ix.name)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("build deferred index %s of %s again: %w", ix.name, entity, err)
-		}
+				return nil
+			}}
+	}
+	if err := e.runBuilds(ctx, final, e.writers()); err != nil {
+		return fmt.Errorf("build deferred indexes of %s again: %w", entity, err)
 	}
 	return nil
+}
+
+// partitionBuilds are the builds of recorded indexes of a partitioned table on each of its
+// partitions (buildIndexes), to run before the indexes themselves, which then adopt them. An
+// index whose definition does not read as CREATE INDEX IF NOT EXISTS name ON table tail (as
+// deferrableIndexes wrote it, the table as this session prints it) is built whole.
+func (e *Engine) partitionBuilds(ctx context.Context, todo []deferredIndex) ([]indexBuild, error) {
+	var out []indexBuild
+	for _, ix := range todo {
+		table := spec.QuoteQualified(ix.schema, ix.table)
+		parts, err := e.leafPartitions(ctx, table)
+		if err != nil || len(parts) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var printed string
+		if err := e.pool.QueryRow(ctx, `SELECT $1::regclass::text`, table).Scan(&printed); err != nil {
+			return nil, err
+		}
+		tail, ok := strings.CutPrefix(ix.definition, "CREATE INDEX IF NOT EXISTS "+spec.QuoteIdent(ix.name)+" ON "+printed+" ")
+		if !ok {
+			continue
+		}
+		for _, p := range parts {
+			out = append(out, indexBuild{sql: "CREATE INDEX IF NOT EXISTS " + spec.QuoteIdent(ident63(p.name, ix.name)) + " ON " +
+				spec.QuoteQualified(p.schema, p.name) + " " + tail, tablespace: ix.tablespace, bytes: p.bytes,
+				gin: strings.HasPrefix(tail, "USING gin ")})
+		}
+	}
+	return out, nil
 }
 
 // indexBuildSettings bounds an index build by finalizeStatements rather than the session's

@@ -74,7 +74,7 @@ func names(m map[string]string) []string {
 // TestIndexesOfAnEmptyTargetBuiltAfterTheFirstLoad: an existing, empty target table's
 // secondary indexes (full-text GIN, partial) are absent while its first load writes (the
 // unique index stays and still refuses a duplicate row, quarantined), recorded in the ledger
-// meanwhile; a finalize killed between two rebuilds leaves the one not built recorded, and the
+// meanwhile; a finalize killed in a rebuild leaves the index it was building recorded, and the
 // next finalize (a restarted worker's engine) builds it: every index ends as it was, comment
 // included, nothing left recorded, and the validation passes.
 func TestIndexesOfAnEmptyTargetBuiltAfterTheFirstLoad(t *testing.T) {
@@ -126,12 +126,14 @@ func TestIndexesOfAnEmptyTargetBuiltAfterTheFirstLoad(t *testing.T) {
 	if err == nil {
 		t.Fatal("Finalize: want the error of its killed connection")
 	}
-	if diff := cmp.Diff([]string{"notes_pkey", "notes_search", "notes_title_uniq"}, names(indexDefs(t, e.Pool(), "public.notes"))); diff != "" {
-		t.Errorf("indexes after the killed finalize (-want +got):\n%s", diff)
+	// The two are built side by side: the other one may or may not have committed.
+	if _, ok := indexDefs(t, e.Pool(), "public.notes")["notes_starred"]; ok {
+		t.Error("notes_starred exists after its killed build")
 	}
-	recorded = strings0(t, e, `SELECT index_name FROM deferred_indexes WHERE migration_id = $1`, e.opt.MigrationID)
+	recorded = strings0(t, e, `SELECT index_name FROM deferred_indexes WHERE migration_id = $1 AND index_name = 'notes_starred'`,
+		e.opt.MigrationID)
 	if diff := cmp.Diff([]string{"notes_starred"}, recorded); diff != "" {
-		t.Errorf("indexes recorded after the killed finalize (-want +got):\n%s", diff)
+		t.Errorf("notes_starred recorded after its killed build (-want +got):\n%s", diff)
 	}
 
 	sp, err := spec.Parse([]byte(fmt.Sprintf(notesSpec, e.spec.Sources["legacy"].Path)))

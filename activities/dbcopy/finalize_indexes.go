@@ -70,6 +70,33 @@ type indexBuild struct {
 	sql   string
 	gin   bool
 	bytes int64
+	// tablespace, when set, is where the index goes (default_tablespace for the build).
+	tablespace *string
+	// then, when set, runs in the build's transaction after it (a ledger write).
+	then func(ctx context.Context, tx pgx.Tx) error
+}
+
+// run builds b in its own transaction.
+func (b indexBuild) run(ctx context.Context, pool interface {
+	Begin(context.Context) (pgx.Tx, error)
+}) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := indexBuildSettings(ctx, tx); err != nil {
+			return err
+		}
+		if b.tablespace != nil {
+			if _, err := tx.Exec(ctx, "SELECT set_config('default_tablespace', $1, true)", *b.tablespace); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, b.sql); err != nil {
+			return err
+		}
+		if b.then != nil {
+			return b.then(ctx, tx)
+		}
+		return nil
+	})
 }
 
 // buildIndexes builds an entity's missing indexes, up to Writers builds at once (each on its
@@ -109,6 +136,14 @@ func (e *Engine) buildIndexes(ctx context.Context, ent *spec.Entity, defs []inde
 		}
 		after = append(after, indexBuild{sql: d.on(d.name, table)})
 	}
+	if err := e.runBuilds(ctx, builds, e.writers()); err != nil {
+		return err
+	}
+	return e.runBuilds(ctx, after, 1)
+}
+
+// biggestFirst orders builds: GIN ones, then those over more bytes, first.
+func biggestFirst(builds []indexBuild) {
 	slices.SortStableFunc(builds, func(a, b indexBuild) int {
 		if a.gin != b.gin {
 			if a.gin {
@@ -118,10 +153,6 @@ func (e *Engine) buildIndexes(ctx context.Context, ent *spec.Entity, defs []inde
 		}
 		return cmp.Compare(b.bytes, a.bytes)
 	})
-	if err := e.runBuilds(ctx, builds, e.writers()); err != nil {
-		return err
-	}
-	return e.runBuilds(ctx, after, 1)
 }
 
 type partition struct {
@@ -154,8 +185,10 @@ func (e *Engine) leafPartitions(ctx context.Context, table string) ([]partition,
 	return out, rows.Err()
 }
 
-// runBuilds runs the builds in order, n at a time; the first error stops those not started.
+// runBuilds runs the builds, biggest first, n at a time; the first error stops those not
+// started.
 func (e *Engine) runBuilds(ctx context.Context, builds []indexBuild, n int) error {
+	biggestFirst(builds)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan indexBuild)
@@ -167,14 +200,7 @@ func (e *Engine) runBuilds(ctx context.Context, builds []indexBuild, n int) erro
 		go func() {
 			defer wg.Done()
 			for b := range next {
-				err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-					if err := indexBuildSettings(ctx, tx); err != nil {
-						return err
-					}
-					_, err := tx.Exec(ctx, b.sql)
-					return err
-				})
-				if err != nil {
+				if err := b.run(ctx, e.pool); err != nil {
 					mu.Lock()
 					if first == nil {
 						first = fmt.Errorf("%s: %w", firstLine(b.sql), err)
