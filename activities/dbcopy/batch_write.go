@@ -114,11 +114,14 @@ func (e *Engine) upsertRowsNew(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 	}
 	list := strings.Join(cols, ", ")
 	// New rows are counted before the upsert: RETURNING xmax is not allowed on partitioned tables.
+	// OFFSET 0 keeps the NOT EXISTS a lookup of each staged key in the target's key index: as an
+	// anti-join the planner hashes the whole target table instead (measured: 88 ms against 2 ms
+	// for 660 staged rows and a target of 100K rows), a cost that grows with the table.
 	match := make([]string, len(conflict))
 	for i, c := range conflict {
 		match[i] = "t." + c + " = s." + c
 	}
-	rs, err := tx.Query(ctx, fmt.Sprintf(`SELECT s.%s::text FROM pg_temp.%s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s)`,
+	rs, err := tx.Query(ctx, fmt.Sprintf(`SELECT s.%s::text FROM pg_temp.%s s WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE %s OFFSET 0)`,
 		cols[0], stage, p.target, strings.Join(match, " AND ")))
 	if err != nil {
 		return 0, nil, err
