@@ -268,47 +268,92 @@ func (e *Engine) drainSQLite(ctx context.Context, name string) (DrainStats, erro
 
 // readChanged reads, inside the file's read transaction, the rows of the changed keys of each
 // table (keys: source table → key text → key) into deltas: which keys are gone, and the current
-// rows of the others — in memory up to preReadRows rows, else spooled to disk.
+// rows of the others — in memory up to preReadRows rows, else spooled to disk. The rows are read
+// once by key, and a key no row comes back for is gone; a table one of whose entities filters
+// its rows or has a composite key has its keys looked up apart first (splitPresent).
 func (e *Engine) readChanged(ctx context.Context, snap *source.Snapshot, byTable map[string][]*spec.Entity,
 	keys map[string]map[string]any, deltas map[string]*entityDelta) error {
-	preRead := 0
+	changed := 0
+	for table, ks := range keys {
+		changed += len(ks) * len(byTable[table])
+	}
+	spool := changed > preReadRows
 	for table, ks := range keys {
 		ents := byTable[table]
-		present, gone, err := splitPresent(ctx, snap, table, ents[0].Key.Source, ks)
-		if err != nil {
-			return err
-		}
-		for _, ent := range ents {
-			deltas[ent.Name] = &entityDelta{gone: gone, keys: present}
-			preRead += len(present)
-		}
-	}
-	for entity, d := range deltas {
-		p, err := e.plan(ctx, entity)
-		if err != nil {
-			return err
-		}
-		if preRead > preReadRows && len(d.keys) > 0 {
-			if d.spool, err = newRowSpool(); err != nil {
-				return err
-			}
-		}
-		for i := 0; i < len(d.keys); i += applyChunk {
-			q := p.query()
-			q.In = d.keys[i:min(i+applyChunk, len(d.keys))]
-			rows, err := snap.Read(ctx, q)
+		plans := make([]*entityPlan, len(ents))
+		plain := true
+		for i, ent := range ents {
+			p, err := e.plan(ctx, ent.Name)
 			if err != nil {
-				return fmt.Errorf("read changed rows of %s: %w", entity, err)
+				return err
 			}
-			if d.spool == nil {
-				d.rows = append(d.rows, rows...)
-			} else if err := d.spool.write(rows); err != nil {
+			plans[i] = p
+			plain = plain && len(p.where) == 0 && p.nkey == 1
+		}
+		all := make([]any, 0, len(ks))
+		for _, k := range ks {
+			all = append(all, k)
+		}
+		var gone []any
+		if !plain {
+			var err error
+			if all, gone, err = splitPresent(ctx, snap, table, ents[0].Key.Source, ks); err != nil {
 				return err
 			}
 		}
-		d.keys = nil
+		for i, p := range plans {
+			d := &entityDelta{}
+			deltas[p.ent.Name] = d
+			found, err := readRowsInto(ctx, snap, p, all, d, spool)
+			if err != nil {
+				return err
+			}
+			if i == 0 && plain {
+				for text, k := range ks {
+					if !found[text] {
+						gone = append(gone, k)
+					}
+				}
+			}
+			d.gone = gone
+		}
 	}
 	return nil
+}
+
+// readRowsInto reads the rows of keys into d (its rows, or a spool on disk) and returns the key
+// texts of the rows it read.
+func readRowsInto(ctx context.Context, snap *source.Snapshot, p *entityPlan, keys []any, d *entityDelta, spool bool) (
+	map[string]bool, error) {
+	found := make(map[string]bool, len(keys))
+	if len(keys) == 0 {
+		return found, nil
+	}
+	if spool {
+		var err error
+		if d.spool, err = newRowSpool(); err != nil {
+			return nil, err
+		}
+	}
+	for start := 0; start < len(keys); start += applyChunk {
+		q := p.query()
+		q.In = keys[start:min(start+applyChunk, len(keys))]
+		rows, err := snap.Read(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("read changed rows of %s: %w", p.ent.Name, err)
+		}
+		for _, r := range rows {
+			if k, ok := p.rowKey(r); ok {
+				found[k] = true
+			}
+		}
+		if d.spool == nil {
+			d.rows = append(d.rows, rows...)
+		} else if err := d.spool.write(rows); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
 }
 
 // splitPresent tells which changed keys still have a row.
