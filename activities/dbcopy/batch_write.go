@@ -131,7 +131,7 @@ func (e *Engine) upsertRowsNew(ctx context.Context, tx pgx.Tx, p *entityPlan, ro
 		return 0, nil, err
 	}
 	if moved {
-		if err := e.dropMovedPartitionRows(ctx, tx, p, fresh); err != nil {
+		if err := e.dropMovedPartitionRows(ctx, tx, p, rows, fresh); err != nil {
 			return 0, nil, err
 		}
 	}

@@ -84,4 +84,19 @@ entities:
 	if n := count(t, e, `SELECT count(*) FROM public.emails WHERE legacy_id IN (5, 100)`); n != 1 {
 		t.Errorf("rows 5 (deleted) and 100 (inserted): %d in the target, want 1", n)
 	}
+	// Row 100 came in by a drain: a mapping row maps it, no block's range holds it (the load's
+	// keys end at 30). It moves to December; a drain that looked only in the blocks would keep
+	// its November copy.
+	if _, err := db.ExecContext(ctx, `UPDATE emails SET created_at = '2024-12-21 09:00:00' WHERE id = 100`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Drain(ctx, "legacy"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, e, `SELECT count(*) FROM public.emails WHERE legacy_id = 100`); n != 1 {
+		t.Errorf("row 100 after its move: %d copies in the target, want 1", n)
+	}
+	if n := count(t, e, `SELECT count(*) FROM public.emails_2024_12 WHERE legacy_id = 100`); n != 1 {
+		t.Errorf("row 100 in public.emails_2024_12: %d rows, want 1", n)
+	}
 }

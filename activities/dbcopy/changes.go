@@ -364,10 +364,15 @@ func (e *Engine) upsertChanged(ctx context.Context, tx pgx.Tx, p *entityPlan, dr
 // partition value: a key found there cannot be in another partition too (the key is unique
 // across partitions), so only these are looked for elsewhere, which costs a probe of every
 // partition's index per key (measured 68 ms for 1,728 changed emails, none of them moved, when
-// every changed key was looked for).
-func (e *Engine) dropMovedPartitionRows(ctx context.Context, tx pgx.Tx, p *entityPlan, fresh []string) error {
+// every changed key was looked for). Of these, only keys that were ever mapped are looked for
+// (movedCandidates): a row inserted in the source since the load has no target row anywhere.
+func (e *Engine) dropMovedPartitionRows(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared, fresh []string) error {
 	if p.partIdx < 0 || len(fresh) == 0 {
 		return nil
+	}
+	fresh, err := e.movedCandidates(ctx, tx, p, rows, fresh)
+	if err != nil || len(fresh) == 0 {
+		return err
 	}
 	key, part := spec.QuoteIdent(p.ent.Key.Target), spec.QuoteIdent(p.cols[p.partIdx])
 	typ := p.types[0]
@@ -376,13 +381,69 @@ func (e *Engine) dropMovedPartitionRows(ctx context.Context, tx pgx.Tx, p *entit
 	}
 	// t.key = ANY(keys) as well: the planner then looks the keys up in each partition's index
 	// instead of joining every row of every partition with the staged rows.
-	_, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %[1]s t USING pg_temp.%[2]s s
+	_, err = tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %[1]s t USING pg_temp.%[2]s s
 		WHERE t.%[3]s = ANY($1::text[]::%[5]s[]) AND t.%[3]s = s.%[3]s AND t.%[4]s IS DISTINCT FROM s.%[4]s`,
 		p.target, spec.QuoteIdent(stageName(p)), key, part, typ), fresh)
 	if err != nil {
 		return fmt.Errorf("rows moved to another partition: %w", err)
 	}
 	return nil
+}
+
+// movedCandidates narrows fresh (target key texts of rows) to the keys that may have a target
+// row at another partition value. With trustTargetRows every target row was written with its
+// mapping, so a key that no mapping block's range holds and no mapping row names (a row
+// inserted in the source since the load, the bulk of a drain's new keys) has no target row in
+// any partition and is not looked for. A key in a block's range counts as mapped without
+// reading the block.
+func (e *Engine) movedCandidates(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared, fresh []string) ([]string, error) {
+	if !e.trustTargetRows() {
+		return fresh, nil
+	}
+	legacy := legacyKeysOf(p, rows, fresh)
+	if legacy == nil {
+		return fresh, nil
+	}
+	keys := make([]string, 0, len(legacy))
+	for k := range legacy {
+		keys = append(keys, k)
+	}
+	_, inBlocks, err := e.blockPairs(ctx, tx, p, keys)
+	if err != nil {
+		return nil, err
+	}
+	mapped := make(map[string]bool, len(inBlocks))
+	for _, k := range inBlocks {
+		mapped[k] = true
+	}
+	var rest []string
+	for _, k := range keys {
+		if !mapped[k] {
+			rest = append(rest, k)
+		}
+	}
+	if len(rest) > 0 {
+		rs, err := tx.Query(ctx, `SELECT m.source_id FROM unnest($3::text[]) AS k(id) JOIN migration_mapping_rows m
+			ON m.source_table = $2::text COLLATE "C" AND length(m.source_id) = length(k.id)
+			AND m.source_id = k.id COLLATE "C" AND m.migration_id = $1`, e.opt.MigrationID, p.ent.SourceTable, rest)
+		if err != nil {
+			return nil, fmt.Errorf("mapped keys: %w", err)
+		}
+		byRow, err := pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("mapped keys: %w", err)
+		}
+		for _, k := range byRow {
+			mapped[k] = true
+		}
+	}
+	out := make([]string, 0, len(mapped))
+	for _, k := range keys {
+		if mapped[k] {
+			out = append(out, targetKeyText(p, k))
+		}
+	}
+	return out, nil
 }
 
 // ensurePartitionsTx creates, inside tx, the monthly partitions rows need (a drain cannot wait
