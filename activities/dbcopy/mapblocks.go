@@ -303,8 +303,12 @@ func (e *Engine) forgetDeleted(ctx context.Context, tx pgx.Tx, p *entityPlan, ke
 		}
 	}
 	if len(noteIDs) > 0 {
+		// The blocks are locked as a foreign key would, once for the statement (schema
+		// migration 0030: a key's own check cost a statement per key).
 		if _, err := tx.Exec(ctx, `INSERT INTO migration_mapping_forgotten (block_id, source_id)
-			SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING`, noteIDs, noteKeys); err != nil {
+			SELECT u.b, u.k FROM unnest($1::uuid[], $2::text[]) AS u(b, k)
+			WHERE u.b IN (SELECT id FROM migration_mapping_blocks WHERE id = ANY($1::uuid[]) FOR KEY SHARE)
+			ON CONFLICT DO NOTHING`, noteIDs, noteKeys); err != nil {
 			return fmt.Errorf("forget mappings: %w", err)
 		}
 	}

@@ -147,4 +147,18 @@ entities:
 	if v.IssuesFound != 5 {
 		t.Errorf("count check: %d unaccounted, want 5: %s", v.IssuesFound, v.IssueDetails)
 	}
+	// Deleting the blocks (a rollback) takes their forgotten keys along, as the foreign key's
+	// ON DELETE CASCADE did (schema migration 0030).
+	err = pgx.BeginFunc(ctx, e.Pool(), func(tx pgx.Tx) error {
+		return e.forgetDeleted(ctx, tx, p, []string{"3"}, map[string]bool{"3": true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RollbackEntity(ctx, "items"); err != nil {
+		t.Fatal(err)
+	}
+	if m := count(t, e, `SELECT count(*) FROM migration_mapping_forgotten`); m != 0 {
+		t.Errorf("%d forgotten keys left after the rollback deleted the blocks, want 0", m)
+	}
 }
