@@ -150,10 +150,14 @@ func timedMedian(f func() (int, error)) (time.Duration, int, error) {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) / 1000 }
 
-// ratio is source/target rounded to two decimals (0 when the target took no measurable time).
+// ratio is source/target to three significant figures (0 when either took no measurable time).
+// Not to a fixed number of decimals: a target 300 times slower would read 0.00, which perfWarns
+// takes for "nothing measured".
 func ratio(src, tgt time.Duration) float64 {
-	if tgt <= 0 {
+	if src <= 0 || tgt <= 0 {
 		return 0
 	}
-	return math.Round(100*float64(src)/float64(tgt)) / 100
+	r := float64(src) / float64(tgt)
+	scale := math.Pow(10, 2-math.Floor(math.Log10(r)))
+	return math.Round(r*scale) / scale
 }

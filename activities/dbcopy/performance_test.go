@@ -105,6 +105,30 @@ func TestPerformanceWarnsOnlyOnFeltSlowness(t *testing.T) {
 	}
 }
 
+// TestSpeedupIsNeverRoundedAway: a target hundreds of times slower than the source keeps a
+// speedup above zero (zero means "nothing measured"), so it still warns once it is felt.
+func TestSpeedupIsNeverRoundedAway(t *testing.T) {
+	for _, c := range []struct {
+		src, tgt time.Duration
+		want     float64
+	}{
+		{18 * time.Microsecond, 6240 * time.Microsecond, 0.00288},
+		{time.Millisecond, 3 * time.Millisecond, 0.333},
+		{2 * time.Second, time.Second, 2},
+		{12345 * time.Millisecond, time.Second, 12.3},
+		{0, time.Second, 0},
+		{time.Second, 0, 0},
+	} {
+		if got := ratio(c.src, c.tgt); got != c.want {
+			t.Errorf("ratio(%s, %s) = %v, want %v", c.src, c.tgt, got, c.want)
+		}
+	}
+	if !perfWarns(ratio(10*time.Millisecond, perfWarnFloor*3), perfWarnFloor*3) {
+		t.Errorf("perfWarns: a target %v slower than a %v source, %v in all, does not warn",
+			perfWarnFloor*3, 10*time.Millisecond, perfWarnFloor*3)
+	}
+}
+
 // TestPerformanceWarningsNeverStopAMigration: a slow target warns; the warning does not fail
 // the validation, unlike any other warning without allow_warnings.
 func TestPerformanceWarningsNeverStopAMigration(t *testing.T) {
