@@ -193,10 +193,10 @@ func (e *Engine) partitionBuilds(ctx context.Context, todo []deferredIndex) ([]i
 	for _, ix := range todo {
 		table := spec.QuoteQualified(ix.schema, ix.table)
 		parts, err := e.leafPartitions(ctx, table)
-		if err != nil || len(parts) == 0 {
-			if err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return nil, err
+		}
+		if len(parts) == 0 {
 			continue
 		}
 		var printed string

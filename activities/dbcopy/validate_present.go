@@ -25,13 +25,9 @@ func (e *Engine) mappedInTarget(ctx context.Context, p *entityPlan) (int64, erro
 	key := "t." + spec.QuoteIdent(p.ent.Key.Target)
 	// The same key equality as the probe below: a UUID key against the mapping's destination,
 	// a kept key by its text against the legacy id.
-	tHash, mKey, keyCmp := "uuid_hash_extended(%s, %d)", "m.destination_id", key+" = m.destination_id"
+	tHash, mKey, tKey, keyCmp := "uuid_hash_extended(%s, %d)", "m.destination_id", key, key+" = m.destination_id"
 	if p.ent.Key.Mode == spec.KeyModeKeep {
-		tHash, mKey, keyCmp = "hashtextextended(%s, %d)", "m.source_id", key+"::text = m.source_id"
-	}
-	tKey := key
-	if p.ent.Key.Mode == spec.KeyModeKeep {
-		tKey += "::text"
+		tHash, mKey, tKey, keyCmp = "hashtextextended(%s, %d)", "m.source_id", key+"::text", key+"::text = m.source_id"
 	}
 	sums := func(k string) string {
 		return fmt.Sprintf("count(*), coalesce(sum("+tHash+"::numeric), 0)::text, coalesce(sum("+tHash+"::numeric), 0)::text", k, 0, k, 1)

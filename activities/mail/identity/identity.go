@@ -124,7 +124,7 @@ const commonDateLayout = "Mon, 2 Jan 2006 15:04:05 -0700"
 
 // commonDate parses v when it is exactly in commonDateLayout.
 func commonDate(v string) (time.Time, bool) {
-	if len(v) < len("Mon, 2 Jan 2006 15:04:05 -0700") || len(v) > len("Mon, 02 Jan 2006 15:04:05 -0700") ||
+	if len(v) < len(commonDateLayout) || len(v) > len(commonDateLayout)+1 ||
 		v[3] != ',' {
 		return time.Time{}, false
 	}
