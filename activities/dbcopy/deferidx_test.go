@@ -63,6 +63,21 @@ func indexDefs(t *testing.T, q querier, table string) map[string]string {
 	return out
 }
 
+// assertNotesAfter checks, after the step named when, that public.notes has the indexes before
+// lists, the ledger records recorded of them, and the table holds rows rows.
+func assertNotesAfter(t *testing.T, e *Engine, when string, before map[string]string, recorded, rows int) {
+	t.Helper()
+	if diff := cmp.Diff(before, indexDefs(t, e.Pool(), "public.notes")); diff != "" {
+		t.Errorf("indexes after %s (-before +after):\n%s", when, diff)
+	}
+	if n := count(t, e, `SELECT count(*) FROM deferred_indexes`); n != recorded {
+		t.Errorf("%d indexes recorded after %s, want %d", n, when, recorded)
+	}
+	if n := count(t, e, `SELECT count(*) FROM public.notes`); n != rows {
+		t.Errorf("%d rows after %s, want %d", n, when, rows)
+	}
+}
+
 func names(m map[string]string) []string {
 	var out []string
 	for k := range m {
@@ -177,22 +192,9 @@ func TestDeferredIndexesStayOnACrashBeforeTheirRecord(t *testing.T) {
 	if err == nil {
 		t.Fatal("CopyBatches: want the error of its killed connection")
 	}
-	if diff := cmp.Diff(before, indexDefs(t, e.Pool(), "public.notes")); diff != "" {
-		t.Errorf("indexes after the killed deferral (-before +after):\n%s", diff)
-	}
-	if n := count(t, e, `SELECT count(*) FROM deferred_indexes`); n != 0 {
-		t.Errorf("%d indexes recorded after the killed deferral, want 0", n)
-	}
-	if n := count(t, e, `SELECT count(*) FROM public.notes`); n != 0 {
-		t.Errorf("%d rows after the killed deferral, want 0", n)
-	}
+	assertNotesAfter(t, e, "the killed deferral", before, 0, 0)
 	copyAll(t, e)
-	if diff := cmp.Diff(before, indexDefs(t, e.Pool(), "public.notes")); diff != "" {
-		t.Errorf("indexes after the load (-before +after):\n%s", diff)
-	}
-	if n := count(t, e, `SELECT count(*) FROM public.notes`); n != 44 {
-		t.Errorf("%d rows loaded, want 44", n)
-	}
+	assertNotesAfter(t, e, "the load", before, 0, 44)
 }
 
 // TestRollbackBuildsDeferredIndexes: a migration rolled back before its finalize gives the
@@ -210,15 +212,7 @@ func TestRollbackBuildsDeferredIndexes(t *testing.T) {
 	if _, err := e.RollbackEntity(ctx, "notes"); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(before, indexDefs(t, e.Pool(), "public.notes")); diff != "" {
-		t.Errorf("indexes after the rollback (-before +after):\n%s", diff)
-	}
-	if n := count(t, e, `SELECT count(*) FROM deferred_indexes`); n != 0 {
-		t.Errorf("%d indexes recorded after the rollback, want 0", n)
-	}
-	if n := count(t, e, `SELECT count(*) FROM public.notes`); n != 0 {
-		t.Errorf("%d rows after the rollback, want 0", n)
-	}
+	assertNotesAfter(t, e, "the rollback", before, 0, 0)
 }
 
 // TestDeferredIndexOfAPartitionedTarget: a partitioned target's index (pg_get_indexdef prints
