@@ -263,6 +263,8 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 	if !dry {
 		pl = a.beginLock(ctx, req.Spec) // beside the run row: the lock needs nothing from it
 	}
+	tl := newTimeline(passStart)
+	defer tl.log(a.logger().With("mailbox_id", req.Spec.MailboxID, "activity", "sync"))
 	runID, err := a.startRun(ctx, req.Spec, rt, tool, by, "sync")
 	if err != nil {
 		if pl != nil {
@@ -270,6 +272,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		}
 		return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 	}
+	tl.mark("run_row")
 	var resume *emailapi.Progress
 	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
 		var p emailapi.Progress
@@ -289,7 +292,8 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		if ctx, release, err = a.lockPass(ctx, pl, req.Spec, details); err != nil {
 			return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 		}
-		defer release()
+		defer func() { release(); tl.mark("released") }()
+		tl.mark("locked")
 		// Beside the pass, not before it: the row is the operators' view, and the pass needs
 		// nothing from it.
 		go func() {
@@ -318,11 +322,14 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		beat.Set(initial)
 	}()
 	report := a.passReporter(ctx, req)
+	tl.mark("engine_start")
 	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
 		OnProgress: func(p emailapi.Progress) { beat.Set(p); report(p.Counters.Transferred, false) }})
+	tl.mark("engine_done")
 	<-sent
 	beat.Stop()
 	<-marked
+	tl.mark("marked")
 	stats.RunID = runID
 	if err != nil && errors.Is(context.Cause(ctx), errPassLockLost) {
 		err = fmt.Errorf("%w: %w", errPassLockLost, err) // say why the pass was cut short
@@ -363,8 +370,10 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		}
 	}()
 	a.finishRun(ctx, runID, status, statsJSON(stats, nil), l)
+	tl.mark("run_finished")
 	report(stats.Transferred, true)
 	<-projected
+	tl.mark("projected")
 	return stats, nil
 }
 

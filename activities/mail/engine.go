@@ -204,6 +204,23 @@ type session struct {
 	srcState  FolderState // its state when opened
 }
 
+// timeline records when each side's connection came up, greeted and logged in.
+func (s *session) timeline(tl *timeline) {
+	if s.srcC != nil {
+		tm := s.srcC.Timing
+		tl.at("src_dial", tm.Start)
+		tl.at("src_connected", tm.Connected)
+		tl.at("src_greeted", tm.Greeted)
+		tl.at("src_logged_in", tm.LoggedIn)
+	}
+	if s.dst != nil {
+		tm := s.dst.c.Timing
+		tl.at("dst_connected", tm.Connected)
+		tl.at("dst_greeted", tm.Greeted)
+		tl.at("dst_logged_in", tm.LoggedIn)
+	}
+}
+
 func (s *session) close() {
 	if s == nil || s.closed {
 		return
@@ -284,6 +301,8 @@ type plan struct {
 	destStatus map[string]SourceFolder    // destination folders with their status, by name
 	outside    []emailapi.NamespaceFolder // source folders of other users and shared ones, left out
 	destOnly   []emailapi.DestOnlyFolder  // destination folders no source folder maps to
+
+	srcListed, dstListed time.Time // when each side's listing came (the pass's timeline)
 }
 
 func (e *Engine) plan(ctx context.Context, s *session, spec emailapi.MailboxSpec, filter *folders.Filter) (*plan, error) {
@@ -291,14 +310,17 @@ func (e *Engine) plan(ctx context.Context, s *session, spec emailapi.MailboxSpec
 	// compares with the ledger's claims (destcheck.go). Both sides list at once.
 	var df []SourceFolder
 	var dstErr error
+	var srcListed, dstListed time.Time
 	listed := make(chan struct{})
 	go func() {
 		defer close(listed)
 		if df, dstErr = listFolders(ctx, s.dst.c, true); dstErr == nil {
 			_, _, dstErr = s.dst.nsq.get() // answered by now: sent before the LIST
 		}
+		dstListed = time.Now()
 	}()
 	sf, err := s.src.Folders(ctx)
+	srcListed = time.Now()
 	<-listed
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -306,7 +328,7 @@ func (e *Engine) plan(ctx context.Context, s *session, spec emailapi.MailboxSpec
 	if dstErr != nil {
 		return nil, fmt.Errorf("destination: %w", dstErr)
 	}
-	p := &plan{status: map[string]SourceFolder{}, destStatus: map[string]SourceFolder{}}
+	p := &plan{status: map[string]SourceFolder{}, destStatus: map[string]SourceFolder{}, srcListed: srcListed, dstListed: dstListed}
 	src := make([]folders.Folder, 0, len(sf))
 	for _, f := range sf {
 		if kind := sourceNamespace(s.src, f.Name); kind != folders.NamespacePersonal && !slices.Contains(spec.Namespaces, kind) {

@@ -50,6 +50,7 @@ type pass struct {
 	worked         atomic.Bool // some folder was opened: the ledger counts changed
 	fatal          error
 	cancel         context.CancelFunc
+	tl             *timeline // the pass's steps, logged at debug level
 }
 
 // folderRun is one source folder's work in this pass. Its copy chunks run on several workers
@@ -149,22 +150,29 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 		}
 	}
 
-	t0 := time.Now()
+	p.tl = newTimeline(start)
+	defer p.tl.log(p.log)
+	p.tl.mark("resolved")
+	led := p.readLedger(ctx) // from PostgreSQL while both sides log in and list
 	s, err := e.dial(ctx, spec, cr)
 	if err != nil {
+		led.wait()
 		return emailapi.PassStats{}, err
 	}
-	t1 := time.Now()
+	s.timeline(p.tl)
 	if p.plan, err = e.plan(ctx, s, spec, filter); err != nil {
+		led.wait()
 		s.close()
 		return emailapi.PassStats{}, err
 	}
-	t2 := time.Now()
-	if err := p.prepare(ctx, s); err != nil {
+	p.tl.at("src_listed", p.plan.srcListed)
+	p.tl.at("dst_listed", p.plan.dstListed)
+	p.tl.mark("planned")
+	if err := p.prepare(ctx, s, led); err != nil {
 		s.close()
 		return emailapi.PassStats{}, err
 	}
-	p.log.Debug("pass prepared", "dial", t1.Sub(t0), "plan", t2.Sub(t1), "prepare", time.Since(t2), "folders", len(p.plan.mappings))
+	p.tl.mark("prepared")
 
 	stopProgress := p.progressLoop(ctx, onProgress)
 	groups := groupByDest(p.plan)
@@ -177,7 +185,7 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 		return emailapi.PassStats{}, err
 	}
 	stopProgress()
-	p.log.Debug("pass workers done", "elapsed", time.Since(start))
+	p.tl.mark("worked")
 	if p.strict && !p.dry && p.fatal == nil && ctx.Err() == nil {
 		if err := p.removeStaleFolders(ctx, groups); err != nil {
 			p.c.addError(errorClass(err), 1)
@@ -189,6 +197,7 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	}
 
 	stats, err := p.stats(context.WithoutCancel(ctx), time.Since(start))
+	p.tl.mark("counted")
 	if onProgress != nil {
 		onProgress(p.progress())
 	}
@@ -204,32 +213,61 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	return stats, nil
 }
 
-// prepare loads the ledger, creates missing destination folders and subscriptions.
-func (p *pass) prepare(ctx context.Context, s *session) error {
+// ledgerRead is the mailbox's ledger as a pass starts: its folders, their counts and the
+// unresolved quarantine rows, read by readLedger.
+type ledgerRead struct {
+	done    chan struct{}
+	folders []store.MailFolder
+	counts  map[int64]store.MailFolderCount
+	quar    []store.MailQuarantine
+	err     error
+}
+
+// readLedger reads the mailbox's ledger in the background: it depends on nothing the servers
+// say (the activity's pass lock is already held), so PostgreSQL answers while both sides
+// connect, log in and list rather than after. wait returns once it is read.
+func (p *pass) readLedger(ctx context.Context) *ledgerRead {
+	l := &ledgerRead{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		defer p.tl.mark("ledger_read")
+		id := p.spec.MailboxID
+		if l.folders, l.err = p.st.ListMailFolders(ctx, id); l.err != nil {
+			return
+		}
+		if l.counts, l.err = p.st.MailFolderCounts(ctx, id); l.err != nil {
+			return
+		}
+		if quarantined(l.counts) > 0 { // the counts hold the unresolved quarantine rows: read them only if there are any
+			l.quar, l.err = p.st.ListMailQuarantine(ctx, id, 0, false)
+		}
+	}()
+	return l
+}
+
+func (l *ledgerRead) wait() error {
+	<-l.done
+	return l.err
+}
+
+// prepare takes in the ledger, creates missing destination folders and subscriptions.
+func (p *pass) prepare(ctx context.Context, s *session, led *ledgerRead) error {
 	id := p.spec.MailboxID
-	lfs, err := p.st.ListMailFolders(ctx, id)
-	if err != nil {
+	if err := led.wait(); err != nil {
 		return err
 	}
+	lfs := led.folders
 	p.ledger = map[string]store.MailFolder{}
 	for _, f := range lfs {
 		p.ledger[f.SourceName] = f
 	}
-	if p.counts, err = p.st.MailFolderCounts(ctx, id); err != nil {
-		return err
-	}
+	p.counts = led.counts
 	p.destCount = map[string]int64{}
 	for _, f := range lfs {
 		p.destCount[f.DestName] += p.counts[f.ID].Messages
 	}
 	p.retryQ, p.quarantined = map[int64][]store.MailQuarantine{}, map[int64]map[uint32]bool{}
-	var qs []store.MailQuarantine
-	if quarantined(p.counts) > 0 { // the counts hold the unresolved quarantine rows: read them only if there are any
-		if qs, err = p.st.ListMailQuarantine(ctx, id, 0, false); err != nil {
-			return err
-		}
-	}
-	for _, q := range qs {
+	for _, q := range led.quar {
 		if q.Retry {
 			p.retryQ[q.FolderID] = append(p.retryQ[q.FolderID], q)
 			continue

@@ -112,6 +112,13 @@ func (c Config) dialer() *net.Dialer {
 type Client struct {
 	*imapclient.Client
 	Config Config
+	Timing Timing
+}
+
+// Timing is when Dial began, had its connection (TCP and TLS), read the greeting and had the
+// login's answer: what a session cost before its first command, for a pass's timeline.
+type Timing struct {
+	Start, Connected, Greeted, LoggedIn time.Time
 }
 
 // Dial connects, secures and logs in. Failures are *Error with ClassConnect, ClassTLS,
@@ -132,9 +139,11 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 		}
 	}
 	type result struct {
-		c   *imapclient.Client
-		err error
+		c         *imapclient.Client
+		connected time.Time
+		err       error
 	}
+	tm := Timing{Start: time.Now()}
 	done := make(chan result, 1)
 	go func() {
 		var c *imapclient.Client
@@ -147,13 +156,15 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 		default:
 			c, err = imapclient.DialTLS(cfg.Addr, opts)
 		}
+		var connected time.Time
 		if err == nil {
+			connected = time.Now()
 			err = c.WaitGreeting()
 			if err != nil {
 				c.Close()
 			}
 		}
-		done <- result{c, err}
+		done <- result{c, connected, err}
 	}()
 	var r result
 	select {
@@ -169,11 +180,14 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 	if r.err != nil {
 		return nil, classifyDial(op, r.err)
 	}
+	tm.Connected, tm.Greeted = r.connected, time.Now()
 	c := &Client{Client: r.c, Config: cfg}
 	if err := c.login(ctx, cred); err != nil {
 		c.Close()
 		return nil, err
 	}
+	tm.LoggedIn = time.Now()
+	c.Timing = tm
 	return c, nil
 }
 

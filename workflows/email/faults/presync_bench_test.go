@@ -75,7 +75,9 @@ func BenchmarkPresyncOverWAN(b *testing.B) {
 			}
 			ours = append(ours, d)
 			act, eng := r.timing.slowest()
-			b.Logf("no-change round %d: wave %.3fs, slowest activity %.3fs (engine %.3fs)", round, d.Seconds(), act.Seconds(), eng.Seconds())
+			first, last := r.timing.span()
+			b.Logf("no-change round %d: wave %.3fs, slowest activity %.3fs (engine %.3fs); activities from %.3fs to %.3fs of the wave",
+				round, d.Seconds(), act.Seconds(), eng.Seconds(), first.Seconds(), last.Seconds())
 			if round%2 == 0 {
 				their = append(their, r.theirs(theirPairs))
 			}

@@ -92,6 +92,15 @@ func newProductRig(b *testing.B, srcUsers []string, msgs int, dstUsers []string,
 	r.c = testenv.SharedTemporal(b).Client(b)
 	r.queue = fmt.Sprintf("product-bench-%d", time.Now().UnixNano())
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if path := os.Getenv("CUTOVER_BENCH_TRACE"); path != "" {
+		// The passes' timelines (debug level): where each pass's time went.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		quiet = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	engine := &mail.Activities{DB: r.db, Logger: quiet, LogDir: b.TempDir(), Tune: func(e *mail.Engine) {
 		e.Credentials = func(context.Context, string) (imapx.Credentials, error) {
 			return imapx.Credentials{Password: wanPassword}, nil
@@ -245,12 +254,23 @@ type passTiming struct {
 	mu       sync.Mutex
 	activity []time.Duration
 	engine   []time.Duration
+	// since the wave's start: the first activity's start, the last one's end
+	wave           time.Time
+	first, lastEnd time.Duration
 }
 
 func (t *passTiming) reset() {
 	t.mu.Lock()
 	t.activity, t.engine = nil, nil
+	t.wave, t.first, t.lastEnd = time.Now(), 0, 0
 	t.mu.Unlock()
+}
+
+// span returns when, from the wave's start, the first activity began and the last ended.
+func (t *passTiming) span() (first, lastEnd time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.first, t.lastEnd
 }
 
 // slowest returns the longest activity and the engine time of that same activity.
@@ -287,6 +307,10 @@ func (a *timedActivity) ExecuteActivity(ctx context.Context, in *interceptor.Exe
 	}
 	a.t.mu.Lock()
 	a.t.activity, a.t.engine = append(a.t.activity, d), append(a.t.engine, eng)
+	if f := start.Sub(a.t.wave); a.t.first == 0 || f < a.t.first {
+		a.t.first = f
+	}
+	a.t.lastEnd = max(a.t.lastEnd, time.Since(a.t.wave))
 	a.t.mu.Unlock()
 	return out, err
 }
