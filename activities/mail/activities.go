@@ -263,6 +263,10 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 	if !dry {
 		pl = a.beginLock(ctx, req.Spec) // beside the run row: the lock needs nothing from it
 	}
+	// Both sides log in beside the run row and the lock too: over a long link the logins are
+	// most of a pass with nothing to copy. The engine reads nothing from them before it runs.
+	eng := a.engine()
+	dialing := eng.StartDial(ctx, req.Spec)
 	tl := newTimeline(passStart)
 	defer tl.log(a.logger().With("mailbox_id", req.Spec.MailboxID, "activity", "sync"))
 	runID, err := a.startRun(ctx, req.Spec, rt, tool, by, "sync")
@@ -270,6 +274,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		if pl != nil {
 			pl.abandon()
 		}
+		dialing.Abandon()
 		return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 	}
 	tl.mark("run_row")
@@ -290,6 +295,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 		}
 		var release func()
 		if ctx, release, err = a.lockPass(ctx, pl, req.Spec, details); err != nil {
+			dialing.Abandon()
 			return emailapi.PassStats{}, a.fail(ctx, req.Spec, err)
 		}
 		defer func() { release(); tl.mark("released") }()
@@ -323,7 +329,7 @@ func (a *Activities) syncMailbox(ctx context.Context, req emailapi.PassRequest) 
 	}()
 	report := a.passReporter(ctx, req)
 	tl.mark("engine_start")
-	stats, err := a.engine().Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume,
+	stats, err := eng.Sync(ctx, req, SyncOptions{RunID: runID, Resume: resume, Dialed: dialing,
 		OnProgress: func(p emailapi.Progress) { beat.Set(p); report(p.Counters.Transferred, false) }})
 	tl.mark("engine_done")
 	<-sent

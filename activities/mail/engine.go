@@ -84,6 +84,9 @@ type SyncOptions struct {
 	RunID      int64                   // migration_runs.id recorded on quarantine rows and in the stats
 	Resume     *emailapi.Progress      // an earlier attempt's progress (heartbeat details)
 	OnProgress func(emailapi.Progress) // called every ProgressEvery and at the end
+	// Dialed, when set, is the pass's sessions opened ahead (StartDial, same spec): Sync
+	// takes them instead of dialling, and lets them go if it does not.
+	Dialed *Dialing
 }
 
 type counters struct {

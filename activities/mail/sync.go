@@ -105,6 +105,7 @@ func (fr *folderRun) addHandled(uids []uint32) {
 // worked again.
 func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOptions) (emailapi.PassStats, error) {
 	resume, onProgress := opts.Resume, opts.OnProgress
+	defer opts.Dialed.Abandon() // unless taken below
 	start := time.Now()
 	spec := req.Spec
 	if req.Mode == "" {
@@ -127,7 +128,12 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	if err != nil {
 		return emailapi.PassStats{}, err
 	}
-	cr, err := e.resolve(ctx, spec)
+	cr, s, dialed, err := opts.Dialed.take()
+	if dialed {
+		start = opts.Dialed.start // the pass began with its dial
+	} else {
+		cr, err = e.resolve(ctx, spec)
+	}
 	if err != nil {
 		return emailapi.PassStats{}, err
 	}
@@ -154,10 +160,11 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	defer p.tl.log(p.log)
 	p.tl.mark("resolved")
 	led := p.readLedger(ctx) // from PostgreSQL while both sides log in and list
-	s, err := e.dial(ctx, spec, cr)
-	if err != nil {
-		led.wait()
-		return emailapi.PassStats{}, err
+	if s == nil {
+		if s, err = e.dial(ctx, spec, cr); err != nil {
+			led.wait()
+			return emailapi.PassStats{}, err
+		}
 	}
 	s.timeline(p.tl)
 	if p.plan, err = e.plan(ctx, s, spec, filter); err != nil {

@@ -34,5 +34,5 @@ func (tl *timeline) mark(what string) { tl.at(what, time.Now()) }
 func (tl *timeline) log(l *slog.Logger) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	l.Debug("pass timeline", tl.attrs...)
+	l.Debug("pass timeline", append([]any{slog.Time("began", tl.start)}, tl.attrs...)...)
 }

@@ -7,12 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testing/faultproxy"
 	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
-// timelines keeps the "pass timeline" records logged through it, each as its steps' offsets.
+// timelines keeps the "pass timeline" records logged through it, each as its steps' offsets
+// ("began": the offsets' origin, as an offset from the Unix epoch).
 type timelines struct {
 	slog.Handler
 	mu   *sync.Mutex
@@ -41,8 +45,11 @@ func (h timelines) Handle(_ context.Context, r slog.Record) error {
 	}
 	m := map[string]time.Duration{}
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Value.Kind() == slog.KindDuration {
+		switch a.Value.Kind() {
+		case slog.KindDuration:
 			m[a.Key] = a.Value.Duration()
+		case slog.KindTime:
+			m[a.Key] = time.Duration(a.Value.Time().UnixNano())
 		}
 		return true
 	})
@@ -76,5 +83,66 @@ func TestLedgerIsReadWhileTheSourceLogsIn(t *testing.T) {
 	}
 	if in := tl["src_logged_in"]; read >= in {
 		t.Errorf("tl[\"ledger_read\"] = %v, want before the source's login at %v (a 50 ms link): %v", read, in, tl)
+	}
+}
+
+// TestSyncActivityLogsInBesideItsRunRow: the SyncMailbox activity opens the pass's sessions
+// while it writes its run row and takes its pass lock (PostgreSQL), not after: the source
+// session the pass works on began connecting before the run row was written, and the pass
+// logs in once per side all the same.
+func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	a := withVault(t, e)
+	mailtest.SeedMaildir(t, e.src, "alice", mailtest.Bulk(mailtest.BulkOptions{Messages: 40, Folders: []string{"INBOX", "A"}, Seed: 5}))
+	p := proxied(t, e, false)
+	cnt := countIMAP(p)
+	log, got := newTimelines()
+	a.Logger = log
+	req := emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy, RunType: model.RunDelta, Phase: model.PhaseDeltaSync, TriggeredBy: "tester"}
+	var s testsuite.WorkflowTestSuite
+	run := func() emailapi.PassStats {
+		t.Helper()
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(a)
+		val, err := env.ExecuteActivity(a.SyncMailbox, req)
+		if err != nil {
+			t.Fatalf("SyncMailbox: %v", err)
+		}
+		var st emailapi.PassStats
+		if err := val.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := run(); st.Transferred != 40 {
+		t.Fatalf("st.Transferred = %d, want 40 (the initial sync)", st.Transferred)
+	}
+	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 30 * time.Millisecond})
+	cnt.reset()
+	got() // forget the initial sync's timelines
+	before := len(got())
+	run()
+	tls := got()[before:]
+	var pass, act map[string]time.Duration
+	for _, tl := range tls {
+		if _, ok := tl["run_row"]; ok {
+			act = tl
+		} else {
+			pass = tl
+		}
+	}
+	if pass == nil {
+		t.Fatalf("pass == nil, want the engine's timeline among %v", tls)
+	}
+	if act == nil {
+		t.Fatalf("act == nil, want the activity's timeline among %v", tls)
+	}
+	dial, row := pass["began"]+pass["src_dial"], act["began"]+act["run_row"]
+	if dial >= row {
+		t.Errorf("the pass's source session began connecting %v after the run row was written, want before it: pass %v, activity %v",
+			dial-row, pass, act)
+	}
+	if tally := cnt.tally(); tally.Sessions != 1 {
+		t.Errorf("tally.Sessions = %d, want 1 source login for the pass: %v", tally.Sessions, tally)
 	}
 }
