@@ -56,6 +56,14 @@ type orch struct {
 	// requestN counts this run's, naming each.
 	recordRequests bool
 	requestN       int
+
+	// early are the entities' validations started while the load went on (nil: this run
+	// validates after the load); gens count the changes to each entity since the run began.
+	early        map[string]*early
+	gens         map[string]int
+	earlyRunning int
+	earlyCtx     workflow.Context
+	cancelEarly  workflow.CancelFunc
 }
 
 // Workflow is DBMigrationWorkflow.
@@ -155,6 +163,10 @@ func (w *orch) start(ctx workflow.Context) (dbmigrateapi.Result, error) {
 func (w *orch) run(ctx workflow.Context) (dbmigrateapi.Result, error) {
 	in := w.in
 	if in.MigrationType != model.MigrationSchemaCleanup {
+		if w.earlyOn(ctx) {
+			w.early, w.gens = map[string]*early{}, map[string]int{}
+			w.earlyCtx, w.cancelEarly = workflow.WithCancel(w.sctx)
+		}
 		w.setPhase(ctx, dbmigrateapi.PhaseLoading)
 		if err := w.load(ctx); err != nil {
 			return w.fail(ctx, err)

@@ -72,6 +72,9 @@ func (w *orch) validateAndFinish(ctx workflow.Context) (dbmigrateapi.Result, err
 	if err := w.recordAccepts(ctx); err != nil {
 		return w.fail(ctx, err)
 	}
+	if err := w.awaitEarly(ctx); err != nil {
+		return w.fail(ctx, err)
+	}
 	var failedEntities []string
 	vs, err := w.validateEntities(ctx)
 	if err != nil {
@@ -98,15 +101,25 @@ const parallelValidationChange = "parallel-validation"
 
 // validateEntities validates every entity (Parallelism at a time) and returns their summaries
 // in plan order; the first error stops starting more and is returned once the others ended.
+// An entity whose validation during the load still stands (earlyResult) is not validated again.
 func (w *orch) validateEntities(ctx workflow.Context) ([]dbmigrateapi.ValidationSummary, error) {
 	names := w.plan.Order
 	out := make([]dbmigrateapi.ValidationSummary, len(names))
+	var todo []int
+	for i, name := range names {
+		if sum, ok := w.earlyResult(name); ok {
+			out[i] = sum
+			continue
+		}
+		todo = append(todo, i)
+	}
 	validate := func(i int) workflow.Future {
 		return workflow.ExecuteActivity(w.sctx, w.acts.DBValidate, dbcopy.ValidateRequest{Migration: w.migration(),
 			Entity: names[i], AllowWarnings: w.cfg.AllowWarnings})
 	}
 	if workflow.GetVersion(ctx, parallelValidationChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		for i, name := range names {
+		for _, i := range todo {
+			name := names[i]
 			if err := validate(i).Get(ctx, &out[i]); err != nil {
 				return out, fmt.Errorf("validate %s: %w", name, err)
 			}
@@ -117,8 +130,8 @@ func (w *orch) validateEntities(ctx workflow.Context) ([]dbmigrateapi.Validation
 	var firstErr error
 	next, running := 0, 0
 	for {
-		for firstErr == nil && next < len(names) && running < max(1, w.cfg.Parallelism) {
-			i := next
+		for firstErr == nil && next < len(todo) && running < max(1, w.cfg.Parallelism) {
+			i := todo[next]
 			next++
 			running++
 			sel.AddFuture(validate(i), func(f workflow.Future) {

@@ -26,6 +26,7 @@ func (w *orch) load(ctx workflow.Context) error {
 		if w.rollback != nil || firstErr != nil {
 			cancelChildren()
 			if running == 0 && opsRunning == 0 {
+				w.stopEarly()
 				return firstErr
 			}
 		} else {
@@ -86,6 +87,7 @@ func (w *orch) load(ctx workflow.Context) error {
 					completed[name] = true
 					w.recount(ctx)
 					w.redriveOrphans(ctx, w.dependents(name))
+					w.validateEarly(ctx, name)
 					_ = workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
 					w.emit(ctx, "migration_progress", map[string]any{"entity": name, "progress_percentage": w.state.ProgressPercent,
 						"throughput": es.Throughput})
@@ -185,6 +187,7 @@ func (w *orch) handleRetries(ctx workflow.Context, completed map[string]bool) {
 		w.retries = w.retries[1:]
 		if r.Spec != nil {
 			w.in.Spec = r.Spec
+			w.touch()
 		}
 		for _, name := range w.plan.Order {
 			if r.Entity != "" && r.Entity != name {
@@ -198,6 +201,7 @@ func (w *orch) handleRetries(ctx workflow.Context, completed map[string]bool) {
 				continue
 			}
 			var res dbcopy.RetryResult
+			w.touch(name)
 			if err := workflow.ExecuteActivity(w.sctx, w.acts.DBRetryFailed, dbcopy.EntityRequest{Migration: w.migration(), Entity: name}).Get(ctx, &res); err != nil {
 				w.state.Refused = append(w.state.Refused, fmt.Sprintf("retry_failed %s: %v", name, err))
 				continue

@@ -100,6 +100,7 @@ func (w *orch) recordAccepts(ctx workflow.Context) error {
 			ID: a.ID, AcceptedBy: a.RequestedBy, Reason: a.Reason}).Get(ctx, &res); err != nil {
 			return fmt.Errorf("accept quarantined rows: %w", err)
 		}
+		w.touch() // the acceptance changes what every entity's completeness check allows
 		w.state.Accepted = &dbmigrateapi.AcceptanceRecord{By: a.RequestedBy, Reason: a.Reason, QuarantinedRows: res.QuarantinedRows}
 		w.emit(ctx, "quarantine_accepted", map[string]any{"by": a.RequestedBy, "reason": a.Reason,
 			"quarantined_rows": res.QuarantinedRows})
@@ -128,8 +129,12 @@ func (w *orch) redriveOrphans(ctx workflow.Context, names []string) {
 		var res dbcopy.RetryResult
 		if err := workflow.ExecuteActivity(w.sctx, w.acts.DBRetryFailed, dbcopy.EntityRequest{Migration: w.migration(),
 			Entity: name, OrphansOnly: true}).Get(ctx, &res); err != nil {
+			w.touch(name) // it may have loaded some before failing
 			w.log.Warn("re-driving rows without their parent", "entity", name, "err", err)
 			continue
+		}
+		if res.Loaded > 0 || res.Failed != res.Retried {
+			w.touch(name)
 		}
 		es.Processed += int64(res.Loaded)
 		es.Failed = max(es.Failed-int64(res.Retried)+int64(res.Failed), 0)

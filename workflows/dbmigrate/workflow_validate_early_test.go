@@ -1,0 +1,146 @@
+package dbmigrate
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
+	"github.com/cutover/cutover/workflows/dbmigrate/spec"
+)
+
+// count is how many times s was logged.
+func (r *recorder) count(s string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e == s {
+			n++
+		}
+	}
+	return n
+}
+
+// TestEntitiesValidatedWhileLaterOnesLoad: a full migration validates offices (a parent) while
+// doctors (its child) is still loading, and records every entity's summary once, in plan order.
+func TestEntitiesValidatedWhileLaterOnesLoad(t *testing.T) {
+	rec := &recorder{copyDelay: 50 * time.Millisecond}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	v, d := rec.index("validate offices"), rec.index("done doctors")
+	if v < 0 {
+		t.Fatalf("offices never validated: %v", rec.events)
+	}
+	if v > d {
+		t.Fatalf("offices validated at event %d, doctors done at %d: want offices validated while doctors loads: %v", v, d, rec.events)
+	}
+	for _, n := range testOrder {
+		if got := rec.count("validate " + n); got != 1 {
+			t.Errorf("%s validated %d times, want 1: %v", n, got, rec.events)
+		}
+	}
+	var got []string
+	for _, v := range st.Validation {
+		got = append(got, v.Entity)
+	}
+	if len(got) != len(testOrder) {
+		t.Fatalf("validation summaries for %v, want %v", got, testOrder)
+	}
+	for i := range got {
+		if got[i] != testOrder[i] {
+			t.Fatalf("validation summaries for %v, want %v (plan order)", got, testOrder)
+		}
+	}
+}
+
+// TestEarlyValidationRedoneWhenTheEntityChanges: profiles is validated as soon as it completed;
+// the orphan re-drive at the end of the load then loads one of its quarantined rows, so the
+// early result is no proof any more and profiles is validated again after it. The entities
+// nothing changed keep their single validation.
+func TestEarlyValidationRedoneWhenTheEntityChanges(t *testing.T) {
+	rec := &recorder{failed: map[string]int64{"profiles": 1}, orphansLoadAt: map[string]int{"profiles": 2}}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.count("validate profiles"); got != 2 {
+		t.Fatalf("profiles validated %d times, want 2 (early, then after the re-drive loaded a row): %v", got, rec.events)
+	}
+	last := lastIndex(rec.events, "validate profiles")
+	if redrive := rec.orphanCalls["profiles"]; redrive < 2 {
+		t.Fatalf("profiles' orphans re-driven %d times, want 2: %v", redrive, rec.events)
+	}
+	if o := lastIndex(rec.events, "orphans profiles"); last < o {
+		t.Fatalf("last validation of profiles at event %d, before its re-drive at %d: %v", last, o, rec.events)
+	}
+	for _, n := range []string{"offices", "doctors", "projects"} {
+		if got := rec.count("validate " + n); got != 1 {
+			t.Errorf("%s validated %d times, want 1 (nothing changed it): %v", n, got, rec.events)
+		}
+	}
+	if len(st.Validation) != len(testOrder) {
+		t.Fatalf("validation summaries: %+v", st.Validation)
+	}
+}
+
+// TestNoEarlyValidationWithSchemaOps: an operation may change any table after its entity, so
+// with operations every entity is validated after the load and the operations, as before.
+func TestNoEarlyValidationWithSchemaOps(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	ops := []spec.SchemaOp{{Name: "add-a", Type: "add_column", Table: "offices", Column: "a", ColType: "text", After: "offices"}}
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}, ops...))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range testOrder {
+		if v, d := rec.index("validate "+n), max(rec.index("done projects"), rec.index("done doctors")); v < d {
+			t.Errorf("%s validated at event %d, before the load ended at %d: %v", n, v, d, rec.events)
+		}
+		if v, o := rec.index("validate "+n), rec.index("op-exec add-a"); v < o {
+			t.Errorf("%s validated at event %d, before the operation at %d: %v", n, v, o, rec.events)
+		}
+	}
+}
+
+func lastIndex(events []string, s string) int {
+	out := -1
+	for i, e := range events {
+		if e == s {
+			out = i
+		}
+	}
+	return out
+}
+
+// TestEarlyValidationRedoneAfterAnAcceptance: an acceptance recorded before the validation
+// changes what every entity's completeness check allows, so no early result stands.
+func TestEarlyValidationRedoneAfterAnAcceptance(t *testing.T) {
+	rec := &recorder{copyDelay: 20 * time.Millisecond}
+	env := newEnv(t, rec)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(dbmigrateapi.SignalAccept, dbmigrateapi.AcceptRequest{ID: "a1", RequestedBy: "ops", Reason: "known bad rows"})
+	}, time.Millisecond)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	a := rec.index("accept ops: known bad rows")
+	if a < 0 {
+		t.Fatalf("no acceptance recorded: %v", rec.events)
+	}
+	for _, n := range testOrder {
+		if v := lastIndex(rec.events, "validate "+n); v < a {
+			t.Errorf("%s last validated at event %d, before the acceptance at %d: %v", n, v, a, rec.events)
+		}
+	}
+}
