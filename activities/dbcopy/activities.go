@@ -82,6 +82,11 @@ func (a *Activities) logger() *slog.Logger {
 // engine returns the cached engine of a migration, opening it on first use; release must be
 // called when the activity is done with it. Engines idle for engineIdle are closed.
 func (a *Activities) engine(ctx context.Context, m Migration) (*Engine, func(), error) {
+	return a.openEngine(ctx, m, false)
+}
+
+// openEngine is engine; preparing opens a new engine for DBPrepare (Options.Preparing).
+func (a *Activities) openEngine(ctx context.Context, m Migration, preparing bool) (*Engine, func(), error) {
 	id, err := uuid.Parse(m.ID)
 	if err != nil {
 		return nil, nil, nonRetryable(fmt.Errorf("%w: migration id %q is not a UUID", ErrSpec, m.ID))
@@ -108,7 +113,7 @@ func (a *Activities) engine(ctx context.Context, m Migration) (*Engine, func(), 
 		}
 		sp := *m.Spec
 		e, err := Open(ctx, &sp, Options{MigrationID: id, MigrationType: m.Type, CreatedBy: m.CreatedBy, Parallelism: m.Parallelism,
-			TargetURL: a.TargetURL, Logger: a.logger(), Password: a.password})
+			TargetURL: a.TargetURL, Logger: a.logger(), Password: a.password, Preparing: preparing})
 		if err != nil {
 			return nil, nil, a.down.judge(m.ID, err)
 		}
@@ -200,7 +205,7 @@ type PrepareResult struct {
 // DBPrepare registers the orchestration and its entities, creates target tables when asked
 // and checks the spec against the live schemas.
 func (a *Activities) DBPrepare(ctx context.Context, m Migration) (PrepareResult, error) {
-	e, release, err := a.engine(ctx, m)
+	e, release, err := a.openEngine(ctx, m, true)
 	if err != nil {
 		return PrepareResult{}, err
 	}

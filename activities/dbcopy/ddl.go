@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cutover/cutover/activities/dbcopy/source"
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
@@ -41,13 +42,17 @@ func (e *Engine) qualified(table string) string {
 // monthly range partitioning, and the cross-partition uniqueness helpers. Secondary indexes and
 // foreign keys come after the load (Finalize).
 func (e *Engine) CreateTables(ctx context.Context) error {
+	return e.createTables(ctx, e.pool)
+}
+
+func (e *Engine) createTables(ctx context.Context, pool *pgxpool.Pool) error {
 	order, err := e.spec.Order()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	for _, name := range order {
 		ent, _ := e.spec.Entity(name)
-		if err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			for _, stmt := range e.tableDDL(ent) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					return fmt.Errorf("%s: %w", firstLine(stmt), err)

@@ -48,6 +48,9 @@ type Options struct {
 	Writers int
 	// Parallelism is how many entities the workflow loads at once (recorded only).
 	Parallelism int
+	// Preparing: the engine is opened to prepare the migration, so the target tables the spec
+	// asks for are created while the ledger's schema is applied (applyLedger).
+	Preparing bool
 }
 
 // Engine runs one migration's copy work. It is safe for concurrent use by several entities.
@@ -74,6 +77,9 @@ type Engine struct {
 	// snapshots hold the exported snapshot of a PostgreSQL source's new replication slot while
 	// the full load reads under it (capture_pg.go).
 	snapshots map[string]*pgconn.PgConn
+	// tablesMade: Open created the spec's target tables beside the ledger schema, so Prepare
+	// need not (once: a later Prepare creates them again, which is a no-op when they exist).
+	tablesMade bool
 }
 
 // Bounds of the target's sessions: how long a statement may wait for a lock, run, or leave its
@@ -232,12 +238,29 @@ func (e *Engine) connectTarget(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("target %s: %w", where, err)
 	}
-	if _, err := schema.Apply(ctx, pool); err != nil {
+	if err := e.applyLedger(ctx, pool); err != nil {
 		pool.Close()
 		return fmt.Errorf("target %s: ledger schema %s: %w", where, ledger, err)
 	}
 	e.pool, e.ledger = pool, store.New(pool)
 	return nil
+}
+
+// applyLedger applies the ledger's schema. Opened to prepare a migration whose spec creates
+// its target tables, it creates them meanwhile on another connection: both are DDL that spends
+// most of its time waiting for the disk (PostgreSQL syncs every new index's file as it builds
+// it, and the ledger alone has dozens), and neither needs the other. A failure to create the
+// tables is left for Prepare to meet again and report.
+func (e *Engine) applyLedger(ctx context.Context, pool *pgxpool.Pool) error {
+	if !e.opt.Preparing || !e.spec.Target.CreateTables {
+		_, err := schema.Apply(ctx, pool)
+		return err
+	}
+	tables := make(chan error, 1)
+	go func() { tables <- e.createTables(ctx, pool) }()
+	_, err := schema.Apply(ctx, pool)
+	e.tablesMade = <-tables == nil
+	return err
 }
 
 func (e *Engine) openSource(ctx context.Context, name string, src spec.Source) (source.Source, error) {
@@ -290,7 +313,11 @@ func (e *Engine) Prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSpec, err)
 	}
-	if e.spec.Target.CreateTables {
+	e.mu.Lock()
+	made := e.tablesMade
+	e.tablesMade = false
+	e.mu.Unlock()
+	if e.spec.Target.CreateTables && !made {
 		if err := e.CreateTables(ctx); err != nil {
 			return err
 		}
