@@ -62,6 +62,7 @@ type orch struct {
 	early        map[string]*early
 	gens         map[string]int
 	earlyRunning int
+	earlyQueue   []string // completed entities waiting for room to be validated early
 	earlyCtx     workflow.Context
 	cancelEarly  workflow.CancelFunc
 }

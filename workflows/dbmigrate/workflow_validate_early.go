@@ -47,31 +47,44 @@ func (w *orch) touch(names ...string) {
 	}
 }
 
-// validateEarly starts the validation of a completed entity in the background; the main loop is
-// woken when it ends. Later changes to the entity make its result stale (touch).
+// validateEarly queues the validation of a completed entity; at most Parallelism of them run
+// at once beside the load (each holds a page of rows of both sides), the main loop is woken
+// when one ends. Later changes to the entity make its result stale (touch).
 func (w *orch) validateEarly(ctx workflow.Context, name string) {
 	if w.early == nil || w.rollback != nil {
 		return
 	}
-	ev := &early{gen: w.gens[name]}
-	w.early[name] = ev
-	w.earlyRunning++
-	f := workflow.ExecuteActivity(w.earlyCtx, w.acts.DBValidate, dbcopy.ValidateRequest{Migration: w.migration(),
-		Entity: name, AllowWarnings: w.cfg.AllowWarnings})
-	w.watch(ctx, f, func(ctx workflow.Context, f workflow.Future) {
-		w.earlyRunning--
-		ev.done = true
-		if err := f.Get(ctx, &ev.sum); err != nil {
-			w.log.Warn("validating an entity while loading; it is validated again at the end", "entity", name, "err", err)
-			return
-		}
-		ev.ok = true
-	})
+	w.earlyQueue = append(w.earlyQueue, name)
+	w.startEarly(ctx)
 }
 
-// stopEarly cancels the validations still running (a failed load, a rollback): their results
-// would be of no use.
+// startEarly starts the queued early validations there is room for.
+func (w *orch) startEarly(ctx workflow.Context) {
+	for len(w.earlyQueue) > 0 && w.earlyRunning < max(1, w.cfg.Parallelism) && w.rollback == nil {
+		name := w.earlyQueue[0]
+		w.earlyQueue = w.earlyQueue[1:]
+		ev := &early{gen: w.gens[name]}
+		w.early[name] = ev
+		w.earlyRunning++
+		f := workflow.ExecuteActivity(w.earlyCtx, w.acts.DBValidate, dbcopy.ValidateRequest{Migration: w.migration(),
+			Entity: name, AllowWarnings: w.cfg.AllowWarnings})
+		w.watch(ctx, f, func(ctx workflow.Context, f workflow.Future) {
+			w.earlyRunning--
+			ev.done = true
+			if err := f.Get(ctx, &ev.sum); err != nil {
+				w.log.Warn("validating an entity while loading; it is validated again at the end", "entity", name, "err", err)
+			} else {
+				ev.ok = true
+			}
+			w.startEarly(ctx)
+		})
+	}
+}
+
+// stopEarly cancels the validations still running and drops the queued ones (a failed load, a
+// rollback): their results would be of no use.
 func (w *orch) stopEarly() {
+	w.earlyQueue = nil
 	if w.cancelEarly != nil {
 		w.cancelEarly()
 	}
@@ -90,10 +103,12 @@ func (w *orch) earlyResult(name string) (dbmigrateapi.ValidationSummary, bool) {
 	return ev.sum, true
 }
 
-// awaitEarly waits for the early validations still running.
+// awaitEarly waits for the early validations still running; the queued ones are left to the
+// validation that follows (it runs them Parallelism at a time as well).
 func (w *orch) awaitEarly(ctx workflow.Context) error {
 	if w.early == nil {
 		return nil
 	}
+	w.earlyQueue = nil
 	return workflow.Await(ctx, func() bool { return w.earlyRunning == 0 })
 }

@@ -1,6 +1,7 @@
 package dbmigrate
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -141,6 +142,39 @@ func TestEarlyValidationRedoneAfterAnAcceptance(t *testing.T) {
 	for _, n := range testOrder {
 		if v := lastIndex(rec.events, "validate "+n); v < a {
 			t.Errorf("%s last validated at event %d, before the acceptance at %d: %v", n, v, a, rec.events)
+		}
+	}
+}
+
+// TestEarlyValidationsBoundedByParallelism: validations beside the load run at most
+// Parallelism at a time (each holds pages of both sides in the worker), however fast the
+// entities complete.
+func TestEarlyValidationsBoundedByParallelism(t *testing.T) {
+	rec := &recorder{}
+	var mu sync.Mutex
+	running, most := 0, 0
+	rec.validateHook = func(string) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(30 * time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+	}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 1}))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if most > 1 {
+		t.Fatalf("%d validations ran at once with Parallelism 1: %v", most, rec.events)
+	}
+	for _, n := range testOrder {
+		if got := rec.count("validate " + n); got != 1 {
+			t.Errorf("%s validated %d times, want 1: %v", n, got, rec.events)
 		}
 	}
 }
