@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
@@ -58,11 +60,12 @@ func (c *comparison) add(o comparison, keep int) {
 func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, gone []string, errored map[string]bool) (comparison, error) {
 	c := comparison{columns: map[string]int64{}}
 	type want struct {
-		key string
-		src []any
-		pr  prepared
+		key   string
+		src   []any
+		pr    prepared
+		found bool
 	}
-	wants := map[string]*want{} // by the target key, canonical
+	wants := map[rowKey]*want{} // by the target key
 	var texts []string
 	for _, r := range rows {
 		k, _ := p.rowKey(r)
@@ -75,20 +78,20 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 			c.samples = appendSample(c.samples, fmt.Sprintf("key %s: fails to transform (%v) but is not quarantined", k, rerr))
 			continue
 		}
-		ck := canon(p.types[0], pr.values[0])
+		ck := keyOf(p.types[0], pr.values[0])
 		if _, dup := wants[ck]; dup {
 			continue
 		}
 		wants[ck] = &want{key: k, src: r, pr: pr}
 		texts = append(texts, k)
 	}
-	goneSet := map[string]string{}
+	goneSet := map[rowKey]string{}
 	for _, k := range gone {
 		if errored[k] {
 			continue
 		}
 		texts = append(texts, k)
-		goneSet[canon(p.types[0], targetKeyValue(p, k))] = k
+		goneSet[keyOf(p.types[0], targetKeyValue(p, k))] = k
 	}
 	c.validated = int64(len(texts))
 	if len(texts) == 0 {
@@ -98,14 +101,13 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 	if err != nil {
 		return c, err
 	}
-	found := map[string]bool{}
 	for trs.Next() {
 		vals, err := trs.Values()
 		if err != nil {
 			trs.Close()
 			return c, err
 		}
-		ck := canon(p.types[0], vals[0])
+		ck := keyOf(p.types[0], vals[0])
 		if k, ok := goneSet[ck]; ok {
 			c.differ, c.gone = append(c.differ, k), append(c.gone, k)
 			c.samples = appendSample(c.samples, "key "+k+": deleted in the source, still in the target")
@@ -115,7 +117,7 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 		if !ok {
 			continue
 		}
-		found[ck] = true
+		w.found = true
 		c.matched++
 		if cols := differingColumns(p, w.src, w.pr, vals); len(cols) > 0 {
 			c.differ, c.changed = append(c.differ, w.key), append(c.changed, w.key)
@@ -130,8 +132,8 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 		return c, err
 	}
 	var absent []string
-	for ck, w := range wants {
-		if !found[ck] {
+	for _, w := range wants {
+		if !w.found {
 			absent = append(absent, w.key)
 		}
 	}
@@ -141,6 +143,29 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 		c.samples = appendSample(c.samples, "key "+k+": missing in target")
 	}
 	return c, nil
+}
+
+// rowKey is a row's target key as the content check matches source and target rows by: a
+// UUID's bytes, else the key's canonical text (canon). Equal exactly when the canonical texts
+// are (a UUID's canonical text is its lowercase hyphenated form, and a text that is one is
+// keyed by its bytes too), without formatting every UUID key of both sides as text.
+type rowKey struct {
+	uuid [16]byte
+	text string
+}
+
+func keyOf(typ string, v any) rowKey {
+	if typ == "uuid" {
+		if b, ok := uuidBytes(v); ok {
+			return rowKey{uuid: b}
+		}
+		if s, ok := v.(string); ok && len(s) == 36 {
+			if u, err := uuid.Parse(s); err == nil && u.String() == strings.ToLower(s) {
+				return rowKey{uuid: u}
+			}
+		}
+	}
+	return rowKey{text: canon(typ, v)}
 }
 
 // contentQuery reads the target rows of some keys ($1: targetKeys, no key twice) as the
