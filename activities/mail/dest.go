@@ -20,6 +20,8 @@ type dest struct {
 	cfg  imapx.Config
 	cred imapx.Credentials
 	nsq  *nsQuery // the personal namespace and every one (to tell other users' and shared folders apart)
+	// ahead: the listing sent behind the LOGIN (behind.go), until the plan reads it
+	ahead *listAhead
 
 	selected  string
 	sel       destState
@@ -33,8 +35,13 @@ type destState struct {
 	Messages    uint32
 }
 
-func newDest(_ context.Context, c *imapx.Client, cred imapx.Credentials) (*dest, error) {
-	return &dest{c: c, cfg: c.Config, cred: cred, nsq: askNamespace(c)}, nil
+// newDest wraps a logged-in control connection; nsq is its NAMESPACE already sent, if it was
+// (behind.go), else one is sent now.
+func newDest(_ context.Context, c *imapx.Client, cred imapx.Credentials, nsq *nsQuery) (*dest, error) {
+	if nsq == nil {
+		nsq = askNamespace(c)
+	}
+	return &dest{c: c, cfg: c.Config, cred: cred, nsq: nsq}, nil
 }
 
 // namespace is the destination's personal namespace; namespaces every one.

@@ -265,23 +265,43 @@ func (e *Engine) resolve(ctx context.Context, spec emailapi.MailboxSpec) (creds,
 
 // dial opens a source and a destination connection.
 func (e *Engine) dial(ctx context.Context, spec emailapi.MailboxSpec, cr creds) (*session, error) {
+	return e.dialSides(ctx, spec, cr, false)
+}
+
+// dialPlan opens a pass's planning session: both sides list their folders first, and where a
+// server keeps what is pipelined behind a LOGIN the listing goes out with it (behind.go).
+func (e *Engine) dialPlan(ctx context.Context, spec emailapi.MailboxSpec, cr creds) (*session, error) {
+	return e.dialSides(ctx, spec, cr, true)
+}
+
+func (e *Engine) dialSides(ctx context.Context, spec emailapi.MailboxSpec, cr creds, planning bool) (*session, error) {
 	// Both logins at once: each costs a round trip or three and an authentication.
 	var dst *dest
 	var dstErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		dc, err := imapx.Dial(ctx, endpointConfig(spec.Dest), cr.dst)
+		var dc *imapx.Client
+		var nsq *nsQuery
+		var ahead *listAhead
+		var err error
+		if planning {
+			dc, nsq, ahead, err = dialPlanning(ctx, endpointConfig(spec.Dest), cr.dst)
+		} else {
+			dc, err = imapx.Dial(ctx, endpointConfig(spec.Dest), cr.dst)
+		}
 		if err != nil {
 			dstErr = fmt.Errorf("destination: %w", err)
 			return
 		}
-		if dst, err = newDest(ctx, dc, cr.dst); err != nil {
+		if dst, err = newDest(ctx, dc, cr.dst, nsq); err != nil {
 			dc.Logout()
 			dstErr = fmt.Errorf("destination: %w", err)
+			return
 		}
+		dst.ahead = ahead
 	}()
-	src, sc, err := e.dialSource(ctx, spec, cr.src) // sourceopen.go: IMAP or a file source
+	src, sc, err := e.dialSource(ctx, spec, cr.src, planning) // sourceopen.go: IMAP or a file source
 	<-done
 	if err != nil {
 		if dst != nil {
@@ -317,7 +337,9 @@ func (e *Engine) plan(ctx context.Context, s *session, spec emailapi.MailboxSpec
 	listed := make(chan struct{})
 	go func() {
 		defer close(listed)
-		if df, dstErr = listFolders(ctx, s.dst.c, true); dstErr == nil {
+		ahead := s.dst.ahead
+		s.dst.ahead = nil
+		if df, dstErr = listFoldersAhead(ctx, s.dst.c, ahead, true); dstErr == nil {
 			_, _, dstErr = s.dst.nsq.get() // answered by now: sent before the LIST
 		}
 		dstListed = time.Now()

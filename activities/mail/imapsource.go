@@ -31,13 +31,19 @@ const defaultIdleTimeout = 5 * time.Minute
 type imapSource struct {
 	c      *imapx.Client
 	nsq    *nsQuery
+	ahead  *listAhead // the listing sent behind the LOGIN (behind.go), until Folders reads it
 	folder string
 	state  FolderState
 	idle   time.Duration // see Engine.IdleTimeout; 0 = defaultIdleTimeout
 }
 
-func newIMAPSource(_ context.Context, c *imapx.Client) (*imapSource, error) {
-	return &imapSource{c: c, nsq: askNamespace(c)}, nil
+// newIMAPSource wraps a logged-in source connection; nsq is its NAMESPACE already sent, if it
+// was (behind.go), else one is sent now.
+func newIMAPSource(_ context.Context, c *imapx.Client, nsq *nsQuery) (*imapSource, error) {
+	if nsq == nil {
+		nsq = askNamespace(c)
+	}
+	return &imapSource{c: c, nsq: nsq}, nil
 }
 
 func (s *imapSource) Namespace() folders.Namespace { ns, _, _ := s.nsq.get(); return ns }
@@ -49,12 +55,18 @@ func (s *imapSource) Close() error                 { s.c.Logout(); return nil }
 // behind the LOGIN itself: Courier's login process drops what follows the LOGIN when it hands
 // the connection to imapd.)
 type nsQuery struct {
-	c    *imapx.Client
-	cmd  *imapclient.NamespaceCommand
-	once sync.Once
-	ns   folders.Namespace
-	all  folders.Namespaces
-	err  error
+	c      *imapx.Client
+	cmd    *imapclient.NamespaceCommand
+	once   sync.Once
+	ns     folders.Namespace
+	all    folders.Namespaces
+	err    error
+	cmdErr error // the NAMESPACE command's own failure, if it failed
+
+	// probe, when set, is a NOOP sent behind the LOGIN: kept learns whether the server
+	// answered it (behind.go).
+	probe *imapclient.Command
+	kept  func(bool)
 }
 
 func askNamespace(c *imapx.Client) *nsQuery {
@@ -76,6 +88,8 @@ func (q *nsQuery) resolve() (folders.Namespace, folders.Namespaces, error) {
 	var ns folders.Namespace
 	if q.cmd != nil {
 		data, err := q.cmd.Wait()
+		q.cmdErr = err
+		q.judgeProbe()
 		if err == nil && len(data.Personal) > 0 {
 			conv := func(ds []imap.NamespaceDescriptor) []folders.Namespace {
 				var out []folders.Namespace
@@ -93,6 +107,9 @@ func (q *nsQuery) resolve() (folders.Namespace, folders.Namespaces, error) {
 		}
 	}
 	ls, err := q.c.List("", "", nil).Collect()
+	if q.cmd == nil {
+		q.judgeProbe()
+	}
 	if err != nil {
 		return ns, folders.Namespaces{}, imapx.Classify("list "+q.c.Config.User, err, imapx.ClassProtocol)
 	}
@@ -105,29 +122,68 @@ func (q *nsQuery) resolve() (folders.Namespace, folders.Namespaces, error) {
 // listFolders lists every folder with special use, subscription and (when asked) status,
 // using LIST-STATUS in one round trip where the server has it.
 func listFolders(ctx context.Context, c *imapx.Client, withStatus bool) ([]SourceFolder, error) {
-	op := "list " + c.Config.User + "@" + c.Config.Addr
-	opts := &imap.ListOptions{}
-	ext := c.Has(imap.CapListExtended) || c.Has(imap.CapIMAP4rev2)
-	if ext {
-		opts.ReturnSubscribed = true
-		if c.Has(imap.CapSpecialUse) || c.Has(imap.CapIMAP4rev2) {
-			opts.ReturnSpecialUse = true
-		}
-	}
-	var statusOpts *imap.StatusOptions
+	return listFoldersAhead(ctx, c, nil, withStatus)
+}
+
+// listShape is what a folder listing asks for, from the server's capabilities.
+type listShape struct {
+	ext, specialUse                    bool // LIST-EXTENDED: RETURN (SUBSCRIBED [SPECIAL-USE])
+	status, modSeq, size, statusInList bool // STATUS items, and whether LIST-STATUS returns them
+}
+
+func shapeOf(caps imap.CapSet, withStatus bool) listShape {
+	rev2 := caps.Has(imap.CapIMAP4rev2)
+	sh := listShape{ext: caps.Has(imap.CapListExtended) || rev2, status: withStatus}
+	sh.specialUse = sh.ext && (caps.Has(imap.CapSpecialUse) || rev2)
 	if withStatus {
-		statusOpts = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}
-		if c.Has(imap.CapCondStore) {
-			statusOpts.HighestModSeq = true
-		}
-		if c.Has(imap.CapStatusSize) || c.Has(imap.CapIMAP4rev2) {
-			statusOpts.Size = true
-		}
-		if c.Has(imap.CapListStatus) || c.Has(imap.CapIMAP4rev2) {
-			opts.ReturnStatus = statusOpts
-		}
+		sh.modSeq = caps.Has(imap.CapCondStore)
+		sh.size = caps.Has(imap.CapStatusSize) || rev2
+		sh.statusInList = caps.Has(imap.CapListStatus) || rev2
 	}
-	ls, err := c.List("", "*", opts).Collect()
+	return sh
+}
+
+// options are the LIST options of the shape and the STATUS items of each folder.
+func (sh listShape) options() (*imap.ListOptions, *imap.StatusOptions) {
+	opts := &imap.ListOptions{ReturnSubscribed: sh.ext, ReturnSpecialUse: sh.specialUse}
+	if !sh.status {
+		return opts, nil
+	}
+	st := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: sh.modSeq, Size: sh.size}
+	if sh.statusInList {
+		opts.ReturnStatus = st
+	}
+	return opts, st
+}
+
+// listAhead is a LIST sent before the login's answer (behind.go), in the shape the server's
+// capabilities had when last seen.
+type listAhead struct {
+	cmd   *imapclient.ListCommand
+	shape listShape
+}
+
+// listFoldersAhead is listFolders taking the answer of a LIST sent ahead when it was sent in
+// the shape the server's capabilities now call for; otherwise that answer is read and dropped
+// and the folders listed again.
+func listFoldersAhead(ctx context.Context, c *imapx.Client, ahead *listAhead, withStatus bool) ([]SourceFolder, error) {
+	op := "list " + c.Config.User + "@" + c.Config.Addr
+	sh := shapeOf(c.Caps(), withStatus)
+	ext := sh.ext
+	opts, statusOpts := sh.options()
+	var ls []*imap.ListData
+	var err error
+	sent := false
+	if ahead != nil {
+		ls, err = ahead.cmd.Collect()
+		var refused *imap.Error
+		// In another shape than the capabilities now call for, or refused (a server taking
+		// it before the login's answer): listed again.
+		sent = ahead.shape == sh && (err == nil || !errors.As(err, &refused))
+	}
+	if !sent {
+		ls, err = c.List("", "*", opts).Collect()
+	}
 	if err != nil {
 		return nil, imapx.Classify(op, err, imapx.ClassProtocol)
 	}
@@ -198,7 +254,9 @@ func listFolders(ctx context.Context, c *imapx.Client, withStatus bool) ([]Sourc
 }
 
 func (s *imapSource) Folders(ctx context.Context) ([]SourceFolder, error) {
-	fs, err := listFolders(ctx, s.c, true)
+	ahead := s.ahead
+	s.ahead = nil
+	fs, err := listFoldersAhead(ctx, s.c, ahead, true)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func (e *Engine) StartDial(ctx context.Context, spec emailapi.MailboxSpec) *Dial
 		if d.cr, d.err = e.resolve(ctx, spec); d.err != nil {
 			return
 		}
-		d.s, d.err = e.dial(ctx, spec, d.cr)
+		d.s, d.err = e.dialPlan(ctx, spec, d.cr)
 		d.ready = time.Now()
 	}()
 	return d

@@ -128,17 +128,26 @@ func passRunKind(spec emailapi.MailboxSpec, rt model.RunType) (model.RunType, mo
 
 // dialSource opens the source side of a session: an IMAP connection, or a file source (its
 // listing shared by the pass's folder workers).
-func (e *Engine) dialSource(ctx context.Context, spec emailapi.MailboxSpec, cred imapx.Credentials) (Source, *imapx.Client, error) {
+func (e *Engine) dialSource(ctx context.Context, spec emailapi.MailboxSpec, cred imapx.Credentials, planning bool) (Source, *imapx.Client, error) {
 	if !isFileSource(spec) {
-		sc, err := imapx.Dial(ctx, endpointConfig(spec.Source), cred)
+		var sc *imapx.Client
+		var nsq *nsQuery
+		var ahead *listAhead
+		var err error
+		if planning { // behind.go: the listing behind the LOGIN where the server keeps it
+			sc, nsq, ahead, err = dialPlanning(ctx, endpointConfig(spec.Source), cred)
+		} else {
+			sc, err = imapx.Dial(ctx, endpointConfig(spec.Source), cred)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
-		src, err := newIMAPSource(ctx, sc)
+		src, err := newIMAPSource(ctx, sc, nsq)
 		if err != nil {
 			sc.Logout()
 			return nil, nil, err
 		}
+		src.ahead = ahead
 		src.idle = e.IdleTimeout
 		return newGmailSource(src, spec.MailboxID), sc, nil // gmail.go: inert unless [Gmail]/ folders
 	}

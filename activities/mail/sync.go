@@ -161,7 +161,7 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	p.tl.mark("resolved")
 	led := p.readLedger(ctx) // from PostgreSQL while both sides log in and list
 	if s == nil {
-		if s, err = e.dial(ctx, spec, cr); err != nil {
+		if s, err = e.dialPlan(ctx, spec, cr); err != nil {
 			led.wait()
 			return emailapi.PassStats{}, err
 		}

@@ -113,6 +113,8 @@ type Client struct {
 	*imapclient.Client
 	Config Config
 	Timing Timing
+	// Behind: the commands of DialBehind went out behind the LOGIN, before its answer.
+	Behind bool
 }
 
 // Timing is when Dial began, had its connection (TCP and TLS), read the greeting and had the
@@ -124,6 +126,15 @@ type Timing struct {
 // Dial connects, secures and logs in. Failures are *Error with ClassConnect, ClassTLS,
 // ClassAuth or ClassThrottled.
 func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
+	return DialBehind(ctx, cfg, cred, nil)
+}
+
+// DialBehind is Dial, with behind called to write commands right behind a password LOGIN,
+// before its answer, so that over a long link they share its round trip (Client.Behind says
+// they went). The greeting is waited for first; other mechanisms never call behind. What the
+// server does with input pipelined behind a LOGIN is its own: the caller decides where it is
+// safe, and must cope with commands the server refused or never answered.
+func DialBehind(ctx context.Context, cfg Config, cred Credentials, behind func(*imapclient.Client)) (*Client, error) {
 	if cred.Tokens != nil && cfg.oauth() {
 		return withTokens(ctx, cfg, cred, Dial)
 	}
@@ -182,7 +193,7 @@ func Dial(ctx context.Context, cfg Config, cred Credentials) (*Client, error) {
 	}
 	tm.Connected, tm.Greeted = r.connected, time.Now()
 	c := &Client{Client: r.c, Config: cfg}
-	if err := c.login(ctx, cred); err != nil {
+	if err := c.login(ctx, cred, behind); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -206,13 +217,20 @@ func classifyDial(op string, err error) error {
 	return Classify(op, err, ClassConnect)
 }
 
-func (c *Client) login(ctx context.Context, cred Credentials) error {
+func (c *Client) login(ctx context.Context, cred Credentials, behind func(*imapclient.Client)) error {
 	cfg := c.Config
 	op := "login " + cfg.describe()
 	var err error
 	switch cfg.mech() {
 	case "login":
-		err = waitCtx(ctx, c.Client, func() error { return c.Login(cfg.User, cred.Password).Wait() })
+		err = waitCtx(ctx, c.Client, func() error {
+			cmd := c.Login(cfg.User, cred.Password)
+			if behind != nil {
+				behind(c.Client)
+				c.Behind = true
+			}
+			return cmd.Wait()
+		})
 	default:
 		var sc sasl.Client
 		sc, err = saslClient(cfg, cred)
