@@ -72,6 +72,16 @@ func (d *Dialing) Abandon() {
 	}()
 }
 
+// pending reports whether there are sessions for take to wait for.
+func (d *Dialing) pending() bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.taken
+}
+
 // take waits for the sessions and hands them to Sync: ok is false when there is nothing to
 // take (not dialled, already let go, or too old), and the caller dials itself. A failure to
 // connect or log in that a new dial could get past (a server refusing connections while

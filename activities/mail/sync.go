@@ -128,14 +128,8 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	if err != nil {
 		return emailapi.PassStats{}, err
 	}
-	cr, s, dialed, err := opts.Dialed.take()
-	if dialed {
+	if opts.Dialed.pending() {
 		start = opts.Dialed.start // the pass began with its dial
-	} else {
-		cr, err = e.resolve(ctx, spec)
-	}
-	if err != nil {
-		return emailapi.PassStats{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -145,8 +139,10 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 	}
 	p := &pass{e: e, req: req, spec: spec, dry: req.Mode == model.ModeDryRun, mirror: acts.Deletes(),
 		strict: acts == model.ModeStrictMirror,
-		window: windowOf(spec), cr: cr, st: e.Store, runs: map[string]*folderRun{}, done: map[string]emailapi.FolderStats{},
+		window: windowOf(spec), st: e.Store, runs: map[string]*folderRun{}, done: map[string]emailapi.FolderStats{},
 		cancel: cancel, runIDv: opts.RunID, start: start, log: e.logger().With("mailbox_id", spec.MailboxID, "email", spec.Email, "mode", req.Mode)}
+	p.tl = newTimeline(start)
+	defer p.tl.log(p.log)
 	if resume != nil {
 		start = start.Add(-resume.Elapsed) // rates cover the whole pass, not this attempt
 		p.start = start
@@ -156,10 +152,18 @@ func (e *Engine) Sync(ctx context.Context, req emailapi.PassRequest, opts SyncOp
 		}
 	}
 
-	p.tl = newTimeline(start)
-	defer p.tl.log(p.log)
+	// The ledger from PostgreSQL while both sides log in and list (or finish doing so).
+	led := p.readLedger(ctx)
+	cr, s, dialed, err := opts.Dialed.take()
+	if !dialed {
+		cr, err = e.resolve(ctx, spec)
+	}
+	if err != nil {
+		led.wait()
+		return emailapi.PassStats{}, err
+	}
+	p.cr = cr
 	p.tl.mark("resolved")
-	led := p.readLedger(ctx) // from PostgreSQL while both sides log in and list
 	if s == nil {
 		if s, err = e.dialPlan(ctx, spec, cr); err != nil {
 			led.wait()

@@ -88,8 +88,8 @@ func TestLedgerIsReadWhileTheSourceLogsIn(t *testing.T) {
 
 // TestSyncActivityLogsInBesideItsRunRow: the SyncMailbox activity opens the pass's sessions
 // while it writes its run row and takes its pass lock (PostgreSQL), not after: the source
-// session the pass works on began connecting before the run row was written, and the pass
-// logs in once per side all the same.
+// session the pass works on began connecting before the run row was written, the ledger was
+// read before that session had logged in, and the pass logs in once per side all the same.
 func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	a := withVault(t, e)
@@ -117,7 +117,7 @@ func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 	if st := run(); st.Transferred != 40 {
 		t.Fatalf("st.Transferred = %d, want 40 (the initial sync)", st.Transferred)
 	}
-	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 30 * time.Millisecond})
+	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 60 * time.Millisecond})
 	cnt.reset()
 	got() // forget the initial sync's timelines
 	before := len(got())
@@ -141,6 +141,10 @@ func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 	if dial >= row {
 		t.Errorf("the pass's source session began connecting %v after the run row was written, want before it: pass %v, activity %v",
 			dial-row, pass, act)
+	}
+	if read, in := pass["ledger_read"], pass["src_logged_in"]; read >= in {
+		t.Errorf("pass[\"ledger_read\"] = %v, want before the source's login at %v (a 60 ms link): the ledger is read while it logs in: %v",
+			read, in, pass)
 	}
 	if tally := cnt.tally(); tally.Sessions != 1 {
 		t.Errorf("tally.Sessions = %d, want 1 source login for the pass: %v", tally.Sessions, tally)
