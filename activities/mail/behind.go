@@ -21,10 +21,10 @@ import (
 //     LOGIN brings them only with its answer. A listing sent ahead in another shape than the
 //     answer's capabilities call for is dropped and sent again (listFoldersAhead);
 //   - whether it keeps pipelined input: a session dialled without pipelining to a server not
-//     yet known sends a NOOP behind its LOGIN, and the server keeps pipelined input if that
-//     NOOP was answered before the NAMESPACE sent after the login's answer (Dovecot's login
-//     process hands pipelined input to the session; Courier's drops it). A server never
-//     proven is never pipelined to.
+//     yet known sends a NOOP behind its LOGIN, answered if the server kept it, before the
+//     NAMESPACE sent after the login's answer (Dovecot's login process hands pipelined input to
+//     the session; Courier's drops it, most of the time). probesToKeep sessions in a row must
+//     see it answered, and one lost makes the server one never pipelined to.
 //
 // A pipelined session whose NAMESPACE is not answered within behindWait of the login's answer
 // is closed and dialled again without, and its server no longer pipelined to; one whose
@@ -34,8 +34,14 @@ import (
 // behindWait bounds the wait for what went behind a LOGIN, once the LOGIN is answered.
 const behindWait = 3 * time.Second
 
+// probesToKeep is how many sessions in a row must see their probe answered before a server is
+// pipelined to: whether Courier's login process drops what follows the LOGIN depends on how
+// the bytes arrive, and one answered probe proves too little.
+const probesToKeep = 3
+
 type serverMemo struct {
 	caps  imap.CapSet
+	kept  int // probes answered so far, none lost
 	keeps int // 1: pipelined input survives the login; -1: it was lost or refused; 0: unknown
 }
 
@@ -56,7 +62,8 @@ func recall(cfg imapx.Config) (imap.CapSet, int) {
 }
 
 // remember records a server's capabilities after a login, and what its pipelined input became
-// (keeps != 0); once lost, it stays lost.
+// (keeps: 1 a probe was answered, -1 pipelined input was lost or refused). A server is known to
+// keep it after probesToKeep answered probes, none lost; once lost, it stays lost.
 func remember(cfg imapx.Config, caps imap.CapSet, keeps int) {
 	servers.Lock()
 	defer servers.Unlock()
@@ -68,8 +75,13 @@ func remember(cfg imapx.Config, caps imap.CapSet, keeps int) {
 	if caps != nil {
 		m.caps = caps
 	}
-	if keeps != 0 && m.keeps >= 0 {
-		m.keeps = keeps
+	switch {
+	case keeps < 0:
+		m.keeps = -1
+	case keeps > 0 && m.keeps == 0:
+		if m.kept++; m.kept >= probesToKeep {
+			m.keeps = 1
+		}
 	}
 }
 

@@ -85,6 +85,7 @@ func newEnv(t testing.TB, srcOpts, dstOpts []string) *env {
 	e.src = testenv.StartDovecot(t, []testenv.User{{Name: "alice", Password: srcPassword}}, testenv.WithDovecotConfig(append(srcConfig, srcOpts...)...))
 	e.dst = testenv.StartDovecot(t, []testenv.User{{Name: "alice", Password: dstPassword}}, testenv.WithDovecotConfig(append(dstConfig, dstOpts...)...))
 	e.eng = &Engine{Store: db.Store, ReconnectDelay: 20 * time.Millisecond, Logger: testLogger(), Credentials: testCredentials}
+	forgetServers(e.src.Addr(), e.dst.Addr())
 	e.spec = emailapi.MailboxSpec{JobID: job.ID, MailboxID: mb.ID, Email: mb.Email, SourceType: model.SourceIMAP,
 		Source:    emailapi.Endpoint{Addr: e.src.Addr(), Security: "plain", User: "alice", CredentialsRef: "src-ref"},
 		Dest:      emailapi.Endpoint{Addr: e.dst.Addr(), Security: "plain", User: "alice", CredentialsRef: "dst-ref"},

@@ -18,7 +18,8 @@ import (
 // commands the client sent and the round trips it waited for: the greeting, then every
 // command sent while no earlier command of the connection was still unanswered (pipelined
 // commands share their round trip; a LOGOUT, whose answer the client does not wait for, takes
-// none). Literals are skipped on both sides, so message bodies are never read as commands or
+// none, nor does a NOOP: the engine sends one only as the probe behind a LOGIN, behind.go,
+// and never waits for it). Literals are skipped on both sides, so message bodies are never read as commands or
 // answers.
 type imapCounter struct {
 	mu    sync.Mutex
@@ -33,6 +34,7 @@ type imapConn struct {
 	cmds        []string // command names in order ("UID FETCH", "LOGIN", ...)
 	rtts        int
 	outstanding int
+	unwaited    map[string]bool // tags of commands the client does not wait for
 	cli, srv    imapStream
 }
 
@@ -84,8 +86,12 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 			if name == "UID" && len(f) > 2 {
 				name += " " + strings.ToUpper(f[2])
 			}
-			if name == "LOGOUT" { // written on the way out, never waited for
+			if name == "LOGOUT" || name == "NOOP" { // never waited for
 				cn.cmds = append(cn.cmds, name)
+				if cn.unwaited == nil {
+					cn.unwaited = map[string]bool{}
+				}
+				cn.unwaited[f[0]] = true
 				return
 			}
 			if cn.outstanding == 0 {
@@ -97,7 +103,14 @@ func (c *imapCounter) see(id int64, dir faultproxy.Direction, b []byte) {
 		return
 	}
 	cn.srv.feed(b, func(line string, first bool) {
-		if first && line != "" && line[0] != '*' && line[0] != '+' && cn.outstanding > 0 {
+		if !first || line == "" || line[0] == '*' || line[0] == '+' {
+			return
+		}
+		if tag, _, _ := strings.Cut(line, " "); cn.unwaited[tag] {
+			delete(cn.unwaited, tag)
+			return
+		}
+		if cn.outstanding > 0 {
 			cn.outstanding-- // a tagged completion
 		}
 	})
@@ -228,5 +241,23 @@ func TestIMAPCounterResetDropsEarlierConnections(t *testing.T) {
 	c.see(2, faultproxy.ClientToServer, []byte("a1 LOGIN u p\r\n"))
 	if got := c.tally(); got.Commands != 1 {
 		t.Fatalf("got.Commands = %d, want 1 (the new connection's LOGIN); %v", got.Commands, got)
+	}
+}
+
+// The NOOP sent behind a LOGIN to learn a server is never waited for: it takes no round trip,
+// and its late answer does not stand for the answer of a command sent after it.
+func TestIMAPCounterNoopIsNotWaitedFor(t *testing.T) {
+	c := &imapCounter{conns: map[int64]*imapConn{}}
+	cli := func(s string) { c.see(1, faultproxy.ClientToServer, []byte(s)) }
+	srv := func(s string) { c.see(1, faultproxy.ServerToClient, []byte(s)) }
+	srv("* OK ready\r\n")
+	cli("a1 LOGIN u p\r\na2 NOOP\r\n")
+	srv("a1 OK done\r\n")
+	cli("a3 NAMESPACE\r\na4 LIST \"\" \"*\"\r\n")
+	srv("a2 OK noop\r\n* NAMESPACE ((\"\" \"/\")) NIL NIL\r\na3 OK\r\n")
+	cli("a5 STATUS INBOX (MESSAGES)\r\n") // pipelined behind the LIST, still unanswered
+	srv("a4 OK\r\na5 OK\r\n")
+	if got := c.tally(); got.RTTs != 3 {
+		t.Fatalf("got.RTTs = %d, want 3 (the greeting; LOGIN and NOOP; NAMESPACE, LIST and STATUS): %v", got.RTTs, got)
 	}
 }

@@ -70,6 +70,7 @@ func newInteropEnv(t testing.TB, srcKind, dstKind string) (*env, server, server)
 	src := startServer(t, srcKind, srcPassword)
 	dst := startServer(t, dstKind, dstPassword)
 	e := &env{t: t, db: db}
+	forgetServers(src.alice.Addr, dst.alice.Addr)
 	e.eng = &Engine{Store: db.Store, ReconnectDelay: 20 * time.Millisecond, Logger: testLogger(), Credentials: testCredentials}
 	e.spec = emailapi.MailboxSpec{JobID: job.ID, MailboxID: mb.ID, Email: mb.Email, SourceType: model.SourceIMAP,
 		Source: emailapi.Endpoint{Addr: src.alice.Addr, Security: "plain", User: "alice", CredentialsRef: "src-ref"},

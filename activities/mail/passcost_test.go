@@ -39,6 +39,7 @@ func newCostEnv(t *testing.T, messages int) *costEnv {
 		}
 		t.Cleanup(func() { p.Close() })
 		side.ep.Addr = p.Addr()
+		forgetServers(p.Addr())
 		*side.cnt, *side.proxy = countIMAP(p), p
 	}
 	return ce
@@ -108,9 +109,13 @@ func TestPassCostIsBoundedByRoundTrips(t *testing.T) {
 		t.Errorf("dst.Sessions: want 1; no-change pass logged in %d time(s) on the source and %d on the destination, want once each",
 			src.Sessions, dst.Sessions)
 	}
-	// LOGIN, NAMESPACE, LIST (with STATUS), LOGOUT: nothing per folder.
-	if src.Commands > 4 {
-		t.Errorf("src.Commands: want <= 4; no-change pass sent the source %d commands in %d round trips, want at most 4 in 5",
+	// LOGIN, NAMESPACE, LIST (with STATUS), LOGOUT: nothing per folder; and while the server is
+	// being learnt, a NOOP behind the LOGIN (behind.go), in its round trip.
+	if src.ByName["NOOP"] > 1 {
+		t.Errorf("src.ByName[\"NOOP\"] = %d, want at most 1 (the probe behind the LOGIN): %v", src.ByName["NOOP"], src)
+	}
+	if src.Commands-src.ByName["NOOP"] > 4 {
+		t.Errorf("src.Commands: want <= 4 and the probe; no-change pass sent the source %d commands in %d round trips, want at most 4 in 5",
 			src.Commands, src.RTTs)
 	} else if src.RTTs > 5 {
 		t.Errorf("src.RTTs: want <= 5; no-change pass sent the source %d commands in %d round trips, want at most 4 in 5",
@@ -140,8 +145,8 @@ func TestPassCostIsBoundedByRoundTrips(t *testing.T) {
 	} else if dst.Sessions != 1 {
 		t.Errorf("dst.Sessions: want 1; destination check logged in %d/%d time(s), %d source commands: want 1/1 and at most 4",
 			src.Sessions, dst.Sessions, src.Commands)
-	} else if src.Commands > 4 {
-		t.Errorf("src.Commands: want <= 4; destination check logged in %d/%d time(s), %d source commands: want 1/1 and at most 4",
+	} else if src.Commands-src.ByName["NOOP"] > 4 {
+		t.Errorf("src.Commands: want <= 4 and the probe; destination check logged in %d/%d time(s), %d source commands: want 1/1 and at most 4",
 			src.Sessions, dst.Sessions, src.Commands)
 	}
 	if dst.ByName["SELECT"] != 7 {

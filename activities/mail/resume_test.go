@@ -26,6 +26,7 @@ func proxied(t *testing.T, e *env, dest bool) *faultproxy.Proxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
+	forgetServers(p.Addr())
 	if dest {
 		e.spec.Dest.Addr = p.Addr()
 	} else {

@@ -118,35 +118,56 @@ func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 		t.Fatalf("st.Transferred = %d, want 40 (the initial sync)", st.Transferred)
 	}
 	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 60 * time.Millisecond})
-	cnt.reset()
-	got() // forget the initial sync's timelines
-	before := len(got())
-	run()
-	tls := got()[before:]
-	var pass, act map[string]time.Duration
-	for _, tl := range tls {
-		if _, ok := tl["run_row"]; ok {
-			act = tl
-		} else {
-			pass = tl
+	// timed runs a pass and returns its engine's and its activity's timelines; with slowRow the
+	// run row's INSERT waits 400 ms for a lock on migration_runs another connection holds.
+	timed := func(slowRow bool) (pass, act map[string]time.Duration) {
+		t.Helper()
+		cnt.reset()
+		before := len(got())
+		if slowRow {
+			ctx := context.Background()
+			tx, err := e.db.Pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `LOCK TABLE migration_runs IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+			time.AfterFunc(400*time.Millisecond, func() { _ = tx.Rollback(ctx) })
 		}
+		run()
+		tls := got()[before:]
+		for _, tl := range tls {
+			if _, ok := tl["run_row"]; ok {
+				act = tl
+			} else {
+				pass = tl
+			}
+		}
+		if pass == nil {
+			t.Fatalf("pass == nil, want the engine's timeline among %v", tls)
+		}
+		if act == nil {
+			t.Fatalf("act == nil, want the activity's timeline among %v", tls)
+		}
+		if tally := cnt.tally(); tally.Sessions != 1 {
+			t.Errorf("tally.Sessions = %d, want 1 source login for the pass: %v", tally.Sessions, tally)
+		}
+		return pass, act
 	}
-	if pass == nil {
-		t.Fatalf("pass == nil, want the engine's timeline among %v", tls)
-	}
-	if act == nil {
-		t.Fatalf("act == nil, want the activity's timeline among %v", tls)
-	}
-	dial, row := pass["began"]+pass["src_dial"], act["began"]+act["run_row"]
+	pass, act := timed(true)
+	dial, in, row := pass["began"]+pass["src_dial"], pass["began"]+pass["src_logged_in"], act["began"]+act["run_row"]
 	if dial >= row {
 		t.Errorf("the pass's source session began connecting %v after the run row was written, want before it: pass %v, activity %v",
 			dial-row, pass, act)
 	}
+	if in >= row {
+		t.Errorf("the pass's source session logged in %v after the run row was written (400 ms late), want before: pass %v, activity %v",
+			in-row, pass, act)
+	}
+	pass, _ = timed(false)
 	if read, in := pass["ledger_read"], pass["src_logged_in"]; read >= in {
 		t.Errorf("pass[\"ledger_read\"] = %v, want before the source's login at %v (a 60 ms link): the ledger is read while it logs in: %v",
 			read, in, pass)
-	}
-	if tally := cnt.tally(); tally.Sessions != 1 {
-		t.Errorf("tally.Sessions = %d, want 1 source login for the pass: %v", tally.Sessions, tally)
 	}
 }
