@@ -30,20 +30,25 @@ type reject struct {
 }
 
 // copyAll copies todo, isolating refused messages: a refused multi-message batch is retried
-// one message at a time so that only the culprit is quarantined.
-func (p *pass) copyAll(ctx context.Context, s *session, fr *folderRun, todo []uint32) ([]uint32, error) {
+// one message at a time so that only the culprit is quarantined. With readBack the
+// destination identities of the copies are read back beside the copy (readback.go), which
+// leaves no folder selected on s's destination connection.
+func (p *pass) copyAll(ctx context.Context, s *session, fr *folderRun, todo []uint32, readBack bool) ([]uint32, error) {
 	todo, poisoned, err := p.quarantinePoison(ctx, s, fr, todo)
 	fr.addHandled(poisoned)
 	if err != nil {
 		return poisoned, err
 	}
-	done, retry, rejects, err := p.copyBatch(ctx, s, fr, todo, false)
+	done, retry, rejects, err := p.copyBatch(ctx, s, fr, todo, false, readBack)
 	done = append(done, poisoned...)
 	if err != nil {
 		return done, err
 	}
+	if len(retry) > 0 {
+		s.settleReads() // the one-by-one copies may select on the control connection
+	}
 	for _, u := range retry {
-		d, again, rj, err := p.copyBatch(ctx, s, fr, []uint32{u}, true)
+		d, again, rj, err := p.copyBatch(ctx, s, fr, []uint32{u}, true, false)
 		done = append(done, d...)
 		if err != nil {
 			return done, err
@@ -111,11 +116,18 @@ func bracket(code string) string {
 
 // copyBatch streams uids from the source into MULTIAPPEND batches. It returns the UIDs now
 // on the destination, those to retry one by one (their batch was refused) and, in single
-// mode, the refused messages.
-func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []uint32, single bool) (done, retry []uint32, rejects []reject, err error) {
+// mode, the refused messages. With readBack each answered batch's copies are read back on the
+// destination control connection while the next batches stream.
+func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []uint32, single, readBack bool) (done, retry []uint32, rejects []reject, err error) {
 	ap, err := s.dst.appender(ctx)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	s.settleReads()
+	var rb *destReader
+	if readBack && ap.UIDPlus() {
+		rb = p.startDestReader(ctx, s, fr)
+		s.reading = rb
 	}
 	lf := fr.lf
 	var mu sync.Mutex // guards done, retry, rejects between the writer and the committer
@@ -130,7 +142,7 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 				continue
 			}
 			r := fl.b.Wait(ctx)
-			if err := p.settle(ctx, fr, fl, r, single, &mu, &done, &retry, &rejects); err != nil {
+			if err := p.settle(ctx, fr, fl, r, single, rb, &mu, &done, &retry, &rejects); err != nil {
 				commitErr = err
 				ap.Close() // unblocks the writer
 			}
@@ -230,6 +242,7 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 	}
 	close(q)
 	wg.Wait()
+	rb.finish()
 	if streamErr == nil {
 		streamErr = commitErr
 	} else if commitErr != nil && imapx.ClassOf(streamErr) == imapx.ClassConnect {
@@ -241,7 +254,7 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 }
 
 // settle applies a batch's answer to the ledger.
-func (p *pass) settle(ctx context.Context, fr *folderRun, fl *inflight, r imapx.BatchResult, single bool,
+func (p *pass) settle(ctx context.Context, fr *folderRun, fl *inflight, r imapx.BatchResult, single bool, rb *destReader,
 	mu *sync.Mutex, done, retry *[]uint32, rejects *[]reject) error {
 	lf := fr.lf
 	src := make([]int64, len(fl.rows))
@@ -257,6 +270,13 @@ func (p *pass) settle(ctx context.Context, fr *folderRun, fl *inflight, r imapx.
 		}
 		if err := p.st.ConfirmMailMessages(ctx, lf.ID, store.MailCopied, src, dst); err != nil {
 			return err
+		}
+		if rb != nil && len(r.UIDs) == len(fl.rows) {
+			cs := make([]copied, len(fl.rows))
+			for i, row := range fl.rows {
+				cs[i] = copied{src: row.SourceUID, dst: r.UIDs[i], identity: row.Identity}
+			}
+			rb.add(cs)
 		}
 		if len(p.retryQ[lf.ID]) > 0 { // only quarantined messages tried again can be resolved
 			if err := p.st.ResolveMailQuarantine(ctx, lf.ID, src); err != nil {

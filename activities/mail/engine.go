@@ -205,6 +205,7 @@ type session struct {
 	closed    bool
 	srcFolder string      // the source folder open on src, "" if none
 	srcState  FolderState // its state when opened
+	reading   *destReader // read-back still running on dst's control connection (readback.go)
 }
 
 // timeline records when each side's connection came up, greeted and logged in.
@@ -229,6 +230,7 @@ func (s *session) close() {
 		return
 	}
 	s.closed = true
+	s.settleReads()
 	// Both sides log out at once: a LOGOUT waits for its answer, a round trip each.
 	done := make(chan struct{})
 	go func() {

@@ -96,8 +96,8 @@ func (p *destPool) rest() []Meta {
 }
 
 // learnDestIdentities reads back the identity the destination gave the folder's copies whose
-// destination identity the ledger does not know yet (copied in this pass, or in an attempt
-// that ended before reading them).
+// destination identity the ledger does not know yet: copied in this pass where the read-back
+// beside the copy (readBack) missed them, or in an attempt that ended before reading them.
 func (p *pass) learnDestIdentities(ctx context.Context, s *session, fr *folderRun) error {
 	rows, err := p.st.MailDestIdentitiesUnread(ctx, fr.lf.ID)
 	if err != nil || len(rows) == 0 {
@@ -108,15 +108,38 @@ func (p *pass) learnDestIdentities(ctx context.Context, s *session, fr *folderRu
 			return err
 		}
 	}
-	uids := make([]uint32, 0, len(rows))
+	cs := make([]copied, 0, len(rows))
 	for _, r := range rows {
-		uids = append(uids, uint32(*r.DestUID))
+		cs = append(cs, copied{src: r.SourceUID, dst: uint32(*r.DestUID), identity: r.Identity})
 	}
-	slices.Sort(uids)
-	metas, err := s.dst.metas(ctx, uids)
+	metas, err := s.dst.metas(ctx, copiedDestUIDs(cs))
 	if err != nil {
 		return err
 	}
+	return p.recordDestIdentities(ctx, fr, cs, metas)
+}
+
+// copied is one copy whose destination identity is to be read: source UID, destination UID
+// (APPENDUID) and the source message's identity.
+type copied struct {
+	src      int64
+	dst      uint32
+	identity string
+}
+
+func copiedDestUIDs(cs []copied) []uint32 {
+	uids := make([]uint32, len(cs))
+	for i, c := range cs {
+		uids[i] = c.dst
+	}
+	slices.Sort(uids)
+	return uids
+}
+
+// recordDestIdentities keeps the identities the destination gave copies (metas, read back by
+// destination UID) beside the source's. A copy missing from metas is left unread: gone from
+// the destination, the destination check copies it again.
+func (p *pass) recordDestIdentities(ctx context.Context, fr *folderRun, cs []copied, metas []Meta) error {
 	byUID := make(map[uint32]Meta, len(metas))
 	for _, m := range metas {
 		byUID[m.UID] = m
@@ -124,13 +147,13 @@ func (p *pass) learnDestIdentities(ctx context.Context, s *session, fr *folderRu
 	var src []int64
 	var ids []string
 	rewritten := 0
-	for _, r := range rows {
-		m, ok := byUID[uint32(*r.DestUID)]
+	for _, c := range cs {
+		m, ok := byUID[c.dst]
 		if !ok {
-			continue // gone from the destination: the destination check copies it again
+			continue
 		}
-		src, ids = append(src, r.SourceUID), append(ids, m.Identity)
-		if m.Identity != r.Identity {
+		src, ids = append(src, c.src), append(ids, m.Identity)
+		if m.Identity != c.identity {
 			rewritten++
 		}
 	}

@@ -400,7 +400,7 @@ func (p *pass) runChunk(ctx context.Context, s *session, c *chunk) *session {
 		}
 		var done []uint32
 		if err == nil {
-			done, err = p.copyAll(ctx, s, fr, c.uids)
+			done, err = p.copyAll(ctx, s, fr, c.uids, true)
 			fr.addHandled(done)
 		}
 		if err != nil {
@@ -483,6 +483,7 @@ func (p *pass) withRetries(ctx context.Context, s *session, fr *folderRun, f fun
 			if fr != nil {
 				p.current.Store(fr)
 			}
+			s.settleReads()
 			if err = f(s); err == nil {
 				return s, nil
 			}
