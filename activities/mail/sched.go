@@ -24,7 +24,11 @@ import (
 //     connection, carries flag changes, mirror deletes, records the marks) and queues the
 //     group's next step.
 //
-// Chunks go first, so started folders finish before new ones begin.
+// Chunks go first, so started folders finish before new ones begin; but once fewer chunks are
+// queued than there are workers, the next folder is prepared, so its chunks are queued before a
+// worker runs out of work. At the pass's tail (no folder left to prepare) a chunk bigger than
+// its share of what is queued is split (guided self-scheduling): the last copies spread over
+// every worker instead of one worker finishing a whole chunk while the others wait.
 //
 // Before any of that, every group's destination check runs on the planning session
 // (destcheck.go) and groups whose folders LIST-STATUS proves unchanged are settled without a
@@ -53,6 +57,8 @@ type scheduler struct {
 	workers int    // workers started
 	max     int    // workers allowed
 	spawn   func() // starts one more worker (without connections)
+	// minChunk: a tail chunk is split only into parts of at least this many keys (0: never).
+	minChunk int
 }
 
 func newScheduler(ctx context.Context, max int, spawn func()) *scheduler {
@@ -121,9 +127,8 @@ func (s *scheduler) next() (step, *chunk, bool) {
 		switch {
 		case s.closed:
 			return step{}, nil, false
-		case len(s.chunks) > 0:
-			c := s.chunks[0]
-			s.chunks = s.chunks[1:]
+		case len(s.chunks) > 0 && (len(s.steps) == 0 || len(s.chunks) >= s.workers):
+			c := s.takeChunk()
 			s.running++
 			return step{}, &c, true
 		case len(s.steps) > 0:
@@ -140,6 +145,32 @@ func (s *scheduler) next() (step, *chunk, bool) {
 		s.cond.Wait()
 		s.idle--
 	}
+}
+
+// takeChunk takes the first queued chunk, split at the pass's tail when it is bigger than its
+// share of the queue. Only a folder already cut into several chunks is split: a folder copied
+// as one chunk keeps its destination UIDs in source order.
+func (s *scheduler) takeChunk() chunk {
+	c := s.chunks[0]
+	s.chunks = s.chunks[1:]
+	if len(s.steps) > 0 || s.minChunk <= 0 || c.fr.chunked < 2 {
+		return c
+	}
+	q := len(c.uids)
+	for _, o := range s.chunks {
+		q += len(o.uids)
+	}
+	share := max(s.minChunk, (q+s.workers-1)/max(1, s.workers))
+	if len(c.uids) < share+s.minChunk {
+		return c
+	}
+	rest := chunk{fr: c.fr, uids: c.uids[share:]}
+	c.uids = c.uids[:share:share]
+	c.fr.mu.Lock()
+	c.fr.outstanding++
+	c.fr.mu.Unlock()
+	s.chunks = append([]chunk{rest}, s.chunks...)
+	return c
 }
 
 // requeue puts work back at the front of its queue.
@@ -213,6 +244,7 @@ func (p *pass) runWorkers(ctx context.Context, s *session, groups []*group, par 
 		}()
 	}
 	p.sched = newScheduler(ctx, par, func() { start(nil) })
+	p.sched.minChunk = 2 * p.e.batchMessages()
 	n := p.sched.fill(queued, first)
 	start(s) // the planning connections become the first worker's
 	for range n - 1 {
@@ -376,7 +408,7 @@ func (p *pass) runStep(ctx context.Context, s *session, st step) *session {
 		return p.finalize(ctx, s, fr)
 	}
 	fr.mu.Lock()
-	fr.outstanding = len(chunks)
+	fr.outstanding, fr.chunked = len(chunks), len(chunks)
 	fr.mu.Unlock()
 	p.sched.pushChunks(chunks)
 	return s

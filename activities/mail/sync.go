@@ -82,6 +82,7 @@ type folderRun struct {
 	handled     map[uint32]bool   // todo keys now on the destination or quarantined
 	retry       []uint32          // keys of chunks that lost their connection: copied again at finalize
 	outstanding int               // chunks not finished
+	chunked     int               // chunks the folder was cut into (the scheduler may split them further)
 	stops       map[uint32]int    // source key → copies of it a dropped connection interrupted
 	stopErr     map[uint32]string
 
