@@ -3,6 +3,7 @@ package dbmigrate
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -19,18 +20,22 @@ import (
 func (w *orch) load(ctx workflow.Context) error {
 	completed, started, failed := w.completedSet(), w.completedSet(), map[string]bool{}
 	running := 0
+	// settling counts completed entities whose bookkeeping (re-drives, status, event) still
+	// runs after their dependents were let start (promptStartChange).
+	prompt := workflow.GetVersion(ctx, promptStartChange, workflow.DefaultVersion, 1) >= 1
+	settling := 0
 	childCtx, cancelChildren := workflow.WithCancel(ctx)
 	var firstErr error
 	opsRunning := 0
 	for {
 		if w.rollback != nil || firstErr != nil {
 			cancelChildren()
-			if running == 0 && opsRunning == 0 {
+			if running == 0 && opsRunning == 0 && settling == 0 {
 				w.stopEarly()
 				return firstErr
 			}
 		} else {
-			if len(completed) == len(w.plan.Order) && opsRunning == 0 {
+			if len(completed) == len(w.plan.Order) && opsRunning == 0 && settling == 0 {
 				w.redriveOrphans(ctx, w.plan.Order) // once more at the end of the load
 				return nil
 			}
@@ -86,7 +91,16 @@ func (w *orch) load(ctx workflow.Context) error {
 					es.Status = model.EntityCompleted
 					completed[name] = true
 					w.recount(ctx)
-					w.redriveOrphans(ctx, w.dependents(name))
+					redrive := w.dependents(name)
+					if prompt && len(w.plan.OpsAfter[name]) == 0 {
+						// Only those completed now: a dependent let start below is re-driven by
+						// its own completion, never by two at once.
+						redrive = slices.DeleteFunc(redrive, func(n string) bool { return !completed[n] })
+						settling++
+						w.wake++ // its dependents start now, not after the bookkeeping below
+						defer func() { settling-- }()
+					}
+					w.redriveOrphans(ctx, redrive)
 					w.validateEarly(ctx, name)
 					_ = workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
 					w.emit(ctx, "migration_progress", map[string]any{"entity": name, "progress_percentage": w.state.ProgressPercent,
@@ -105,9 +119,16 @@ func (w *orch) load(ctx workflow.Context) error {
 			}
 		}
 		w.waitChange(ctx)
-		w.handleRetries(ctx, completed)
+		if settling == 0 { // a retry waits for the re-drives of a completing entity
+			w.handleRetries(ctx, completed)
+		}
 	}
 }
+
+// promptStartChange: the entities waiting for one start as soon as it completed, while its
+// bookkeeping (the re-drive of its orphans, its status and event) goes on; before, they waited
+// for that bookkeeping, a few activities on the critical path of every link of a chain.
+const promptStartChange = "prompt-dependents"
 
 // entityFailure names the entity that stopped a migration and keeps the child's error (and
 // its type) underneath.

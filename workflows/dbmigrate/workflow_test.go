@@ -61,8 +61,9 @@ type recorder struct {
 	chunksToDo   int              // chunks before an entity is done
 	copyHook     func(entity string)
 	validateHook func(entity string)
-	copyErr      error // every copy activity fails with it
-	prepareErr   error // DBPrepare fails with it
+	statusHook   func() // on each counters-only status write
+	copyErr      error  // every copy activity fails with it
+	prepareErr   error  // DBPrepare fails with it
 	prepared     dbcopy.Migration
 	prepareDelay time.Duration
 	copyDelay    time.Duration
@@ -116,6 +117,9 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 		return dbcopy.PrepareResult{Order: testOrder, Totals: tot}, nil
 	})
 	env.OnActivity(a.DBSetStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.StatusRequest) error {
+		if r.To == "" && rec.statusHook != nil {
+			rec.statusHook()
+		}
 		if r.To != "" {
 			rec.mu.Lock()
 			rec.transitions = append(rec.transitions, r.To)

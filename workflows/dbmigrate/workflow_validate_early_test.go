@@ -178,3 +178,40 @@ func TestEarlyValidationsBoundedByParallelism(t *testing.T) {
 		}
 	}
 }
+
+// TestDependentsStartBeforeTheBookkeepingEnds: doctors (a child of offices and profiles) starts
+// while its parents' completion bookkeeping (here their status writes, held until doctors
+// started) is still going on; before, it waited for it. (The schema operation after projects
+// keeps validations during the load, whose ends would wake the loop too, out of the test.)
+func TestDependentsStartBeforeTheBookkeepingEnds(t *testing.T) {
+	rec := &recorder{}
+	var mu sync.Mutex
+	waited := false
+	rec.statusHook = func() {
+		started := func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			return rec.index("start doctors") >= 0
+		}
+		for deadline := time.Now().Add(700 * time.Millisecond); !started(); {
+			if time.Now().After(deadline) {
+				mu.Lock()
+				waited = true
+				mu.Unlock()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	env := newEnv(t, rec)
+	ops := []spec.SchemaOp{{Name: "add-a", Type: "add_column", Table: "projects", Column: "a", ColType: "text", After: "projects"}}
+	// One entity at a time: no other child's progress wakes the loop meanwhile.
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 1}, ops...))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if waited {
+		t.Fatalf("doctors did not start while its parents' status writes were held: %v", rec.events)
+	}
+}
