@@ -30,6 +30,10 @@ type Dialing struct {
 // sessions and the other attempt may have needed the connections.
 const predialFresh = 10 * time.Second
 
+// testHookDialed runs when sessions opened ahead are ready (tests hold the activity's run row
+// until then).
+var testHookDialed func()
+
 // StartDial begins opening spec's sessions for a Sync to come (SyncOptions.Dialed). A file
 // source, or a spec Sync would refuse, is not dialled: Sync opens or refuses it itself.
 func (e *Engine) StartDial(ctx context.Context, spec emailapi.MailboxSpec) *Dialing {
@@ -51,6 +55,9 @@ func (e *Engine) StartDial(ctx context.Context, spec emailapi.MailboxSpec) *Dial
 		}
 		d.s, d.err = e.dialPlan(ctx, spec, d.cr)
 		d.ready = time.Now()
+		if testHookDialed != nil {
+			testHookDialed()
+		}
 	}()
 	return d
 }

@@ -65,7 +65,8 @@ func (h timelines) Handle(_ context.Context, r slog.Record) error {
 func TestLedgerIsReadWhileTheSourceLogsIn(t *testing.T) {
 	ce := newCostEnv(t, 60)
 	ce.pass(t, false) // the initial sync: the ledger has folders
-	ce.srcProxy.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 50 * time.Millisecond})
+	// A link long enough that the ledger's two queries end first on a loaded machine too.
+	ce.srcProxy.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 250 * time.Millisecond})
 	log, got := newTimelines()
 	ce.eng.Logger = log
 	if _, err := ce.eng.Sync(context.Background(), emailapi.PassRequest{Spec: ce.spec, Mode: model.ModeCopy, RunType: model.RunDelta,
@@ -82,7 +83,7 @@ func TestLedgerIsReadWhileTheSourceLogsIn(t *testing.T) {
 		t.Fatalf("tl[\"ledger_read\"] missing, want the ledger's read in the pass timeline: %v", tl)
 	}
 	if in := tl["src_logged_in"]; read >= in {
-		t.Errorf("tl[\"ledger_read\"] = %v, want before the source's login at %v (a 50 ms link): %v", read, in, tl)
+		t.Errorf("tl[\"ledger_read\"] = %v, want before the source's login at %v (a 250 ms link): %v", read, in, tl)
 	}
 }
 
@@ -119,7 +120,8 @@ func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 	}
 	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 60 * time.Millisecond})
 	// timed runs a pass and returns its engine's and its activity's timelines; with slowRow the
-	// run row's INSERT waits 400 ms for a lock on migration_runs another connection holds.
+	// run row's INSERT waits for a lock on migration_runs another connection holds until the
+	// sessions opened ahead are ready (or 5 s: a pass that dials only after its run row).
 	timed := func(slowRow bool) (pass, act map[string]time.Duration) {
 		t.Helper()
 		cnt.reset()
@@ -133,7 +135,11 @@ func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 			if _, err := tx.Exec(ctx, `LOCK TABLE migration_runs IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 				t.Fatal(err)
 			}
-			time.AfterFunc(400*time.Millisecond, func() { _ = tx.Rollback(ctx) })
+			var once sync.Once
+			release := func() { once.Do(func() { _ = tx.Rollback(ctx) }) }
+			testHookDialed = release
+			defer func() { testHookDialed = nil }()
+			time.AfterFunc(5*time.Second, release)
 		}
 		run()
 		tls := got()[before:]
@@ -162,12 +168,14 @@ func TestSyncActivityLogsInBesideItsRunRow(t *testing.T) {
 			dial-row, pass, act)
 	}
 	if in >= row {
-		t.Errorf("the pass's source session logged in %v after the run row was written (400 ms late), want before: pass %v, activity %v",
+		t.Errorf("the pass's source session logged in %v after the run row was written, want before: pass %v, activity %v",
 			in-row, pass, act)
 	}
+	// A link long enough that the ledger's two queries end first on a loaded machine too.
+	p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 250 * time.Millisecond})
 	pass, _ = timed(false)
 	if read, in := pass["ledger_read"], pass["src_logged_in"]; read >= in {
-		t.Errorf("pass[\"ledger_read\"] = %v, want before the source's login at %v (a 60 ms link): the ledger is read while it logs in: %v",
+		t.Errorf("pass[\"ledger_read\"] = %v, want before the source's login at %v (a 250 ms link): the ledger is read while it logs in: %v",
 			read, in, pass)
 	}
 }
