@@ -276,7 +276,7 @@ func (p *pass) settle(ctx context.Context, fr *folderRun, fl *inflight, r imapx.
 			for i, row := range fl.rows {
 				cs[i] = copied{src: row.SourceUID, dst: r.UIDs[i], identity: row.Identity}
 			}
-			rb.add(cs)
+			rb.add(r.UIDValidity, cs)
 		}
 		if len(p.retryQ[lf.ID]) > 0 { // only quarantined messages tried again can be resolved
 			if err := p.st.ResolveMailQuarantine(ctx, lf.ID, src); err != nil {
