@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/internal/testing/faultproxy"
-	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
 // TestListingBehindLoginInterop runs passes against each server on each side, a 30 ms link
@@ -65,13 +63,7 @@ func TestListingBehindLoginInterop(t *testing.T) {
 			for pass := range probesToKeep + 1 {
 				_, before := recall(cfg)
 				cnt.reset()
-				began := time.Now()
-				st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy, RunType: model.RunDelta,
-					Phase: model.PhaseDeltaSync}, SyncOptions{})
-				took := time.Since(began)
-				if err != nil {
-					t.Fatalf("no-change pass %d: %v", pass, err)
-				}
+				st, took := e.timedSync(model.ModeCopy)
 				tally := cnt.tally()
 				_, after := recall(cfg)
 				t.Logf("no-change pass %d: %v, keeps %d then %d; %s side: %v", pass, took.Round(time.Millisecond), before, after, tc.side, tally)
@@ -165,13 +157,7 @@ func TestListingBehindLoginFallsBack(t *testing.T) {
 			caps, _ := recall(cfg)
 			forceMemo(cfg, tc.caps(caps), 1)
 			cnt.reset()
-			began := time.Now()
-			st, err := e.eng.Sync(context.Background(), emailapi.PassRequest{Spec: e.spec, Mode: model.ModeCopy, RunType: model.RunDelta,
-				Phase: model.PhaseDeltaSync}, SyncOptions{})
-			took := time.Since(began)
-			if err != nil {
-				t.Fatalf("pass: %v", err)
-			}
+			st, took := e.timedSync(model.ModeCopy)
 			tally := cnt.tally()
 			t.Logf("pass: %v; source: %v", took.Round(time.Millisecond), tally)
 			if st.Found != 1 {

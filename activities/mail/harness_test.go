@@ -102,6 +102,14 @@ func (e *env) sync(mode model.SyncMode) emailapi.PassStats {
 	return st
 }
 
+// timedSync is sync that also says how long the pass took.
+func (e *env) timedSync(mode model.SyncMode) (emailapi.PassStats, time.Duration) {
+	e.t.Helper()
+	began := time.Now()
+	st := e.sync(mode)
+	return st, time.Since(began)
+}
+
 func (e *env) verify() emailapi.VerifyReport {
 	e.t.Helper()
 	rep, err := e.eng.Verify(context.Background(), e.spec, 0)
