@@ -162,7 +162,8 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 	}
 	bad = append(bad, orphans...)
 
-	loaded, dbBad, inserted, err := e.writeRows(ctx, tx, p, good, req.Sync || e.upsertOnExisting())
+	block := e.mapIDs.next() // the id of a first load's block of mappings
+	loaded, dbBad, inserted, err := e.writeRows(ctx, tx, p, good, req.Sync || e.upsertOnExisting(), block)
 	if err != nil {
 		return res, fmt.Errorf("batch %s/%d: write: %w", p.ent.Name, req.BatchNumber, err)
 	}
@@ -184,7 +185,7 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 			return res, err
 		}
 		if !req.Sync && !e.upsertOnExisting() && len(loaded) > 0 {
-			twice, err := e.mappedMeanwhile(ctx, tx, p, loaded)
+			twice, err := e.mappedMeanwhile(ctx, tx, p, loaded, block)
 			if err != nil {
 				return res, fmt.Errorf("batch %s/%d: %w", p.ent.Name, req.BatchNumber, err)
 			}

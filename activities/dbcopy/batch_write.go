@@ -164,9 +164,9 @@ func legacyKeysOf(p *entityPlan, rows []prepared, texts []string) map[string]boo
 // mappings under a savepoint, rows PostgreSQL refuses split off by bisect. A key an earlier
 // batch already mapped (the source holds it twice, in two pages: a duplicated key the page
 // could not see whole) fails the mapping block's check (errAlreadyMapped): those rows are
-// taken out as duplicate_key and the rest written again, once. It returns the rows loaded, the rows
-// refused, and how many rows were new.
-func (e *Engine) writeRows(ctx context.Context, tx pgx.Tx, p *entityPlan, good []prepared, sync bool) (
+// taken out as duplicate_key and the rest written again, once. block is the id of a first load's
+// block of mappings. It returns the rows loaded, the rows refused, and how many rows were new.
+func (e *Engine) writeRows(ctx context.Context, tx pgx.Tx, p *entityPlan, good []prepared, sync bool, block [16]byte) (
 	[]prepared, []failure, int, error) {
 	var refused []failure
 	for attempt := 0; ; attempt++ {
@@ -192,7 +192,7 @@ func (e *Engine) writeRows(ctx context.Context, tx pgx.Tx, p *entityPlan, good [
 			inserted = len(loaded)
 		}
 		if err == nil {
-			if err = e.writeMappings(ctx, sp, p, loaded, sync); err != nil {
+			if err = e.writeMappings(ctx, sp, p, loaded, sync, block); err != nil {
 				err = fmt.Errorf("mappings: %w", err)
 			}
 		}
@@ -252,14 +252,15 @@ func (e *Engine) mappedKeys(ctx context.Context, tx pgx.Tx, p *entityPlan, rows 
 	return out, nil
 }
 
-// writeMappings records legacy id → UUID for the loaded rows: one block for a first load (the
-// batch claim makes them new), rows skipping those already mapped for catch-up passes.
-func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared, upsert bool) error {
+// writeMappings records legacy id → UUID for the loaded rows: one block (whose id is block) for
+// a first load (the batch claim makes them new), rows skipping those already mapped for catch-up
+// passes.
+func (e *Engine) writeMappings(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared, upsert bool, block [16]byte) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	if !upsert {
-		return e.writeMappingBlock(ctx, tx, p, rows)
+		return e.writeMappingBlock(ctx, tx, p, rows, block)
 	}
 	return e.writeMappingRows(ctx, tx, p, rows, nil)
 }

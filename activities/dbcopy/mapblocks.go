@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -70,18 +69,18 @@ const insertBlockSQL = `INSERT INTO migration_mapping_blocks
 		ON m.source_table = $3::text COLLATE "C" AND length(m.source_id) = length(k.id) AND m.source_id = k.id COLLATE "C"
 		AND m.migration_id = $2::uuid)`
 
-// writeMappingBlock records a first load's batch of mappings as one block; errAlreadyMapped
+// writeMappingBlock records a first load's batch of mappings as block id; errAlreadyMapped
 // when a key was mapped before. Concurrent writers never wait on each other here: two of them
 // writing the same key at once (a key the source holds twice, split by a page boundary) both
 // pass the check, and the target's own key (a UUID key is always its primary key) is what
 // refuses the second row.
-func (e *Engine) writeMappingBlock(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared) error {
+func (e *Engine) writeMappingBlock(ctx context.Context, tx pgx.Tx, p *entityPlan, rows []prepared, id [16]byte) error {
 	keys, dests := make([]string, len(rows)), make([]pgtype.UUID, len(rows))
 	for i := range rows {
 		keys[i], dests[i] = rows[i].key, pgtype.UUID{Bytes: rows[i].uuid, Valid: true}
 	}
 	lo, hi := keyRange(keys)
-	tag, err := tx.Exec(ctx, insertBlockSQL, uuid.UUID(e.mapIDs.next()), e.opt.MigrationID, p.ent.SourceTable,
+	tag, err := tx.Exec(ctx, insertBlockSQL, pgtype.UUID{Bytes: id, Valid: true}, e.opt.MigrationID, p.ent.SourceTable,
 		p.ent.TargetTable, p.ent.EntityType, lo, hi, keys, dests)
 	if err != nil {
 		return err
@@ -96,13 +95,15 @@ func (e *Engine) writeMappingBlock(ctx context.Context, tx pgx.Tx, p *entityPlan
 // alongside it, which committed after this batch's mapping check (mappedMeanwhile).
 var errMappedMeanwhile = errors.New("a key of the batch was mapped by an earlier batch meanwhile")
 
-// mappedMeanwhile reports whether a key of a first-load batch's block (already written in tx)
-// is also in another block. Concurrent writers check their keys against the committed blocks
-// before their turn: two batches holding the same legacy key (a key the source holds twice,
-// split by a page boundary) both pass that check, and when the target has no unique key on it
-// nothing else refuses the second row. Checked after the turn, when every earlier batch
-// committed; the block ranges keep it to the blocks that may hold the keys.
-func (e *Engine) mappedMeanwhile(ctx context.Context, tx pgx.Tx, p *entityPlan, loaded []prepared) (bool, error) {
+// mappedMeanwhile reports whether a key of a first-load batch's block (block, already written
+// in tx) is also in another block. Concurrent writers check their keys against the committed
+// blocks before their turn: two batches holding the same legacy key (a key the source holds
+// twice, split by a page boundary) both pass that check, and when the target has no unique key
+// on it nothing else refuses the second row. Checked after the turn, when every earlier batch
+// committed; the block ranges keep it to the other blocks that may hold the keys (a batch's own
+// block, which holds each of its keys once, is not read: unnesting it was most of the check's
+// cost, and a first load's batches have ranges apart, so mostly no block is read at all).
+func (e *Engine) mappedMeanwhile(ctx context.Context, tx pgx.Tx, p *entityPlan, loaded []prepared, block [16]byte) (bool, error) {
 	keys := make([]string, len(loaded))
 	for i := range loaded {
 		keys[i] = loaded[i].key
@@ -111,10 +112,9 @@ func (e *Engine) mappedMeanwhile(ctx context.Context, tx pgx.Tx, p *entityPlan, 
 	var twice bool
 	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM migration_mapping_blocks b, unnest(b.source_ids) AS s(id)
 		WHERE b.migration_id = $1 AND b.source_table = $2::text COLLATE "C" AND b.hi >= $3 AND b.lo <= $4
-		AND s.id IN (SELECT unnest($5::text[]))
-		AND NOT EXISTS (SELECT 1 FROM migration_mapping_forgotten f WHERE f.block_id = b.id AND f.source_id = s.id)
-		GROUP BY s.id HAVING count(*) > 1)`,
-		e.opt.MigrationID, p.ent.SourceTable, lo, hi, keys).Scan(&twice)
+		AND b.id <> $6 AND s.id IN (SELECT unnest($5::text[]))
+		AND NOT EXISTS (SELECT 1 FROM migration_mapping_forgotten f WHERE f.block_id = b.id AND f.source_id = s.id))`,
+		e.opt.MigrationID, p.ent.SourceTable, lo, hi, keys, pgtype.UUID{Bytes: block, Valid: true}).Scan(&twice)
 	if err != nil {
 		return false, fmt.Errorf("keys mapped meanwhile: %w", err)
 	}

@@ -180,7 +180,7 @@ func (e *Engine) retryRows(ctx context.Context, p *entityPlan, rows [][]any) (Re
 			return err
 		}
 		bad = append(bad, dbBad...)
-		if err := e.writeMappings(ctx, tx, p, loaded, true); err != nil {
+		if err := e.writeMappings(ctx, tx, p, loaded, true, [16]byte{}); err != nil {
 			return err
 		}
 		if err := e.countChanges(ctx, tx, p, loaded); err != nil {
