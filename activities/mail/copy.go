@@ -130,8 +130,21 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 		s.reading = rb
 	}
 	lf := fr.lf
+	nBatch, nBytes := p.e.batchMessages(), p.e.batchBytes()
+	if single || !ap.MultiAppend() {
+		nBatch = 1
+	}
+	// A chunk of a big folder spreads its batches over a second connection when the pass
+	// lends one (lanes.go).
+	aps := []*imapx.Appender{ap}
+	if !single && nBatch > 1 && len(uids) > nBatch {
+		if extra := p.lanes.take(ctx, fr); extra != nil {
+			aps = append(aps, extra)
+			defer p.lanes.put(extra)
+		}
+	}
 	var mu sync.Mutex // guards done, retry, rejects between the writer and the committer
-	q := make(chan *inflight, 2)
+	q := make(chan *inflight, 2*len(aps))
 	var commitErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -144,12 +157,35 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			r := fl.b.Wait(ctx)
 			if err := p.settle(ctx, fr, fl, r, single, rb, &mu, &done, &retry, &rejects); err != nil {
 				commitErr = err
-				ap.Close() // unblocks the writer
+				for _, a := range aps {
+					a.Close() // unblocks the writer
+				}
 			}
 		}
 	}()
+	// lane picks the connection for the next batch: the one with the fewest unanswered.
+	sent := make([][]*imapx.Batch, len(aps))
+	lane := func() *imapx.Appender {
+		best, bestN := 0, -1
+		for i := range aps {
+			open := sent[i][:0]
+			for _, b := range sent[i] {
+				select {
+				case <-b.Done():
+				default:
+					open = append(open, b)
+				}
+			}
+			sent[i] = open
+			if bestN < 0 || len(open) < bestN {
+				best, bestN = i, len(open)
+			}
+		}
+		return aps[best]
+	}
 
 	var cur *inflight
+	var curAp *imapx.Appender // cur's connection
 	var sn identity.Sniffer
 	end := func() error {
 		if cur == nil {
@@ -171,10 +207,6 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 		q <- fl
 		return nil
 	}
-	nBatch, nBytes := p.e.batchMessages(), p.e.batchBytes()
-	if single || !ap.MultiAppend() {
-		nBatch = 1
-	}
 	var started, finished uint32 // the last message handed over, the last one fully read
 	handle := func(m Meta, body io.Reader) error {
 		fr.lastUID.Store(m.UID)
@@ -193,9 +225,16 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			return nil
 		}
 		if cur == nil {
-			b, err := ap.Begin(fr.m.Dest)
+			a := lane()
+			curAp = a
+			b, err := a.Begin(fr.m.Dest)
 			if err != nil {
 				return err
+			}
+			for i := range aps {
+				if aps[i] == a {
+					sent[i] = append(sent[i], b)
+				}
 			}
 			cur = &inflight{b: b}
 		}
@@ -234,7 +273,7 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 		finished = m.UID
 		return nil
 	})
-	if streamErr == nil || ap.Err() == nil {
+	if streamErr == nil || cur == nil || curAp.Err() == nil {
 		// Complete messages already written are worth committing even if the source failed.
 		if err := end(); err != nil && streamErr == nil {
 			streamErr = err

@@ -44,7 +44,10 @@ type Engine struct {
 	// ChunkMessages splits a folder's copy into chunks that run on several connections at
 	// once. Batches keep their order but chunks interleave, so destination UIDs follow the
 	// source's only within a chunk; a value above a folder's size keeps it in order.
-	ChunkMessages  int
+	ChunkMessages int
+	// ExtraAppenders is how many more append connections than workers a pass may open, lent
+	// to the copy chunks of big folders (lanes.go); negative: none.
+	ExtraAppenders int
 	Reconnects     int           // reconnect attempts per folder after a dropped connection
 	ReconnectDelay time.Duration // first backoff; doubles per attempt
 	// SettleDelay is how long to wait after a dropped connection before checking the

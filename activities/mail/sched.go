@@ -236,8 +236,13 @@ func (p *pass) runWorkers(ctx context.Context, s *session, groups []*group, par 
 		}
 	}
 	var wg sync.WaitGroup
+	p.lanes = newLanes(p)
+	defer p.lanes.close()
 	start := func(ws *session) {
 		wg.Add(1)
+		if ws == nil {
+			p.lanes.dialing.Add(1)
+		}
 		go func() {
 			defer wg.Done()
 			p.worker(ctx, ws)
@@ -295,6 +300,14 @@ func (p *pass) freshEstimate(fr *folderRun) int64 {
 func (p *pass) worker(ctx context.Context, s *session) {
 	primary := s != nil // the planning session: never handed back
 	defer func() { s.close() }()
+	dialed := primary
+	dialedOnce := func() {
+		if !dialed {
+			dialed = true
+			p.lanes.dialing.Add(-1)
+		}
+	}
+	defer dialedOnce()
 	for {
 		st, c, ok := p.sched.next()
 		if !ok {
@@ -302,16 +315,18 @@ func (p *pass) worker(ctx context.Context, s *session) {
 		}
 		if s == nil && !primary {
 			var err error
-			if s, err = p.dialWorker(ctx); err != nil {
+			s, err = p.dialWorker(ctx)
+			if err != nil {
 				if p.retryLater(err) && ctx.Err() == nil {
 					p.log.Warn("extra connection refused; continuing with fewer", "err", err)
-					p.c.addError("connection_limit", 1)
+					p.c.addError("connection_limit", 1) // before dialedOnce: no extra appender after it
 					p.sched.requeue(st, c)
 					p.sched.done()
 					return
 				}
 				s = nil // the task's own retry loop reports it
 			}
+			dialedOnce()
 		}
 		if c != nil {
 			s = p.runChunk(ctx, s, c)

@@ -47,6 +47,7 @@ type pass struct {
 	// removedFolders: destination folders strict_mirror deleted (stale.go).
 	removedFolders []string
 	sched          *scheduler
+	lanes          *lanes      // extra append connections for copy chunks
 	worked         atomic.Bool // some folder was opened: the ledger counts changed
 	fatal          error
 	cancel         context.CancelFunc
