@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +36,7 @@ type lanes struct {
 	mu      sync.Mutex
 	max     int
 	open    int // lent or idle, alive
+	dialed  int // connections opened in the pass (the timeline's append_lent_N)
 	idle    []*imapx.Appender
 	stopped bool // a server refused one: no more this pass
 	closed  bool // the pass is over
@@ -97,6 +99,11 @@ func (l *lanes) take(ctx context.Context, fr *folderRun) *imapx.Appender {
 		l.p.log.Debug("no extra append connection; the pass goes on with one per worker", "err", err)
 		return nil
 	}
+	l.mu.Lock()
+	l.dialed++
+	n := l.dialed
+	l.mu.Unlock()
+	l.p.tl.mark(fmt.Sprintf("append_lent_%d", n))
 	return ap
 }
 
