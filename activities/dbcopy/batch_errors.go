@@ -51,7 +51,7 @@ const quarantinedRows = `(count(DISTINCT source_record_id) + count(*) FILTER (WH
 // is the right one is the operator's call, so none is loaded. writeErrors records one error
 // per key, carrying every row.
 func splitDuplicates(p *entityPlan, good []prepared, bad []failure) ([]prepared, []failure) {
-	n := map[string]int{}
+	n := make(map[string]int, len(good)+len(bad))
 	dup := false
 	for i := range good {
 		n[good[i].key]++
