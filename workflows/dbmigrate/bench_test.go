@@ -40,7 +40,8 @@ import (
 // mapped row (pg_total_relation_size of the ledger's mapping tables, indexes and TOAST included).
 // Figures are printed, never asserted. Knobs: CUTOVER_BENCH_CLINIC_SCALE (325 ≈ 1M rows),
 // CUTOVER_BENCH_RUNS (3), CUTOVER_BENCH_ONLY_CUTOVER, CUTOVER_BENCH_PPROF (a file: the worker's
-// CPU profile of the last round).
+// CPU profile of the last round), CUTOVER_BENCH_HISTORY (each run's timeline from its Temporal
+// histories).
 func BenchmarkClinicChain(b *testing.B) {
 	scale := envInt("CUTOVER_BENCH_CLINIC_SCALE", 325)
 	runs := envInt("CUTOVER_BENCH_RUNS", 3)
@@ -225,6 +226,9 @@ func benchProduct(ctx context.Context, b *testing.B, c client.Client, srv *teste
 	}
 	benchLog("cutover phases: entities loaded in %.1fs, validation checks %.1fs (%s)", loadSecs, float64(validateMS)/1000, checks)
 	benchTimeline(ctx, b, pool, in.MigrationID, start, d, pgc)
+	if os.Getenv("CUTOVER_BENCH_HISTORY") != "" {
+		benchHistory(ctx, b, c, in.MigrationID, run.GetRunID(), start)
+	}
 	r := productRun{elapsed: d, peakMB: float64(peak) / (1 << 20), ledgerBytesPerRow: float64(ledgerBytes) / float64(maps),
 		workerCPU: cpu.Seconds(), pgCPU: pgCPU.Seconds()}
 	benchLog("cutover run: %v, worker peak RSS %.0f MB (sampled: %.0f MB at %.1fs, %.0f MB at the start), worker CPU %.1fs, PostgreSQL CPU %.1fs (target and control backends), "+
