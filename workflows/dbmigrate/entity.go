@@ -148,6 +148,7 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 		}
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %d/%d rows · %d quarantined · %.0f rows/s", in.Entity,
 			res.Processed+res.Failed, res.Total, res.Failed, res.Throughput))
+		bad, why := breached(cfg, res.Processed, max(res.Failed-in.Accepted, 0))
 		if parent != nil {
 			p := dbmigrateapi.Progress{
 				Entity:     in.Entity,
@@ -157,10 +158,11 @@ func EntityWorkflow(ctx workflow.Context, in EntityInput) (EntityResult, error) 
 				LastKey:    res.Next.After,
 				Throughput: res.Throughput,
 				Changes:    res.Changes,
+				Loaded:     out.Run.Done && !bad,
 			}
 			_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", dbmigrateapi.SignalProgress, p).Get(ctx, nil)
 		}
-		if bad, why := breached(cfg, res.Processed, max(res.Failed-in.Accepted, 0)); bad {
+		if bad {
 			res.Status, res.Reason = model.EntityFailed, "error threshold: "+why
 			_ = workflow.ExecuteActivity(bctx, a.DBSetEntityStatus, dbcopy.EntityRequest{Migration: in.Migration,
 				Entity: in.Entity, Status: model.EntityFailed}).Get(ctx, nil)

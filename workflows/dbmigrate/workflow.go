@@ -65,6 +65,11 @@ type orch struct {
 	earlyQueue   []string // completed entities waiting for room to be validated early
 	earlyCtx     workflow.Context
 	cancelEarly  workflow.CancelFunc
+
+	// loaded are the running entities whose load ended (SignalProgress's Loaded), their
+	// Finalize still to come; nil when this run starts dependents at completion only
+	// (loadedDependentsChange).
+	loaded map[string]bool
 }
 
 // Workflow is DBMigrationWorkflow.

@@ -23,6 +23,9 @@ func (w *orch) load(ctx workflow.Context) error {
 	// settling counts completed entities whose bookkeeping (re-drives, status, event) still
 	// runs after their dependents were let start (promptStartChange).
 	prompt := workflow.GetVersion(ctx, promptStartChange, workflow.DefaultVersion, 1) >= 1
+	if workflow.GetVersion(ctx, loadedDependentsChange, workflow.DefaultVersion, 1) >= 1 {
+		w.loaded = map[string]bool{}
+	}
 	settling := 0
 	childCtx, cancelChildren := workflow.WithCancel(ctx)
 	var firstErr error
@@ -39,7 +42,7 @@ func (w *orch) load(ctx workflow.Context) error {
 				w.redriveOrphans(ctx, w.plan.Order) // once more at the end of the load
 				return nil
 			}
-			for _, name := range w.plan.Ready(completed, started, running, w.cfg.Parallelism) {
+			for _, name := range w.ready(completed, failed, started, running) {
 				started[name] = true
 				running++
 				es := w.entity(name)
@@ -124,6 +127,33 @@ func (w *orch) load(ctx workflow.Context) error {
 		}
 	}
 }
+
+// ready are the entities to start now. With loadedDependentsChange, an entity whose load ended
+// lets the entities that only reference it start while its Finalize runs (they need its rows
+// and mappings, all written by then), unless schema operations follow it; and it no longer
+// counts against Parallelism, which bounds the entities loading at once.
+func (w *orch) ready(completed, failed, started map[string]bool, running int) []string {
+	if w.loaded == nil {
+		return w.plan.Ready(completed, started, running, w.cfg.Parallelism)
+	}
+	loaded := map[string]bool{}
+	loading := running
+	for _, name := range w.plan.Order {
+		if !w.loaded[name] || completed[name] || failed[name] {
+			continue
+		}
+		loading--
+		if len(w.plan.OpsAfter[name]) == 0 {
+			loaded[name] = true
+		}
+	}
+	return w.plan.ReadyLoaded(completed, loaded, started, loading, w.cfg.Parallelism)
+}
+
+// loadedDependentsChange: an entity's dependents start as soon as its load ended, while its
+// indexes, foreign keys and ANALYZE are built; before, they waited for its completion, and
+// the builds (0.3–0.7 s per entity of the clinic chain) were on the critical path of each link.
+const loadedDependentsChange = "dependents-at-load-end"
 
 // promptStartChange: the entities waiting for one start as soon as it completed, while its
 // bookkeeping (the re-drive of its orphans, its status and event) goes on; before, they waited

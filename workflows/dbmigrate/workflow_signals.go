@@ -118,6 +118,9 @@ func (w *orch) listen(ctx workflow.Context) {
 		var p dbmigrateapi.Progress
 		c.Receive(ctx, &p)
 		if e := w.entity(p.Entity); e != nil && e.Status == model.EntityRunning {
+			if p.Loaded && w.loaded != nil {
+				w.loaded[p.Entity] = true
+			}
 			e.Total, e.Processed, e.Failed, e.LastKey, e.Throughput = p.Total, p.Processed, p.Failed, p.LastKey, p.Throughput
 			if p.Changes != nil {
 				e.Changes = p.Changes

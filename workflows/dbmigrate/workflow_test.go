@@ -61,6 +61,7 @@ type recorder struct {
 	chunksToDo   int              // chunks before an entity is done
 	copyHook     func(entity string)
 	validateHook func(entity string)
+	finalizeHook func(entity string)
 	statusHook   func() // on each counters-only status write
 	copyErr      error  // every copy activity fails with it
 	prepareErr   error  // DBPrepare fails with it
@@ -74,6 +75,7 @@ type recorder struct {
 	// the others find the parent still missing.
 	orphansLoadAt map[string]int
 	orphanCalls   map[string]int
+	orphanHook    func(entity string) // in each re-drive of orphans, before it ends ("orphans-end X")
 }
 
 func (r *recorder) log(s string) {
@@ -162,13 +164,21 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 				RecordsProcessed: 100 - failed, RecordsFailed: failed}, nil
 		}
 		done := n >= rec.chunksToDo
+		if done {
+			rec.log("loaded " + e)
+		}
 		next := dbmigrateapi.BatchRequest{Entity: e, BatchNumber: int64(n * 10), After: fmt.Sprint(n * 50)}
 		processed := min(int64(n*50), 100)
 		return dbcopy.ChunkResult{Run: dbcopy.RunResult{Entity: e, Batches: 10, Rows: 50, Loaded: 50, Done: done, Next: next, MarkStart: "m0",
 			MarkStartType: "blob"},
 			RecordsTotal: 100, RecordsProcessed: processed - failed, RecordsFailed: failed, Throughput: 1000}, nil
 	}).After(rec.copyDelay)
-	env.OnActivity(a.DBFinalize, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.DBFinalize, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EntityRequest) error {
+		if rec.finalizeHook != nil {
+			rec.finalizeHook(r.Entity)
+		}
+		return nil
+	})
 	env.OnActivity(a.DBValidate, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.ValidateRequest) (dbmigrateapi.ValidationSummary, error) {
 		rec.log("validate " + r.Entity)
 		if rec.validateHook != nil {
@@ -220,6 +230,10 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 			rec.orphanCalls[r.Entity]++
 			load := rec.orphanCalls[r.Entity] == rec.orphansLoadAt[r.Entity]
 			rec.mu.Unlock()
+			if rec.orphanHook != nil {
+				rec.orphanHook(r.Entity)
+				defer rec.log("orphans-end " + r.Entity)
+			}
 			if load {
 				return dbcopy.RetryResult{Entity: r.Entity, Retried: 1, Loaded: 1}, nil
 			}
@@ -332,19 +346,19 @@ func TestDAGOrderAndParallelism(t *testing.T) {
 	default:
 		t.Fatal("two entities never ran at the same time")
 	}
-	// doctors starts only after both its parents are done.
+	// doctors starts only after both its parents loaded.
 	for _, parent := range []string{"offices", "profiles"} {
-		if rec.index("start doctors") < rec.index("done "+parent) {
-			t.Fatalf("doctors started before %s was done: %v", parent, rec.events)
+		if rec.index("start doctors") < rec.index("loaded "+parent) {
+			t.Fatalf("doctors started before %s was loaded: %v", parent, rec.events)
 		}
 	}
-	// Never more than two entities between start and done.
+	// Never more than two entities loading (between start and their last chunk).
 	running, peak := 0, 0
 	for _, ev := range rec.events {
 		switch {
 		case strings.HasPrefix(ev, "start "):
 			running++
-		case strings.HasPrefix(ev, "done "):
+		case strings.HasPrefix(ev, "loaded "):
 			running--
 		}
 		peak = max(peak, running)

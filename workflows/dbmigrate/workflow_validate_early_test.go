@@ -215,3 +215,65 @@ func TestDependentsStartBeforeTheBookkeepingEnds(t *testing.T) {
 		t.Fatalf("doctors did not start while its parents' status writes were held: %v", rec.events)
 	}
 }
+
+// TestDependentsStartWhileTheirParentsFinalize: doctors (it only references offices and
+// profiles) starts once both loaded, while their Finalize (held here until doctors started)
+// still runs; before, it waited for their completion. Two entities load at once: the parents
+// in Finalize no longer count.
+func TestDependentsStartWhileTheirParentsFinalize(t *testing.T) {
+	rec := &recorder{}
+	var mu sync.Mutex
+	var waited []string
+	rec.finalizeHook = func(entity string) {
+		if entity != "offices" && entity != "profiles" {
+			return
+		}
+		started := func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			return rec.index("start doctors") >= 0
+		}
+		for deadline := time.Now().Add(2 * time.Second); !started(); {
+			if time.Now().After(deadline) {
+				mu.Lock()
+				waited = append(waited, entity)
+				mu.Unlock()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 2}))
+	st := result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(waited) > 0 {
+		t.Fatalf("doctors did not start while the Finalize of %v was held: %v", waited, rec.events)
+	}
+	for _, parent := range []string{"offices", "profiles"} {
+		if rec.index("start doctors") > rec.index("done "+parent) {
+			t.Errorf("doctors started after %s was done: %v", parent, rec.events)
+		}
+	}
+	if st.CompletedEntities != 4 {
+		t.Fatalf("st.CompletedEntities = %v, want 4; events %v", st.CompletedEntities, rec.events)
+	}
+}
+
+// TestDependentsOfASchemaOpsEntityWaitForItsCompletion: an entity with schema operations after
+// it keeps its dependents waiting for its completion.
+func TestDependentsOfASchemaOpsEntityWaitForItsCompletion(t *testing.T) {
+	rec := &recorder{}
+	env := newEnv(t, rec)
+	ops := []spec.SchemaOp{{Name: "add-a", Type: "add_column", Table: "offices", Column: "a", ColType: "text", After: "offices"}}
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 2}, ops...))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.index("start doctors") < rec.index("done offices") {
+		t.Fatalf("doctors started before offices, with a schema operation after it, was done: %v", rec.events)
+	}
+}

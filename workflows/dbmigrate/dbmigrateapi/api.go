@@ -331,6 +331,9 @@ type Progress struct {
 	Throughput float64 `json:"throughput"`
 	// Changes counts the entity's values a transformation changed so far.
 	Changes []ColumnChange `json:"changes,omitempty"`
+	// Loaded: the entity's last chunk is written (every row and mapping of its load is in),
+	// under its error limit; its Finalize (indexes, foreign keys, ANALYZE) follows.
+	Loaded bool `json:"loaded,omitempty"`
 }
 
 // CaptureState is a captured migration's catch-up as the status shows it.

@@ -14,6 +14,12 @@ import (
 type Plan struct {
 	Order []string            // a dependency order (parents first; ties in spec order)
 	Deps  map[string][]string // prerequisites of each entity
+	// Refs are the prerequisites an entity only references (a column's references:, not a
+	// depends_on): what it needs of them is their rows and mappings, there once they loaded.
+	Refs map[string]map[string]bool
+	// SelfRef marks entities referencing their own rows: their Finalize may still quarantine
+	// (delete) loaded rows, so nothing may rely on their rows before they completed.
+	SelfRef map[string]bool
 	// OpsAfter lists, per entity, the schema operations placed after it ("" = after all
 	// entities are loaded), in spec order.
 	OpsAfter map[string][]string
@@ -36,8 +42,22 @@ func New(sp *spec.Spec) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Order: order, Deps: sp.Dependencies(), OpsAfter: map[string][]string{}, Risky: map[string]bool{},
-		Changes: map[string][]string{}}
+		Changes: map[string][]string{}, Refs: map[string]map[string]bool{}, SelfRef: map[string]bool{}}
 	for _, e := range sp.Entities {
+		refs := map[string]bool{}
+		for _, c := range e.Columns {
+			switch c.References {
+			case "":
+			case e.Name:
+				p.SelfRef[e.Name] = true
+			default:
+				refs[c.References] = true
+			}
+		}
+		for _, d := range e.DependsOn {
+			delete(refs, d)
+		}
+		p.Refs[e.Name] = refs
 		if c := valueChanges(e); len(c) > 0 {
 			p.Changes[e.Name] = c
 		}
@@ -73,6 +93,32 @@ func (p *Plan) Ready(completed, started map[string]bool, running, limit int) []s
 		ok := true
 		for _, d := range p.Deps[name] {
 			if !completed[d] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// ReadyLoaded is Ready where a prerequisite an entity only references counts as done once it
+// is in loaded (its rows and mappings are all written, its Finalize may still run); a
+// depends_on prerequisite, or one referencing itself, still counts only once completed.
+func (p *Plan) ReadyLoaded(completed, loaded, started map[string]bool, running, limit int) []string {
+	var out []string
+	for _, name := range p.Order {
+		if limit > 0 && running+len(out) >= limit {
+			break
+		}
+		if started[name] {
+			continue
+		}
+		ok := true
+		for _, d := range p.Deps[name] {
+			if !completed[d] && !(loaded[d] && p.Refs[name][d] && !p.SelfRef[d]) {
 				ok = false
 				break
 			}
