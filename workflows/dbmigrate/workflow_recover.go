@@ -3,6 +3,7 @@ package dbmigrate
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -116,30 +117,87 @@ const orphanRedriveChange = "orphan-redrive"
 // quarantined rows) quarantined for a missing parent: a parent that arrived after its child
 // was read (written by the application during the load, copied by a later pass) lets them
 // load now. Called when an entity completes (for itself and its completed dependents), at the
-// end of the load and after each catch-up pass, in dependency order.
+// end of the load and after each catch-up pass. An entity's re-drive starts once those of the
+// named entities it depends on ended (a re-drive may load its dependents' parents); the
+// others run side by side, Parallelism at a time (parallelRedriveChange; before, one after
+// another in dependency order).
 func (w *orch) redriveOrphans(ctx workflow.Context, names []string) {
 	if workflow.GetVersion(ctx, orphanRedriveChange, workflow.DefaultVersion, 1) < 1 {
 		return
 	}
+	if workflow.GetVersion(ctx, parallelRedriveChange, workflow.DefaultVersion, 1) < 1 {
+		for _, name := range names {
+			if w.hasOrphans(name) {
+				var res dbcopy.RetryResult
+				err := w.redrive(ctx, name).Get(ctx, &res)
+				w.redriven(name, res, err)
+			}
+		}
+		w.recount(ctx)
+		return
+	}
+	todo := map[string]bool{}
 	for _, name := range names {
-		es := w.entity(name)
-		if es == nil || es.Status != model.EntityCompleted || es.Failed == 0 {
-			continue
+		todo[name] = w.hasOrphans(name)
+	}
+	started, done := map[string]bool{}, map[string]bool{}
+	sel := workflow.NewSelector(ctx)
+	running := 0
+	for {
+		for _, name := range names {
+			if !todo[name] || started[name] || running >= max(1, w.cfg.Parallelism) {
+				continue
+			}
+			if slices.ContainsFunc(w.plan.Deps[name], func(d string) bool { return todo[d] && !done[d] }) {
+				continue
+			}
+			started[name] = true
+			running++
+			var res dbcopy.RetryResult
+			sel.AddFuture(w.redrive(ctx, name), func(f workflow.Future) {
+				running--
+				done[name] = true
+				err := f.Get(ctx, &res)
+				w.redriven(name, res, err)
+			})
 		}
-		var res dbcopy.RetryResult
-		if err := workflow.ExecuteActivity(w.sctx, w.acts.DBRetryFailed, dbcopy.EntityRequest{Migration: w.migration(),
-			Entity: name, OrphansOnly: true}).Get(ctx, &res); err != nil {
-			w.touch(name) // it may have loaded some before failing
-			w.log.Warn("re-driving rows without their parent", "entity", name, "err", err)
-			continue
+		if running == 0 {
+			break
 		}
-		if res.Loaded > 0 || res.Failed != res.Retried {
-			w.touch(name)
-		}
-		es.Processed += int64(res.Loaded)
-		es.Failed = max(es.Failed-int64(res.Retried)+int64(res.Failed), 0)
+		sel.Select(ctx)
 	}
 	w.recount(ctx)
+}
+
+// parallelRedriveChange: the re-drives of entities that do not depend on each other run side by
+// side; executions recorded before it re-drive one entity after another.
+const parallelRedriveChange = "parallel-redrives"
+
+// hasOrphans says whether an entity is completed with quarantined rows to re-drive.
+func (w *orch) hasOrphans(name string) bool {
+	es := w.entity(name)
+	return es != nil && es.Status == model.EntityCompleted && es.Failed > 0
+}
+
+// redrive starts the re-drive of an entity's rows quarantined for a missing parent.
+func (w *orch) redrive(ctx workflow.Context, name string) workflow.Future {
+	return workflow.ExecuteActivity(w.sctx, w.acts.DBRetryFailed, dbcopy.EntityRequest{Migration: w.migration(),
+		Entity: name, OrphansOnly: true})
+}
+
+// redriven counts what a re-drive loaded and quarantined again.
+func (w *orch) redriven(name string, res dbcopy.RetryResult, err error) {
+	es := w.entity(name)
+	if err != nil {
+		w.touch(name) // it may have loaded some before failing
+		w.log.Warn("re-driving rows without their parent", "entity", name, "err", err)
+		return
+	}
+	if res.Loaded > 0 || res.Failed != res.Retried {
+		w.touch(name)
+	}
+	es.Processed += int64(res.Loaded)
+	es.Failed = max(es.Failed-int64(res.Retried)+int64(res.Failed), 0)
 }
 
 // dependents are the entities that reference name (and name itself, for self references),

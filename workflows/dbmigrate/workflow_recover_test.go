@@ -3,6 +3,7 @@ package dbmigrate
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,5 +207,50 @@ func TestAcceptedRowsLeaveTheErrorLimit(t *testing.T) {
 				t.Errorf("profiles not resumed:\n%s", strings.Join(rec.events, "\n"))
 			}
 		})
+	}
+}
+
+// TestEndOfLoadRedrivesRunSideBySide: at the end of the load, the re-drives of offices and
+// profiles (neither depends on the other; each is held until the other is in flight, or 300
+// ms) overlap, and doctors' (it references both) starts after both ended.
+func TestEndOfLoadRedrivesRunSideBySide(t *testing.T) {
+	rec := &recorder{failed: map[string]int64{"offices": 1, "profiles": 1, "doctors": 1}}
+	var mu sync.Mutex
+	inFlight := map[string]bool{}
+	rec.orphanHook = func(entity string) {
+		mu.Lock()
+		inFlight[entity] = true
+		mu.Unlock()
+		defer func() { mu.Lock(); delete(inFlight, entity); mu.Unlock() }()
+		other := map[string]string{"offices": "profiles", "profiles": "offices"}[entity]
+		if other == "" {
+			return
+		}
+		for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			there := inFlight[other]
+			mu.Unlock()
+			if there {
+				return
+			}
+		}
+	}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 2}))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	last := func(ev string) int { return lastIndex(rec.events, ev) }
+	if last("orphans offices") > last("orphans-end profiles") {
+		t.Errorf("offices' last re-drive started after profiles' ended: %v", rec.events)
+	}
+	if last("orphans profiles") > last("orphans-end offices") {
+		t.Errorf("profiles' last re-drive started after offices' ended: %v", rec.events)
+	}
+	for _, parent := range []string{"offices", "profiles"} {
+		if last("orphans doctors") < last("orphans-end "+parent) {
+			t.Errorf("doctors' last re-drive started before %s's ended: %v", parent, rec.events)
+		}
 	}
 }
