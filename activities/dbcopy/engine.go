@@ -246,19 +246,20 @@ func (e *Engine) connectTarget(ctx context.Context) error {
 	return nil
 }
 
-// applyLedger applies the ledger's schema. Opened to prepare a migration whose spec creates
-// its target tables, it creates them meanwhile on another connection: both are DDL that spends
+// applyLedger applies the ledger's schema: the database migration model's tables, not the
+// email domain's (schema.ApplyLedger). Opened to prepare a migration whose spec creates its
+// target tables, it creates them meanwhile on another connection: both are DDL that spends
 // most of its time waiting for the disk (PostgreSQL syncs every new index's file as it builds
 // it, and the ledger alone has dozens), and neither needs the other. A failure to create the
 // tables is left for Prepare to meet again and report.
 func (e *Engine) applyLedger(ctx context.Context, pool *pgxpool.Pool) error {
 	if !e.opt.Preparing || !e.spec.Target.CreateTables {
-		_, err := schema.Apply(ctx, pool)
+		_, err := schema.ApplyLedger(ctx, pool)
 		return err
 	}
 	tables := make(chan error, 1)
 	go func() { tables <- e.createTables(ctx, pool) }()
-	_, err := schema.Apply(ctx, pool)
+	_, err := schema.ApplyLedger(ctx, pool)
 	e.tablesMade = <-tables == nil
 	return err
 }
