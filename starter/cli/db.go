@@ -78,7 +78,7 @@ func runDBStart(ctx context.Context, e *Env, args []string) error {
 	id := fs.String("id", "", "migration UUID (default: a new one)")
 	by := fs.String("created-by", orDefault(e.Getenv("USER"), "cutover"), "who starts it (recorded as created_by)")
 	var cfg dbmigrateapi.Config
-	fs.IntVar(&cfg.Parallelism, "parallelism", 2, "entities copied at once")
+	fs.IntVar(&cfg.Parallelism, "parallelism", 2, "entities loading at once (one building its indexes after its load does not count)")
 	fs.IntVar(&cfg.BatchesPerActivity, "batches-per-activity", 10, "batches per copy activity")
 	fs.Int64Var(&cfg.MaxErrors, "max-errors", 0, "stop an entity when more records fail (0: no limit)")
 	fs.Float64Var(&cfg.MaxErrorRatio, "max-error-ratio", 0, "stop an entity when failed/(processed+failed) exceeds it (0: no limit)")

@@ -41,7 +41,7 @@ func WorkflowID(migrationID string) string { return WorkflowIDPrefix + migration
 
 // Config tunes a migration; zero values take the defaults.
 type Config struct {
-	Parallelism        int     `json:"parallelism,omitempty"`          // entities at once (2)
+	Parallelism        int     `json:"parallelism,omitempty"`          // entities loading at once (2)
 	BatchesPerActivity int     `json:"batches_per_activity,omitempty"` // batches per copy activity (10)
 	ActivitiesPerRun   int     `json:"activities_per_run,omitempty"`   // entity continue-as-new after this many (50)
 	MaxErrorRatio      float64 `json:"max_error_ratio,omitempty"`      // stop when failed/(processed+failed) exceeds it
