@@ -178,7 +178,7 @@ func (e *Engine) refetchSources(ctx context.Context, p *entityPlan, bad []failur
 		for _, row := range rows {
 			k, _ := p.rowKey(row)
 			clear(values)
-			if _, rerr := e.transformInto(p, row, values); rerr != nil {
+			if _, rerr := e.transformInto(p, row, values, nil); rerr != nil {
 				continue
 			}
 			if buf, err = appendTuple(buf[:0], m, p.oids, values); err != nil {

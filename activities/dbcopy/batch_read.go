@@ -204,9 +204,19 @@ func (e *Engine) transformPage(p *entityPlan, pg page) ([]prepared, []failure, e
 	buf := make([]byte, 0, pg.bytes+int64(len(pg.rows)*(2+4*len(p.cols)+16)))
 	ends := make([]int, 0, len(pg.rows))
 	values := make([]any, len(p.cols))
+	// The rows' references, carved from one array (a row's own slice was one or two
+	// allocations a row).
+	nfk := 0
+	for i := range p.build {
+		if p.build[i].parent != nil {
+			nfk++
+		}
+	}
+	fks := make([]fkValue, 0, len(pg.rows)*nfk)
 	for _, r := range pg.rows {
 		clear(values)
-		pr, rerr := e.transformInto(p, r, values)
+		pr, rerr := e.transformInto(p, r, values, fks[len(fks):len(fks):len(fks)+nfk])
+		fks = fks[:len(fks)+len(pr.fks)]
 		pr.values = nil // reused for the next row
 		if rerr != nil {
 			bad = append(bad, failure{pr, rerr})

@@ -393,13 +393,13 @@ func asText(v any) *string {
 
 // transform builds the target row, or the reason it cannot be built.
 func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
-	return e.transformInto(p, row, make([]any, len(p.cols)))
+	return e.transformInto(p, row, make([]any, len(p.cols)), nil)
 }
 
-// transformInto is transform writing the target values into values (len(p.cols)): a batch
-// carves them from one array.
-func (e *Engine) transformInto(p *entityPlan, row []any, values []any) (prepared, *rowError) {
-	out := prepared{src: row, values: values}
+// transformInto is transform writing the target values into values (len(p.cols)) and the
+// references onto fks (empty; nil: a new slice): a batch carves them from one array.
+func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkValue) (prepared, *rowError) {
+	out := prepared{src: row, values: values, fks: fks}
 	var k string
 	if p.nkey > 1 {
 		var rerr *rowError
