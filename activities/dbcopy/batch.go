@@ -185,7 +185,7 @@ func (e *Engine) writeBatchOnce(ctx context.Context, p *entityPlan, req dbmigrat
 			return res, err
 		}
 		if !req.Sync && !e.upsertOnExisting() && len(loaded) > 0 {
-			twice, err := e.mappedMeanwhile(ctx, tx, p, loaded, block)
+			twice, err := e.mappedMeanwhile(ctx, tx, p, block)
 			if err != nil {
 				return res, fmt.Errorf("batch %s/%d: %w", p.ent.Name, req.BatchNumber, err)
 			}

@@ -103,18 +103,17 @@ var errMappedMeanwhile = errors.New("a key of the batch was mapped by an earlier
 // committed; the block ranges keep it to the other blocks that may hold the keys (a batch's own
 // block, which holds each of its keys once, is not read: unnesting it was most of the check's
 // cost, and a first load's batches have ranges apart, so mostly no block is read at all).
-func (e *Engine) mappedMeanwhile(ctx context.Context, tx pgx.Tx, p *entityPlan, loaded []prepared, block [16]byte) (bool, error) {
-	keys := make([]string, len(loaded))
-	for i := range loaded {
-		keys[i] = loaded[i].key
-	}
-	lo, hi := keyRange(keys)
+func (e *Engine) mappedMeanwhile(ctx context.Context, tx pgx.Tx, p *entityPlan, block [16]byte) (bool, error) {
+	// The block's keys and range are read from the block itself: sending its 10,000 keys again
+	// cost their encoding here and their decoding there.
 	var twice bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM migration_mapping_blocks b, unnest(b.source_ids) AS s(id)
-		WHERE b.migration_id = $1 AND b.source_table = $2::text COLLATE "C" AND b.hi >= $3 AND b.lo <= $4
-		AND b.id <> $6 AND s.id IN (SELECT unnest($5::text[]))
+	err := tx.QueryRow(ctx, `WITH own AS (SELECT lo, hi FROM migration_mapping_blocks WHERE id = $3),
+		keys AS (SELECT unnest(source_ids) AS id FROM migration_mapping_blocks WHERE id = $3)
+		SELECT EXISTS (SELECT 1 FROM own, migration_mapping_blocks b, unnest(b.source_ids) AS s(id)
+		WHERE b.migration_id = $1 AND b.source_table = $2::text COLLATE "C" AND b.hi >= own.lo AND b.lo <= own.hi
+		AND b.id <> $3 AND s.id IN (SELECT id FROM keys)
 		AND NOT EXISTS (SELECT 1 FROM migration_mapping_forgotten f WHERE f.block_id = b.id AND f.source_id = s.id))`,
-		e.opt.MigrationID, p.ent.SourceTable, lo, hi, keys, pgtype.UUID{Bytes: block, Valid: true}).Scan(&twice)
+		e.opt.MigrationID, p.ent.SourceTable, pgtype.UUID{Bytes: block, Valid: true}).Scan(&twice)
 	if err != nil {
 		return false, fmt.Errorf("keys mapped meanwhile: %w", err)
 	}
