@@ -82,26 +82,7 @@ func New(sp *spec.Spec) (*Plan, error) {
 // Ready returns the entities that may start now: not started, every prerequisite completed,
 // at most limit-running of them (limit <= 0: no limit), in plan order.
 func (p *Plan) Ready(completed, started map[string]bool, running, limit int) []string {
-	var out []string
-	for _, name := range p.Order {
-		if limit > 0 && running+len(out) >= limit {
-			break
-		}
-		if started[name] {
-			continue
-		}
-		ok := true
-		for _, d := range p.Deps[name] {
-			if !completed[d] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, name)
-		}
-	}
-	return out
+	return p.ReadyLoaded(completed, nil, started, running, limit)
 }
 
 // ReadyLoaded is Ready where a prerequisite an entity only references counts as done once it
