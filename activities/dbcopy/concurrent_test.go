@@ -56,7 +56,12 @@ func peopleDB(t *testing.T, n int, dup map[int]int) string {
 
 func openPeople(t *testing.T, path string, batch, writers int) *Engine {
 	t.Helper()
-	return openSpecWriters(t, newTarget(t), fmt.Sprintf(`name: people
+	return openSpecWriters(t, newTarget(t), uniquePeopleSpec(path, batch), writers)
+}
+
+// uniquePeopleSpec loads people (id, email unique) from the SQLite file at path.
+func uniquePeopleSpec(path string, batch int) string {
+	return fmt.Sprintf(`name: people
 batch_size: %d
 sources:
   legacy: {driver: sqlite, path: %q}
@@ -70,7 +75,7 @@ entities:
     columns:
       - {source: id, target: legacy_id, type: bigint}
       - {source: email, type: text, unique: true}
-`, batch, path), writers)
+`, batch, path)
 }
 
 // TestConcurrentWritersShareUniqueValues: neighbouring batches, written at the same time,

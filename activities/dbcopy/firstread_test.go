@@ -2,7 +2,6 @@ package dbcopy
 
 import (
 	"bytes"
-	"fmt"
 	"strconv"
 	"testing"
 
@@ -16,24 +15,7 @@ import (
 // PostgreSQL refuses in the batch's COPY.
 func TestUniqueValueFirstReadWins(t *testing.T) {
 	const n = 200
-	specYAML := func(path string) string {
-		return fmt.Sprintf(`name: people
-batch_size: %d
-sources:
-  legacy: {driver: sqlite, path: %q}
-target:
-  create_tables: true
-entities:
-  - name: people
-    source_table: people
-    target_table: people
-    key: {source: id}
-    columns:
-      - {source: id, target: legacy_id, type: bigint}
-      - {source: email, type: text, unique: true}
-`, n, path)
-	}
-	sp, err := spec.Parse([]byte(specYAML("unused.db")))
+	sp, err := spec.Parse([]byte(uniquePeopleSpec("unused.db", n)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +31,7 @@ entities:
 	if later == 0 {
 		t.Fatalf("no id up to %d has a UUID below row 1's", n)
 	}
-	e := openSpecWriters(t, newTarget(t), specYAML(peopleDB(t, n, map[int]int{later: 1})), 1)
+	e := openPeople(t, peopleDB(t, n, map[int]int{later: 1}), n, 1)
 	res, err := e.CopyBatches(ctxT(t), dbmigrateapi.BatchRequest{Entity: "people"}, 0, nil)
 	if err != nil {
 		t.Fatal(err)
