@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cutover/cutover/activities/dbcopy/dbcopytest"
 	"github.com/cutover/cutover/internal/testing/testenv"
 	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
-	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
 // BenchmarkLoadClinic loads dbcopytest's clinic chain (in process, no workflow) into a fresh
@@ -26,26 +22,14 @@ import (
 // backends spent. CUTOVER_BENCH_PG_STATEMENTS=1 loads into a private cluster with
 // pg_stat_statements instead of the shared server and prints the statements' times.
 func BenchmarkLoadClinic(b *testing.B) {
-	scale := 65
-	if v, err := strconv.Atoi(os.Getenv("CUTOVER_BENCH_CLINIC_SCALE")); err == nil && v > 0 {
-		scale = v
-	}
 	ctx := context.Background()
-	clinic := dbcopytest.NewClinic(scale, false)
-	src := filepath.Join(b.TempDir(), "legacy.db")
-	if err := dbcopytest.WriteSQLite(ctx, src, clinic.Tables); err != nil {
-		b.Fatal(err)
-	}
-	rows := clinic.Rows()
-	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 10000)))
-	if err != nil {
-		b.Fatal(err)
-	}
+	sp, rows := clinicBenchSpec(b)
 	order, _ := sp.Order()
 	newDB := func() string { return testenv.NewDatabase(b) }
 	var stats *pgxpool.Pool
 	if os.Getenv("CUTOVER_BENCH_PG_STATEMENTS") != "" {
 		pg := testenv.StartPostgresWith(b, "shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all")
+		var err error
 		if stats, err = pgxpool.New(ctx, pg.URL()); err != nil {
 			b.Fatal(err)
 		}

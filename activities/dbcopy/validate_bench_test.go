@@ -28,21 +28,8 @@ import (
 // the source, comparing) and the target database's backends spent validating, which a loaded
 // machine changes far less than the elapsed time.
 func BenchmarkValidateClinic(b *testing.B) {
-	scale := 65
-	if v, err := strconv.Atoi(os.Getenv("CUTOVER_BENCH_CLINIC_SCALE")); err == nil && v > 0 {
-		scale = v
-	}
 	ctx := context.Background()
-	clinic := dbcopytest.NewClinic(scale, false)
-	src := filepath.Join(b.TempDir(), "legacy.db")
-	if err := dbcopytest.WriteSQLite(ctx, src, clinic.Tables); err != nil {
-		b.Fatal(err)
-	}
-	rows := clinic.Rows()
-	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 10000)))
-	if err != nil {
-		b.Fatal(err)
-	}
+	sp, rows := clinicBenchSpec(b)
 	e, err := Open(ctx, sp, Options{MigrationID: newID(), TargetURL: testenv.NewDatabase(b)})
 	if err != nil {
 		b.Fatal(err)
@@ -150,4 +137,24 @@ func backendCPU(ctx context.Context, b *testing.B, e *Engine) map[int32]time.Dur
 		out[pid] = time.Duration(u+s) * time.Second / 100 // clock ticks (USER_HZ, 100 on Linux)
 	}
 	return out
+}
+
+// clinicBenchSpec writes dbcopytest's clinic chain at CUTOVER_BENCH_CLINIC_SCALE (default 65,
+// about 200K rows) to a SQLite file and returns its spec (batches of 10,000) and its rows.
+func clinicBenchSpec(b *testing.B) (*spec.Spec, int) {
+	b.Helper()
+	scale := 65
+	if v, err := strconv.Atoi(os.Getenv("CUTOVER_BENCH_CLINIC_SCALE")); err == nil && v > 0 {
+		scale = v
+	}
+	clinic := dbcopytest.NewClinic(scale, false)
+	src := filepath.Join(b.TempDir(), "legacy.db")
+	if err := dbcopytest.WriteSQLite(context.Background(), src, clinic.Tables); err != nil {
+		b.Fatal(err)
+	}
+	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 10000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sp, clinic.Rows()
 }
