@@ -268,6 +268,9 @@ type ChunkRequest struct {
 	Cursor     dbmigrateapi.BatchRequest `json:"cursor"`
 	MaxBatches int                       `json:"max_batches"`
 	Events     dbmigrateapi.EventSink    `json:"events"`
+	// Running: the entity is recorded running before the chunk copies (its workflow's first
+	// chunk; before, an activity of its own did it).
+	Running bool `json:"running,omitempty"`
 }
 
 // ChunkResult is a chunk's outcome plus the entity's ledger counters after it.
@@ -289,6 +292,11 @@ func (a *Activities) DBCopyChunk(ctx context.Context, r ChunkRequest) (ChunkResu
 		return ChunkResult{}, err
 	}
 	defer release()
+	if r.Running {
+		if err := e.SetEntityStatus(ctx, r.Cursor.Entity, model.EntityRunning); err != nil {
+			return ChunkResult{}, a.down.judge(r.Migration.ID, err)
+		}
+	}
 	cursor := r.Cursor
 	done := 0
 	var since time.Time // when the last batch committed, across attempts
@@ -371,7 +379,9 @@ func (a *Activities) DBSetEntityStatus(ctx context.Context, r EntityRequest) err
 	return e.SetEntityStatus(ctx, r.Entity, r.Status)
 }
 
-// DBFinalize builds an entity's indexes and foreign keys after its load.
+// DBFinalize builds an entity's indexes and foreign keys after its load, then records the
+// entity's Status when one is given (completed: its workflow's last step; before, an activity
+// of its own did it).
 func (a *Activities) DBFinalize(ctx context.Context, r EntityRequest) error {
 	e, release, err := a.engine(ctx, r.Migration)
 	if err != nil {
@@ -379,7 +389,11 @@ func (a *Activities) DBFinalize(ctx context.Context, r EntityRequest) error {
 	}
 	defer release()
 	defer heartbeat.KeepAlive(ctx, nil)()
-	return a.down.judge(r.Migration.ID, e.Finalize(ctx, r.Entity))
+	err = e.Finalize(ctx, r.Entity)
+	if err == nil && r.Status != "" {
+		err = e.SetEntityStatus(ctx, r.Entity, r.Status)
+	}
+	return a.down.judge(r.Migration.ID, err)
 }
 
 // ValidateRequest asks for an entity's validation.

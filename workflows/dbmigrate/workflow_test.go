@@ -76,6 +76,8 @@ type recorder struct {
 	orphansLoadAt map[string]int
 	orphanCalls   map[string]int
 	orphanHook    func(entity string) // in each re-drive of orphans, before it ends ("orphans-end X")
+	// entityStatusCalls counts the activities that only record an entity's status.
+	entityStatusCalls int
 }
 
 func (r *recorder) log(s string) {
@@ -133,6 +135,9 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 		return nil
 	})
 	env.OnActivity(a.DBSetEntityStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EntityRequest) error {
+		rec.mu.Lock()
+		rec.entityStatusCalls++
+		rec.mu.Unlock()
 		switch r.Status {
 		case model.EntityRunning:
 			rec.log("start " + r.Entity)
@@ -145,6 +150,9 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 	})
 	env.OnActivity(a.DBCopyChunk, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.ChunkRequest) (dbcopy.ChunkResult, error) {
 		e := r.Cursor.Entity
+		if r.Running { // the entity recorded running by its first chunk (leanEntityChange)
+			rec.log("start " + e)
+		}
 		if rec.copyHook != nil && !r.Cursor.Sync {
 			rec.copyHook(e)
 		}
@@ -176,6 +184,9 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.DBFinalize, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EntityRequest) error {
 		if rec.finalizeHook != nil {
 			rec.finalizeHook(r.Entity)
+		}
+		if r.Status == model.EntityCompleted { // recorded completed by its Finalize (leanEntityChange)
+			rec.log("done " + r.Entity)
 		}
 		return nil
 	})
