@@ -70,6 +70,8 @@ type orch struct {
 	// Finalize still to come; nil when this run starts dependents at completion only
 	// (loadedDependentsChange).
 	loaded map[string]bool
+	// arrivals decide which entities the end of the load re-drives (redriveArrivalsChange).
+	arrivals arrivals
 }
 
 // Workflow is DBMigrationWorkflow.

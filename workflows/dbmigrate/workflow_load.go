@@ -26,6 +26,9 @@ func (w *orch) load(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, loadedDependentsChange, workflow.DefaultVersion, 1) >= 1 {
 		w.loaded = map[string]bool{}
 	}
+	if workflow.GetVersion(ctx, redriveArrivalsChange, workflow.DefaultVersion, 1) >= 1 {
+		w.arrivals = arrivals{count: map[string]int{}, redriveSaw: map[string]int{}}
+	}
 	settling := 0
 	childCtx, cancelChildren := workflow.WithCancel(ctx)
 	var firstErr error
@@ -39,7 +42,7 @@ func (w *orch) load(ctx workflow.Context) error {
 			}
 		} else {
 			if len(completed) == len(w.plan.Order) && opsRunning == 0 && settling == 0 {
-				w.redriveOrphans(ctx, w.plan.Order) // once more at the end of the load
+				w.redriveOrphans(ctx, w.toRedriveAtLoadEnd()) // once more at the end of the load
 				return nil
 			}
 			for _, name := range w.ready(completed, failed, started, running) {
@@ -254,11 +257,15 @@ func (w *orch) handleRetries(ctx workflow.Context, completed map[string]bool) {
 			var res dbcopy.RetryResult
 			w.touch(name)
 			if err := workflow.ExecuteActivity(w.sctx, w.acts.DBRetryFailed, dbcopy.EntityRequest{Migration: w.migration(), Entity: name}).Get(ctx, &res); err != nil {
+				w.arrived(name) // it may have loaded some before failing
 				w.state.Refused = append(w.state.Refused, fmt.Sprintf("retry_failed %s: %v", name, err))
 				continue
 			}
 			es.Processed += int64(res.Loaded)
 			es.Failed = max(es.Failed-int64(res.Retried)+int64(res.Failed), 0)
+			if res.Loaded > 0 {
+				w.arrived(name)
+			}
 		}
 		w.recount(ctx)
 	}

@@ -2,6 +2,7 @@ package dbmigrate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/cutover/cutover/activities/dbcopy"
 
@@ -144,8 +146,9 @@ func TestFailureBeforeRunningEndsFailed(t *testing.T) {
 }
 
 // TestOrphansRedrivenAfterTheirParents: an entity with quarantined rows has its rows without a
-// parent re-driven when it completes (after its parents), once more at the end of the load,
-// and after every catch-up pass; an entity without quarantined rows is not asked.
+// parent re-driven when it completes (after its parents) and after every catch-up pass, not
+// again at the end of the load when its parents gained no row since
+// (TestEndOfLoadRedrivesAfterArrivals); an entity without quarantined rows is not asked.
 func TestOrphansRedrivenAfterTheirParents(t *testing.T) {
 	rec := &recorder{failed: map[string]int64{"doctors": 1}}
 	env := newEnv(t, rec)
@@ -163,8 +166,8 @@ func TestOrphansRedrivenAfterTheirParents(t *testing.T) {
 			got = append(got, ev)
 		}
 	}
-	// On completion, at the end of the load, after each pass (its sync first).
-	want := []string{"done doctors", "orphans doctors", "orphans doctors"}
+	// On completion, after each pass (its sync first).
+	want := []string{"done doctors", "orphans doctors"}
 	for i := 0; i < st.Passes; i++ {
 		want = append(want, "sync doctors", "orphans doctors")
 	}
@@ -212,7 +215,9 @@ func TestAcceptedRowsLeaveTheErrorLimit(t *testing.T) {
 
 // TestEndOfLoadRedrivesRunSideBySide: at the end of the load, the re-drives of offices and
 // profiles (neither depends on the other; each is held until the other is in flight, or 300
-// ms) overlap, and doctors' (it references both) starts after both ended.
+// ms) overlap, and doctors' (it references both) starts after both ended. The end of the load
+// re-drives every entity with quarantined rows here, as executions recorded before
+// redriveArrivalsChange do, and as every catch-up pass does.
 func TestEndOfLoadRedrivesRunSideBySide(t *testing.T) {
 	rec := &recorder{failed: map[string]int64{"offices": 1, "profiles": 1, "doctors": 1}}
 	var mu sync.Mutex
@@ -236,6 +241,7 @@ func TestEndOfLoadRedrivesRunSideBySide(t *testing.T) {
 		}
 	}
 	env := newEnv(t, rec)
+	env.OnGetVersion(redriveArrivalsChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 2}))
 	result(t, env)
 	if err := env.GetWorkflowError(); err != nil {
@@ -252,5 +258,42 @@ func TestEndOfLoadRedrivesRunSideBySide(t *testing.T) {
 		if last("orphans doctors") < last("orphans-end "+parent) {
 			t.Errorf("doctors' last re-drive started before %s's ended: %v", parent, rec.events)
 		}
+	}
+}
+
+// TestEndOfLoadRedrivesAfterArrivals: the end of the load re-drives only an entity whose parents
+// gained rows after its last re-drive started. doctors completes while offices' re-drive, which
+// loads a row, is still in flight (held until doctors' re-drive started): doctors is re-driven
+// once more at the end; profiles, whose re-drive loads nothing, and offices, which references
+// nothing, are not.
+func TestEndOfLoadRedrivesAfterArrivals(t *testing.T) {
+	rec := &recorder{failed: map[string]int64{"offices": 1, "profiles": 1, "doctors": 1},
+		orphansLoadAt: map[string]int{"offices": 1}}
+	rec.orphanHook = func(entity string) {
+		if entity != "offices" {
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			rec.mu.Lock()
+			there := slices.Contains(rec.events, "orphans doctors")
+			rec.mu.Unlock()
+			if there {
+				return
+			}
+		}
+		t.Error("doctors' re-drive never started while offices' was in flight")
+	}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{Parallelism: 2}))
+	result(t, env)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"offices": 1, "profiles": 1, "doctors": 2}
+	if diff := cmp.Diff(want, rec.orphanCalls); diff != "" {
+		t.Errorf("re-drives per entity (-want +got):\n%s\nall events:\n%s", diff, strings.Join(rec.events, "\n"))
+	}
+	if last := lastIndex(rec.events, "orphans doctors"); last < lastIndex(rec.events, "orphans-end offices") {
+		t.Errorf("doctors' last re-drive started before offices' loaded its row: %v", rec.events)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/cutover/cutover/internal/model"
 	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
@@ -62,10 +64,12 @@ func TestEntitiesValidatedWhileLaterOnesLoad(t *testing.T) {
 // TestEarlyValidationRedoneWhenTheEntityChanges: profiles is validated as soon as it completed;
 // the orphan re-drive at the end of the load then loads one of its quarantined rows, so the
 // early result is no proof any more and profiles is validated again after it. The entities
-// nothing changed keep their single validation.
+// nothing changed keep their single validation. (The end of the load re-drives every entity
+// with quarantined rows, as before redriveArrivalsChange and after every catch-up pass.)
 func TestEarlyValidationRedoneWhenTheEntityChanges(t *testing.T) {
 	rec := &recorder{failed: map[string]int64{"profiles": 1}, orphansLoadAt: map[string]int{"profiles": 2}}
 	env := newEnv(t, rec)
+	env.OnGetVersion(redriveArrivalsChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}))
 	st := result(t, env)
 	if err := env.GetWorkflowError(); err != nil {
