@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
@@ -57,69 +58,126 @@ func (c *comparison) add(o comparison, keep int) {
 // compareRows compares source rows (and keys gone from the source) with the target rows of
 // the same keys, value by value against what each source value says (verify.go). Keys with
 // open errors (quarantined) are not expected in the target.
+//
+// A target row is compared on its raw column bytes first (sameRow): no value is decoded but
+// where a column needs it, and no source row goes through the whole transformation (its
+// derived columns alone are computed). Only a row that fails there is compared again as it
+// always was — the source row transformed, the target row decoded, every column named that
+// differs — so the findings are those of the value-by-value comparison. A source row the
+// transformation refuses is found so when it is missing from the target or its target row
+// differs.
 func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, gone []string, errored map[string]bool) (comparison, error) {
 	c := comparison{columns: map[string]int64{}}
 	type want struct {
-		key   string
-		src   []any
-		pr    prepared
-		found bool
+		key    string
+		src    []any
+		values []any // the transformed row, when it was needed
+		found  bool
 	}
-	wants := map[rowKey]*want{} // by the target key
-	var texts []string
+	wants := make([]want, 0, len(rows))
+	byKey := make(map[rowKey]int32, len(rows)+len(gone)) // by the target key
+	var args []pgtype.UUID                               // the target keys (UUID keys)
+	var texts []string                                   // the legacy keys (other keys)
+	uuidKeys := p.ent.Key.Mode == spec.KeyModeUUID
+	add := func(ck rowKey, k string) {
+		if uuidKeys {
+			args = append(args, pgtype.UUID{Bytes: ck.uuid, Valid: true})
+		} else {
+			texts = append(texts, k)
+		}
+	}
+	broken := func(k string, rerr *rowError) {
+		c.differ, c.broken = append(c.differ, k), append(c.broken, k)
+		c.samples = appendSample(c.samples, fmt.Sprintf("key %s: fails to transform (%v) but is not quarantined", k, rerr))
+	}
 	for _, r := range rows {
 		k, _ := p.rowKey(r)
 		if errored[k] {
 			continue
 		}
-		pr, rerr := e.transform(p, r)
-		if rerr != nil {
-			c.differ, c.broken = append(c.differ, k), append(c.broken, k)
-			c.samples = appendSample(c.samples, fmt.Sprintf("key %s: fails to transform (%v) but is not quarantined", k, rerr))
+		ck, ok := p.contentKey(r, k)
+		var values []any
+		if !ok {
+			pr, rerr := e.transform(p, r)
+			if rerr != nil {
+				broken(k, rerr)
+				continue
+			}
+			ck, values = keyOf(p.types[0], pr.values[0]), pr.values
+		}
+		if _, dup := byKey[ck]; dup {
 			continue
 		}
-		ck := keyOf(p.types[0], pr.values[0])
-		if _, dup := wants[ck]; dup {
-			continue
-		}
-		wants[ck] = &want{key: k, src: r, pr: pr}
-		texts = append(texts, k)
+		byKey[ck] = int32(len(wants))
+		wants = append(wants, want{key: k, src: r, values: values})
+		add(ck, k)
 	}
+	c.validated = int64(len(wants))
 	goneSet := map[rowKey]string{}
 	for _, k := range gone {
 		if errored[k] {
 			continue
 		}
-		texts = append(texts, k)
-		goneSet[keyOf(p.types[0], targetKeyValue(p, k))] = k
+		c.validated++
+		ck := keyOf(p.types[0], targetKeyValue(p, k))
+		if _, dup := goneSet[ck]; dup {
+			continue
+		}
+		if _, dup := byKey[ck]; dup {
+			continue
+		}
+		goneSet[ck] = k
+		add(ck, k)
 	}
-	c.validated = int64(len(texts))
-	if len(texts) == 0 {
+	if len(args) == 0 && len(texts) == 0 {
 		return c, nil
 	}
-	trs, err := e.pool.Query(ctx, contentQuery(p), targetKeys(p, distinct(texts)))
+	var keys any = args
+	if !uuidKeys {
+		keys = distinct(texts)
+	}
+	trs, err := e.pool.Query(ctx, contentQuery(p), keys)
 	if err != nil {
 		return c, err
 	}
+	defer trs.Close()
+	fds, m := trs.FieldDescriptions(), trs.Conn().TypeMap()
 	for trs.Next() {
-		vals, err := trs.Values()
+		raw := trs.RawValues()
+		ck, err := p.targetRowKey(m, fds, raw)
 		if err != nil {
-			trs.Close()
 			return c, err
 		}
-		ck := keyOf(p.types[0], vals[0])
 		if k, ok := goneSet[ck]; ok {
 			c.differ, c.gone = append(c.differ, k), append(c.gone, k)
 			c.samples = appendSample(c.samples, "key "+k+": deleted in the source, still in the target")
 			continue
 		}
-		w, ok := wants[ck]
+		i, ok := byKey[ck]
 		if !ok {
 			continue
 		}
+		w := &wants[i]
 		w.found = true
 		c.matched++
-		if cols := differingColumns(p, w.src, w.pr, vals); len(cols) > 0 {
+		if p.sameRow(m, fds, w.src, w.values, raw) {
+			continue
+		}
+		if w.values == nil {
+			pr, rerr := e.transform(p, w.src)
+			if rerr != nil {
+				// As a row refused up front: neither validated nor matched (so counted extra too).
+				c.validated, c.matched = c.validated-1, c.matched-1
+				broken(w.key, rerr)
+				continue
+			}
+			w.values = pr.values
+		}
+		vals, err := decodeRow(m, fds, raw)
+		if err != nil {
+			return c, err
+		}
+		if cols := differingColumns(p, w.src, prepared{values: w.values}, vals); len(cols) > 0 {
 			c.differ, c.changed = append(c.differ, w.key), append(c.changed, w.key)
 			for _, col := range cols {
 				c.columns[col]++
@@ -132,10 +190,19 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 		return c, err
 	}
 	var absent []string
-	for _, w := range wants {
-		if !w.found {
-			absent = append(absent, w.key)
+	for i := range wants {
+		w := &wants[i]
+		if w.found {
+			continue
 		}
+		if w.values == nil {
+			if _, rerr := e.transform(p, w.src); rerr != nil {
+				c.validated--
+				broken(w.key, rerr)
+				continue
+			}
+		}
+		absent = append(absent, w.key)
 	}
 	sort.Strings(absent)
 	for _, k := range absent {

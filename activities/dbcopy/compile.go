@@ -429,34 +429,9 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 		}
 		out.values[0] = v
 	}
-	var get func(string) *string
 	for i := 1; i < len(p.cols); i++ {
 		b := &p.build[i]
-		var raw any
-		switch {
-		case b.srcIdx >= 0:
-			raw = row[b.srcIdx]
-		case b.expr != nil:
-			if get == nil {
-				get = func(col string) *string {
-					for j, c := range p.readCols {
-						if c == col {
-							return asText(row[j])
-						}
-					}
-					return nil
-				}
-			}
-			if s := b.expr.Eval(get); s != nil {
-				raw = *s
-			}
-		case b.konst != nil:
-			raw = *b.konst
-		}
-		filled := false
-		if raw == nil && b.def != nil {
-			raw, filled = *b.def, true
-		}
+		raw, filled := p.sourceRaw(b, row)
 		if b.parent != nil {
 			if raw == nil {
 				continue
@@ -464,17 +439,9 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 			if filled {
 				out.changes = append(out.changes, colChange{col: int32(i), kind: defaulted})
 			}
-			pk, _ := keyText(raw)
-			var v any
-			if b.parent.Key.Mode == spec.KeyModeUUID {
-				v = [16]byte(b.parentUUID(pk))
-			} else {
-				cv, rerr := convert(raw, b.parent.Key.Type, castOpts{})
-				if rerr != nil {
-					rerr.Column = b.column
-					return out, rerr
-				}
-				v = cv
+			v, pk, rerr := b.parentKey(raw)
+			if rerr != nil {
+				return out, rerr
 			}
 			out.values[i] = v
 			out.fks = append(out.fks, fkValue{parent: b.parent, value: v, legacy: pk})
@@ -497,4 +464,47 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 		out.part = out.values[p.partIdx]
 	}
 	return out, nil
+}
+
+// parentKey is what a reference column of builder b holds for the source value raw (not
+// NULL): the parent's target key — the UUID its legacy key maps to, or the key converted to
+// the parent's key type — and the parent's legacy key.
+func (b *builder) parentKey(raw any) (any, string, *rowError) {
+	pk, _ := keyText(raw)
+	if b.parent.Key.Mode == spec.KeyModeUUID {
+		return [16]byte(b.parentUUID(pk)), pk, nil
+	}
+	v, rerr := convert(raw, b.parent.Key.Type, castOpts{})
+	if rerr != nil {
+		rerr.Column = b.column
+		return nil, pk, rerr
+	}
+	return v, pk, nil
+}
+
+// sourceRaw is what builder b makes of source row row before converting it: its source
+// column's value, its expression's or its constant; the default where that is NULL (filled).
+func (p *entityPlan) sourceRaw(b *builder, row []any) (raw any, filled bool) {
+	switch {
+	case b.srcIdx >= 0:
+		raw = row[b.srcIdx]
+	case b.expr != nil:
+		get := func(col string) *string {
+			for j, c := range p.readCols {
+				if c == col {
+					return asText(row[j])
+				}
+			}
+			return nil
+		}
+		if s := b.expr.Eval(get); s != nil {
+			raw = *s
+		}
+	case b.konst != nil:
+		raw = *b.konst
+	}
+	if raw == nil && b.def != nil {
+		return *b.def, true
+	}
+	return raw, false
 }
