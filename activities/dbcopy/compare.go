@@ -75,9 +75,9 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 		found  bool
 	}
 	wants := make([]want, 0, len(rows))
-	byKey := make(map[rowKey]int32, len(rows)+len(gone)) // by the target key
-	var args []pgtype.UUID                               // the target keys (UUID keys)
-	var texts []string                                   // the legacy keys (other keys)
+	byKey := newKeyIndex(len(rows)) // by the target key
+	var args []pgtype.UUID          // the target keys (UUID keys)
+	var texts []string              // the legacy keys (other keys)
 	uuidKeys := p.ent.Key.Mode == spec.KeyModeUUID
 	add := func(ck rowKey, k string) {
 		if uuidKeys {
@@ -105,10 +105,10 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 			}
 			ck, values = keyOf(p.types[0], pr.values[0]), pr.values
 		}
-		if _, dup := byKey[ck]; dup {
+		if _, dup := byKey.get(ck); dup {
 			continue
 		}
-		byKey[ck] = int32(len(wants))
+		byKey.put(ck, int32(len(wants)))
 		wants = append(wants, want{key: k, src: r, values: values})
 		add(ck, k)
 	}
@@ -123,7 +123,7 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 		if _, dup := goneSet[ck]; dup {
 			continue
 		}
-		if _, dup := byKey[ck]; dup {
+		if _, dup := byKey.get(ck); dup {
 			continue
 		}
 		goneSet[ck] = k
@@ -153,7 +153,7 @@ func (e *Engine) compareRows(ctx context.Context, p *entityPlan, rows [][]any, g
 			c.samples = appendSample(c.samples, "key "+k+": deleted in the source, still in the target")
 			continue
 		}
-		i, ok := byKey[ck]
+		i, ok := byKey.get(ck)
 		if !ok {
 			continue
 		}

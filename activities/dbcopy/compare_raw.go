@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -87,6 +88,11 @@ func (p *entityPlan) sameRow(m *pgtype.Map, fds []pgconn.FieldDescription, src, 
 				}
 				continue
 			}
+		} else if w, wok := want.(string); wok && p.types[i] == "text" && isTextOID(fd.DataTypeOID) {
+			if string(tb) != w { // sameDerived: canon of two texts is the texts
+				return false
+			}
+			continue
 		}
 		tv, err := decodeValue(m, fd, tb)
 		if err != nil || !sameDerived(p.types[i], want, tv) {
@@ -118,11 +124,26 @@ func sameRawAsSource(raw any, b *builder, fd *pgconn.FieldDescription, tb []byte
 	switch b.typ {
 	case "text":
 		s, sok := raw.(string)
-		if !sok || (b.opts.emptyAsNull && strings.TrimSpace(s) == "") ||
-			(fd.DataTypeOID != pgtype.TextOID && fd.DataTypeOID != pgtype.VarcharOID) {
+		if !sok || (b.opts.emptyAsNull && strings.TrimSpace(s) == "") || !isTextOID(fd.DataTypeOID) {
 			return false, false
 		}
 		return tb != nil && string(tb) == s, true
+	case "json", "jsonb":
+		// Read as text (contentSelect): the same text is the same document (sameFast), and so is
+		// a jsonb column's text that is the source's document as PostgreSQL prints it (sameJSONB).
+		s, sok := raw.(string)
+		if !sok || (b.opts.emptyAsNull && strings.TrimSpace(s) == "") || !isTextOID(fd.DataTypeOID) {
+			return false, false
+		}
+		if tb == nil {
+			return false, true
+		}
+		if string(tb) == s {
+			return true, true
+		}
+		if w, wok := jsonbText(s); wok && b.typ == "jsonb" && w == string(tb) {
+			return true, true
+		}
 	case "smallint", "integer", "bigint":
 		x, xok := raw.(int64)
 		if !xok || fd.Format != pgx.BinaryFormatCode {
@@ -154,6 +175,8 @@ func sameRawAsSource(raw any, b *builder, fd *pgconn.FieldDescription, tb []byte
 	return false, false
 }
 
+func isTextOID(oid uint32) bool { return oid == pgtype.TextOID || oid == pgtype.VarcharOID }
+
 // rawUUID reads a uuid column's bytes in binary format.
 func rawUUID(fd *pgconn.FieldDescription, tb []byte) ([16]byte, bool) {
 	if fd.DataTypeOID != pgtype.UUIDOID || fd.Format != pgx.BinaryFormatCode || len(tb) != 16 {
@@ -166,6 +189,9 @@ func rawUUID(fd *pgconn.FieldDescription, tb []byte) ([16]byte, bool) {
 func decodeValue(m *pgtype.Map, fd *pgconn.FieldDescription, tb []byte) (any, error) {
 	if tb == nil {
 		return nil, nil
+	}
+	if t, ok := rawTimestamptz(fd, tb); ok {
+		return t, nil
 	}
 	if dt, ok := m.TypeForOID(fd.DataTypeOID); ok {
 		return dt.Codec.DecodeValue(m, fd.DataTypeOID, fd.Format, tb)
@@ -190,4 +216,47 @@ func decodeRow(m *pgtype.Map, fds []pgconn.FieldDescription, raw [][]byte) ([]an
 		out[i] = v
 	}
 	return out, nil
+}
+
+// rawTimestamptz reads a timestamptz in binary format (microseconds since 2000-01-01 UTC) as
+// pgx's codec does, without its allocations, for years 1 to 9999 (ok false: ask the codec,
+// which also reads the infinities and refuses what is out of its range).
+func rawTimestamptz(fd *pgconn.FieldDescription, tb []byte) (time.Time, bool) {
+	if fd.DataTypeOID != pgtype.TimestamptzOID || fd.Format != pgx.BinaryFormatCode || len(tb) != 8 {
+		return time.Time{}, false
+	}
+	const y2k = 946_684_800 // 2000-01-01 in Unix seconds
+	us := int64(binary.BigEndian.Uint64(tb))
+	t := time.Unix(y2k+us/1_000_000, us%1_000_000*1_000)
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// keyIndex finds a row by its target key (rowKey): UUID keys in a map of their bytes.
+type keyIndex struct {
+	uuids map[[16]byte]int32
+	other map[rowKey]int32
+}
+
+func newKeyIndex(n int) keyIndex {
+	return keyIndex{uuids: make(map[[16]byte]int32, n), other: map[rowKey]int32{}}
+}
+
+func (x keyIndex) get(k rowKey) (int32, bool) {
+	if k.text == "" {
+		i, ok := x.uuids[k.uuid]
+		return i, ok
+	}
+	i, ok := x.other[k]
+	return i, ok
+}
+
+func (x keyIndex) put(k rowKey, i int32) {
+	if k.text == "" {
+		x.uuids[k.uuid] = i
+	} else {
+		x.other[k] = i
+	}
 }

@@ -46,6 +46,13 @@ func TestSameRawAgreesWithDecoded(t *testing.T) {
 		{"double precision", pgtype.Float8OID, math.Copysign(0, -1), 0.0},
 		{"double precision", pgtype.Float8OID, 1.5, math.NaN()},
 		{"double precision", pgtype.Float8OID, 1.5, nil},
+		{"json", pgtype.TextOID, `[1, 2]`, `[1, 2]`},
+		{"json", pgtype.TextOID, `[1,2]`, `[1, 2]`},
+		{"json", pgtype.TextOID, `[1, 2]`, `[1, 3]`},
+		{"jsonb", pgtype.TextOID, `{"b":1,"a":[true]}`, `{"a": [true], "b": 1}`},
+		{"jsonb", pgtype.TextOID, `{"a": 1}`, `{"a": 2}`},
+		{"jsonb", pgtype.TextOID, `{"a": 1}`, nil},
+		{"jsonb", pgtype.TextOID, ` `, nil},
 	}
 	for _, tc := range tests {
 		for _, emptyAsNull := range []bool{false, true} {
@@ -66,6 +73,45 @@ func TestSameRawAgreesWithDecoded(t *testing.T) {
 			if got, ok := sameRawAsSource(tc.raw, b, fd, tb); ok && got != want {
 				t.Errorf("%s %#v vs %#v (empty_as_null %v): on bytes %v, sameAsSource %v", tc.typ, tc.raw, tc.tv, emptyAsNull, got, want)
 			}
+		}
+	}
+}
+
+// TestRawTimestamptzAgreesWithTheCodec: a binary timestamptz read from its bytes is the
+// instant pgx's codec reads; the infinities and what lies beyond year 9999 are left to the codec.
+func TestRawTimestamptzAgreesWithTheCodec(t *testing.T) {
+	m := pgtype.NewMap()
+	fd := &pgconn.FieldDescription{DataTypeOID: pgtype.TimestamptzOID, Format: pgx.BinaryFormatCode}
+	for _, in := range []time.Time{time.Unix(0, 0), time.Unix(1727784000, 123456000), time.Unix(-1, 999999000),
+		time.Date(1969, 12, 31, 23, 59, 59, 1000, time.UTC), time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)} {
+		tb, err := m.Encode(pgtype.TimestamptzOID, pgx.BinaryFormatCode, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dt, _ := m.TypeForOID(pgtype.TimestamptzOID)
+		want, err := dt.Codec.DecodeValue(m, pgtype.TimestamptzOID, pgx.BinaryFormatCode, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := rawTimestamptz(fd, tb)
+		if !ok {
+			t.Errorf("%v: not read from its bytes", in)
+			continue
+		}
+		if !got.Equal(want.(time.Time)) {
+			t.Errorf("%v: read %v from its bytes, the codec %v", in, got, want)
+		}
+	}
+	for _, in := range []any{pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true},
+		pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true},
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		tb, err := m.Encode(pgtype.TimestamptzOID, pgx.BinaryFormatCode, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := rawTimestamptz(fd, tb); ok {
+			t.Errorf("%v: read as %v from its bytes, want it left to the codec", in, got)
 		}
 	}
 }
