@@ -3,6 +3,7 @@ package dbcopy
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -129,4 +130,40 @@ entities:
 		t.Errorf("%s is not attached to events_search", left)
 	}
 	assertValidated(t, e, "events")
+}
+
+// TestFinalizeAnalyzesTheColumnsJoinsUse: after Finalize, the table's statistics cover its key,
+// its reference columns and its indexes' columns, not its free text or numbers, and the table's
+// count of changed rows is left for autovacuum's whole-table ANALYZE.
+func TestFinalizeAnalyzesTheColumnsJoinsUse(t *testing.T) {
+	e, _, _ := openClinic(t, "sqlite", 1, 50)
+	copyAll(t, e)
+	ctx := ctxT(t)
+	analyzed := func(table string) []string {
+		rows, err := e.pool.Query(ctx, `SELECT attname::text FROM pg_stats WHERE schemaname = 'public' AND tablename = $1
+			ORDER BY attname`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return must(pgx.CollectRows(rows, pgx.RowTo[string]))(t)
+	}
+	for table, want := range map[string][]string{
+		"doctors": {"id", "office_id", "profile_id"}, // not specialty, rating
+		"offices": {"city", "id"},                    // its index's column; not name, active, created_at
+	} {
+		if diff := cmp.Diff(want, analyzed(table)); diff != "" {
+			t.Errorf("columns with statistics in %s (-want +got):\n%s", table, diff)
+		}
+	}
+	// Backends report their counts within a second or so of going idle.
+	var changed int64
+	for deadline := time.Now().Add(5 * time.Second); changed == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := e.pool.QueryRow(ctx, `SELECT n_mod_since_analyze FROM pg_stat_user_tables
+			WHERE schemaname = 'public' AND relname = 'doctors'`).Scan(&changed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if changed == 0 {
+		t.Error("doctors' changed rows counted as analyzed: autovacuum would not analyze its other columns")
+	}
 }
