@@ -234,6 +234,15 @@ type StatusRequest struct {
 	Total     int32                     `json:"total"`
 	Completed int32                     `json:"completed"`
 	Errors    int64                     `json:"errors"`
+	// Event, when set, is published once the status and counters are recorded (the workflow's
+	// milestone that follows them; before, an activity of its own published it).
+	Event *StatusEvent `json:"event,omitempty"`
+}
+
+// StatusEvent is an event DBSetStatus publishes, and where to.
+type StatusEvent struct {
+	Sink  dbmigrateapi.EventSink `json:"sink"`
+	Event Event                  `json:"event"`
 }
 
 // DBSetStatus applies a status transition (refused ones fail non-retryably) and the counters.
@@ -255,6 +264,13 @@ func (a *Activities) DBSetStatus(ctx context.Context, r StatusRequest) error {
 	}
 	if r.To != "" && a.OnTransition != nil {
 		a.OnTransition(ctx, e.ledger, id, r.To)
+	}
+	if r.Event != nil {
+		ev := r.Event.Event
+		if ev.Timestamp == "" {
+			ev.Timestamp = time.Now().UTC().Format(time.RFC3339Nano)
+		}
+		a.emit(ctx, e, r.Event.Sink, ev)
 	}
 	if r.To != "" {
 		a.markEnded(r.Migration.ID, r.To)

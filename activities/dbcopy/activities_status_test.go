@@ -1,6 +1,9 @@
 package dbcopy
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -17,24 +20,7 @@ import (
 // records it (completed, with the entity's completion checkpoint) once the builds are done.
 func TestChunkAndFinalizeRecordTheEntityStatus(t *testing.T) {
 	ctx := ctxT(t)
-	clinic := dbcopytest.NewClinic(1, false)
-	src := filepath.Join(t.TempDir(), "legacy.db")
-	if err := dbcopytest.WriteSQLite(ctx, src, clinic.Tables); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 100)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &Activities{TargetURL: newTarget(t)}
-	t.Cleanup(func() { Shutdown(a) })
-	m := Migration{ID: newID().String(), Type: model.MigrationFull, Spec: sp}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	if _, err := env.ExecuteActivity(a.DBPrepare, m); err != nil {
-		t.Fatal(err)
-	}
+	a, m, env := preparedClinic(t, &Activities{TargetURL: newTarget(t)})
 	e, release, err := a.engine(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -78,5 +64,70 @@ func TestChunkAndFinalizeRecordTheEntityStatus(t *testing.T) {
 	}
 	if checkpoints != 1 {
 		t.Fatalf("after Finalize: %d completion checkpoints, want 1", checkpoints)
+	}
+}
+
+// preparedClinic is a small clinic migration prepared by a's DBPrepare in an activity
+// environment.
+func preparedClinic(t *testing.T, a *Activities) (*Activities, Migration, *testsuite.TestActivityEnvironment) {
+	t.Helper()
+	clinic := dbcopytest.NewClinic(1, false)
+	src := filepath.Join(t.TempDir(), "legacy.db")
+	if err := dbcopytest.WriteSQLite(ctxT(t), src, clinic.Tables); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spec.Parse([]byte(dbcopytest.ClinicSpec("sqlite", src, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Shutdown(a) })
+	m := Migration{ID: newID().String(), Type: model.MigrationFull, Spec: sp}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	if _, err := env.ExecuteActivity(a.DBPrepare, m); err != nil {
+		t.Fatal(err)
+	}
+	return a, m, env
+}
+
+// TestStatusWritePublishesItsEvent: a status transition given an event publishes it to the
+// sink once the status is recorded.
+func TestStatusWritePublishesItsEvent(t *testing.T) {
+	ctx := ctxT(t)
+	a, m, env := preparedClinic(t, &Activities{TargetURL: newTarget(t)})
+	seen := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		e, release, err := a.engine(ctx, m)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer release()
+		var status string
+		if err := e.pool.QueryRow(ctx, `SELECT status::text FROM migration_orchestrations WHERE id = $1`,
+			e.opt.MigrationID).Scan(&status); err != nil {
+			t.Error(err)
+		}
+		seen <- ev.EventType + " " + status
+	}))
+	defer srv.Close()
+	if _, err := env.ExecuteActivity(a.DBSetStatus, StatusRequest{Migration: m, To: model.OrchRunning, Total: 10,
+		Event: &StatusEvent{Sink: dbmigrateapi.EventSink{Webhook: srv.URL}, Event: Event{EventType: "migration_started",
+			MigrationID: m.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-seen:
+		if got != "migration_started running" {
+			t.Fatalf("webhook saw %q, want \"migration_started running\" (the event after the status)", got)
+		}
+	default:
+		t.Fatal("no event published")
 	}
 }

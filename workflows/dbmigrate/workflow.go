@@ -72,7 +72,16 @@ type orch struct {
 	loaded map[string]bool
 	// arrivals decide which entities the end of the load re-drives (redriveArrivalsChange).
 	arrivals arrivals
+	// eventsWithStatus: a status write publishes the milestone that follows it in the same
+	// activity (eventsWithStatusChange).
+	eventsWithStatus bool
 }
+
+// eventsWithStatusChange: the started, progress and completed events are published by the
+// status write they follow, not by an activity of their own after it (one workflow task and
+// one activity dispatch less before the first entity starts, after each entity and at the
+// end of the run).
+const eventsWithStatusChange = "events-with-status"
 
 // Workflow is DBMigrationWorkflow.
 func Workflow(ctx workflow.Context, in dbmigrateapi.Input) (dbmigrateapi.Result, error) {
@@ -115,6 +124,7 @@ func Workflow(ctx workflow.Context, in dbmigrateapi.Input) (dbmigrateapi.Result,
 	w.listen(ctx)
 	w.visible = workflow.GetVersion(ctx, visibilityChange, workflow.DefaultVersion, 1) >= 1
 	w.recordRequests = workflow.GetVersion(ctx, requestRecordChange, workflow.DefaultVersion, 1) >= 1
+	w.eventsWithStatus = workflow.GetVersion(ctx, eventsWithStatusChange, workflow.DefaultVersion, 1) >= 1
 	sas := []temporal.SearchAttributeUpdate{searchattr.Kind.ValueSet(dbmigrateapi.Kind), searchattr.Status.ValueSet(string(w.state.Status))}
 	if w.visible {
 		sas = append(sas, searchattr.Phase.ValueSet(string(w.state.Phase)))
@@ -156,10 +166,11 @@ func (w *orch) start(ctx workflow.Context) (dbmigrateapi.Result, error) {
 		w.state.Entities = append(w.state.Entities, &dbmigrateapi.EntityState{Name: name, Status: model.EntityPending, Total: prep.Totals[name]})
 	}
 	w.state.TotalEntities = int32(len(p.Order))
-	if err := w.transition(ctx, model.OrchRunning); err != nil {
+	if err := w.transitionEmitting(ctx, model.OrchRunning, "migration_started", func() map[string]any {
+		return map[string]any{"entities": p.Order, "migration_type": in.MigrationType}
+	}); err != nil {
 		return w.fail(ctx, err)
 	}
-	w.emit(ctx, "migration_started", map[string]any{"entities": p.Order, "migration_type": in.MigrationType})
 	if err := w.installCapture(ctx); err != nil {
 		return w.fail(ctx, err)
 	}
@@ -272,13 +283,49 @@ func (w *orch) statusRequest(to model.OrchestrationStatus) dbcopy.StatusRequest 
 // transition moves along the orchestration's state diagram (internal/model); anything else is
 // refused here, before the ledger (which refuses it too).
 func (w *orch) transition(ctx workflow.Context, to model.OrchestrationStatus) error {
+	return w.move(ctx, to, "", nil)
+}
+
+// transitionEmitting is transition, then the event typ with data (computed once the counters
+// are): published by the status write itself (eventsWithStatusChange), or by emit after it.
+func (w *orch) transitionEmitting(ctx workflow.Context, to model.OrchestrationStatus, typ string,
+	data func() map[string]any) error {
+	if !w.eventsWithStatus {
+		if err := w.transition(ctx, to); err != nil {
+			return err
+		}
+		w.emit(ctx, typ, data())
+		return nil
+	}
+	return w.move(ctx, to, typ, data)
+}
+
+// countersEmitting records the counters, then publishes the event typ: in one activity
+// (eventsWithStatusChange) or two.
+func (w *orch) countersEmitting(ctx workflow.Context, typ string, data map[string]any) {
+	req := w.statusRequest("")
+	if !w.eventsWithStatus {
+		_ = workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, req).Get(ctx, nil)
+		w.emit(ctx, typ, data)
+		return
+	}
+	req.Event = &dbcopy.StatusEvent{Sink: w.cfg.Events, Event: w.event(ctx, typ, data)}
+	_ = workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, req).Get(ctx, nil)
+}
+
+// move is transition; with typ set, the status write publishes that event too.
+func (w *orch) move(ctx workflow.Context, to model.OrchestrationStatus, typ string, data func() map[string]any) error {
 	if !w.state.Status.CanTransition(to) {
 		msg := fmt.Sprintf("transition %s → %s refused", w.state.Status, to)
 		w.state.Refused = append(w.state.Refused, msg)
 		return errors.New(msg)
 	}
 	w.recount(ctx)
-	if err := workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest(to)).Get(ctx, nil); err != nil {
+	req := w.statusRequest(to)
+	if typ != "" {
+		req.Event = &dbcopy.StatusEvent{Sink: w.cfg.Events, Event: w.event(ctx, typ, data())}
+	}
+	if err := workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, req).Get(ctx, nil); err != nil {
 		return err
 	}
 	w.state.Status = to
@@ -294,8 +341,13 @@ func (w *orch) transition(ctx workflow.Context, to model.OrchestrationStatus) er
 }
 
 func (w *orch) emit(ctx workflow.Context, typ string, data map[string]any) {
-	ev := dbcopy.Event{EventType: typ, MigrationID: w.in.MigrationID, Timestamp: workflow.Now(ctx).UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: data}
-	_ = workflow.ExecuteActivity(w.bctx, w.acts.DBEmitEvent, dbcopy.EmitRequest{Migration: w.migration(), Sink: w.cfg.Events, Event: ev}).Get(ctx, nil)
+	_ = workflow.ExecuteActivity(w.bctx, w.acts.DBEmitEvent, dbcopy.EmitRequest{Migration: w.migration(), Sink: w.cfg.Events,
+		Event: w.event(ctx, typ, data)}).Get(ctx, nil)
+}
+
+func (w *orch) event(ctx workflow.Context, typ string, data map[string]any) dbcopy.Event {
+	return dbcopy.Event{EventType: typ, MigrationID: w.in.MigrationID,
+		Timestamp: workflow.Now(ctx).UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: data}
 }
 
 // fail records the failure (running → failed) and fails the workflow with the state attached.
@@ -325,11 +377,21 @@ func (w *orch) fail(ctx workflow.Context, cause error) (dbmigrateapi.Result, err
 }
 
 func (w *orch) complete(ctx workflow.Context) (dbmigrateapi.Result, error) {
+	data := func() map[string]any {
+		return map[string]any{"progress_percentage": w.state.ProgressPercent,
+			"error_count": w.state.ErrorCount, "final_pass_seconds": w.state.FinalPassSeconds}
+	}
+	if w.eventsWithStatus {
+		w.setPhase(ctx, dbmigrateapi.PhaseDone)
+		if err := w.move(ctx, model.OrchCompleted, "migration_completed", data); err != nil {
+			return w.fail(ctx, err)
+		}
+		return *w.state, nil
+	}
 	if err := w.transition(ctx, model.OrchCompleted); err != nil {
 		return w.fail(ctx, err)
 	}
 	w.setPhase(ctx, dbmigrateapi.PhaseDone)
-	w.emit(ctx, "migration_completed", map[string]any{"progress_percentage": w.state.ProgressPercent,
-		"error_count": w.state.ErrorCount, "final_pass_seconds": w.state.FinalPassSeconds})
+	w.emit(ctx, "migration_completed", data())
 	return *w.state, nil
 }

@@ -108,9 +108,8 @@ func (w *orch) load(ctx workflow.Context) error {
 					}
 					w.redriveOrphans(ctx, redrive)
 					w.validateEarly(ctx, name)
-					_ = workflow.ExecuteActivity(w.bctx, w.acts.DBSetStatus, w.statusRequest("")).Get(ctx, nil)
-					w.emit(ctx, "migration_progress", map[string]any{"entity": name, "progress_percentage": w.state.ProgressPercent,
-						"throughput": es.Throughput})
+					w.countersEmitting(ctx, "migration_progress", map[string]any{"entity": name,
+						"progress_percentage": w.state.ProgressPercent, "throughput": es.Throughput})
 					if ops := w.plan.OpsAfter[name]; len(ops) > 0 {
 						opsRunning++
 						of := w.goOps(ctx, ops)

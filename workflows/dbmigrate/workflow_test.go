@@ -78,6 +78,8 @@ type recorder struct {
 	orphanHook    func(entity string) // in each re-drive of orphans, before it ends ("orphans-end X")
 	// entityStatusCalls counts the activities that only record an entity's status.
 	entityStatusCalls int
+	published         []string // event types, by DBEmitEvent or with a status write
+	emitCalls         int      // DBEmitEvent activities
 }
 
 func (r *recorder) log(s string) {
@@ -121,6 +123,11 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 		return dbcopy.PrepareResult{Order: testOrder, Totals: tot}, nil
 	})
 	env.OnActivity(a.DBSetStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.StatusRequest) error {
+		if r.Event != nil {
+			rec.mu.Lock()
+			rec.published = append(rec.published, r.Event.Event.EventType)
+			rec.mu.Unlock()
+		}
 		if r.To == "" && rec.statusHook != nil {
 			rec.statusHook()
 		}
@@ -197,7 +204,13 @@ func newEnv(t *testing.T, rec *recorder) *testsuite.TestWorkflowEnvironment {
 		}
 		return dbmigrateapi.ValidationSummary{Entity: r.Entity, Passed: true, Status: model.ValidationPassed}, nil
 	})
-	env.OnActivity(a.DBEmitEvent, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.DBEmitEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.EmitRequest) error {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.published = append(rec.published, r.Event.EventType)
+		rec.emitCalls++
+		return nil
+	})
 	env.OnActivity(a.DBRecordRequest, mock.Anything, mock.Anything).Return(func(_ context.Context, r dbcopy.RecordRequest) error {
 		rec.mu.Lock()
 		rec.requests = append(rec.requests, r)
