@@ -2,8 +2,10 @@ package dbcopy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +198,45 @@ entities:
 	}
 	if diff := cmp.Diff(sortedCopy(wantKeys), sortedCopy(d.Different.Keys)); diff != "" {
 		t.Errorf("different keys (-want +got):\n%s", diff)
+	}
+}
+
+// TestContentCheckNamesARefusedRowNotQuarantined: a source row the transformation refuses
+// whose error was resolved without loading it is neither quarantined nor in the target: the
+// check, which transforms only the rows it finds missing or different, names it untransformable
+// (not merely missing), and a faithful row beside it passes.
+func TestContentCheckNamesARefusedRowNotQuarantined(t *testing.T) {
+	tbl := &dbcopytest.Table{Name: "item", PK: true, Columns: []string{"id", "qty"}, Types: []string{"INTEGER", "TEXT"},
+		Rows: [][]any{{int64(1), "10"}, {int64(2), "not a number"}, {int64(3), "30"}}}
+	e := openEngine(t, []*dbcopytest.Table{tbl}, `name: refused
+sources: {legacy: {driver: sqlite, path: %q}}
+target: {create_tables: true}
+entities:
+  - {name: items, source_table: item, target_table: items, key: {source: id}, columns: [{source: qty, type: bigint}]}
+`)
+	copyAll(t, e)
+	if _, err := e.Pool().Exec(context.Background(), `UPDATE migration_errors SET is_resolved = true`); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := e.Validate(ctxT(t), "items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Missing         listedKeys `json:"missing"`
+		Untransformable listedKeys `json:"untransformable"`
+	}
+	for _, v := range vs {
+		if strings.Contains(string(v.ValidationCriteria), `"check":"content"`) {
+			if err := json.Unmarshal(v.IssueDetails, &d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if diff := cmp.Diff(listedKeys{Count: 1, Keys: []string{"2"}}, d.Untransformable); diff != "" {
+		t.Errorf("untransformable (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(listedKeys{Count: 0, Keys: []string{}}, d.Missing); diff != "" {
+		t.Errorf("missing (-want +got):\n%s", diff)
 	}
 }
