@@ -131,7 +131,8 @@ func (e *Engine) ValidateBeforeFreeze(ctx context.Context, entity string) (Delta
 	v := store.ValidationResult{MigrationID: e.opt.MigrationID, EntityName: entity, ValidationType: model.ValidationCompleteness,
 		Status: model.ValidationPassed, RecordsValidated: total.validated,
 		ValidationCriteria: mustJSON(map[string]any{"check": "content_hash_before_freeze", "columns": p.cols,
-			"method": "FNV-64a per row over canonical column values, every row, while catch-up runs; rows that differ " +
+			"method": "every row against its target row, each value compared with what the source value says, while " +
+				"catch-up runs; rows that differ " +
 				"are re-checked inside the cutover freeze (a change not drained yet differs until then)"}),
 		IssueDetails:        mustJSON(map[string]any{"deferred_to_freeze": out.Deferred, "samples": total.samples, "since_drain": out.Since}),
 		ExecutionDurationMS: time.Since(start).Milliseconds()}
@@ -236,7 +237,8 @@ func (e *Engine) ValidateChanged(ctx context.Context, entity string, since int64
 	content := store.ValidationResult{ValidationType: model.ValidationCompleteness, RecordsValidated: total.validated,
 		IssuesFound: int64(len(total.differ)),
 		ValidationCriteria: mustJSON(map[string]any{"check": "content_hash_of_changed_rows", "since_drain": since, "columns": p.cols,
-			"method": "FNV-64a per row over canonical column values, for every row written after the full check started"}),
+			"method": "every row written after the full check started, against its target row, each value compared " +
+				"with what the source value says"}),
 		IssueDetails: mustJSON(map[string]any{"changed_rows": len(keys), "samples": total.samples})}
 	if err := record(content, start); err != nil {
 		return nil, err
