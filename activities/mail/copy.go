@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -29,17 +30,18 @@ type reject struct {
 	known bool // meta.Identity is set
 }
 
-// copyAll copies todo, isolating refused messages: a refused multi-message batch is retried
-// one message at a time so that only the culprit is quarantined. With readBack the
-// destination identities of the copies are read back beside the copy (readback.go), which
-// leaves no folder selected on s's destination connection.
-func (p *pass) copyAll(ctx context.Context, s *session, fr *folderRun, todo []uint32, readBack bool) ([]uint32, error) {
+// copyAll copies todo, and then whatever more hands it (nil: nothing), isolating refused
+// messages: a refused multi-message batch is retried one message at a time so that only the
+// culprit is quarantined. With readBack the destination identities of the copies are read
+// back beside the copy (readback.go), which leaves no folder selected on s's destination
+// connection.
+func (p *pass) copyAll(ctx context.Context, s *session, fr *folderRun, todo []uint32, readBack bool, more func() []uint32) ([]uint32, error) {
 	todo, poisoned, err := p.quarantinePoison(ctx, s, fr, todo)
 	fr.addHandled(poisoned)
 	if err != nil {
 		return poisoned, err
 	}
-	done, retry, rejects, err := p.copyBatch(ctx, s, fr, todo, false, readBack)
+	done, retry, rejects, err := p.copyBatch(ctx, s, fr, todo, false, readBack, more)
 	done = append(done, poisoned...)
 	if err != nil {
 		return done, err
@@ -48,7 +50,7 @@ func (p *pass) copyAll(ctx context.Context, s *session, fr *folderRun, todo []ui
 		s.settleReads() // the one-by-one copies may select on the control connection
 	}
 	for _, u := range retry {
-		d, again, rj, err := p.copyBatch(ctx, s, fr, []uint32{u}, true, false)
+		d, again, rj, err := p.copyBatch(ctx, s, fr, []uint32{u}, true, false, nil)
 		done = append(done, d...)
 		if err != nil {
 			return done, err
@@ -114,11 +116,13 @@ func bracket(code string) string {
 	return "[" + code + "]"
 }
 
-// copyBatch streams uids from the source into MULTIAPPEND batches. It returns the UIDs now
-// on the destination, those to retry one by one (their batch was refused) and, in single
-// mode, the refused messages. With readBack each answered batch's copies are read back on the
-// destination control connection while the next batches stream.
-func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []uint32, single, readBack bool) (done, retry []uint32, rejects []reject, err error) {
+// copyBatch streams uids from the source into MULTIAPPEND batches, then the UIDs more hands
+// it (nil: none) until it hands none, so the batches go on without waiting for the answers
+// of those before. It returns the UIDs now on the destination, those to retry one by one
+// (their batch was refused) and, in single mode, the refused messages. With readBack each
+// answered batch's copies are read back on the destination control connection while the
+// next batches stream.
+func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []uint32, single, readBack bool, more func() []uint32) (done, retry []uint32, rejects []reject, err error) {
 	ap, err := s.dst.appender(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -135,16 +139,26 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 		nBatch = 1
 	}
 	// A chunk of a big folder spreads its batches over a second connection when the pass
-	// lends one (lanes.go).
+	// lends one (lanes.go): asked for before the first batch and, until one is lent, before
+	// each next one, as the chunks streaming on behind it keep it going.
+	lend := !single && nBatch > 1 && p.lanes != nil && p.lanes.max > 0
+	var mu sync.Mutex // guards done, retry, rejects between the writer and the committer, and aps
 	aps := []*imapx.Appender{ap}
-	if !single && nBatch > 1 && len(uids) > nBatch {
-		if extra := p.lanes.take(ctx, fr); extra != nil {
+	defer func() {
+		for _, a := range aps[1:] {
+			p.lanes.put(a)
+		}
+	}()
+	if lend && len(uids) > nBatch {
+		if extra := p.lanes.take(ctx, fr, true); extra != nil {
 			aps = append(aps, extra)
-			defer p.lanes.put(extra)
 		}
 	}
-	var mu sync.Mutex // guards done, retry, rejects between the writer and the committer
-	q := make(chan *inflight, 2*len(aps))
+	depth := 2
+	if lend {
+		depth = 4
+	}
+	q := make(chan *inflight, depth)
 	var commitErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -157,7 +171,10 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			r := fl.b.Wait(ctx)
 			if err := p.settle(ctx, fr, fl, r, single, rb, &mu, &done, &retry, &rejects); err != nil {
 				commitErr = err
-				for _, a := range aps {
+				mu.Lock()
+				all := slices.Clone(aps)
+				mu.Unlock()
+				for _, a := range all {
 					a.Close() // unblocks the writer
 				}
 			}
@@ -225,6 +242,14 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			return nil
 		}
 		if cur == nil {
+			if lend && len(aps) == 1 {
+				if extra := p.lanes.take(ctx, fr, false); extra != nil {
+					mu.Lock()
+					aps = append(aps, extra)
+					mu.Unlock()
+					sent = append(sent, nil)
+				}
+			}
 			a := lane()
 			curAp = a
 			b, err := a.Begin(fr.m.Dest)
@@ -265,14 +290,25 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 		}
 		return nil
 	}
-	streamErr := s.src.Stream(ctx, uids, func(m Meta, body io.Reader) error {
-		started = m.UID
-		if err := handle(m, body); err != nil {
-			return err
+	stream := func(uids []uint32) error {
+		return s.src.Stream(ctx, uids, func(m Meta, body io.Reader) error {
+			started = m.UID
+			if err := handle(m, body); err != nil {
+				return err
+			}
+			finished = m.UID
+			return nil
+		})
+	}
+	streamErr := stream(uids)
+	for streamErr == nil && more != nil && !single {
+		next := more()
+		if len(next) == 0 {
+			break
 		}
-		finished = m.UID
-		return nil
-	})
+		uids = append(uids[:len(uids):len(uids)], next...)
+		streamErr = stream(next)
+	}
 	if streamErr == nil || cur == nil || curAp.Err() == nil {
 		// Complete messages already written are worth committing even if the source failed.
 		if err := end(); err != nil && streamErr == nil {

@@ -42,9 +42,10 @@
 // Work is a queue of folder steps and copy chunks run by up to Parallelism workers, each with
 // its own connections (sched.go). The first works on the planning session; the others start
 // only when copy work queues up behind it, so a pass that copies little logs in once per side
-// (plus the append connection when it copies anything). A chunk of a big folder also spreads
-// its batches over an append connection the pass lends it, up to ExtraAppenders a pass, where
-// the server allows them (lanes.go). Dropped connections are redialled and the folder resumes from the
+// (plus the append connection when it copies anything). A worker that has streamed a chunk of
+// a big folder streams the folder's next queued chunk behind it without waiting for the first's
+// answers, and spreads its batches over an append connection the pass lends it, up to
+// ExtraAppenders a pass, where the server allows them (lanes.go). Dropped connections are redialled and the folder resumes from the
 // ledger; the activity heartbeats its progress and a retried attempt resumes from it.
 //
 // Verify re-reads both sides (headers only) and compares identity multisets, flags and

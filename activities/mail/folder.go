@@ -259,7 +259,7 @@ func (p *pass) finalizeFolder(ctx context.Context, s *session, fr *folderRun) er
 		fr.mu.Unlock()
 		slices.Sort(retry)
 		if len(retry) > 0 {
-			done, err := p.copyAll(ctx, s, fr, retry, false)
+			done, err := p.copyAll(ctx, s, fr, retry, false, nil)
 			fr.addHandled(done)
 			if err != nil {
 				return err

@@ -184,6 +184,19 @@ func (c *imapCounter) tally() imapTally {
 	return t
 }
 
+// appendsInFlight is how many APPENDs sent through the proxy are still unanswered.
+func (c *imapCounter) appendsInFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, cn := range c.conns {
+		if slices.Contains(cn.cmds, "APPEND") { // an append connection sends nothing else after its LOGIN
+			n += cn.outstanding
+		}
+	}
+	return n
+}
+
 func (t imapTally) String() string {
 	return fmt.Sprintf("%d session(s), %d idle, %d command(s), %d round trip(s)\n  %s", t.Sessions, t.Idle, t.Commands,
 		t.RTTs, strings.Join(t.Conns, "\n  "))

@@ -115,7 +115,7 @@ func (p *pass) retryWithoutKeywords(ctx context.Context, s *session, fr *folderR
 		var next []reject
 		for _, r := range cand {
 			fr.setKeywordMode(r.meta.UID, mode)
-			d, again, rj, err := p.copyBatch(ctx, s, fr, []uint32{r.meta.UID}, true, false)
+			d, again, rj, err := p.copyBatch(ctx, s, fr, []uint32{r.meta.UID}, true, false, nil)
 			done = append(done, d...)
 			if err != nil {
 				return done, nil, err

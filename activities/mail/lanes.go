@@ -17,7 +17,10 @@ import (
 // one to lend, and spreads its batches over both: the source is read once, the batches go to
 // the connection with fewer unanswered ones.
 //
-// The extra connections are the pass's, ExtraAppenders at most, lent to one chunk at a time.
+// The extra connections are the pass's, ExtraAppenders at most, lent to one chunk at a time
+// (with the chunks of its folder its worker streams on behind it, scheduler.more); a chunk that
+// started before the pass could lend asks again before each batch, and the connection is opened
+// in the background meanwhile.
 // They respect servers that limit connections per user: none is opened before every worker
 // the pass may start has its own connections (a worker refused a connection hands its work
 // back, sched.go, and the pass then opens no extra one), and one refused ends the lending for
@@ -38,8 +41,9 @@ type lanes struct {
 	open    int // lent or idle, alive
 	dialed  int // connections opened in the pass (the timeline's append_lent_N)
 	idle    []*imapx.Appender
-	stopped bool // a server refused one: no more this pass
-	closed  bool // the pass is over
+	dials   sync.WaitGroup // connections being opened
+	stopped bool           // a server refused one: no more this pass
+	closed  bool           // the pass is over
 	// dialing counts the workers started that have not yet dialled their connections (or
 	// given up): no extra connection may take a place a worker is about to ask for.
 	dialing atomic.Int32
@@ -63,8 +67,10 @@ func newLanes(p *pass) *lanes {
 	return l
 }
 
-// take lends an extra append connection for a chunk of fr, or returns nil.
-func (l *lanes) take(ctx context.Context, fr *folderRun) *imapx.Appender {
+// take lends an extra append connection for a chunk of fr, or returns nil. When none is idle
+// and the pass may open one more, wait opens it now; otherwise it is opened in the background
+// and lent to the next asking chunk (a chunk streaming on asks again at its next batch).
+func (l *lanes) take(ctx context.Context, fr *folderRun, wait bool) *imapx.Appender {
 	if l == nil || l.max == 0 {
 		return nil
 	}
@@ -89,7 +95,23 @@ func (l *lanes) take(ctx context.Context, fr *folderRun) *imapx.Appender {
 		return nil
 	}
 	l.open++
+	l.dials.Add(1)
 	l.mu.Unlock()
+	if !wait {
+		go func() {
+			defer l.dials.Done()
+			if ap := l.dial(ctx); ap != nil {
+				l.put(ap)
+			}
+		}()
+		return nil
+	}
+	defer l.dials.Done()
+	return l.dial(ctx)
+}
+
+// dial opens a connection take counted as open.
+func (l *lanes) dial(ctx context.Context) *imapx.Appender {
 	ap, err := imapx.DialAppender(ctx, endpointConfig(l.p.spec.Dest), l.p.cr.dst)
 	if err != nil {
 		l.mu.Lock()
@@ -107,10 +129,14 @@ func (l *lanes) take(ctx context.Context, fr *folderRun) *imapx.Appender {
 	return ap
 }
 
+// testHookLanesReady, when set, holds lending back while it returns false (tests: workers
+// still dialling as a chunk starts).
+var testHookLanesReady func() bool
+
 // ready reports whether every worker the pass may start has its connections, and no server
 // refused one.
 func (l *lanes) ready() bool {
-	if l.dialing.Load() > 0 {
+	if l.dialing.Load() > 0 || testHookLanesReady != nil && !testHookLanesReady() {
 		return false
 	}
 	l.p.c.mu.Lock()
@@ -140,11 +166,12 @@ func (l *lanes) put(ap *imapx.Appender) {
 	l.idle = append(l.idle, ap)
 }
 
-// close closes the idle connections at the end of the pass.
+// close closes the idle connections at the end of the pass, once those being opened are.
 func (l *lanes) close() {
 	if l == nil {
 		return
 	}
+	l.dials.Wait()
 	l.mu.Lock()
 	idle := l.idle
 	l.idle, l.closed = nil, true

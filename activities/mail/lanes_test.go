@@ -3,10 +3,14 @@ package mail
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/activities/mail/mailtest"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/testing/faultproxy"
 	"github.com/cutover/cutover/workflows/email/emailapi"
 )
 
@@ -64,6 +68,25 @@ func TestChunksAppendOverALentConnection(t *testing.T) {
 	e.requireClean(0)
 }
 
+// A chunk that started before the pass could lend a connection (its other workers still
+// logging in) borrows one at a later batch, as soon as the pass can lend it, rather than
+// streaming the rest of its folder over one connection.
+func TestChunkBorrowsALentConnectionMidStream(t *testing.T) {
+	e, dst := lanesEnv(t, 600, nil)
+	var asked atomic.Int32
+	testHookLanesReady = func() bool { return asked.Add(1) > 1 } // not at the chunk's start
+	t.Cleanup(func() { testHookLanesReady = nil })
+	lanesPass(t, e, model.PhaseInitialSync)
+	tl := dst.tally()
+	if asked.Load() < 2 {
+		t.Errorf("the pass asked %d time(s) whether it could lend, want at least 2", asked.Load())
+	}
+	if got := appendingConns(tl); got != 2 {
+		t.Errorf("appending connections: want 2 (the worker's and one lent after its first batch); destination %v", tl)
+	}
+	e.requireClean(0)
+}
+
 // Once users may write to the destination the pass lends no connection: their mail clients
 // need them more.
 func TestNoLentConnectionAfterCutover(t *testing.T) {
@@ -90,6 +113,50 @@ func TestLentConnectionRefusedByALimit(t *testing.T) {
 	}
 	if len(st.ErrorsByClass) != 0 {
 		t.Errorf("st.ErrorsByClass = %v, want none", st.ErrorsByClass)
+	}
+	e.requireClean(0)
+}
+
+// A worker that has streamed its chunk of a folder streams the folder's next queued chunk on
+// the same connections behind it, rather than first waiting for every answer: with the
+// destination's answers 200 ms away, the source's FETCH of each next chunk goes out while
+// appends of the chunk before are still unanswered. The copy is complete and exact.
+func TestChunksStreamOnWithoutWaitingAtTheirBoundaries(t *testing.T) {
+	e, dst := lanesEnv(t, 600, nil)
+	dst.p.Set(faultproxy.Fault{Dir: faultproxy.ClientToServer, Delay: 200 * time.Millisecond})
+	src := proxied(t, e, false)
+	var mu sync.Mutex
+	streams := map[int64]*imapStream{}
+	var fetches, behind int // FETCHes of message bodies; those sent with appends unanswered
+	src.Observe(func(conn int64, dir faultproxy.Direction, b []byte) {
+		if dir != faultproxy.ClientToServer {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if streams[conn] == nil {
+			streams[conn] = &imapStream{}
+		}
+		streams[conn].feed(b, func(line string, first bool) {
+			if first && strings.Contains(line, " UID FETCH ") && strings.Contains(line, "BODY.PEEK[]") {
+				fetches++
+				if dst.appendsInFlight() > 0 {
+					behind++
+				}
+			}
+		})
+	})
+	lanesPass(t, e, model.PhaseInitialSync)
+	mu.Lock()
+	gotFetches, gotBehind := fetches, behind
+	mu.Unlock()
+	if gotFetches != 6 {
+		t.Errorf("body FETCHes = %d, want 6 (one per chunk); destination %v", gotFetches, dst.tally())
+	}
+	// Six chunks: five boundaries.
+	if gotBehind < 4 {
+		t.Errorf("body FETCHes sent with appends unanswered = %d of %d, want at least 4 (one per chunk boundary, give or take); destination %v",
+			gotBehind, gotFetches, dst.tally())
 	}
 	e.requireClean(0)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 //     appends, find the new keys, adopt what the destination has, quarantine what is too big,
 //     and cut the rest into chunks;
 //   - a chunk copies up to ChunkMessages of those keys; chunks of one folder run on every
-//     free worker at once, so one big INBOX does not leave the other connections idle;
+//     free worker at once, so one big INBOX does not leave the other connections idle; a
+//     worker that has streamed its chunk streams the folder's next queued one behind it when
+//     it would take it next anyway (more), so its appends do not stop at chunk boundaries;
 //   - the worker finishing a folder's last chunk finalizes it (copies again what lost its
 //     connection, carries flag changes, mirror deletes, records the marks) and queues the
 //     group's next step.
@@ -128,7 +131,7 @@ func (s *scheduler) next() (step, *chunk, bool) {
 		case s.closed:
 			return step{}, nil, false
 		case len(s.chunks) > 0 && (len(s.steps) == 0 || len(s.chunks) >= s.workers):
-			c := s.takeChunk()
+			c := s.takeChunk(0)
 			s.running++
 			return step{}, &c, true
 		case len(s.steps) > 0:
@@ -147,12 +150,12 @@ func (s *scheduler) next() (step, *chunk, bool) {
 	}
 }
 
-// takeChunk takes the first queued chunk, split at the pass's tail when it is bigger than its
+// takeChunk takes the i-th queued chunk, split at the pass's tail when it is bigger than its
 // share of the queue. Only a folder already cut into several chunks is split: a folder copied
 // as one chunk keeps its destination UIDs in source order.
-func (s *scheduler) takeChunk() chunk {
-	c := s.chunks[0]
-	s.chunks = s.chunks[1:]
+func (s *scheduler) takeChunk(i int) chunk {
+	c := s.chunks[i]
+	s.chunks = slices.Delete(s.chunks, i, i+1)
 	if len(s.steps) > 0 || s.minChunk <= 0 || c.fr.chunked < 2 {
 		return c
 	}
@@ -169,8 +172,25 @@ func (s *scheduler) takeChunk() chunk {
 	c.fr.mu.Lock()
 	c.fr.outstanding++
 	c.fr.mu.Unlock()
-	s.chunks = append([]chunk{rest}, s.chunks...)
+	s.chunks = slices.Insert(s.chunks, i, rest)
 	return c
+}
+
+// more hands a worker that has streamed its chunk of fr another queued chunk of fr to stream
+// on the same connections behind it, so that its appends go on while the first chunk's last
+// answers come back instead of stopping at every chunk boundary. It does so only when the
+// worker would be given a chunk next anyway (next) and no idle worker is waiting for one.
+func (s *scheduler) more(fr *folderRun) (chunk, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.idle > 0 || len(s.chunks) == 0 || (len(s.steps) > 0 && len(s.chunks) < s.workers) {
+		return chunk{}, false
+	}
+	i := slices.IndexFunc(s.chunks, func(c chunk) bool { return c.fr == fr })
+	if i < 0 {
+		return chunk{}, false
+	}
+	return s.takeChunk(i), true
 }
 
 // requeue puts work back at the front of its queue.
@@ -429,12 +449,25 @@ func (p *pass) runStep(ctx context.Context, s *session, st step) *session {
 	return s
 }
 
-// runChunk copies one chunk. A lost connection does not retry here — other workers may be
-// appending into the same destination folder, so telling our lost appends from theirs must
-// wait: the keys go back to the folder and its finalizer copies them again after settling.
+// runChunk copies one chunk, and the chunks of the same folder it streams on behind it
+// (scheduler.more). A lost connection does not retry here — other workers may be appending
+// into the same destination folder, so telling our lost appends from theirs must wait: the
+// keys go back to the folder and its finalizer copies them again after settling.
 func (p *pass) runChunk(ctx context.Context, s *session, c *chunk) *session {
 	fr := c.fr
 	p.current.Store(fr)
+	taken := []chunk{*c}
+	more := func() []uint32 {
+		if fr.failedPermanently() {
+			return nil
+		}
+		nc, ok := p.sched.more(fr)
+		if !ok {
+			return nil
+		}
+		taken = append(taken, nc)
+		return nc.uids
+	}
 	var err error
 	if fr.failedPermanently() {
 		err = nil
@@ -447,7 +480,7 @@ func (p *pass) runChunk(ctx context.Context, s *session, c *chunk) *session {
 		}
 		var done []uint32
 		if err == nil {
-			done, err = p.copyAll(ctx, s, fr, c.uids, true)
+			done, err = p.copyAll(ctx, s, fr, c.uids, true, more)
 			fr.addHandled(done)
 		}
 		if err != nil {
@@ -456,7 +489,9 @@ func (p *pass) runChunk(ctx context.Context, s *session, c *chunk) *session {
 					"folder", fr.m.Source.Name, "err", err)
 				p.c.addError("reconnect", 1)
 				fr.mu.Lock()
-				fr.retry = append(fr.retry, c.uids...)
+				for _, t := range taken {
+					fr.retry = append(fr.retry, t.uids...)
+				}
 				fr.failed = time.Now()
 				fr.mu.Unlock()
 			} else {
@@ -467,7 +502,7 @@ func (p *pass) runChunk(ctx context.Context, s *session, c *chunk) *session {
 		}
 	}
 	fr.mu.Lock()
-	fr.outstanding--
+	fr.outstanding -= len(taken)
 	last := fr.outstanding == 0
 	fr.mu.Unlock()
 	if !last {
