@@ -141,7 +141,10 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 	// A chunk of a big folder spreads its batches over a second connection when the pass
 	// lends one (lanes.go): asked for before the first batch and, until one is lent, before
 	// each next one, as the chunks streaming on behind it keep it going.
-	lend := !single && nBatch > 1 && p.lanes != nil && p.lanes.max > 0
+	fr.mu.Lock()
+	chunked := fr.chunked
+	fr.mu.Unlock()
+	lend := !single && nBatch > 1 && chunked > 1 && p.lanes != nil && p.lanes.max > 0
 	var mu sync.Mutex // guards done, retry, rejects between the writer and the committer, and aps
 	aps := []*imapx.Appender{ap}
 	defer func() {
@@ -154,7 +157,7 @@ func (p *pass) copyBatch(ctx context.Context, s *session, fr *folderRun, uids []
 			aps = append(aps, extra)
 		}
 	}
-	depth := 2
+	depth := 2 // batches queued for their answer, per connection the chunk may append over
 	if lend {
 		depth = 4
 	}
