@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/activities/mail/imapx"
+	"github.com/cutover/cutover/activities/store"
 )
 
 // A pass is a queue of work run by Parallelism workers, each with its own source connection,
@@ -374,7 +375,9 @@ func (p *pass) dialWorker(ctx context.Context) (*session, error) {
 }
 
 // folderFailed records a folder's failure: retryable ones end the pass (Temporal retries it,
-// resuming from the ledger), others leave the folder pending and the pass goes on.
+// resuming from the ledger), others leave the folder pending and the pass goes on. A control
+// database that went away is retryable too: a pass that went on would end "done" with the
+// folder pending, and the job would leave its initial sync with mail not copied.
 func (p *pass) folderFailed(ctx context.Context, fr *folderRun, err error) {
 	p.mu.Lock()
 	fr.err, fr.finished = err, false
@@ -384,7 +387,7 @@ func (p *pass) folderFailed(ctx context.Context, fr *folderRun, err error) {
 		return // another worker aborted the pass; its error is the one reported
 	}
 	p.c.addError(errorClass(err), 1)
-	if imapx.Retryable(err) || errors.Is(err, context.Canceled) {
+	if imapx.Retryable(err) || errors.Is(err, context.Canceled) || store.Unavailable(err) {
 		p.abort(err)
 		return
 	}

@@ -162,3 +162,16 @@ func (l *SessionLock) Release() {
 	}
 	l.conn.Release()
 }
+
+// Unavailable reports an error that says the control database could not be reached or went
+// away (connection failure, admin or crash shutdown, a server still starting): transient,
+// unlike an error about the data, so work cut short by it is retried, not recorded as failed.
+func Unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		return len(c) == 5 && (c[:2] == "08" || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300")
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err)
+}
