@@ -2,6 +2,7 @@ package dbmigrate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -289,9 +290,16 @@ func TestEndOfLoadRedrivesAfterArrivals(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
+	// doctors is re-driven when it completes and once more at the end; a third time, when
+	// profiles' Finalize ends after doctors completed (profiles' completion re-drives its
+	// completed dependents), depends on which of the two ends first.
+	got := maps.Clone(rec.orphanCalls)
+	if got["doctors"] >= 2 {
+		got["doctors"] = 2
+	}
 	want := map[string]int{"offices": 1, "profiles": 1, "doctors": 2}
-	if diff := cmp.Diff(want, rec.orphanCalls); diff != "" {
-		t.Errorf("re-drives per entity (-want +got):\n%s\nall events:\n%s", diff, strings.Join(rec.events, "\n"))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("re-drives per entity (-want +got, doctors' above 2 counted as 2):\n%s\nall events:\n%s", diff, strings.Join(rec.events, "\n"))
 	}
 	if last := lastIndex(rec.events, "orphans doctors"); last < lastIndex(rec.events, "orphans-end offices") {
 		t.Errorf("doctors' last re-drive started before offices' loaded its row: %v", rec.events)
