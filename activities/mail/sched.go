@@ -131,7 +131,7 @@ func (s *scheduler) next() (step, *chunk, bool) {
 		switch {
 		case s.closed:
 			return step{}, nil, false
-		case len(s.chunks) > 0 && (len(s.steps) == 0 || len(s.chunks) >= s.workers):
+		case s.chunkFirst():
 			c := s.takeChunk(0)
 			s.running++
 			return step{}, &c, true
@@ -177,14 +177,20 @@ func (s *scheduler) takeChunk(i int) chunk {
 	return c
 }
 
+// chunkFirst reports whether a worker asking for work is given a chunk before a step: chunks
+// go first when there are no steps or at least one chunk per worker.
+func (s *scheduler) chunkFirst() bool {
+	return len(s.chunks) > 0 && (len(s.steps) == 0 || len(s.chunks) >= s.workers)
+}
+
 // more hands a worker that has streamed its chunk of fr another queued chunk of fr to stream
 // on the same connections behind it, so that its appends go on while the first chunk's last
 // answers come back instead of stopping at every chunk boundary. It does so only when the
-// worker would be given a chunk next anyway (next) and no idle worker is waiting for one.
+// worker would be given a chunk next anyway (chunkFirst) and no idle worker is waiting for one.
 func (s *scheduler) more(fr *folderRun) (chunk, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.idle > 0 || len(s.chunks) == 0 || (len(s.steps) > 0 && len(s.chunks) < s.workers) {
+	if s.closed || s.idle > 0 || !s.chunkFirst() {
 		return chunk{}, false
 	}
 	i := slices.IndexFunc(s.chunks, func(c chunk) bool { return c.fr == fr })
