@@ -136,6 +136,10 @@ func (e *Engine) checkContent(ctx context.Context, p *entityPlan) (store.Validat
 	if err != nil {
 		return v, false, err
 	}
+	query, err := e.contentQuery(ctx, p)
+	if err != nil {
+		return v, false, err
+	}
 	var total comparison
 	var missing, changed, broken int64
 	pages, stop := e.readAhead(ctx, p)
@@ -144,7 +148,7 @@ func (e *Engine) checkContent(ctx context.Context, p *entityPlan) (store.Validat
 		if pg.err != nil {
 			return v, false, pg.err
 		}
-		c, err := e.compareRows(ctx, p, pg.rows, nil, errored)
+		c, err := e.compareRows(ctx, p, query, pg.rows, nil, errored)
 		if err != nil {
 			return v, false, err
 		}

@@ -90,6 +90,10 @@ func (e *Engine) ValidateBeforeFreeze(ctx context.Context, entity string) (Delta
 	if err != nil {
 		return out, err
 	}
+	query, err := e.contentQuery(ctx, p)
+	if err != nil {
+		return out, err
+	}
 	var total comparison
 	q := p.query()
 	q.Limit = p.ent.BatchSize
@@ -101,7 +105,7 @@ func (e *Engine) ValidateBeforeFreeze(ctx context.Context, entity string) (Delta
 		if len(rows) == 0 {
 			break
 		}
-		c, err := e.compareRows(ctx, p, rows, nil, errored)
+		c, err := e.compareRows(ctx, p, query, rows, nil, errored)
 		if err != nil {
 			return out, err
 		}
@@ -200,6 +204,10 @@ func (e *Engine) ValidateChanged(ctx context.Context, entity string, since int64
 	if err != nil {
 		return nil, err
 	}
+	query, err := e.contentQuery(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	total := comparison{}
 	for i := 0; i < len(keys); i += applyChunk {
 		part := keys[i:min(i+applyChunk, len(keys))]
@@ -224,7 +232,7 @@ func (e *Engine) ValidateChanged(ctx context.Context, entity string, since int64
 				gone = append(gone, k)
 			}
 		}
-		c, err := e.compareRows(ctx, p, rows, gone, errored)
+		c, err := e.compareRows(ctx, p, query, rows, gone, errored)
 		if err != nil {
 			return nil, err
 		}
