@@ -76,6 +76,9 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 	limit := p.pageLimit()
 	q := p.query()
 	q.Limit = limit
+	// The page is let go of whole once written (prepare keeps only the rows' keys, which are
+	// texts of their own or values of the page's few arrays of numbers and short texts).
+	q.Packed = true
 	var pg page
 	if req.After != "" {
 		cursor := p.cursorArg
@@ -125,7 +128,7 @@ func (e *Engine) readPage(ctx context.Context, p *entityPlan, req dbmigrateapi.B
 			cut--
 		}
 		eq := p.query()
-		eq.Equal = last
+		eq.Equal, eq.Packed = last, true
 		same, err := p.src.Read(ctx, eq)
 		if err != nil {
 			return pg, err

@@ -40,6 +40,10 @@ type Query struct {
 	// NULL mark are not selected.
 	Mark      string
 	AfterMark any
+	// Packed lets the rows' values share memory (a SQLite source carves numbers and short
+	// texts from arrays shared by many rows): one value kept beyond the page keeps its
+	// neighbours' memory too, so only for a reader that lets go of its pages whole.
+	Packed bool
 }
 
 // OneOf is a one-column key value a SQLite column may hold under any of several storage

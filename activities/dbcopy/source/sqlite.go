@@ -157,7 +157,7 @@ func (s *SQLite) readOn(ctx context.Context, c *rawConn, q Query) ([][]any, erro
 		chunk = min(q.Limit, 8192)
 	}
 	var backing []any
-	err := c.query(ctx, query, args, n, func(vals []any) {
+	err := c.query(ctx, query, args, n, q.Packed, func(vals []any) {
 		if len(backing)+n > cap(backing) {
 			backing = make([]any, 0, chunk*n)
 		}

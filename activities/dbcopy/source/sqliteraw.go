@@ -108,8 +108,9 @@ func (c *rawConn) errorf(rc int32, what string) error {
 
 // query runs a SELECT of n columns and hands each row to fn: INTEGER as int64, REAL as
 // float64, TEXT as string, BLOB as []byte, NULL as nil (the driver's mapping with no declared-
-// type conversions, which the reader turns off anyway). fn must not keep row.
-func (c *rawConn) query(ctx context.Context, query string, args []any, n int, fn func(row []any)) error {
+// type conversions, which the reader turns off anyway). fn must not keep row. With packed, the
+// values are carved from arrays shared with other rows (valueArena).
+func (c *rawConn) query(ctx context.Context, query string, args []any, n int, packed bool, fn func(row []any)) error {
 	zSQL, err := libc.CString(query)
 	if err != nil {
 		return err
@@ -128,6 +129,10 @@ func (c *rawConn) query(ctx context.Context, query string, args []any, n int, fn
 		}
 	}
 	row := make([]any, n)
+	var arena *valueArena
+	if packed {
+		arena = &valueArena{}
+	}
 	for k := 0; ; k++ {
 		if k&1023 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -143,13 +148,27 @@ func (c *rawConn) query(ctx context.Context, query string, args []any, n int, fn
 			col := int32(i)
 			switch sqlite3.Xsqlite3_column_type(c.tls, stmt, col) {
 			case sqlite3.SQLITE_INTEGER:
-				row[i] = sqlite3.Xsqlite3_column_int64(c.tls, stmt, col)
+				v := sqlite3.Xsqlite3_column_int64(c.tls, stmt, col)
+				if arena != nil {
+					row[i] = arena.int64(v)
+				} else {
+					row[i] = v
+				}
 			case sqlite3.SQLITE_FLOAT:
-				row[i] = sqlite3.Xsqlite3_column_double(c.tls, stmt, col)
+				v := sqlite3.Xsqlite3_column_double(c.tls, stmt, col)
+				if arena != nil {
+					row[i] = arena.float64(v)
+				} else {
+					row[i] = v
+				}
 			case sqlite3.SQLITE_TEXT:
 				p := sqlite3.Xsqlite3_column_text(c.tls, stmt, col)
 				l := sqlite3.Xsqlite3_column_bytes(c.tls, stmt, col)
-				row[i] = string(libc.GoBytes(p, int(l)))
+				if arena != nil {
+					row[i] = arena.string(libc.GoBytes(p, int(l)))
+				} else {
+					row[i] = string(libc.GoBytes(p, int(l)))
+				}
 			case sqlite3.SQLITE_BLOB:
 				p := sqlite3.Xsqlite3_column_blob(c.tls, stmt, col)
 				l := sqlite3.Xsqlite3_column_bytes(c.tls, stmt, col)

@@ -21,7 +21,7 @@ func (t *Snapshot) Read(ctx context.Context, q Query) ([][]any, error) {
 // Query runs a SELECT of n columns inside the snapshot and hands each row to fn (fn must not
 // keep the row).
 func (t *Snapshot) Query(ctx context.Context, query string, args []any, n int, fn func(row []any)) error {
-	if err := t.c.query(ctx, query, args, n, fn); err != nil {
+	if err := t.c.query(ctx, query, args, n, false, fn); err != nil {
 		return fmt.Errorf("sqlite %s: %w", t.s.path, err)
 	}
 	return nil
@@ -35,12 +35,12 @@ func (s *SQLite) InSnapshot(ctx context.Context, fn func(*Snapshot) error) error
 	if err != nil {
 		return fmt.Errorf("sqlite %s: snapshot: %w", s.path, err)
 	}
-	if err := c.query(ctx, "BEGIN", nil, 0, nil); err != nil {
+	if err := c.query(ctx, "BEGIN", nil, 0, false, nil); err != nil {
 		c.close()
 		return fmt.Errorf("sqlite %s: begin snapshot: %w", s.path, err)
 	}
 	ferr := fn(&Snapshot{s: s, c: c})
-	if err := c.query(context.WithoutCancel(ctx), "COMMIT", nil, 0, nil); err != nil {
+	if err := c.query(context.WithoutCancel(ctx), "COMMIT", nil, 0, false, nil); err != nil {
 		c.close()
 		return errors.Join(ferr, fmt.Errorf("sqlite %s: end snapshot: %w", s.path, err))
 	}
