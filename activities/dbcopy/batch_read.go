@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cutover/cutover/activities/dbcopy/source"
+	"github.com/cutover/cutover/internal/packed"
 	"github.com/cutover/cutover/workflows/dbmigrate/dbmigrateapi"
 )
 
@@ -216,9 +217,11 @@ func (e *Engine) transformPage(p *entityPlan, pg page) ([]prepared, []failure, e
 		}
 	}
 	fks := make([]fkValue, 0, len(pg.rows)*nfk)
+	// The keys' texts, the UUIDs and the times the rows get live as long as the page.
+	var arena packed.Values
 	for _, r := range pg.rows {
 		clear(values)
-		pr, rerr := e.transformInto(p, r, values, fks[len(fks):len(fks):len(fks)+nfk])
+		pr, rerr := e.transformIn(p, r, values, fks[len(fks):len(fks):len(fks)+nfk], &arena)
 		fks = fks[:len(fks)+len(pr.fks)]
 		pr.values = nil // reused for the next row
 		if rerr != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cutover/cutover/activities/dbcopy/source"
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/packed"
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
 )
 
@@ -354,6 +355,22 @@ func keyText(v any) (string, bool) {
 	}
 }
 
+// keyTextIn is keyText carving an integer's text from a (nil: allocated on its own).
+func keyTextIn(v any, a *packed.Values) (string, bool) {
+	if n, ok := v.(int64); ok && a != nil {
+		return a.Decimal(n), true
+	}
+	return keyText(v)
+}
+
+// boxUUID is u as an interface, boxed in a (nil: allocated on its own).
+func boxUUID(u [16]byte, a *packed.Values) any {
+	if a == nil {
+		return u
+	}
+	return a.UUID(u)
+}
+
 // badKey explains why a key's text cannot be recorded (PostgreSQL text holds neither invalid
 // UTF-8 nor NUL bytes), or is nil.
 func badKey(k string) *rowError {
@@ -399,6 +416,12 @@ func (e *Engine) transform(p *entityPlan, row []any) (prepared, *rowError) {
 // transformInto is transform writing the target values into values (len(p.cols)) and the
 // references onto fks (empty; nil: a new slice): a batch carves them from one array.
 func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkValue) (prepared, *rowError) {
+	return e.transformIn(p, row, values, fks, nil)
+}
+
+// transformIn is transformInto carving the keys' texts, the UUIDs and the times it makes from
+// a's arrays (nil: each allocated on its own): a page's rows all live as long as the page.
+func (e *Engine) transformIn(p *entityPlan, row []any, values []any, fks []fkValue, a *packed.Values) (prepared, *rowError) {
 	out := prepared{src: row, values: values, fks: fks}
 	var k string
 	if p.nkey > 1 {
@@ -409,7 +432,7 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 		}
 	} else {
 		var ok bool
-		if k, ok = keyText(row[0]); !ok || k == "" {
+		if k, ok = keyTextIn(row[0], a); !ok || k == "" {
 			return out, &rowError{Type: model.ErrDataValidation, Code: "null_key", Column: p.ent.Key.Source, Message: "the key is NULL or empty"}
 		}
 		if rerr := badKey(k); rerr != nil {
@@ -420,7 +443,7 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 	out.key = k
 	out.uuid = [16]byte(p.keyUUID(k))
 	if p.ent.Key.Mode == spec.KeyModeUUID {
-		out.values[0] = out.uuid
+		out.values[0] = boxUUID(out.uuid, a)
 	} else {
 		v, rerr := convert(row[0], p.types[0], castOpts{})
 		if rerr != nil {
@@ -439,7 +462,7 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 			if filled {
 				out.changes = append(out.changes, colChange{col: int32(i), kind: defaulted})
 			}
-			v, pk, rerr := b.parentKey(raw)
+			v, pk, rerr := b.parentKeyIn(raw, a)
 			if rerr != nil {
 				return out, rerr
 			}
@@ -447,7 +470,7 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 			out.fks = append(out.fks, fkValue{parent: b.parent, value: v, legacy: pk})
 			continue
 		}
-		v, ch, rerr := convertChange(raw, b.typ, b.opts)
+		v, ch, rerr := convertChangeIn(raw, b.typ, b.opts, a)
 		if rerr != nil {
 			rerr.Column = b.column
 			return out, rerr
@@ -470,9 +493,15 @@ func (e *Engine) transformInto(p *entityPlan, row []any, values []any, fks []fkV
 // NULL): the parent's target key — the UUID its legacy key maps to, or the key converted to
 // the parent's key type — and the parent's legacy key.
 func (b *builder) parentKey(raw any) (any, string, *rowError) {
-	pk, _ := keyText(raw)
+	return b.parentKeyIn(raw, nil)
+}
+
+// parentKeyIn is parentKey carving the legacy key's text and the UUID from a (nil: each
+// allocated on its own).
+func (b *builder) parentKeyIn(raw any, a *packed.Values) (any, string, *rowError) {
+	pk, _ := keyTextIn(raw, a)
 	if b.parent.Key.Mode == spec.KeyModeUUID {
-		return [16]byte(b.parentUUID(pk)), pk, nil
+		return boxUUID([16]byte(b.parentUUID(pk)), a), pk, nil
 	}
 	v, rerr := convert(raw, b.parent.Key.Type, castOpts{})
 	if rerr != nil {

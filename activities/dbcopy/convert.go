@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cutover/cutover/internal/model"
+	"github.com/cutover/cutover/internal/packed"
 )
 
 // rowError is why one row cannot be loaded. Code is stable (dashboards and retry_failed key on
@@ -87,6 +88,11 @@ func convert(v any, typ string, o castOpts) (any, *rowError) {
 
 // convertChange is convert that also says how the value changed.
 func convertChange(v any, typ string, o castOpts) (any, change, *rowError) {
+	return convertChangeIn(v, typ, o, nil)
+}
+
+// convertChangeIn is convertChange boxing the values it makes in a (nil: each on its own).
+func convertChangeIn(v any, typ string, o castOpts, a *packed.Values) (any, change, *rowError) {
 	if v == nil {
 		return nil, unchanged, nil
 	}
@@ -112,7 +118,7 @@ func convertChange(v any, typ string, o castOpts) (any, change, *rowError) {
 			}
 		}
 	}
-	out, rch, err := castTo(v, typ, o)
+	out, rch, err := castToIn(v, typ, o, a)
 	if rch != unchanged {
 		ch = rch
 	}
@@ -125,6 +131,11 @@ func isSpace(b byte) bool {
 
 // castTo is convertChange's cast, once the value is known to be storable text.
 func castTo(v any, typ string, o castOpts) (any, change, *rowError) {
+	return castToIn(v, typ, o, nil)
+}
+
+// castToIn is castTo boxing the times it makes in a (nil: each on its own).
+func castToIn(v any, typ string, o castOpts, a *packed.Values) (any, change, *rowError) {
 	// Values that pass unchanged are returned as the interface they came in (no new boxing: an
 	// allocation per value otherwise).
 	switch typ {
@@ -205,6 +216,13 @@ func castTo(v any, typ string, o castOpts) (any, change, *rowError) {
 			return strconv.FormatFloat(x, 'g', -1, 64), unchanged, nil
 		}
 	case "timestamptz", "timestamp", "date":
+		if a != nil {
+			t, ch, err := toTimeValue(v, typ, o)
+			if err != nil {
+				return nil, unchanged, err
+			}
+			return a.Time(t), ch, nil
+		}
 		return toTimeOf(v, typ, o)
 	case "uuid":
 		s, ok := v.(string)

@@ -31,9 +31,18 @@ var timeLayouts = []string{
 // target keeps (beyond microseconds, beyond a timestamp(p)'s digits, a time of day for a date)
 // is inexact unless the column may round.
 func toTimeOf(v any, typ string, o castOpts) (any, change, *rowError) {
-	t, err := toTime(v, o.layout)
+	t, ch, err := toTimeValue(v, typ, o)
 	if err != nil {
 		return nil, unchanged, err
+	}
+	return t, ch, nil
+}
+
+// toTimeValue is toTimeOf's time, unboxed.
+func toTimeValue(v any, typ string, o castOpts) (time.Time, change, *rowError) {
+	t, err := toTime(v, o.layout)
+	if err != nil {
+		return time.Time{}, unchanged, err
 	}
 	unit := time.Microsecond
 	if o.tsUnit > unit {
@@ -49,9 +58,9 @@ func toTimeOf(v any, typ string, o castOpts) (any, change, *rowError) {
 	if !r.Equal(t) {
 		if !o.round {
 			if typ == "date" {
-				return nil, unchanged, inexact("%s has a time of day, which a date drops", t.Format(time.RFC3339Nano))
+				return time.Time{}, unchanged, inexact("%s has a time of day, which a date drops", t.Format(time.RFC3339Nano))
 			}
-			return nil, unchanged, inexact("%s is more precise than the %s the target keeps", t.Format(time.RFC3339Nano), unit)
+			return time.Time{}, unchanged, inexact("%s is more precise than the %s the target keeps", t.Format(time.RFC3339Nano), unit)
 		}
 		ch = rounded
 	}

@@ -34,12 +34,12 @@ func BenchmarkSQLiteRead(b *testing.B) {
 	if _, err := s.Columns(ctx, "orders"); err != nil {
 		b.Fatal(err)
 	}
-	for _, packed := range []bool{false, true} {
-		b.Run(fmt.Sprintf("packed=%v", packed), func(b *testing.B) { benchRead(b, s, packed) })
+	for _, pack := range []bool{false, true} {
+		b.Run(fmt.Sprintf("packed=%v", pack), func(b *testing.B) { benchRead(b, s, pack) })
 	}
 }
 
-func benchRead(b *testing.B, s *SQLite, packed bool) {
+func benchRead(b *testing.B, s *SQLite, pack bool) {
 	ctx := context.Background()
 	const n = 100_000
 	b.ReportAllocs()
@@ -48,7 +48,7 @@ func benchRead(b *testing.B, s *SQLite, packed bool) {
 		read := 0
 		for {
 			q := Query{Table: "orders", Columns: []string{"id", "patient_id", "amount", "status", "created_at"},
-				Key: "id", After: after, Limit: 10_000, Packed: packed}
+				Key: "id", After: after, Limit: 10_000, Packed: pack}
 			rows, err := s.Read(ctx, q)
 			if err != nil {
 				b.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"modernc.org/libc"
 	"modernc.org/libc/sys/types"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/cutover/cutover/internal/packed"
 )
 
 // rawConn is a read-only SQLite connection on the same SQLite build as the database/sql driver,
@@ -109,8 +111,8 @@ func (c *rawConn) errorf(rc int32, what string) error {
 // query runs a SELECT of n columns and hands each row to fn: INTEGER as int64, REAL as
 // float64, TEXT as string, BLOB as []byte, NULL as nil (the driver's mapping with no declared-
 // type conversions, which the reader turns off anyway). fn must not keep row. With packed, the
-// values are carved from arrays shared with other rows (valueArena).
-func (c *rawConn) query(ctx context.Context, query string, args []any, n int, packed bool, fn func(row []any)) error {
+// values are carved from arrays shared with other rows (package packed).
+func (c *rawConn) query(ctx context.Context, query string, args []any, n int, pack bool, fn func(row []any)) error {
 	zSQL, err := libc.CString(query)
 	if err != nil {
 		return err
@@ -129,9 +131,9 @@ func (c *rawConn) query(ctx context.Context, query string, args []any, n int, pa
 		}
 	}
 	row := make([]any, n)
-	var arena *valueArena
-	if packed {
-		arena = &valueArena{}
+	var arena *packed.Values
+	if pack {
+		arena = &packed.Values{}
 	}
 	for k := 0; ; k++ {
 		if k&1023 == 0 && ctx.Err() != nil {
@@ -150,14 +152,14 @@ func (c *rawConn) query(ctx context.Context, query string, args []any, n int, pa
 			case sqlite3.SQLITE_INTEGER:
 				v := sqlite3.Xsqlite3_column_int64(c.tls, stmt, col)
 				if arena != nil {
-					row[i] = arena.int64(v)
+					row[i] = arena.Int64(v)
 				} else {
 					row[i] = v
 				}
 			case sqlite3.SQLITE_FLOAT:
 				v := sqlite3.Xsqlite3_column_double(c.tls, stmt, col)
 				if arena != nil {
-					row[i] = arena.float64(v)
+					row[i] = arena.Float64(v)
 				} else {
 					row[i] = v
 				}
@@ -165,7 +167,7 @@ func (c *rawConn) query(ctx context.Context, query string, args []any, n int, pa
 				p := sqlite3.Xsqlite3_column_text(c.tls, stmt, col)
 				l := sqlite3.Xsqlite3_column_bytes(c.tls, stmt, col)
 				if arena != nil {
-					row[i] = arena.string(libc.GoBytes(p, int(l)))
+					row[i] = arena.String(libc.GoBytes(p, int(l)))
 				} else {
 					row[i] = string(libc.GoBytes(p, int(l)))
 				}

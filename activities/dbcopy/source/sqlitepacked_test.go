@@ -8,11 +8,13 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cutover/cutover/internal/packed"
 )
 
 // TestSQLitePackedRead: a packed read returns the values an unpacked one does (every storage
 // class, numbers either side of the runtime's static boxes, texts either side of
-// packedTextMax, with pages read meanwhile), and carves them from shared arrays instead of
+// packed.MaxText, with pages read meanwhile), and carves them from shared arrays instead of
 // allocating each.
 func TestSQLitePackedRead(t *testing.T) {
 	ctx := context.Background()
@@ -24,7 +26,7 @@ func TestSQLitePackedRead(t *testing.T) {
 	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, n, r, s, b)`); err != nil {
 		t.Fatal(err)
 	}
-	long := strings.Repeat("é", packedTextMax)
+	long := strings.Repeat("é", packed.MaxText)
 	tx, err := db.Begin()
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +58,12 @@ func TestSQLitePackedRead(t *testing.T) {
 	if _, err := src.Columns(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
-	read := func(packed bool) [][]any {
+	read := func(pack bool) [][]any {
 		var all [][]any
 		var after any
 		for {
 			q := Query{Table: "t", Columns: []string{"id", "n", "r", "s", "b"}, Key: "id", After: after, Limit: 700,
-				Packed: packed}
+				Packed: pack}
 			rows, err := src.Read(ctx, q)
 			if err != nil {
 				t.Fatal(err)
@@ -73,13 +75,13 @@ func TestSQLitePackedRead(t *testing.T) {
 			after = rows[len(rows)-1][0]
 		}
 	}
-	plain, packed := read(false), read(true)
-	if len(plain) != 3000 || len(packed) != 3000 {
-		t.Fatalf("rows: plain %d, packed %d, want 3000", len(plain), len(packed))
+	plain, carved := read(false), read(true)
+	if len(plain) != 3000 || len(carved) != 3000 {
+		t.Fatalf("rows: plain %d, packed %d, want 3000", len(plain), len(carved))
 	}
 	for i := range plain {
-		if !reflect.DeepEqual(plain[i], packed[i]) {
-			t.Fatalf("row %d: packed %#v, want %#v", i, packed[i], plain[i])
+		if !reflect.DeepEqual(plain[i], carved[i]) {
+			t.Fatalf("row %d: packed %#v, want %#v", i, carved[i], plain[i])
 		}
 	}
 
