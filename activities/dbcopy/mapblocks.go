@@ -41,18 +41,56 @@ func blockKey(k string) []byte {
 	return append([]byte{2}, k...)
 }
 
-// keyRange is the smallest and the largest of keys in the blocks' key order.
+// keyRange is the smallest and the largest of keys in the blocks' key order. Keys are
+// compared without building their blockKeys (two allocations a key of every batch, profiled).
 func keyRange(keys []string) (lo, hi []byte) {
+	var ints, others bool
+	var minInt, maxInt int64
+	var minOther, maxOther string
 	for _, k := range keys {
-		b := blockKey(k)
-		if lo == nil || bytes.Compare(b, lo) < 0 {
-			lo = b
+		if n, ok := decimalInt(k); ok {
+			if !ints || n < minInt {
+				minInt = n
+			}
+			if !ints || n > maxInt {
+				maxInt = n
+			}
+			ints = true
+			continue
 		}
-		if hi == nil || bytes.Compare(b, hi) > 0 {
-			hi = b
+		if !others || k < minOther {
+			minOther = k
+		}
+		if !others || k > maxOther {
+			maxOther = k
+		}
+		others = true
+	}
+	switch {
+	case ints && others:
+		return blockKey(strconv.FormatInt(minInt, 10)), blockKey(maxOther)
+	case ints:
+		return blockKey(strconv.FormatInt(minInt, 10)), blockKey(strconv.FormatInt(maxInt, 10))
+	case others:
+		return blockKey(minOther), blockKey(maxOther)
+	}
+	return nil, nil
+}
+
+// decimalInt is k's integer when k is one as strconv.FormatInt writes it (what blockKey orders
+// as a number), without allocating for a k that is not.
+func decimalInt(k string) (int64, bool) {
+	digits := strings.TrimPrefix(k, "-")
+	if digits == "" || len(digits) > 19 || (digits[0] == '0' && (len(digits) > 1 || len(k) > 1)) {
+		return 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
 		}
 	}
-	return lo, hi
+	n, err := strconv.ParseInt(k, 10, 64)
+	return n, err == nil
 }
 
 // insertBlockSQL records a batch's mappings as one block unless one of its legacy ids is

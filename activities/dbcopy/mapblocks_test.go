@@ -1,8 +1,10 @@
 package dbcopy
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,11 +23,30 @@ func TestBlockKeyOrder(t *testing.T) {
 			t.Errorf("blockKey(%q) is not below blockKey(%q)", keys[i-1], keys[i])
 		}
 	}
+	for _, keys := range [][]string{{"10", "9", "x", "-1"}, {"-0", "0", "00", "5"}, {"9223372036854775808", "-9223372036854775808"},
+		{"12", "3"}, {"b", "a", "c"}, {"+1", " 1", "1 ", "٣"}, {"-9223372036854775809", "-", ""}} {
+		byKey := slices.SortedFunc(slices.Values(keys), func(a, b string) int { return bytes.Compare(blockKey(a), blockKey(b)) })
+		lo, hi := keyRange(keys)
+		if !bytes.Equal(lo, blockKey(byKey[0])) || !bytes.Equal(hi, blockKey(byKey[len(byKey)-1])) {
+			t.Errorf("keyRange(%q) = %x..%x, want %x..%x", keys, lo, hi, blockKey(byKey[0]), blockKey(byKey[len(byKey)-1]))
+		}
+	}
 	lo, hi := keyRange([]string{"10", "9", "x", "-1"})
 	if string(lo) != string(blockKey("-1")) {
 		t.Errorf("string(lo) = %v, want string(blockKey(\"-1\")); keyRange: %x..%x", string(lo), lo, hi)
 	} else if string(hi) != string(blockKey("x")) {
 		t.Errorf("string(hi) = %v, want string(blockKey(\"x\")); keyRange: %x..%x", string(hi), lo, hi)
+	}
+}
+
+// TestKeyRangeAllocations: a batch's key range costs no allocation a key.
+func TestKeyRangeAllocations(t *testing.T) {
+	many := make([]string, 10000)
+	for i := range many {
+		many[i] = strconv.Itoa(i * 7)
+	}
+	if allocs := testing.AllocsPerRun(3, func() { keyRange(many) }); allocs > 4 {
+		t.Errorf("keyRange of 10,000 keys made %.0f allocations, want at most 4", allocs)
 	}
 }
 
