@@ -388,7 +388,7 @@ func queryKeys(vals []any) any {
 		}
 		out[i] = pgtype.UUID{Bytes: u, Valid: true}
 	}
-	return out
+	return uuidArray(out)
 }
 
 // selfParents marks found (target keys) the entity's own rows that a self reference may point

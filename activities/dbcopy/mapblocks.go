@@ -119,7 +119,7 @@ func (e *Engine) writeMappingBlock(ctx context.Context, tx pgx.Tx, p *entityPlan
 	}
 	lo, hi := keyRange(keys)
 	tag, err := tx.Exec(ctx, insertBlockSQL, pgtype.UUID{Bytes: id, Valid: true}, e.opt.MigrationID, p.ent.SourceTable,
-		p.ent.TargetTable, p.ent.EntityType, lo, hi, keys, dests)
+		p.ent.TargetTable, p.ent.EntityType, lo, hi, textArray(keys), uuidArray(dests))
 	if err != nil {
 		return err
 	}
