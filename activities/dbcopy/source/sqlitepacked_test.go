@@ -76,8 +76,11 @@ func TestSQLitePackedRead(t *testing.T) {
 		}
 	}
 	plain, carved := read(false), read(true)
-	if len(plain) != 3000 || len(carved) != 3000 {
-		t.Fatalf("rows: plain %d, packed %d, want 3000", len(plain), len(carved))
+	if len(plain) != 3000 {
+		t.Fatalf("read %d rows unpacked, want 3000", len(plain))
+	}
+	if len(carved) != 3000 {
+		t.Fatalf("read %d rows packed, want 3000", len(carved))
 	}
 	for i := range plain {
 		if !reflect.DeepEqual(plain[i], carved[i]) {
