@@ -305,9 +305,7 @@ func (e *Engine) checkParentsIn(ctx context.Context, tx pgx.Tx, p *entityPlan, r
 		return rows, nil, nil
 	}
 	for _, s := range sets {
-		q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = ANY($1::%s[])`, spec.QuoteIdent(s.ent.Key.Target),
-			spec.QuoteQualified(e.spec.Target.Schema, s.ent.TargetTable), spec.QuoteIdent(s.ent.Key.Target), s.typ)
-		rs, err := tx.Query(ctx, q, queryKeys(s.vals))
+		rs, err := tx.Query(ctx, parentCheckSQL(e.spec.Target.Schema, s.ent, s.typ), queryKeys(s.vals))
 		if err != nil {
 			return nil, nil, fmt.Errorf("check parents in %s: %w", s.ent.TargetTable, err)
 		}
@@ -377,8 +375,22 @@ func (e *Engine) checkParentsIn(ctx context.Context, tx pgx.Tx, p *entityPlan, r
 	return ok, bad, nil
 }
 
+// parentCheckSQL is the statement returning which of $1 (keys of type typ) the parent's target
+// table holds. Each key is looked up in the table's key index: OFFSET 0 keeps the EXISTS a
+// subplan run per key, neither a join nor a hashed subplan. Asked as "key = ANY($1)", the
+// planner, costing random page reads for a batch's thousands of keys, scanned the whole parent
+// table on every batch instead: 270 ms a batch against a parent of 325K wide rows, where the
+// lookups cost 25 ms (measured), a gap that grows with the parent.
+func parentCheckSQL(schema string, parent *spec.Entity, typ string) string {
+	return fmt.Sprintf(`SELECT k.id FROM unnest($1::%s[]) AS k(id) WHERE EXISTS (SELECT 1 FROM %s t WHERE t.%s = k.id OFFSET 0)`,
+		typ, spec.QuoteQualified(schema, parent.TargetTable), spec.QuoteIdent(parent.Key.Target))
+}
+
 // queryKeys is a parent lookup's keys as pgx encodes them fastest: UUIDs as pgtype.UUID (four
-// times faster than [16]byte values in an []any, measured), anything else as it is.
+// times faster than [16]byte values in an []any, measured), anything else as it is. UUIDs are
+// sorted: looked up in order, they walk the key index, and the parent's rows (each batch COPYs
+// its rows in key order, keyOrder), from page to page (half the PostgreSQL CPU of the same
+// lookups in random order, measured on a parent of 325K rows).
 func queryKeys(vals []any) any {
 	out := make([]pgtype.UUID, len(vals))
 	for i, v := range vals {
@@ -388,6 +400,7 @@ func queryKeys(vals []any) any {
 		}
 		out[i] = pgtype.UUID{Bytes: u, Valid: true}
 	}
+	slices.SortFunc(out, func(a, b pgtype.UUID) int { return bytes.Compare(a.Bytes[:], b.Bytes[:]) })
 	return uuidArray(out)
 }
 
