@@ -2,6 +2,7 @@ package dbcopy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -196,15 +197,17 @@ func uniqueTableName(ent *spec.Entity, col string) string {
 	return ident63(ent.TargetTable, col, "uniq")
 }
 
-// Finalize builds what is cheaper after the load: the indexes deferred at its start
-// (deferidx.go), the spec's indexes (B-tree, partial, full-text GIN) and the foreign keys of
-// reference columns, then ANALYZE of the columns joins and look-ups use (analyzeColumns).
+// Finalize vacuums the loaded table (vacuumLoaded) and builds what is cheaper after the load:
+// the indexes deferred at its start (deferidx.go), the spec's indexes (B-tree, partial,
+// full-text GIN) and the foreign keys of reference columns, then ANALYZE of the columns joins
+// and look-ups use (analyzeColumns).
 // Idempotent.
 func (e *Engine) Finalize(ctx context.Context, entity string) error {
 	ent, ok := e.spec.Entity(entity)
 	if !ok {
 		return fmt.Errorf("%w: no entity %q", ErrSpec, entity)
 	}
+	e.vacuumLoaded(ctx, e.qualified(ent.TargetTable))
 	if err := e.restoreIndexes(ctx, entity); err != nil {
 		return err
 	}
@@ -270,6 +273,40 @@ func (e *Engine) Finalize(ctx context.Context, entity string) error {
 		}
 	}
 	return nil
+}
+
+// vacuumLoaded vacuums an entity's table once its load ended: one pass over the table marks
+// its rows committed (hint bits) and its pages all-visible. Every later reader gains: the
+// dependents' parent checks look keys up in the key index alone (no row fetched to check its
+// visibility), and the index builds, the foreign keys' validation and the validation's scans
+// read pages without checking row by row; without it the first reader of each row paid for
+// the check and wrote the page again. It runs before the deferred and the spec's indexes are
+// built: a fresh load has next to nothing to clean (rows of rolled-back attempts), and there
+// is no index but the unique ones to clean. Best effort: it only saves work, and a failure is
+// logged, not returned.
+func (e *Engine) vacuumLoaded(ctx context.Context, table string) {
+	err := func() error {
+		conn, err := e.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		// VACUUM runs outside a transaction: the session's bound is raised for it, then
+		// restored (RESET returns to the value the connection was opened with).
+		if _, err := conn.Exec(ctx, fmt.Sprintf("SET statement_timeout = %d", finalizeStatements.Milliseconds())); err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "VACUUM "+table)
+		if _, rerr := conn.Exec(ctx, "RESET statement_timeout"); rerr != nil {
+			conn.Conn().Close(ctx) // never hand the raised bound back to the pool
+			return errors.Join(err, rerr)
+		}
+		return err
+	}()
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("vacuum after the load failed; readers of the table will do its work", "migration_id",
+			e.opt.MigrationID, "table", table, "error", err)
+	}
 }
 
 // analyzeColumns are the columns of an entity's table whose statistics Finalize gathers: its key,

@@ -2,6 +2,7 @@ package dbcopy
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -176,5 +177,23 @@ func TestFinalizeAnalyzesTheColumnsJoinsUse(t *testing.T) {
 	}
 	if changed() == 0 {
 		t.Error("doctors' changed rows counted as analyzed by Finalize: autovacuum would not analyze its other columns")
+	}
+}
+
+// TestFinalizeVacuumsTheLoadedTable: Finalize vacuums the loaded table, so its rows are
+// marked committed and its pages all-visible before anything reads them (the dependents'
+// parent checks then read its key index alone).
+func TestFinalizeVacuumsTheLoadedTable(t *testing.T) {
+	e, _, _ := openClinic(t, "sqlite", 1, 50)
+	copyAll(t, e)
+	ctx := ctxT(t)
+	rows, err := e.pool.Query(ctx, `SELECT relname::text FROM pg_stat_user_tables
+		WHERE schemaname = 'public' AND vacuum_count > 0 ORDER BY relname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Sorted(slices.Values(dbcopytest.Entities))
+	if diff := cmp.Diff(want, must(pgx.CollectRows(rows, pgx.RowTo[string]))(t)); diff != "" {
+		t.Errorf("tables vacuumed after the load (-want +got):\n%s", diff)
 	}
 }
