@@ -1,6 +1,7 @@
 package dbcopy
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
