@@ -108,3 +108,21 @@ func TestLedgerThenWholeSchemaIsTheWholeSchema(t *testing.T) {
 		t.Errorf("catalog (-whole +ledger then whole):\n%s", strings.TrimSpace(diff))
 	}
 }
+
+// TestLedgerStoresMappingUUIDsUncompressed: a mapping block's UUIDs are stored without trying
+// to compress them (random bytes never compress; the attempt cost each block's write).
+func TestLedgerStoresMappingUUIDsUncompressed(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	if _, err := schema.ApplyLedger(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var storage string
+	if err := pool.QueryRow(ctx, `SELECT attstorage::text FROM pg_attribute
+		WHERE attrelid = 'migration_mapping_blocks'::regclass AND attname = 'destination_ids'`).Scan(&storage); err != nil {
+		t.Fatal(err)
+	}
+	if storage != "e" {
+		t.Errorf("migration_mapping_blocks.destination_ids storage = %q, want \"e\" (external, uncompressed)", storage)
+	}
+}
