@@ -23,6 +23,7 @@ func (w *orch) load(ctx workflow.Context) error {
 	// settling counts completed entities whose bookkeeping (re-drives, status, event) still
 	// runs after their dependents were let start (promptStartChange).
 	prompt := workflow.GetVersion(ctx, promptStartChange, workflow.DefaultVersion, 1) >= 1
+	onlyDue := workflow.GetVersion(ctx, completionRedrivesDueChange, workflow.DefaultVersion, 1) >= 1
 	if workflow.GetVersion(ctx, loadedDependentsChange, workflow.DefaultVersion, 1) >= 1 {
 		w.loaded = map[string]bool{}
 	}
@@ -106,7 +107,7 @@ func (w *orch) load(ctx workflow.Context) error {
 						w.wake++ // its dependents start now, not after the bookkeeping below
 						defer func() { settling-- }()
 					}
-					w.redriveOrphans(ctx, redrive)
+					w.redriveOrphansDue(ctx, redrive, onlyDue)
 					w.validateEarly(ctx, name)
 					w.countersEmitting(ctx, "migration_progress", map[string]any{"entity": name,
 						"progress_percentage": w.state.ProgressPercent, "throughput": es.Throughput})
@@ -161,6 +162,11 @@ const loadedDependentsChange = "dependents-at-load-end"
 // bookkeeping (the re-drive of its orphans, its status and event) goes on; before, they waited
 // for that bookkeeping, a few activities on the critical path of every link of a chain.
 const promptStartChange = "prompt-dependents"
+
+// completionRedrivesDueChange: an entity's completion re-drives a dependent completed before
+// it (let start at its load's end) only when the dependent's parents gained rows since the
+// dependent's own re-drive; before, it re-drove it again, for nothing.
+const completionRedrivesDueChange = "completion-redrives-due"
 
 // entityFailure names the entity that stopped a migration and keeps the child's error (and
 // its type) underneath.

@@ -122,6 +122,12 @@ const orphanRedriveChange = "orphan-redrive"
 // others run side by side, Parallelism at a time (parallelRedriveChange; before, one after
 // another in dependency order).
 func (w *orch) redriveOrphans(ctx workflow.Context, names []string) {
+	w.redriveOrphansDue(ctx, names, false)
+}
+
+// redriveOrphansDue is redriveOrphans; onlyDue skips, as its turn comes, an entity re-driven
+// before whose parents gained no row since (redriveDue).
+func (w *orch) redriveOrphansDue(ctx workflow.Context, names []string, onlyDue bool) {
 	if workflow.GetVersion(ctx, orphanRedriveChange, workflow.DefaultVersion, 1) < 1 {
 		return
 	}
@@ -150,6 +156,10 @@ func (w *orch) redriveOrphans(ctx workflow.Context, names []string) {
 				continue
 			}
 			if slices.ContainsFunc(w.plan.Deps[name], func(d string) bool { return todo[d] && !done[d] }) {
+				continue
+			}
+			if onlyDue && !w.redriveDue(name) {
+				todo[name] = false
 				continue
 			}
 			started[name] = true
@@ -274,11 +284,13 @@ func (w *orch) toRedriveAtLoadEnd() []string {
 	if w.arrivals.count == nil {
 		return w.plan.Order
 	}
-	var out []string
-	for _, name := range w.plan.Order {
-		if saw, ok := w.arrivals.redriveSaw[name]; !ok || saw != w.parentArrivals(name) {
-			out = append(out, name)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(w.plan.Order), func(n string) bool { return !w.redriveDue(n) })
+}
+
+// redriveDue says whether name's rows without a parent may load now: it was never re-driven
+// in this run, or its parents gained rows since its last re-drive started (always, when this
+// run does not count arrivals: redriveArrivalsChange).
+func (w *orch) redriveDue(name string) bool {
+	saw, ok := w.arrivals.redriveSaw[name]
+	return !ok || saw != w.parentArrivals(name)
 }

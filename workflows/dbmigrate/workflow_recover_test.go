@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,5 +304,40 @@ func TestEndOfLoadRedrivesAfterArrivals(t *testing.T) {
 	}
 	if last := lastIndex(rec.events, "orphans doctors"); last < lastIndex(rec.events, "orphans-end offices") {
 		t.Errorf("doctors' last re-drive started before offices' loaded its row: %v", rec.events)
+	}
+}
+
+// TestDependentDoneFirstIsRedrivenOnce: doctors starts when its parents loaded and completes
+// while profiles still finalizes (held here until doctors is done); doctors' completion
+// re-drives its orphans, and profiles' completion, which brought no row since, does not again
+// (completionRedrivesDueChange), nor does the end of the load.
+func TestDependentDoneFirstIsRedrivenOnce(t *testing.T) {
+	rec := &recorder{failed: map[string]int64{"doctors": 1}}
+	var held atomic.Bool
+	rec.finalizeHook = func(entity string) {
+		if entity != "profiles" {
+			return
+		}
+		done := func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			return rec.index("done doctors") >= 0
+		}
+		for deadline := time.Now().Add(2 * time.Second); !done() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		held.Store(done())
+	}
+	env := newEnv(t, rec)
+	env.ExecuteWorkflow(dbmigrateapi.WorkflowName, testInput(t, model.MigrationFull, dbmigrateapi.Config{}))
+	st := result(t, env)
+	if st.Status != model.OrchCompleted {
+		t.Fatalf("st.Status = %s, want completed (error %q)", st.Status, st.Error)
+	}
+	if !held.Load() {
+		t.Fatalf("doctors did not complete while profiles finalized:\n%s", strings.Join(rec.events, "\n"))
+	}
+	if n := rec.count("orphans doctors"); n != 1 {
+		t.Errorf("doctors re-driven %d times, want once:\n%s", n, strings.Join(rec.events, "\n"))
 	}
 }
