@@ -366,7 +366,12 @@ func (e *Engine) checkParentsIn(ctx context.Context, tx pgx.Tx, p *entityPlan, r
 		return rows, nil, nil
 	}
 	for _, s := range sets {
-		rs, err := tx.Query(ctx, parentCheckSQL(e.spec.Target.Schema, s.ent, s.typ), queryKeys(s.vals))
+		parent := spec.QuoteQualified(e.spec.Target.Schema, s.ent.TargetTable)
+		indexed, err := keyIndexed(ctx, tx, parent, s.ent.Key.Target)
+		if err != nil {
+			return nil, nil, err
+		}
+		rs, err := tx.Query(ctx, parentCheckSQL(parent, s.ent.Key.Target, s.typ, indexed), queryKeys(s.vals))
 		if err != nil {
 			return nil, nil, fmt.Errorf("check parents in %s: %w", s.ent.TargetTable, err)
 		}
@@ -436,15 +441,20 @@ func (e *Engine) checkParentsIn(ctx context.Context, tx pgx.Tx, p *entityPlan, r
 	return ok, bad, nil
 }
 
-// parentCheckSQL is the statement returning which of $1 (keys of type typ) the parent's target
-// table holds. Each key is looked up in the table's key index: OFFSET 0 keeps the EXISTS a
-// subplan run per key, neither a join nor a hashed subplan. Asked as "key = ANY($1)", the
-// planner, costing random page reads for a batch's thousands of keys, scanned the whole parent
-// table on every batch instead: 270 ms a batch against a parent of 325K wide rows, where the
-// lookups cost 25 ms (measured), a gap that grows with the parent.
-func parentCheckSQL(schema string, parent *spec.Entity, typ string) string {
+// parentCheckSQL is the statement returning which of $1 (keys of type typ) the parent table
+// holds in its key column. When the key leads an index (indexed), each key is looked up in it:
+// OFFSET 0 keeps the EXISTS a subplan run per key, neither a join nor a hashed subplan. Asked
+// as "key = ANY($1)", the planner, costing random page reads for a batch's thousands of keys,
+// scanned the whole parent table on every batch instead: 270 ms a batch against a parent of
+// 325K wide rows, where the lookups cost 25 ms (measured), a gap that grows with the parent.
+// Without such an index (a user's table whose key index was deferred, say) a probe per key
+// would scan the table per key: there "key = ANY($1)" stays, one scan per batch.
+func parentCheckSQL(table, key, typ string, indexed bool) string {
+	if !indexed {
+		return fmt.Sprintf(`SELECT %s FROM %s WHERE %s = ANY($1::%s[])`, spec.QuoteIdent(key), table, spec.QuoteIdent(key), typ)
+	}
 	return fmt.Sprintf(`SELECT k.id FROM unnest($1::%s[]) AS k(id) WHERE EXISTS (SELECT 1 FROM %s t WHERE t.%s = k.id OFFSET 0)`,
-		typ, spec.QuoteQualified(schema, parent.TargetTable), spec.QuoteIdent(parent.Key.Target))
+		typ, table, spec.QuoteIdent(key))
 }
 
 // queryKeys is a parent lookup's keys as pgx encodes them fastest: UUIDs as pgtype.UUID (four

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cutover/cutover/workflows/dbmigrate/spec"
@@ -56,8 +57,8 @@ func (c *comparison) add(o comparison, keep int) {
 }
 
 // compareRows compares source rows (and keys gone from the source) with the target rows of
-// the same keys (read by query: contentQuery), value by value against what each source value says (verify.go). Keys with
-// open errors (quarantined) are not expected in the target.
+// the same keys (read by query: contentQuery), value by value against what each source value
+// says (verify.go). Keys with open errors (quarantined) are not expected in the target.
 //
 // A target row is compared on its raw column bytes first (sameRow): no value is decoded but
 // where a column needs it, and no source row goes through the whole transformation (its
@@ -237,24 +238,37 @@ func keyOf(typ string, v any) rowKey {
 
 // contentQuery reads the target rows of some keys ($1: targetKeys, no key twice) as the
 // content check compares them: one probe of the target's key index per key, in a LATERAL
-// subquery PostgreSQL cannot flatten (OFFSET 0), so the plan is the same for every page.
-// As a plain join of the keys to the table, a page of 10,000 keys was planned, once the table
-// had statistics, as a hash join over a scan of the whole table, hashed again (and spilled to
+// subquery PostgreSQL cannot flatten (OFFSET 0), so the plan is the same for every page. As a
+// plain join of the keys to the table, a page of 10,000 keys was planned, once the table had
+// statistics, as a hash join over a scan of the whole table, hashed again (and spilled to
 // disk) for every page: quadratic in the table's rows (the clinic's 325,000 profiles: 0.2–0.5 s
 // a page, 7 s in all, against about 0.05 s a page probing); "key = ANY($1)" was planned as the
-// same scan. Without
-// an index on the key the probes would each scan the table: there the join stays, one scan per
-// page.
+// same scan. Without an index on the key the probes would each scan the table: there the join
+// stays, one scan per page.
 func (e *Engine) contentQuery(ctx context.Context, p *entityPlan) (string, error) {
-	var indexed bool
-	if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	indexed, err := keyIndexed(ctx, e.pool, p.target, p.ent.Key.Target)
+	if err != nil {
+		return "", err
+	}
+	return contentQuerySQL(p, indexed), nil
+}
+
+// keyIndexed says whether a valid, non-partial B-tree or hash index of table leads with
+// column: whether looking keys up one by one (an index probe each) beats one scan of the table.
+func keyIndexed(ctx context.Context, q querier, table, column string) (bool, error) {
+	rs, err := q.Query(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 		JOIN pg_am a ON a.oid = c.relam
 		WHERE i.indrelid = $1::regclass AND i.indisvalid AND i.indpred IS NULL AND a.amname IN ('btree', 'hash')
 		  AND i.indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped))`,
-		p.target, p.ent.Key.Target).Scan(&indexed); err != nil {
-		return "", fmt.Errorf("indexes of %s: %w", p.target, err)
+		table, column)
+	if err != nil {
+		return false, fmt.Errorf("indexes of %s: %w", table, err)
 	}
-	return contentQuerySQL(p, indexed), nil
+	indexed, err := pgx.CollectExactlyOneRow(rs, pgx.RowTo[bool])
+	if err != nil {
+		return false, fmt.Errorf("indexes of %s: %w", table, err)
+	}
+	return indexed, nil
 }
 
 // contentQuerySQL is contentQuery's statement: indexed says the target's key leads an index.

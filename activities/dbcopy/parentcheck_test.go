@@ -37,8 +37,12 @@ func TestParentCheckLooksKeysUp(t *testing.T) {
 	}
 	absent := pgtype.UUID{Bytes: uuid.New(), Valid: true}
 	keys = append(keys, absent)
-	parent := &spec.Entity{TargetTable: "parents", Key: spec.Key{Target: "id"}}
-	q := parentCheckSQL("public", parent, "uuid")
+	table := spec.QuoteQualified("public", "parents")
+	indexed, err := keyIndexed(ctx, conn, table, "id")
+	if err != nil || !indexed {
+		t.Fatalf("keyIndexed = %v, %v; want true (the primary key)", indexed, err)
+	}
+	q := parentCheckSQL(table, "id", "uuid", indexed)
 
 	rs, err = conn.Query(ctx, "EXPLAIN "+q, keys)
 	if err != nil {
@@ -69,5 +73,57 @@ func TestParentCheckLooksKeysUp(t *testing.T) {
 		if k == absent {
 			t.Errorf("parent check found the absent key %v", k)
 		}
+	}
+}
+
+// TestParentCheckWithoutKeyIndexScansOnce: a parent whose key leads no index (a user's table)
+// is checked by one scan of the table a batch, never by a scan per key.
+func TestParentCheckWithoutKeyIndexScansOnce(t *testing.T) {
+	ctx := ctxT(t)
+	conn, err := pgx.Connect(ctx, newTarget(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE parents (id uuid, note text);
+		INSERT INTO parents SELECT gen_random_uuid(), 'x' FROM generate_series(1, 2000);
+		ANALYZE parents`); err != nil {
+		t.Fatal(err)
+	}
+	table := spec.QuoteQualified("public", "parents")
+	indexed, err := keyIndexed(ctx, conn, table, "id")
+	if err != nil || indexed {
+		t.Fatalf("keyIndexed = %v, %v; want false", indexed, err)
+	}
+	rs, err := conn.Query(ctx, `SELECT id FROM parents LIMIT 100`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rs, pgx.RowTo[pgtype.UUID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := parentCheckSQL(table, "id", "uuid", indexed)
+	rs, err = conn.Query(ctx, "EXPLAIN "+q, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := strings.Join(lines, "\n"); strings.Contains(plan, "SubPlan") || strings.Count(plan, "Seq Scan") != 1 {
+		t.Errorf("parent check plan without a key index, want one scan of the table:\n%s", plan)
+	}
+	rs, err = conn.Query(ctx, q, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := pgx.CollectRows(rs, pgx.RowTo[pgtype.UUID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != len(keys) {
+		t.Errorf("parent check found %d keys, want %d", len(found), len(keys))
 	}
 }
